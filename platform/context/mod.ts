@@ -1,0 +1,5 @@
+/**
+ * Request-scoped context (request id, deadline signal, trace context, principal) carried across `await`s.
+ * @module
+ */
+export * from "./context.ts";

@@ -1,0 +1,33 @@
+/** A row as returned by a query: column name to value. */
+export type Row = Record<string, unknown>;
+
+/** What both a database and a transaction can do. */
+export interface Queryable {
+  /**
+   * Runs one statement with positional parameters (`$1`, `$2`, ...) and returns its rows.
+   * `bigint`/`int8` columns come back as strings in every adapter; cast in SQL when you need a number.
+   */
+  query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
+}
+
+/** A transaction handle; only valid inside the `transaction()` callback. */
+export type Tx = Queryable;
+
+/**
+ * A database a service owns. Two adapters implement it (Postgres via `postgres`, embedded via PGlite) and both pass
+ * `platform/db/testing/conformance.ts`.
+ *
+ * Guarantees in every adapter: `transaction(fn)` commits when `fn` resolves and rolls back when it throws (rethrowing
+ * the error); `notify` inside a transaction is delivered only on commit; `listen` callbacks run after the notifying
+ * transaction committed; `close()` is idempotent.
+ */
+export interface Database extends Queryable {
+  /** Runs `fn` in one transaction (READ COMMITTED). */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Subscribes to `NOTIFY channel`; resolves once listening. Returns an unsubscribe function. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Cheap liveness probe for readiness checks. */
+  ping(signal?: AbortSignal): Promise<void>;
+  /** Closes connections; idempotent. */
+  close(): Promise<void>;
+}

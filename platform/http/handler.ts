@@ -1,0 +1,38 @@
+/**
+ * A request handler on web-standard `Request`/`Response`.
+ *
+ * @example
+ * ```ts
+ * import type { Handler } from "./handler.ts";
+ * const hello: Handler = async () => new Response("hi");
+ * ```
+ */
+export type Handler = (req: Request) => Promise<Response>;
+
+/**
+ * Decorates a handler (go-kit's shape, so a middleware can call `next` more than once).
+ *
+ * @example
+ * ```ts
+ * import type { Middleware } from "./handler.ts";
+ * const poweredBy: Middleware = (next) => async function poweredBy(req) {
+ *   const res = await next(req);
+ *   res.headers.set("x-powered-by", "trellis");
+ *   return res;
+ * };
+ * ```
+ */
+export type Middleware = (next: Handler) => Handler;
+
+/**
+ * Composes middleware, outermost first: `chain(a, b)(h)` runs `a`, then `b`, then `h`.
+ *
+ * @example
+ * ```ts
+ * import { chain } from "./handler.ts";
+ * const handler = chain()(async () => new Response("ok"));
+ * ```
+ */
+export function chain(...middleware: Middleware[]): (handler: Handler) => Handler {
+  return (handler) => middleware.reduceRight((next, mw) => mw(next), handler);
+}

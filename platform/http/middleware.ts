@@ -1,0 +1,108 @@
+import { contextFromHeaders, currentContext, runWithContext } from "../context/context.ts";
+import type { Logger } from "../log/logger.ts";
+import type { Middleware } from "./handler.ts";
+import { errorResponse, HttpError } from "./problem.ts";
+
+/** Options for {@linkcode requestContext}. */
+export interface RequestContextOptions {
+  /** Budget for requests that carry no deadline header. @default {10000} */
+  defaultBudgetMs?: number;
+}
+
+/**
+ * Opens the request context: adopts a valid incoming `X-Request-Id` (else makes one) and echoes it, turns the
+ * incoming deadline (or the default budget) into the context's `AbortSignal`, and answers 504 problem+json when the
+ * deadline passes before the handler does.
+ *
+ * @example
+ * ```ts
+ * import { chain } from "./handler.ts";
+ * import { requestContext } from "./middleware.ts";
+ * const h = chain(requestContext({ defaultBudgetMs: 2000 }))(async () => new Response("ok"));
+ * ```
+ */
+export function requestContext(options: RequestContextOptions = {}): Middleware {
+  const defaultBudgetMs = options.defaultBudgetMs ?? 10_000;
+  return (next) =>
+    async function requestContext(req) {
+      const { ctx, dispose } = contextFromHeaders(req.headers, { defaultBudgetMs, signal: req.signal });
+      try {
+        const res = await runWithContext(ctx, async () => {
+          try {
+            return await raceDeadline(next(req), ctx.signal);
+          } catch (err) {
+            if (ctx.signal.aborted && !(err instanceof HttpError)) {
+              return errorResponse(
+                new HttpError(504, "deadline-exceeded", "Deadline exceeded", {
+                  detail: "the request did not complete within its deadline",
+                }),
+              );
+            }
+            throw err;
+          }
+        });
+        res.headers.set("x-request-id", ctx.requestId);
+        return res;
+      } finally {
+        dispose();
+      }
+    };
+}
+
+function raceDeadline(p: Promise<Response>, signal: AbortSignal): Promise<Response> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * Turns anything a handler throws into problem+json: `HttpError`s keep their status; other errors become a 500 with
+ * no internals, and their stack goes to the log.
+ *
+ * @example
+ * ```ts
+ * import { createLogger } from "../log/logger.ts";
+ * import { recovery } from "./middleware.ts";
+ * const mw = recovery(createLogger("demo", { write: () => {} }));
+ * ```
+ */
+export function recovery(log: Logger): Middleware {
+  return (next) =>
+    async function recovery(req) {
+      try {
+        return await next(req);
+      } catch (err) {
+        if (!(err instanceof HttpError)) log.error("handler failed", { err, path: new URL(req.url).pathname });
+        return errorResponse(err);
+      }
+    };
+}
+
+/**
+ * One log line per request: method, route template, status, duration and request id.
+ *
+ * @example
+ * ```ts
+ * import { createLogger } from "../log/logger.ts";
+ * import { accessLog } from "./middleware.ts";
+ * const mw = accessLog(createLogger("demo", { write: () => {} }));
+ * ```
+ */
+export function accessLog(log: Logger): Middleware {
+  return (next) =>
+    async function accessLog(req) {
+      const start = performance.now();
+      const res = await next(req);
+      const ctx = currentContext();
+      log.info("request", {
+        method: req.method,
+        route: ctx?.route ?? "unmatched",
+        status: res.status,
+        ms: Math.round((performance.now() - start) * 100) / 100,
+      });
+      return res;
+    };
+}

@@ -1,0 +1,113 @@
+import { currentContext } from "../context/context.ts";
+
+/** RFC 9457 problem details. */
+export interface Problem {
+  /** Stable URI reference naming the problem kind. */
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance?: string;
+  requestId?: string;
+  [extension: string]: unknown;
+}
+
+const TYPE_BASE = "https://trellis.dev/problems/";
+
+/**
+ * An error that leaves a service as a problem+json response with its status. Throw it from handlers.
+ *
+ * @example
+ * ```ts
+ * import { HttpError } from "./problem.ts";
+ * const err = new HttpError(404, "not-found", "Order not found", { detail: "no order o-1" });
+ * ```
+ */
+export class HttpError extends Error {
+  readonly status: number;
+  readonly type: string;
+  readonly title: string;
+  readonly detail?: string;
+  readonly extensions: Record<string, unknown>;
+  readonly headers: Record<string, string>;
+  constructor(
+    status: number,
+    type: string,
+    title: string,
+    options: {
+      detail?: string;
+      extensions?: Record<string, unknown>;
+      headers?: Record<string, string>;
+      cause?: unknown;
+    } = {},
+  ) {
+    super(options.detail ?? title, { cause: options.cause });
+    this.name = "HttpError";
+    this.status = status;
+    this.type = type;
+    this.title = title;
+    this.detail = options.detail;
+    this.extensions = options.extensions ?? {};
+    this.headers = options.headers ?? {};
+  }
+}
+
+/** 400 with a detail. */
+export const badRequest = (detail: string, extensions?: Record<string, unknown>) =>
+  new HttpError(400, "bad-request", "Bad request", { detail, extensions });
+/** 404 with a detail. */
+export const notFound = (detail: string) => new HttpError(404, "not-found", "Not found", { detail });
+/** 422 listing every invalid field. */
+export const unprocessable = (errors: { path: string; reason: string }[]) =>
+  new HttpError(422, "validation", "Request does not match the schema", {
+    detail: errors.map((e) => `${e.path}: ${e.reason}`).join("; "),
+    extensions: { errors },
+  });
+
+/**
+ * A problem+json response. The request id of the current context is added when there is one.
+ *
+ * @example
+ * ```ts
+ * import { problemResponse } from "./problem.ts";
+ * const res = problemResponse(404, "not-found", "Not found", { detail: "no such order" });
+ * ```
+ */
+export function problemResponse(
+  status: number,
+  type: string,
+  title: string,
+  options: { detail?: string; instance?: string; extensions?: Record<string, unknown>; headers?: HeadersInit } = {},
+): Response {
+  const body: Problem = { type: type.includes(":") ? type : TYPE_BASE + type, title, status };
+  if (options.detail !== undefined) body.detail = options.detail;
+  if (options.instance !== undefined) body.instance = options.instance;
+  const requestId = currentContext()?.requestId;
+  if (requestId) body.requestId = requestId;
+  Object.assign(body, options.extensions);
+  const headers = new Headers(options.headers);
+  headers.set("content-type", "application/problem+json");
+  return new Response(JSON.stringify(body), { status, headers });
+}
+
+/**
+ * Maps any thrown value to a problem response: `HttpError`s keep their status; anything else is a 500 that reveals
+ * nothing of its internals.
+ *
+ * @example
+ * ```ts
+ * import { HttpError, errorResponse } from "./problem.ts";
+ * errorResponse(new HttpError(409, "conflict", "Conflict")).status; // 409
+ * ```
+ */
+export function errorResponse(err: unknown, instance?: string): Response {
+  if (err instanceof HttpError) {
+    return problemResponse(err.status, err.type, err.title, {
+      detail: err.detail,
+      instance,
+      extensions: err.extensions,
+      headers: err.headers,
+    });
+  }
+  return problemResponse(500, "internal", "Internal server error", { instance });
+}
