@@ -127,7 +127,7 @@ export function contextFromHeaders(
   let deadline = Number.isFinite(rawDeadline) && rawDeadline > 0 ? rawDeadline : undefined;
   if (deadline === undefined && options.defaultBudgetMs !== undefined) deadline = Date.now() + options.defaultBudgetMs;
   const controller = new AbortController();
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   if (deadline !== undefined) {
     const ms = Math.max(0, deadline - Date.now());
     timer = setTimeout(() => controller.abort(new DOMException("deadline exceeded", "TimeoutError")), ms);
