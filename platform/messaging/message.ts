@@ -1,5 +1,13 @@
 /**
  * A message as published and delivered. `payload` is bytes; encode and decode at the edges.
+ *
+ * @example Decode a JSON payload in a handler
+ * ```ts
+ * import type { Message } from "./message.ts";
+ * function orderId(msg: Message): string {
+ *   return JSON.parse(new TextDecoder().decode(msg.payload)).orderId;
+ * }
+ * ```
  */
 export interface Message {
   /** Unique id, set by the publisher (a UUID when omitted); consumers deduplicate on it. */
@@ -15,7 +23,20 @@ export interface Message {
   timestamp: number;
 }
 
-/** What a publisher accepts: everything but the delivery bookkeeping is optional. */
+/**
+ * What a publisher accepts: everything but the delivery bookkeeping is optional.
+ *
+ * @example
+ * ```ts
+ * import type { OutgoingMessage } from "./message.ts";
+ * const msg: OutgoingMessage = {
+ *   id: "evt-1",
+ *   key: "order-1",
+ *   headers: { "content-type": "application/json" },
+ *   payload: new TextEncoder().encode('{"orderId":"order-1"}'),
+ * };
+ * ```
+ */
 export interface OutgoingMessage {
   id?: string;
   key?: string;
@@ -23,10 +44,31 @@ export interface OutgoingMessage {
   payload: Uint8Array;
 }
 
-/** Returns normally to acknowledge; throws to reject (redelivered where the adapter supports it). */
-export type MessageHandler = (msg: Message) => Promise<void>;
+/**
+ * Returns (or resolves) normally to acknowledge; throws (or rejects) to reject: redelivered where the adapter
+ * declares `redelivery`, logged and dropped where it does not.
+ *
+ * @example
+ * ```ts
+ * import type { MessageHandler } from "./message.ts";
+ * const handler: MessageHandler = async (msg) => {
+ *   if (msg.attempt > 5) console.warn("giving this one a last try", msg.id);
+ * };
+ * ```
+ */
+export type MessageHandler = (msg: Message) => void | Promise<void>;
 
-/** What an adapter can do; the conformance suite skips what an adapter does not claim. */
+/**
+ * What an adapter can do; the conformance suite skips what an adapter does not claim.
+ *
+ * @example Refuse an adapter that could lose messages
+ * ```ts
+ * import type { Features } from "./message.ts";
+ * function requireAtLeastOnce(features: Features): void {
+ *   if (!features.redelivery) throw new TypeError("this consumer needs an adapter with redelivery");
+ * }
+ * ```
+ */
 export interface Features {
   /** Messages survive a broker restart and wait for subscribers that are not running. */
   persistent: boolean;
@@ -40,7 +82,15 @@ export interface Features {
   wildcards: boolean;
 }
 
-/** Options for {@linkcode Subscriber.subscribe}. */
+/**
+ * Options for {@linkcode Subscriber.subscribe}.
+ *
+ * @example
+ * ```ts
+ * import type { SubscribeOptions } from "./message.ts";
+ * const options: SubscribeOptions = { group: "payments", concurrency: 8 };
+ * ```
+ */
 export interface SubscribeOptions {
   /** Consumer group / queue group / durable name. Subscribers with the same group share the work. */
   group?: string;
@@ -48,7 +98,17 @@ export interface SubscribeOptions {
   concurrency?: number;
 }
 
-/** A running subscription. */
+/**
+ * A running subscription.
+ *
+ * @example Stop consuming on shutdown
+ * ```ts
+ * import type { Subscription } from "./message.ts";
+ * async function stop(subs: Subscription[]): Promise<void> {
+ *   await Promise.all(subs.map((s) => s.close()));
+ * }
+ * ```
+ */
 export interface Subscription {
   /** Stops delivery, waits for in-flight handlers, releases resources; idempotent. */
   close(): Promise<void>;
@@ -64,7 +124,16 @@ export interface Subscription {
  *   a thrown handler is retried in place before the partition moves on.
  *
  * `publish` resolves once the broker accepted the message (for Kafka: acks from all in-sync replicas).
- * `close()` flushes pending publishes and is idempotent. Publishers are safe for concurrent use.
+ * `close()` flushes pending publishes and is idempotent; `publish` after `close()` rejects. Publishers are safe for
+ * concurrent use.
+ *
+ * @example Publish an event for an order
+ * ```ts
+ * import type { Publisher } from "./message.ts";
+ * async function orderCreated(pub: Publisher, orderId: string): Promise<void> {
+ *   await pub.publish("orders.events", { key: orderId, payload: new TextEncoder().encode(orderId) });
+ * }
+ * ```
  */
 export interface Publisher {
   readonly features: Features;
@@ -72,9 +141,43 @@ export interface Publisher {
   close(): Promise<void>;
 }
 
-/** Subscribes handlers to topics. Subscribers are safe for concurrent use; `close()` closes every subscription. */
+/**
+ * Subscribes handlers to topics. Subscribers are safe for concurrent use; `close()` closes every subscription.
+ *
+ * `subscribe` resolves once the subscription is live: a message published after it resolves reaches the handler
+ * (for Kafka: once the consumer joined its group and got its partitions).
+ *
+ * Every adapter runs the handler inside a `Context` (`platform/context`) restored from the message headers (request id,
+ * traceparent, deadline), and `publish` copies the current context into headers the caller did not set.
+ *
+ * @example Consume in a group
+ * ```ts
+ * import type { Subscriber, Subscription } from "./message.ts";
+ * function consume(sub: Subscriber): Promise<Subscription> {
+ *   return sub.subscribe("orders.events", (msg) => console.log(msg.id), { group: "inventory", concurrency: 4 });
+ * }
+ * ```
+ */
 export interface Subscriber {
   readonly features: Features;
   subscribe(topic: string, handler: MessageHandler, options?: SubscribeOptions): Promise<Subscription>;
+  close(): Promise<void>;
+}
+
+/**
+ * An adapter that both publishes and subscribes (in-memory, NATS, Kafka); `close()` closes both sides.
+ *
+ * @example Round trip through any adapter
+ * ```ts
+ * import type { PubSub } from "./message.ts";
+ * async function ping(bus: PubSub): Promise<void> {
+ *   const sub = await bus.subscribe("pings", async (msg) => console.log(msg.id), { group: "pinger" });
+ *   await bus.publish("pings", { payload: new TextEncoder().encode("ping") });
+ *   await sub.close();
+ * }
+ * ```
+ */
+export interface PubSub extends Publisher, Subscriber {
+  readonly features: Features;
   close(): Promise<void>;
 }

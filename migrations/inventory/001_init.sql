@@ -1,0 +1,43 @@
+create table products (
+  sku text primary key,
+  name text not null,
+  price_cents bigint not null check (price_cents >= 0),
+  stock integer not null check (stock >= 0),
+  version integer not null default 1
+);
+
+create table reservations (
+  order_id text primary key,
+  status text not null check (status in ('RESERVED', 'RELEASED', 'REJECTED')),
+  items jsonb not null,
+  reason text not null default '',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+
+-- Transactional outbox and idempotent-consumer inbox (platform/outbox).
+create table outbox (
+  seq bigserial primary key,
+  id uuid not null unique,
+  topic text not null,
+  key text,
+  headers jsonb not null default '{}',
+  payload text not null,
+  created_at timestamptz not null default now(),
+  published_at timestamptz
+);
+create index outbox_unpublished on outbox (seq) where published_at is null;
+
+create table inbox (
+  consumer text not null,
+  message_id text not null,
+  handled_at timestamptz not null default now(),
+  primary key (consumer, message_id)
+);
+
+-- Demo catalogue.
+insert into products (sku, name, price_cents, stock) values
+  ('tea-sencha', 'Sencha green tea, 100 g', 450, 10000),
+  ('mug-blue', 'Blue stoneware mug', 1200, 5000),
+  ('kettle', 'Gooseneck kettle', 3900, 2000),
+  ('teapot-antique', 'Antique cast-iron teapot', 25000, 1);

@@ -1,0 +1,35 @@
+create table orders (
+  id text primary key,
+  customer_id text not null,
+  items jsonb not null,
+  total_cents bigint not null,
+  payment_token text not null,
+  status text not null check (status in ('PENDING', 'CONFIRMED', 'CANCELLED')),
+  step text not null check (step in ('RESERVING', 'CHARGING', 'RELEASING', 'DONE')),
+  reason text not null default '',
+  idempotency_key text,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  unique (customer_id, idempotency_key)
+);
+create index orders_unfinished on orders (updated_at) where step <> 'DONE';
+
+-- Transactional outbox and idempotent-consumer inbox (platform/outbox).
+create table outbox (
+  seq bigserial primary key,
+  id uuid not null unique,
+  topic text not null,
+  key text,
+  headers jsonb not null default '{}',
+  payload text not null,
+  created_at timestamptz not null default now(),
+  published_at timestamptz
+);
+create index outbox_unpublished on outbox (seq) where published_at is null;
+
+create table inbox (
+  consumer text not null,
+  message_id text not null,
+  handled_at timestamptz not null default now(),
+  primary key (consumer, message_id)
+);

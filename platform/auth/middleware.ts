@@ -1,0 +1,130 @@
+import { currentContext } from "../context/context.ts";
+import type { Middleware } from "../http/handler.ts";
+import { errorResponse, HttpError } from "../http/problem.ts";
+import { AuthError } from "./auth_error.ts";
+import type { Verifier } from "./verifier.ts";
+
+/** Options for {@linkcode authenticate}. */
+export interface AuthenticateOptions {
+  /** The `realm` in `WWW-Authenticate` challenges. @default {"trellis"} */
+  realm?: string;
+}
+
+/**
+ * Authenticates `Authorization: Bearer <token>` and sets `principal` on the current request context. A missing
+ * bearer token answers 401 with a bare `Bearer` challenge; a bad one answers 401 with `error="invalid_token"`; keys
+ * that cannot be fetched answer 503. Bodies are RFC 9457 problem+json.
+ *
+ * Needs a request context opened further out (`requestContext()`); without one it throws, since that is a wiring
+ * mistake and not the client's.
+ *
+ * @example Protect a handler
+ * ```ts
+ * import { chain } from "../http/handler.ts";
+ * import { requestContext } from "../http/middleware.ts";
+ * import { authenticate, requireScopes } from "./middleware.ts";
+ * import { staticKeySet } from "./jwks.ts";
+ * import { createVerifier } from "./verifier.ts";
+ * const verifier = createVerifier({ issuer: "https://auth", audience: "orders", keys: staticKeySet([]) });
+ * const handler = chain(requestContext(), authenticate(verifier), requireScopes("orders:read"))(
+ *   async () => new Response("ok"),
+ * );
+ * ```
+ */
+export function authenticate(verifier: Pick<Verifier, "verify">, options: AuthenticateOptions = {}): Middleware {
+  const realm = options.realm ?? "trellis";
+  return (next) =>
+    async function authenticate(req) {
+      const ctx = currentContext();
+      if (!ctx) throw new Error("Cannot authenticate outside a request context: chain requestContext() before it");
+      const token = bearerToken(req.headers.get("authorization"));
+      if (token === undefined) {
+        return errorResponse(
+          new HttpError(401, "unauthorized", "Unauthorized", {
+            detail: "a bearer token is required",
+            headers: { "www-authenticate": `Bearer realm="${realm}"` },
+          }),
+        );
+      }
+      try {
+        ctx.principal = await verifier.verify(token);
+      } catch (err) {
+        const authErr = err instanceof AuthError
+          ? err
+          : new AuthError("invalid_token", "token rejected", { cause: err });
+        return errorResponse(authErrorToHttp(authErr, realm));
+      }
+      return await next(req);
+    };
+}
+
+/**
+ * Lets a request through only when the principal holds every one of `scopes`; otherwise 403 problem+json naming
+ * the missing scopes, with an `insufficient_scope` challenge. Without a principal (no `authenticate()` before it)
+ * it answers 401.
+ *
+ * @example
+ * ```ts
+ * import { requireScopes } from "./middleware.ts";
+ * const canWrite = requireScopes("orders:write");
+ * ```
+ */
+export function requireScopes(...scopes: string[]): Middleware {
+  for (const scope of scopes) {
+    if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(scope)) {
+      throw new TypeError(`Cannot require scope ${JSON.stringify(scope)}: scopes are RFC 6749 tokens`);
+    }
+  }
+  const realm = "trellis";
+  return (next) =>
+    async function requireScopes(req) {
+      const principal = currentContext()?.principal;
+      if (!principal) {
+        return errorResponse(
+          new HttpError(401, "unauthorized", "Unauthorized", {
+            detail: "a bearer token is required",
+            headers: { "www-authenticate": `Bearer realm="${realm}"` },
+          }),
+        );
+      }
+      const missing = scopes.filter((s) => !principal.scopes.includes(s));
+      if (missing.length > 0) {
+        return errorResponse(
+          new HttpError(403, "insufficient-scope", "Insufficient scope", {
+            detail: `missing scope: ${missing.join(" ")}`,
+            extensions: { missingScopes: missing },
+            headers: {
+              "www-authenticate":
+                `Bearer realm="${realm}", error="insufficient_scope", error_description="missing scope", scope="${
+                  scopes.join(" ")
+                }"`,
+            },
+          }),
+        );
+      }
+      return await next(req);
+    };
+}
+
+function bearerToken(header: string | null): string | undefined {
+  if (header === null) return undefined;
+  const match = /^Bearer[ ]+([^ ]*)[ ]*$/i.exec(header);
+  return match ? match[1] : undefined;
+}
+
+function authErrorToHttp(err: AuthError, realm: string): HttpError {
+  if (err.error === "temporarily_unavailable") {
+    return new HttpError(503, "auth-unavailable", "Authentication unavailable", {
+      detail: err.description,
+      headers: { "retry-after": "5" },
+      cause: err,
+    });
+  }
+  return new HttpError(err.status, "unauthorized", "Unauthorized", {
+    detail: err.description,
+    headers: {
+      "www-authenticate": `Bearer realm="${realm}", error="${err.error}", error_description="${err.description}"`,
+    },
+    cause: err,
+  });
+}

@@ -1,0 +1,9 @@
+/**
+ * Databases a service owns: the {@linkcode Database} contract, a Postgres adapter, an embedded (PGlite) adapter that
+ * confines each service to a schema of one shared instance, and file-based migrations that work on both.
+ * @module
+ */
+export type { Database, Queryable, Row, Tx } from "./db.ts";
+export { connectPostgres, ensureDatabase, type PostgresOptions } from "./postgres.ts";
+export { createPglite, type PgliteOptions, type SharedPglite } from "./pglite.ts";
+export { type MigrateOptions, type Migration, migrate } from "./migrate.ts";

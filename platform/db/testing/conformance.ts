@@ -1,0 +1,290 @@
+import assert from "node:assert/strict";
+import type { Database } from "../db.ts";
+import { migrate } from "../migrate.ts";
+
+/** A fresh, isolated database for one conformance case; disposing it closes every handle and drops the storage. */
+export interface DatabaseFixture extends AsyncDisposable {
+  /** A database no other case uses. */
+  db: Database;
+  /** Another handle on the same storage (another pool, another view), as a second replica would hold. */
+  reopen(): Database;
+}
+
+/** Makes one {@linkcode DatabaseFixture} per call. */
+export type DatabaseFactory = () => Promise<DatabaseFixture>;
+
+/**
+ * Registers the {@linkcode Database} conformance cases with `Deno.test`, each named `"<name>: <sentence>"` and each on
+ * fresh fixtures from `factory`. Every adapter runs this same suite.
+ *
+ * @example Run the suite against an adapter
+ * ```ts ignore
+ * import { databaseConformance } from "./conformance.ts";
+ * import { createPglite } from "../pglite.ts";
+ * const shared = await createPglite();
+ * databaseConformance("pglite", async () => {
+ *   const schema = `t_${crypto.randomUUID().replaceAll("-", "")}`;
+ *   const views = [shared.database(schema)];
+ *   return {
+ *     db: views[0],
+ *     reopen: () => views[views.push(shared.database(schema)) - 1],
+ *     [Symbol.asyncDispose]: async () => void await Promise.all(views.map((view) => view.close())),
+ *   };
+ * });
+ * ```
+ */
+export function databaseConformance(name: string, factory: DatabaseFactory): void {
+  const test = (sentence: string, fn: (fixture: DatabaseFixture) => Promise<void>) =>
+    Deno.test(`${name}: ${sentence}`, async () => {
+      await using fixture = await factory();
+      await fn(fixture);
+    });
+
+  test("query() round-trips text, int, int8 as string, bool, jsonb, timestamptz, bytea and null", async ({ db }) => {
+    await db.query(
+      "create table samples (t text, i int, big int8, ok bool, doc jsonb, at timestamptz, raw bytea, nothing text)",
+    );
+    const at = new Date("2024-05-06T07:08:09.123Z");
+    const raw = new Uint8Array([0, 1, 254, 255]);
+    const doc = { id: "o-1", items: [{ sku: "a", qty: 2 }], paid: false };
+    await db.query("insert into samples values ($1, $2, $3, $4, $5, $6, $7, $8)", [
+      "héllo 'quoted'",
+      42,
+      "9007199254740993",
+      true,
+      doc,
+      at,
+      raw,
+      null,
+    ]);
+    const [row] = await db.query("select * from samples");
+    assert.equal(row.t, "héllo 'quoted'");
+    assert.equal(row.i, 42);
+    assert.equal(row.big, "9007199254740993");
+    assert.equal(row.ok, true);
+    assert.deepEqual(row.doc, doc);
+    assert.ok(row.at instanceof Date);
+    assert.equal(row.at.getTime(), at.getTime());
+    assert.ok(row.raw instanceof Uint8Array);
+    assert.deepEqual(new Uint8Array(row.raw), raw);
+    assert.equal(row.nothing, null);
+  });
+
+  test("query() returns computed int8 and numeric as strings", async ({ db }) => {
+    const [row] = await db.query("select count(*) as n, $1::int8 * 2 as doubled, 1.50::numeric as price", ["21"]);
+    assert.deepEqual({ ...row }, { n: "1", doubled: "42", price: "1.50" });
+  });
+
+  test("query() without params runs several statements and returns the last one's rows", async ({ db }) => {
+    const rows = await db.query("create table a (x int); insert into a values (1), (2); select x from a order by x");
+    assert.deepEqual(rows.map((row) => row.x), [1, 2]);
+  });
+
+  test("query() rejects with the server's SQLSTATE in error.code", async ({ db }) => {
+    await db.query("create table uniq (id int primary key)");
+    await db.query("insert into uniq values (1)");
+    await assert.rejects(db.query("insert into uniq values ($1)", [1]), (error: { code?: string }) => {
+      assert.equal(error.code, "23505");
+      return true;
+    });
+  });
+
+  test("transaction() commits when fn resolves and returns fn's value", async ({ db }) => {
+    await db.query("create table ledger (id int)");
+    const result = await db.transaction(async (tx) => {
+      await tx.query("insert into ledger values ($1)", [1]);
+      await tx.query("insert into ledger values ($1)", [2]);
+      return "done";
+    });
+    assert.equal(result, "done");
+    const rows = await db.query("select id from ledger order by id");
+    assert.deepEqual(rows.map((row) => row.id), [1, 2]);
+  });
+
+  test("transaction() rolls back and rethrows when fn throws", async ({ db }) => {
+    await db.query("create table ledger (id int)");
+    const boom = new Error("boom");
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.query("insert into ledger values ($1)", [1]);
+        throw boom;
+      }),
+      (error) => error === boom,
+    );
+    assert.deepEqual(await db.query("select id from ledger"), []);
+  });
+
+  test("transaction() rolls back and rethrows when a statement fails", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    await assert.rejects(db.transaction(async (tx) => {
+      await tx.query("insert into ledger values ($1)", [1]);
+      await tx.query("insert into ledger values ($1)", [1]);
+    }));
+    assert.deepEqual(await db.query("select id from ledger"), []);
+  });
+
+  test("a transaction's handle rejects queries once the transaction has ended", async ({ db }) => {
+    let leaked: { query(text: string): Promise<unknown> } | undefined;
+    await db.transaction(async (tx) => void (leaked = tx));
+    await assert.rejects(leaked!.query("select 1"));
+  });
+
+  test("pg_notify() inside a transaction reaches listen() only after commit", async ({ db, reopen }) => {
+    const received: string[] = [];
+    const arrived = deferred<void>();
+    const unlisten = await db.listen("order_events", (payload) => {
+      received.push(payload);
+      arrived.resolve();
+    });
+    await reopen().transaction(async (tx) => {
+      await tx.query("select pg_notify($1, $2)", ["order_events", "o-1"]);
+      await delay(50);
+      assert.deepEqual(received, [], "delivered before commit");
+    });
+    await within(arrived.promise, 5_000);
+    assert.deepEqual(received, ["o-1"]);
+    await unlisten();
+  });
+
+  test("pg_notify() inside a rolled-back transaction is never delivered", async ({ db, reopen }) => {
+    const received: string[] = [];
+    const arrived = deferred<void>();
+    const unlisten = await db.listen("order_events", (payload) => {
+      received.push(payload);
+      if (payload === "kept") arrived.resolve();
+    });
+    const other = reopen();
+    await assert.rejects(other.transaction(async (tx) => {
+      await tx.query("select pg_notify($1, $2)", ["order_events", "lost"]);
+      throw new Error("roll back");
+    }));
+    await other.transaction(async (tx) => void await tx.query("select pg_notify($1, $2)", ["order_events", "kept"]));
+    await within(arrived.promise, 5_000);
+    assert.deepEqual(received, ["kept"]);
+    await unlisten();
+  });
+
+  test("unlisten() stops delivery to that callback only and is idempotent", async ({ db }) => {
+    const first: string[] = [];
+    const second = deferred<string>();
+    const stopFirst = await db.listen("events", (payload) => first.push(payload));
+    const stopSecond = await db.listen("events", (payload) => second.resolve(payload));
+    await stopFirst();
+    await stopFirst();
+    await db.query("select pg_notify($1, $2)", ["events", "after"]);
+    assert.equal(await within(second.promise, 5_000), "after");
+    assert.deepEqual(first, []);
+    await stopSecond();
+  });
+
+  test("two databases from the factory share neither tables nor notification channels", async ({ db }) => {
+    await using other = await factory();
+    await db.query("create table items (name text)");
+    await other.db.query("create table items (name text)");
+    await db.query("insert into items values ($1)", ["mine"]);
+    await other.db.query("insert into items values ($1)", ["theirs"]);
+    assert.deepEqual(await db.query("select name from items"), [{ name: "mine" }]);
+    assert.deepEqual(await other.db.query("select name from items"), [{ name: "theirs" }]);
+
+    const mine: string[] = [];
+    const theirs = deferred<string>();
+    const stopMine = await db.listen("events", (payload) => mine.push(payload));
+    const stopTheirs = await other.db.listen("events", (payload) => theirs.resolve(payload));
+    await other.db.query("select pg_notify($1, $2)", ["events", "for them"]);
+    assert.equal(await within(theirs.promise, 5_000), "for them");
+    await delay(50);
+    assert.deepEqual(mine, []);
+    await stopMine();
+    await stopTheirs();
+  });
+
+  test("migrate() applies files in version order, logs each and is a no-op on rerun", async ({ db }) => {
+    await using dir = await migrationDir({
+      "002_add_total.sql": "alter table orders add column total int8 not null default 0;",
+      "010_index.sql": "create index orders_total on orders (total);\ninsert into orders (id) values ('seed');",
+      "001_orders.sql": "create table orders (id text primary key);",
+      "README.md": "not a migration",
+    });
+    const lines: string[] = [];
+    const applied = await migrate(db, dir.path, { log: (line) => lines.push(line) });
+    assert.deepEqual(applied.map((m) => [m.version, m.name]), [[1, "orders"], [2, "add_total"], [10, "index"]]);
+    assert.equal(lines.length, 3);
+    assert.match(lines[0], /001_orders\.sql/);
+    assert.deepEqual(await db.query("select id, total from orders"), [{ id: "seed", total: "0" }]);
+    const recorded = await db.query("select version, name, checksum, applied_at from schema_migrations order by 1");
+    assert.deepEqual(recorded.map((row) => row.version), ["1", "2", "10"]);
+    assert.equal(recorded[0].checksum, applied[0].checksum);
+    assert.ok(recorded[0].applied_at instanceof Date);
+    assert.deepEqual(await migrate(db, dir.path), []);
+  });
+
+  test("migrate() rejects a changed checksum of an applied file, naming the file", async ({ db }) => {
+    await using dir = await migrationDir({ "001_orders.sql": "create table orders (id text primary key);" });
+    await migrate(db, dir.path);
+    await Deno.writeTextFile(`${dir.path}/001_orders.sql`, "create table orders (id int primary key);");
+    await Deno.writeTextFile(`${dir.path}/002_more.sql`, "create table more (id int);");
+    await assert.rejects(migrate(db, dir.path), /001_orders\.sql/);
+    const [row] = await db.query("select to_regclass('more') is null as missing");
+    assert.equal(row.missing, true);
+  });
+
+  test("two concurrent migrate() calls apply each file exactly once", async ({ db, reopen }) => {
+    const files: Record<string, string> = {};
+    for (let i = 1; i <= 8; i++) {
+      files[`${String(i).padStart(3, "0")}_step.sql`] = `create table step_${i} (id int); insert into step_${
+        i - 1 || 1
+      } values (${i});`;
+    }
+    await using dir = await migrationDir(files);
+    const [a, b] = await Promise.all([migrate(db, dir.path), migrate(reopen(), dir.path)]);
+    const versions = [...a, ...b].map((m) => m.version).sort((x, y) => x - y);
+    assert.deepEqual(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+    const [count] = await db.query("select count(*) as n from schema_migrations");
+    assert.equal(count.n, "8");
+  });
+
+  test("ping() resolves on a live database and rejects with the signal's reason when aborted", async ({ db }) => {
+    await db.ping();
+    await db.ping(AbortSignal.timeout(5_000));
+    const reason = new Error("gave up");
+    await assert.rejects(db.ping(AbortSignal.abort(reason)), (error) => error === reason);
+  });
+
+  test("close() is idempotent and later queries reject", async ({ db }) => {
+    await db.close();
+    await db.close();
+    await assert.rejects(db.query("select 1"));
+  });
+}
+
+interface TempDir extends AsyncDisposable {
+  path: string;
+}
+
+async function migrationDir(files: Record<string, string>): Promise<TempDir> {
+  const path = await Deno.makeTempDir({ prefix: "trellis_migrate_" });
+  for (const [name, text] of Object.entries(files)) await Deno.writeTextFile(`${path}/${name}`, text);
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`nothing arrived within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

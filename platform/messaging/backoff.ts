@@ -1,0 +1,49 @@
+/** Exponential backoff between redeliveries of a message whose handler threw. */
+export interface BackoffOptions {
+  /** Delay before the second attempt. @default {50} */
+  initialDelayMs?: number;
+  /** Upper bound of any delay. @default {2000} */
+  maxDelayMs?: number;
+}
+
+/**
+ * Milliseconds to wait before delivering attempt `attempt + 1` after attempt `attempt` failed: `initialDelayMs`
+ * doubling per attempt, capped at `maxDelayMs`.
+ *
+ * @example
+ * ```ts
+ * import { backoffDelay } from "./backoff.ts";
+ * backoffDelay(1); // 50
+ * backoffDelay(3, { initialDelayMs: 10 }); // 40
+ * ```
+ */
+export function backoffDelay(attempt: number, options: BackoffOptions = {}): number {
+  const initial = options.initialDelayMs ?? 50;
+  const max = options.maxDelayMs ?? 2000;
+  return Math.min(max, initial * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
+}
+
+/**
+ * Resolves after `ms`, or rejects with the signal's reason as soon as `signal` aborts (clearing the timer).
+ *
+ * @example Wait, unless shutting down
+ * ```ts
+ * import { delay } from "./backoff.ts";
+ * const stop = new AbortController();
+ * await delay(10, stop.signal);
+ * ```
+ */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,0 +1,62 @@
+/** Bounds how many tasks run at once; waiters are served first come, first served. */
+export interface Limiter {
+  /** Resolves once a slot is free and taken; pair every call with one {@linkcode Limiter.release}. */
+  acquire(): Promise<void>;
+  /** Gives a slot back, handing it to the oldest waiter. */
+  release(): void;
+  /** Slots currently taken. */
+  readonly active: number;
+  /** Resolves when no slot is taken (immediately if none is). */
+  idle(): Promise<void>;
+}
+
+/**
+ * Creates a counting semaphore with `max` slots.
+ *
+ * @example Run at most two handlers at once
+ * ```ts
+ * import { createLimiter } from "./limiter.ts";
+ * const limiter = createLimiter(2);
+ * await limiter.acquire();
+ * try {
+ *   // handle one message
+ * } finally {
+ *   limiter.release();
+ * }
+ * await limiter.idle();
+ * ```
+ */
+export function createLimiter(max: number): Limiter {
+  if (!Number.isInteger(max) || max < 1) {
+    throw new RangeError(`Cannot create a limiter as max is not a positive integer: current value is ${max}`);
+  }
+  let active = 0;
+  const waiters: (() => void)[] = [];
+  let idleWaiters: (() => void)[] = [];
+  return {
+    get active() {
+      return active;
+    },
+    acquire() {
+      if (active < max) {
+        active++;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => waiters.push(resolve));
+    },
+    release() {
+      const next = waiters.shift();
+      if (next) return next();
+      active--;
+      if (active === 0) {
+        const done = idleWaiters;
+        idleWaiters = [];
+        for (const resolve of done) resolve();
+      }
+    },
+    idle() {
+      if (active === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
+  };
+}

@@ -1,0 +1,29 @@
+import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
+import { createLimiter } from "./limiter.ts";
+
+Deno.test("createLimiter() hands out at most max slots and serves waiters in order", async () => {
+  const limiter = createLimiter(2);
+  const order: number[] = [];
+  await limiter.acquire();
+  await limiter.acquire();
+  const third = limiter.acquire().then(() => order.push(3));
+  const fourth = limiter.acquire().then(() => order.push(4));
+  strictEqual(limiter.active, 2);
+  limiter.release();
+  await third;
+  limiter.release();
+  await fourth;
+  deepStrictEqual(order, [3, 4]);
+  let idle = false;
+  const waiting = limiter.idle().then(() => idle = true);
+  limiter.release();
+  strictEqual(idle, false);
+  limiter.release();
+  await waiting;
+  strictEqual(limiter.active, 0);
+});
+
+Deno.test("createLimiter() throws RangeError for a max that is not a positive integer", () => {
+  throws(() => createLimiter(0), RangeError);
+  throws(() => createLimiter(1.5), RangeError);
+});

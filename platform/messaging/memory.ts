@@ -1,0 +1,308 @@
+import { createLogger, type Logger } from "../log/logger.ts";
+import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
+import type {
+  Features,
+  Message,
+  MessageHandler,
+  OutgoingMessage,
+  PubSub,
+  SubscribeOptions,
+  Subscription,
+} from "./message.ts";
+import { assertOutgoing, assertTopic, concurrencyOf } from "./validate.ts";
+
+/** What the in-memory broker guarantees; see {@linkcode createMemoryBroker}. */
+export const memoryFeatures: Features = Object.freeze({
+  persistent: false,
+  consumerGroups: true,
+  orderedPerKey: true,
+  redelivery: true,
+  requestReply: false,
+  wildcards: false,
+});
+
+/** Options for {@linkcode createMemoryBroker}. */
+export interface MemoryBrokerOptions {
+  /**
+   * Messages kept per topic (at least this many, trimmed in batches) for consumer groups that subscribe later.
+   * Messages a subscribed group has not taken yet are never trimmed.
+   * @default {10000}
+   */
+  retention?: number;
+  /** Backoff between redeliveries after a handler threw. @default {{ initialDelayMs: 10, maxDelayMs: 1000 }} */
+  redelivery?: BackoffOptions;
+  /** Where handler failures are reported. @default {createLogger("messaging")} */
+  logger?: Logger;
+}
+
+/** The in-memory broker: a {@linkcode PubSub} living in this process. */
+export type MemoryBroker = PubSub;
+
+interface Delivery {
+  msg: Message;
+  attempt: number;
+}
+
+interface Member {
+  handler: MessageHandler;
+  concurrency: number;
+  inFlight: number;
+  closing: boolean;
+  onIdle: (() => void)[];
+}
+
+interface Group {
+  name: string;
+  anonymous: boolean;
+  /** Offset of the next message this group has not taken from the topic log. */
+  cursor: number;
+  members: Member[];
+  next: number;
+  /** Redeliveries and same-key messages that became unblocked; served before new messages. */
+  ready: Delivery[];
+  /** Keys with a message in flight (or waiting for redelivery), and the same-key messages queued behind it. */
+  busyKeys: Map<string, Delivery[]>;
+}
+
+interface Topic {
+  name: string;
+  /** Offset of `log[0]`. */
+  base: number;
+  log: Message[];
+  groups: Map<string, Group>;
+}
+
+/**
+ * Creates an in-memory broker for unit tests and the embedded run mode (all services in one process).
+ *
+ * Semantics, checked by the conformance suite:
+ * - At-least-once within the process: a handler that throws gets the message again (`attempt` + 1) after a backoff.
+ * - Consumer groups: every group gets every message once; the subscriptions in a group split the messages between
+ *   them. A subscription without `group` is a group of its own that starts at the end of the topic.
+ * - Ordered per key within a group: a same-key message waits until the previous one was handled (including its
+ *   redeliveries), so a failing message blocks later messages with its key in that group, and only those.
+ * - Kafka-like retention, because services start in any order: each topic keeps a bounded log, and a named group
+ *   that subscribes for the first time starts from the earliest retained message. A group whose subscriptions all
+ *   closed keeps its position and resumes from it (messages it had not finished are delivered again).
+ * - Not persistent: everything is lost when the process exits.
+ *
+ * `close()` stops delivery, waits for in-flight handlers, and drops pending redeliveries.
+ *
+ * @example Publish to a group that subscribes later
+ * ```ts
+ * import { createMemoryBroker } from "./memory.ts";
+ * const bus = createMemoryBroker();
+ * await bus.publish("orders.events", { key: "order-1", payload: new TextEncoder().encode("created") });
+ * const sub = await bus.subscribe("orders.events", async (msg) => {
+ *   console.log(msg.key, new TextDecoder().decode(msg.payload), msg.attempt);
+ * }, { group: "payments", concurrency: 4 });
+ * await sub.close();
+ * await bus.close();
+ * ```
+ */
+export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBroker {
+  const retention = options.retention ?? 10_000;
+  if (!Number.isInteger(retention) || retention < 0) {
+    throw new RangeError(
+      `Cannot create a memory broker as retention is not a non-negative integer: current value is ${retention}`,
+    );
+  }
+  const trimBatch = Math.max(1, Math.floor(retention / 4));
+  const redelivery = { initialDelayMs: 10, maxDelayMs: 1000, ...options.redelivery };
+  const logger = options.logger ?? createLogger("messaging");
+  const topics = new Map<string, Topic>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const subscriptions = new Set<Subscription>();
+  let anonymous = 0;
+  let closing: Promise<void> | undefined;
+
+  const topicOf = (name: string): Topic => {
+    let t = topics.get(name);
+    if (!t) topics.set(name, t = { name, base: 0, log: [], groups: new Map() });
+    return t;
+  };
+
+  const trim = (t: Topic) => {
+    let keepFrom = t.base + t.log.length - retention;
+    for (const g of t.groups.values()) if (g.members.length > 0) keepFrom = Math.min(keepFrom, g.cursor);
+    const excess = keepFrom - t.base;
+    if (excess >= trimBatch) {
+      t.log.splice(0, excess);
+      t.base += excess;
+    }
+  };
+
+  const pickMember = (g: Group): Member | undefined => {
+    for (let i = 0; i < g.members.length; i++) {
+      const m = g.members[(g.next + i) % g.members.length];
+      if (!m.closing && m.inFlight < m.concurrency) {
+        g.next = (g.next + i + 1) % g.members.length;
+        return m;
+      }
+    }
+    return undefined;
+  };
+
+  const releaseKey = (g: Group, d: Delivery) => {
+    if (d.msg.key === undefined) return;
+    const queue = g.busyKeys.get(d.msg.key);
+    const following = queue?.shift();
+    if (following) g.ready.push(following);
+    else g.busyKeys.delete(d.msg.key);
+  };
+
+  const settle = (t: Topic, g: Group, m: Member) => {
+    m.inFlight--;
+    if (m.inFlight === 0) { for (const resolve of m.onIdle.splice(0)) resolve(); }
+    pump(t, g);
+  };
+
+  const run = (t: Topic, g: Group, m: Member, d: Delivery) => {
+    m.inFlight++;
+    const msg: Message = {
+      ...d.msg,
+      headers: { ...d.msg.headers },
+      payload: d.msg.payload.slice(),
+      attempt: d.attempt,
+    };
+    // Deferred so a handler never runs inside publish()'s call stack (no re-entrant pumping).
+    queueMicrotask(() => {
+      handleInContext(m.handler, msg).then(
+        () => {
+          releaseKey(g, d);
+          settle(t, g, m);
+        },
+        (err) => {
+          const wait = backoffDelay(d.attempt, redelivery);
+          logger.warn("message handler failed; redelivering", {
+            topic: t.name,
+            group: g.anonymous ? undefined : g.name,
+            messageId: d.msg.id,
+            attempt: d.attempt,
+            retryInMs: wait,
+            error: err,
+          });
+          if (closing) return settle(t, g, m);
+          const timer = setTimeout(() => {
+            timers.delete(timer);
+            g.ready.push({ msg: d.msg, attempt: d.attempt + 1 });
+            pump(t, g);
+          }, wait);
+          timers.add(timer);
+          settle(t, g, m);
+        },
+      );
+    });
+  };
+
+  const pump = (t: Topic, g: Group) => {
+    if (closing) return;
+    const from = g.cursor;
+    for (;;) {
+      const m = pickMember(g);
+      if (!m) break;
+      let d = g.ready.shift();
+      if (!d) {
+        if (g.cursor < t.base) g.cursor = t.base;
+        if (g.cursor >= t.base + t.log.length) break;
+        const msg = t.log[g.cursor++ - t.base];
+        d = { msg, attempt: 1 };
+        if (msg.key !== undefined) {
+          const queue = g.busyKeys.get(msg.key);
+          if (queue) {
+            queue.push(d);
+            continue;
+          }
+          g.busyKeys.set(msg.key, []);
+        }
+      }
+      run(t, g, m, d);
+    }
+    if (g.cursor !== from) trim(t);
+  };
+
+  const broker: MemoryBroker = {
+    features: memoryFeatures,
+
+    publish(topic: string, out: OutgoingMessage): Promise<void> {
+      try {
+        assertTopic(topic, "publish");
+        assertOutgoing(out);
+        if (closing) throw new Error(`Cannot publish to "${topic}" as the memory broker is closed`);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const t = topicOf(topic);
+      t.log.push({
+        id: out.id ?? crypto.randomUUID(),
+        key: out.key,
+        headers: outgoingHeaders(out.headers),
+        payload: out.payload.slice(),
+        attempt: 1,
+        timestamp: Date.now(),
+      });
+      for (const g of t.groups.values()) if (g.members.length > 0) pump(t, g);
+      trim(t);
+      return Promise.resolve();
+    },
+
+    subscribe(topic: string, handler: MessageHandler, opts?: SubscribeOptions): Promise<Subscription> {
+      let concurrency: number;
+      try {
+        assertTopic(topic, "subscribe");
+        if (typeof handler !== "function") {
+          throw new TypeError(`Cannot subscribe as the handler is not a function: current value is ${typeof handler}`);
+        }
+        if (closing) throw new Error(`Cannot subscribe to "${topic}" as the memory broker is closed`);
+        concurrency = concurrencyOf(opts);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const t = topicOf(topic);
+      const name = opts?.group ?? `\0anonymous-${++anonymous}`;
+      let g = t.groups.get(name);
+      if (!g) {
+        g = {
+          name,
+          anonymous: opts?.group === undefined,
+          cursor: opts?.group === undefined ? t.base + t.log.length : t.base,
+          members: [],
+          next: 0,
+          ready: [],
+          busyKeys: new Map(),
+        };
+        t.groups.set(name, g);
+      }
+      const group = g;
+      const member: Member = { handler, concurrency, inFlight: 0, closing: false, onIdle: [] };
+      group.members.push(member);
+      let closed: Promise<void> | undefined;
+      const subscription: Subscription = {
+        close() {
+          closed ??= (async () => {
+            member.closing = true;
+            group.members.splice(group.members.indexOf(member), 1);
+            if (member.inFlight > 0) await new Promise<void>((resolve) => member.onIdle.push(resolve));
+            if (group.anonymous) t.groups.delete(group.name);
+            subscriptions.delete(subscription);
+          })();
+          return closed;
+        },
+      };
+      subscriptions.add(subscription);
+      pump(t, group);
+      return Promise.resolve(subscription);
+    },
+
+    close(): Promise<void> {
+      closing ??= (async () => {
+        for (const timer of timers) clearTimeout(timer);
+        timers.clear();
+        await Promise.all([...subscriptions].map((s) => s.close()));
+      })();
+      return closing;
+    },
+  };
+  return broker;
+}

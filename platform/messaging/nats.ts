@@ -1,0 +1,180 @@
+import { connect, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { createLogger, type Logger } from "../log/logger.ts";
+import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
+import { createLimiter } from "./limiter.ts";
+import type {
+  Features,
+  Message,
+  MessageHandler,
+  OutgoingMessage,
+  PubSub,
+  SubscribeOptions,
+  Subscription,
+} from "./message.ts";
+import { assertOutgoing, assertTopic, concurrencyOf } from "./validate.ts";
+
+/** What the NATS Core adapter guarantees; see {@linkcode createNatsPubSub}. */
+export const natsFeatures: Features = Object.freeze({
+  persistent: false,
+  consumerGroups: true,
+  orderedPerKey: false,
+  redelivery: false,
+  requestReply: false,
+  wildcards: true,
+});
+
+/**
+ * NATS headers that carry the message fields NATS Core has no slot for. `Nats-Msg-Id` is the header JetStream
+ * deduplicates on, so the same id survives a later move to JetStream.
+ */
+export const NatsMessageHeaders = Object.freeze({
+  id: "Nats-Msg-Id",
+  key: "Trellis-Key",
+  timestamp: "Trellis-Timestamp",
+});
+
+/** Options for {@linkcode createNatsPubSub}. */
+export interface NatsPubSubOptions {
+  /** An open connection to share; the adapter drains only its own subscriptions and never closes it. */
+  connection?: NatsConnection;
+  /** Servers to connect to when no `connection` is given. @default {"nats://127.0.0.1:4222"} */
+  servers?: string | string[];
+  /** Connection name the server shows. @default {"trellis-messaging"} */
+  name?: string;
+  /** Where dropped messages (handler errors) are reported. @default {createLogger("messaging")} */
+  logger?: Logger;
+}
+
+/**
+ * Creates a NATS Core publisher/subscriber: **at-most-once**. A message reaches the subscriptions that exist when it
+ * is published; a handler that throws is logged and the message dropped (NATS Core has no acknowledgements, hence no
+ * redelivery; use Kafka or JetStream when losing a message is not acceptable).
+ *
+ * - `group` maps to a NATS queue group: the group's subscriptions split the messages; each group gets every message.
+ * - Topics are NATS subjects; `*` and `>` wildcards work in `subscribe`.
+ * - Id, key and publish time travel in {@linkcode NatsMessageHeaders}; payload bytes are sent as is.
+ * - `concurrency` is enforced in process; with concurrency 1 a subscription handles messages from one publisher in
+ *   publish order, but ordering per key is not claimed (queue groups spread a key over members).
+ * - `publish` resolves once the server acknowledged a flush covering it (one flush shared by publishes issued in the
+ *   same tick).
+ * - `close()` drains every subscription (in-flight handlers finish) and then drains and closes the connection if the
+ *   adapter opened it.
+ *
+ * @example Notifications as a queue group
+ * ```ts ignore
+ * import { createNatsPubSub } from "./nats.ts";
+ * const bus = await createNatsPubSub({ servers: "nats://127.0.0.1:4222" });
+ * const sub = await bus.subscribe("order.confirmed", async (msg) => {
+ *   console.log("receipt for", msg.key);
+ * }, { group: "notifications", concurrency: 8 });
+ * await bus.publish("order.confirmed", { key: "order-1", payload: new TextEncoder().encode("{}") });
+ * await sub.close();
+ * await bus.close();
+ * ```
+ */
+export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise<PubSub> {
+  const logger = options.logger ?? createLogger("messaging");
+  const owned = !options.connection;
+  const nc = options.connection ??
+    await connect({ servers: options.servers ?? "nats://127.0.0.1:4222", name: options.name ?? "trellis-messaging" });
+  const subscriptions = new Set<Subscription>();
+  let flushing: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
+
+  const flushSoon = (): Promise<void> => {
+    flushing ??= Promise.resolve().then(() => {
+      flushing = undefined;
+      return nc.flush();
+    });
+    return flushing;
+  };
+
+  return {
+    features: natsFeatures,
+
+    publish(topic: string, out: OutgoingMessage): Promise<void> {
+      try {
+        assertTopic(topic, "publish");
+        assertOutgoing(out);
+        if (closing) throw new Error(`Cannot publish to "${topic}" as the NATS adapter is closed`);
+        const h = natsHeaders();
+        for (const [k, v] of Object.entries(outgoingHeaders(out.headers))) h.set(k, v);
+        h.set(NatsMessageHeaders.id, out.id ?? crypto.randomUUID());
+        h.set(NatsMessageHeaders.timestamp, String(Date.now()));
+        if (out.key !== undefined) h.set(NatsMessageHeaders.key, out.key);
+        nc.publish(topic, out.payload, { headers: h });
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return flushSoon();
+    },
+
+    async subscribe(topic: string, handler: MessageHandler, opts?: SubscribeOptions): Promise<Subscription> {
+      assertTopic(topic, "subscribe");
+      const limiter = createLimiter(concurrencyOf(opts));
+      if (closing) throw new Error(`Cannot subscribe to "${topic}" as the NATS adapter is closed`);
+      const sub = nc.subscribe(topic, { queue: opts?.group });
+      const loop = (async () => {
+        for await (const m of sub) {
+          await limiter.acquire();
+          const msg = toMessage(m);
+          handleInContext(handler, msg).catch((err) => {
+            logger.warn("message handler failed; message dropped (NATS Core is at-most-once)", {
+              topic: m.subject,
+              group: opts?.group,
+              messageId: msg.id,
+              error: err,
+            });
+          }).finally(() => limiter.release());
+        }
+      })();
+      // The server must know the interest before subscribe() resolves, or an immediate publish could miss it.
+      await nc.flush();
+      let closed: Promise<void> | undefined;
+      const subscription: Subscription = {
+        close() {
+          closed ??= (async () => {
+            if (!sub.isClosed() && !nc.isClosed()) await sub.drain().catch(() => sub.unsubscribe());
+            await loop;
+            await limiter.idle();
+            subscriptions.delete(subscription);
+          })();
+          return closed;
+        },
+      };
+      subscriptions.add(subscription);
+      return subscription;
+    },
+
+    close(): Promise<void> {
+      closing ??= (async () => {
+        await flushing?.catch(() => {});
+        await Promise.all([...subscriptions].map((s) => s.close()));
+        if (owned && !nc.isClosed()) {
+          await nc.drain();
+          await nc.closed();
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+function toMessage(m: Msg): Message {
+  const headers: Record<string, string> = {};
+  let id: string | undefined;
+  let key: string | undefined;
+  let timestamp = Date.now();
+  if (m.headers) {
+    for (const [k, values] of m.headers) {
+      const v = values[0] ?? "";
+      if (k === NatsMessageHeaders.id) id = v;
+      else if (k === NatsMessageHeaders.key) key = v;
+      else if (k === NatsMessageHeaders.timestamp) timestamp = Number(v) || timestamp;
+      else headers[k] = v;
+    }
+  }
+  // A plain view, not the Node `Buffer` subclass the transport hands out, so every adapter delivers the same type.
+  const payload = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+  return { id: id ?? crypto.randomUUID(), key, headers, payload, attempt: 1, timestamp };
+}

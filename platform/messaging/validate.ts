@@ -1,0 +1,59 @@
+import type { OutgoingMessage, SubscribeOptions } from "./message.ts";
+
+/**
+ * Throws a `TypeError` unless `topic` is a non-empty string without whitespace. Shared by every adapter so they all
+ * reject the same inputs.
+ *
+ * @example
+ * ```ts
+ * import { assertTopic } from "./validate.ts";
+ * assertTopic("orders.events", "publish");
+ * ```
+ */
+export function assertTopic(topic: unknown, action: string): asserts topic is string {
+  if (typeof topic !== "string" || topic.length === 0 || /\s/.test(topic)) {
+    throw new TypeError(
+      `Cannot ${action} as the topic is not a non-empty string without whitespace: current value is ${
+        JSON.stringify(topic)
+      }`,
+    );
+  }
+}
+
+/**
+ * Throws a `TypeError` unless `msg` has a `Uint8Array` payload and string-valued headers.
+ *
+ * @example
+ * ```ts
+ * import { assertOutgoing } from "./validate.ts";
+ * assertOutgoing({ payload: new Uint8Array([1]) });
+ * ```
+ */
+export function assertOutgoing(msg: OutgoingMessage): void {
+  if (!(msg?.payload instanceof Uint8Array)) {
+    throw new TypeError(`Cannot publish as the payload is not a Uint8Array: current value is ${typeof msg?.payload}`);
+  }
+  for (const [name, value] of Object.entries(msg.headers ?? {})) {
+    if (typeof value !== "string") {
+      throw new TypeError(`Cannot publish as header "${name}" is not a string: current value is ${typeof value}`);
+    }
+  }
+}
+
+/**
+ * The subscription's concurrency (default 1); throws a `RangeError` unless it is a positive integer.
+ *
+ * @example
+ * ```ts
+ * import { concurrencyOf } from "./validate.ts";
+ * concurrencyOf({ concurrency: 4 }); // 4
+ * concurrencyOf(undefined); // 1
+ * ```
+ */
+export function concurrencyOf(options: SubscribeOptions | undefined): number {
+  const n = options?.concurrency ?? 1;
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`Cannot subscribe as concurrency is not a positive integer: current value is ${n}`);
+  }
+  return n;
+}

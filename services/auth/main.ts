@@ -1,0 +1,4 @@
+import { runDistributed } from "../shared/run.ts";
+import { createAuthService } from "./service.ts";
+
+await runDistributed("auth", createAuthService);

@@ -1,0 +1,127 @@
+import { createIssuer } from "../../platform/auth/issuer.ts";
+import { jwksHandler } from "../../platform/auth/jwks.ts";
+import type { Database } from "../../platform/db/db.ts";
+import { json } from "../../platform/http/json.ts";
+import { HttpError } from "../../platform/http/problem.ts";
+import { Router } from "../../platform/http/router.ts";
+import { Service } from "../../platform/service/service.ts";
+import type { SystemConfig } from "../shared/config.ts";
+import type { Infra } from "../shared/infra.ts";
+import { checkClient, checkUser, DEMO_USERS, seedAccounts, type ServiceClientSeed } from "./accounts.ts";
+import { type KeyRing, loadKeyRing } from "./keystore.ts";
+
+const USER_TTL_SEC = 900;
+const SERVICE_TTL_SEC = 300;
+
+/** The service clients of the reference system and what each may call. */
+export function serviceClients(config: SystemConfig): ServiceClientSeed[] {
+  return [
+    {
+      id: "gateway",
+      secret: config.clientSecrets.gateway,
+      scopes: ["internal"],
+      audiences: ["orders", "inventory", "payments", "notifications"],
+    },
+    { id: "orders", secret: config.clientSecrets.orders, scopes: ["internal"], audiences: ["inventory"] },
+  ];
+}
+
+/**
+ * The auth service: an OAuth2 token endpoint (`password` grant for demo users, `client_credentials` for services)
+ * issuing ES256 JWTs, and the JWKS that verifies them.
+ */
+export function createAuthService(config: SystemConfig, infra: Infra): Service {
+  const svc = new Service({ name: "auth", hostname: config.hostname, port: config.ports.auth });
+  let db: Database;
+  let ring: KeyRing;
+  svc.onStart("database", async () => {
+    db = await infra.database("auth");
+    await seedAccounts(db, DEMO_USERS, serviceClients(config));
+    ring = await loadKeyRing(db);
+  });
+  svc.check("database", (signal) => db.ping(signal));
+  const issuer = () => createIssuer({ issuer: config.issuer, key: ring.current });
+
+  const router = new Router()
+    .get("/.well-known/jwks.json", jwksHandler(() => ring.published))
+    .post("/oauth/token", async (req) => {
+      const form = await readForm(req);
+      const grant = form.get("grant_type");
+      if (grant === "password") {
+        const user = await checkUser(db, field(form, "username"), field(form, "password"));
+        if (!user) throw oauthError(400, "invalid_grant", "username or password is wrong");
+        const scopes = narrow(user.scopes, form.get("scope"));
+        const token = await issuer().issue({ sub: user.id, aud: config.apiAudience, scopes, ttlSeconds: USER_TTL_SEC });
+        return tokenResponse(token, USER_TTL_SEC, scopes);
+      }
+      if (grant === "client_credentials") {
+        const [id, secret] = clientCredentials(req, form);
+        const client = await checkClient(db, id, secret);
+        if (!client) throw oauthError(401, "invalid_client", "client authentication failed");
+        const audience = field(form, "audience");
+        if (!client.audiences.includes(audience)) {
+          throw oauthError(400, "invalid_target", `client ${id} may not call ${audience}`);
+        }
+        const scopes = narrow(client.scopes, form.get("scope"));
+        const token = await issuer().issue({ sub: id, aud: audience, scopes, ttlSeconds: SERVICE_TTL_SEC });
+        return tokenResponse(token, SERVICE_TTL_SEC, scopes);
+      }
+      throw oauthError(
+        400,
+        "unsupported_grant_type",
+        `grant_type must be password or client_credentials, got ${JSON.stringify(grant)}`,
+      );
+    });
+  return svc.handle(router.handler);
+}
+
+async function readForm(req: Request): Promise<URLSearchParams> {
+  const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "application/x-www-form-urlencoded") {
+    throw new HttpError(415, "unsupported-media-type", "Unsupported media type", {
+      detail: "the token endpoint takes application/x-www-form-urlencoded",
+    });
+  }
+  const text = await req.text();
+  if (text.length > 8192) throw new HttpError(413, "payload-too-large", "Payload too large");
+  return new URLSearchParams(text);
+}
+
+function field(form: URLSearchParams, name: string): string {
+  const v = form.get(name);
+  if (!v) throw oauthError(400, "invalid_request", `${name} is required`);
+  return v;
+}
+
+function clientCredentials(req: Request, form: URLSearchParams): [string, string] {
+  const basic = req.headers.get("authorization");
+  if (basic?.startsWith("Basic ")) {
+    try {
+      const [id, secret] = atob(basic.slice(6)).split(":");
+      if (id && secret) return [decodeURIComponent(id), decodeURIComponent(secret)];
+    } catch { /* fall through to the form fields */ }
+  }
+  return [field(form, "client_id"), field(form, "client_secret")];
+}
+
+/** The granted scopes: all allowed ones, or the requested subset (asking for more is an error). */
+function narrow(allowed: string[], requested: string | null): string[] {
+  if (!requested) return allowed;
+  const asked = requested.split(" ").filter(Boolean);
+  const extra = asked.filter((s) => !allowed.includes(s));
+  if (extra.length > 0) throw oauthError(400, "invalid_scope", `scope not allowed: ${extra.join(" ")}`);
+  return asked;
+}
+
+function oauthError(status: number, error: string, description: string): HttpError {
+  return new HttpError(status, `oauth/${error}`, "Token request refused", {
+    detail: description,
+    extensions: { error, error_description: description },
+  });
+}
+
+function tokenResponse(token: string, ttl: number, scopes: string[]): Response {
+  return json({ access_token: token, token_type: "Bearer", expires_in: ttl, scope: scopes.join(" ") }, 200, {
+    "cache-control": "no-store",
+  });
+}

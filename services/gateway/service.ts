@@ -1,0 +1,139 @@
+import { authenticate, requireScopes } from "../../platform/auth/middleware.ts";
+import { contextHeaders, currentContext } from "../../platform/context/context.ts";
+import { createGrpcClient } from "../../platform/grpc/client.ts";
+import { GrpcError, grpcToHttpStatus, NotFoundError } from "../../platform/grpc/errors.ts";
+import type { Middleware } from "../../platform/http/handler.ts";
+import { json, readJson } from "../../platform/http/json.ts";
+import { HttpError, notFound } from "../../platform/http/problem.ts";
+import { type RouteHandler, Router } from "../../platform/http/router.ts";
+import { Service } from "../../platform/service/service.ts";
+import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
+import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
+import type { SystemConfig } from "../shared/config.ts";
+import type { Infra } from "../shared/infra.ts";
+import { jwksFor, tokensFor, verifierFor } from "../shared/wiring.ts";
+import { parseOrderRequest } from "./order_request.ts";
+
+/** Time the optional parts of a fan-out read may take before the answer goes out without them. */
+const FAN_OUT_BUDGET_MS = 500;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The public API: authenticates every `/v1` request with a user token from auth, enforces scopes, and calls the
+ * internal services over gRPC with service tokens, within the request's deadline.
+ */
+export function createGatewayService(config: SystemConfig, _infra: Infra): Service {
+  const svc = new Service({ name: "gateway", hostname: config.hostname, port: config.ports.gateway });
+  const authn = authenticate(verifierFor(config, jwksFor(svc, config), config.apiAudience));
+  const client = <D extends Parameters<typeof createGrpcClient>[0]>(def: D, address: string, audience: string) =>
+    createGrpcClient(def, address, {
+      token: tokensFor(config, "gateway", audience),
+      timeoutMs: 5_000,
+      idempotent: Object.keys(def).filter((m) => m.startsWith("get") || m.startsWith("list")) as (keyof D & string)[],
+    });
+  const orders = client(OrdersServiceService, config.grpc.orders, "orders");
+  const inventory = client(InventoryServiceService, config.grpc.inventory, "inventory");
+  const payments = client(PaymentsServiceService, config.grpc.payments, "payments");
+  svc.onStop("grpc clients", () => {
+    for (const c of [orders, inventory, payments]) c.close();
+    return Promise.resolve();
+  });
+  const receiptsToken = tokensFor(config, "gateway", "notifications");
+  const customer = () => currentContext()!.principal!.sub;
+
+  const router = new Router()
+    .post(
+      "/v1/orders",
+      scoped("orders:write", async (req) => {
+        const key = req.headers.get("idempotency-key") ?? "";
+        if (key && !IDEMPOTENCY_KEY.test(key)) {
+          throw new HttpError(400, "bad-idempotency-key", "Bad Idempotency-Key", {
+            detail: "Idempotency-Key must be 1 to 128 visible ASCII characters",
+          });
+        }
+        const body = parseOrderRequest(await readJson(req, { maxBytes: 64 * 1024 }));
+        const order = await grpc(() =>
+          orders.createOrder({
+            customerId: customer(),
+            items: body.items,
+            paymentToken: body.paymentToken,
+            idempotencyKey: key,
+          })
+        );
+        return json(order, 202, { location: `/v1/orders/${order.id}` });
+      }),
+    )
+    .get(
+      "/v1/orders/:id",
+      scoped("orders:read", async (_req, { id }) => {
+        const budget = { timeoutMs: FAN_OUT_BUDGET_MS };
+        const [order, reservation, payment] = await Promise.allSettled([
+          grpc(() => orders.getOrder({ id, customerId: customer() })),
+          inventory.getReservation({ orderId: id }, budget),
+          payments.getPayment({ orderId: id }, budget),
+        ]);
+        if (order.status === "rejected") throw order.reason;
+        const partial: string[] = [];
+        const part = <T>(name: string, r: PromiseSettledResult<T>): T | null => {
+          if (r.status === "fulfilled") return r.value;
+          if (!(r.reason instanceof NotFoundError)) partial.push(name);
+          return null;
+        };
+        return json({
+          ...order.value,
+          reservation: part("reservation", reservation),
+          payment: part("payment", payment),
+          ...(partial.length > 0 ? { partial } : {}),
+        });
+      }),
+    )
+    .get(
+      "/v1/orders/:id/receipt",
+      scoped("orders:read", async (_req, { id }) => {
+        await grpc(() => orders.getOrder({ id, customerId: customer() }));
+        const res = await fetch(`${config.notificationsUrl}/receipts/${encodeURIComponent(id)}`, {
+          headers: { ...contextHeaders(), authorization: `Bearer ${await receiptsToken()}` },
+          signal: currentContext()?.signal,
+        });
+        if (res.status === 404) {
+          await res.body?.cancel();
+          throw notFound(`no receipt for order ${id} yet`);
+        }
+        if (!res.ok) {
+          await res.body?.cancel();
+          throw new HttpError(502, "bad-gateway", "Bad gateway", { detail: `notifications answered ${res.status}` });
+        }
+        return json(await res.json());
+      }),
+    )
+    .get(
+      "/v1/products",
+      scoped("products:read", async () => {
+        const { products } = await grpc(() => inventory.listProducts({ skus: [] }));
+        return json({ products });
+      }),
+    );
+  return svc.handle(authn(router.handler));
+}
+
+/** A route that needs `scope`. */
+function scoped(scope: string, handler: RouteHandler): RouteHandler {
+  const mw: Middleware = requireScopes(scope);
+  return (req, params) => mw((r) => handler(r, params))(req);
+}
+
+/** Runs a gRPC call, turning its failure into the matching HTTP problem. */
+async function grpc<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (!(err instanceof GrpcError)) throw err;
+    const status = grpcToHttpStatus(err.code);
+    const mapped = status === 400 ? 422 : status;
+    throw new HttpError(mapped, mapped >= 500 ? "upstream" : "rejected", mapped >= 500 ? "Upstream failure" : "Rejected", {
+      detail: mapped >= 500 ? `an internal service failed (${err.name})` : err.message,
+      cause: err,
+    });
+  }
+}

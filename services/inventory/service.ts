@@ -1,0 +1,50 @@
+import type { Database } from "../../platform/db/db.ts";
+import { NotFoundError } from "../../platform/grpc/errors.ts";
+import { implement } from "../../platform/grpc/server.ts";
+import { Service } from "../../platform/service/service.ts";
+import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
+import type { SystemConfig } from "../shared/config.ts";
+import { decodeEvent, type InventoryCommand, Topics } from "../shared/events.ts";
+import type { Infra } from "../shared/infra.ts";
+import { consume, grpcServer, jwksFor, relay, serviceTokenAuthorizer, verifierFor } from "../shared/wiring.ts";
+import { getReservation, listProducts, release, reserve } from "./store.ts";
+
+/**
+ * The inventory service: reserves and releases stock on commands from the order saga, replies with events through
+ * its outbox, and serves the catalogue and reservations over gRPC to callers holding a service token.
+ */
+export function createInventoryService(config: SystemConfig, infra: Infra): Service {
+  const svc = new Service({ name: "inventory", hostname: config.hostname, port: config.ports.inventory });
+  let db: Database;
+  svc.onStart("database", async () => {
+    db = await infra.database("inventory");
+  });
+  svc.check("database", (signal) => db.ping(signal));
+  relay(svc, () => db, () => infra.events());
+  consume(svc, () => infra.events(), Topics.inventoryCommands, async (msg) => {
+    const cmd = decodeEvent<InventoryCommand>(msg.payload, ["inventory.reserve.v1", "inventory.release.v1"]);
+    const outcome = cmd.type === "inventory.reserve.v1"
+      ? await reserve(db, msg.id, cmd.orderId, cmd.items)
+      : await release(db, msg.id, cmd.orderId);
+    svc.log.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
+  }, { group: "inventory" });
+  const jwks = jwksFor(svc, config);
+  grpcServer(svc, config.ports.inventoryGrpc, config.hostname, () => [
+    implement(InventoryServiceService, {
+      listProducts: async (req) => ({
+        products: (await listProducts(db, req.skus)).map((p) => ({
+          sku: p.sku,
+          name: p.name,
+          priceCents: p.priceCents,
+          available: p.available,
+        })),
+      }),
+      getReservation: async (req) => {
+        const r = await getReservation(db, req.orderId);
+        if (!r) throw new NotFoundError(`no reservation for order ${req.orderId}`);
+        return r;
+      },
+    }),
+  ], serviceTokenAuthorizer(verifierFor(config, jwks, "inventory")));
+  return svc;
+}

@@ -1,0 +1,50 @@
+import { authenticate } from "../../platform/auth/middleware.ts";
+import { chain } from "../../platform/http/handler.ts";
+import { notFound } from "../../platform/http/problem.ts";
+import { Router } from "../../platform/http/router.ts";
+import { Service } from "../../platform/service/service.ts";
+import type { SystemConfig } from "../shared/config.ts";
+import { decodeEvent, Notices, type OrderConfirmedNotice } from "../shared/events.ts";
+import type { Infra } from "../shared/infra.ts";
+import { consume, jwksFor, verifierFor } from "../shared/wiring.ts";
+
+const ORDER_ID = /^[A-Za-z0-9-]{1,64}$/;
+
+/** The storage key of an order's receipt. */
+export function receiptKey(orderId: string): string {
+  return `receipts/${orderId}.json`;
+}
+
+/**
+ * The notifications service: on each `order.confirmed` notice (at most once, one member of the queue group) writes a
+ * receipt to object storage; serves receipts to callers holding a service token.
+ */
+export function createNotificationsService(config: SystemConfig, infra: Infra): Service {
+  const svc = new Service({ name: "notifications", hostname: config.hostname, port: config.ports.notifications });
+  const storage = infra.storage();
+  consume(svc, () => infra.notices(), Notices.orderConfirmed, async (msg) => {
+    const n = decodeEvent<OrderConfirmedNotice>(msg.payload, ["order.confirmed.v1"]);
+    if (!ORDER_ID.test(n.orderId)) throw new TypeError(`Cannot write a receipt for order id ${JSON.stringify(n.orderId)}`);
+    const receipt = {
+      receiptId: `rcpt-${n.orderId}`,
+      orderId: n.orderId,
+      customerId: n.customerId,
+      items: n.items,
+      totalCents: n.totalCents,
+      confirmedAt: n.confirmedAt,
+      issuedAt: new Date().toISOString(),
+    };
+    await storage.put(receiptKey(n.orderId), new TextEncoder().encode(JSON.stringify(receipt, null, 2)), {
+      contentType: "application/json",
+    });
+    svc.log.info("receipt written", { orderId: n.orderId });
+  }, { group: "notifications" });
+  const verifier = verifierFor(config, jwksFor(svc, config), "notifications");
+  const router = new Router().get("/receipts/:orderId", async (_req, { orderId }) => {
+    if (!ORDER_ID.test(orderId)) throw notFound(`no receipt for order ${orderId}`);
+    const found = await storage.get(receiptKey(orderId));
+    if (!found) throw notFound(`no receipt for order ${orderId}`);
+    return new Response(found.body, { headers: { "content-type": found.info.contentType } });
+  });
+  return svc.handle(chain(authenticate(verifier))(router.handler));
+}

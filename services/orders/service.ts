@@ -1,0 +1,100 @@
+import type { Database } from "../../platform/db/db.ts";
+import { createGrpcClient } from "../../platform/grpc/client.ts";
+import { InvalidArgumentError, NotFoundError } from "../../platform/grpc/errors.ts";
+import { implement } from "../../platform/grpc/server.ts";
+import { Service } from "../../platform/service/service.ts";
+import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
+import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import type { SystemConfig } from "../shared/config.ts";
+import { decodeEvent, type InventoryEvent, Notices, type PaymentEvent, Topics } from "../shared/events.ts";
+import type { Infra } from "../shared/infra.ts";
+import {
+  consume,
+  grpcServer,
+  jwksFor,
+  relay,
+  serviceTokenAuthorizer,
+  tokensFor,
+  verifierFor,
+} from "../shared/wiring.ts";
+import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
+
+const REPLY_TYPES = [
+  "inventory.reserved.v1",
+  "inventory.rejected.v1",
+  "inventory.released.v1",
+  "payments.succeeded.v1",
+  "payments.failed.v1",
+] as const;
+
+/**
+ * The orders service: accepts orders over gRPC (pricing them from inventory), stores each with its saga's first
+ * messages in one transaction, and drives the saga from inventory and payment replies to CONFIRMED or CANCELLED.
+ */
+export function createOrdersService(config: SystemConfig, infra: Infra): Service {
+  const svc = new Service({ name: "orders", hostname: config.hostname, port: config.ports.orders });
+  let db: Database;
+  svc.onStart("database", async () => {
+    db = await infra.database("orders");
+  });
+  svc.check("database", (signal) => db.ping(signal));
+  relay(svc, () => db, (topic) => topic === Notices.orderConfirmed ? infra.notices() : infra.events());
+  for (const topic of [Topics.inventoryEvents, Topics.paymentEvents]) {
+    consume(svc, () => infra.events(), topic, async (msg) => {
+      const event = decodeEvent<InventoryEvent | PaymentEvent>(msg.payload, REPLY_TYPES);
+      const outcome = await applyReply(db, msg.id, event);
+      svc.log.info("saga step", { type: event.type, orderId: event.orderId, outcome });
+    }, { group: `orders-saga.${topic}` });
+  }
+  const inventory = createGrpcClient(InventoryServiceService, config.grpc.inventory, {
+    token: tokensFor(config, "orders", "inventory"),
+    idempotent: ["listProducts", "getReservation"],
+    timeoutMs: 2_000,
+  });
+  svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
+  const jwks = jwksFor(svc, config);
+  grpcServer(svc, config.ports.ordersGrpc, config.hostname, () => [
+    implement(OrdersServiceService, {
+      createOrder: async (req) => {
+        if (!req.customerId) throw new InvalidArgumentError("customer_id is required");
+        if (req.items.length === 0) throw new InvalidArgumentError("an order needs at least one item");
+        if (req.items.some((i) => !(i.quantity > 0))) throw new InvalidArgumentError("quantities must be positive");
+        const skus = [...new Set(req.items.map((i) => i.sku))];
+        const { products } = await inventory.listProducts({ skus });
+        const price = new Map(products.map((p) => [p.sku, p.priceCents]));
+        const unknown = skus.filter((s) => !price.has(s));
+        if (unknown.length > 0) throw new InvalidArgumentError(`unknown product: ${unknown.join(", ")}`);
+        const totalCents = req.items.reduce((sum, i) => sum + price.get(i.sku)! * i.quantity, 0);
+        const { order } = await createOrder(db, {
+          customerId: req.customerId,
+          items: req.items.map((i) => ({ sku: i.sku, quantity: i.quantity })),
+          totalCents,
+          paymentToken: req.paymentToken || "tok_visa",
+          idempotencyKey: req.idempotencyKey || undefined,
+        });
+        return toMessage(order);
+      },
+      getOrder: async (req) => {
+        const order = await getOrder(db, req.id);
+        if (!order || (req.customerId && order.customerId !== req.customerId)) {
+          throw new NotFoundError(`order ${req.id} not found`);
+        }
+        return toMessage(order);
+      },
+    }),
+  ], serviceTokenAuthorizer(verifierFor(config, jwks, "orders")));
+  return svc;
+}
+
+function toMessage(o: StoredOrder): OrderMessage {
+  return {
+    id: o.id,
+    customerId: o.customerId,
+    items: o.items,
+    status: o.status,
+    totalCents: o.totalCents,
+    reason: o.reason,
+    createdAt: o.createdAt,
+    updatedAt: o.updatedAt,
+  };
+}

@@ -1,0 +1,4 @@
+import { runDistributed } from "../shared/run.ts";
+import { createPaymentsService } from "./service.ts";
+
+await runDistributed("payments", createPaymentsService);

@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+import { ProviderUnavailableError, simulatedProvider } from "./provider.ts";
+
+Deno.test("simulatedProvider() charges a good token and declines the test decline token", async () => {
+  const p = simulatedProvider();
+  const ok = await p.charge({ idempotencyKey: "a", amountCents: 100, token: "tok_visa" });
+  assert.ok(ok.ok && ok.ref.startsWith("ch_"));
+  assert.deepEqual(await p.charge({ idempotencyKey: "b", amountCents: 100, token: "tok_decline" }), {
+    ok: false,
+    reason: "card declined",
+  });
+});
+
+Deno.test("simulatedProvider() fails transiently at its failure rate and answers a repeated key the same way", async () => {
+  const rolls = [0.1, 0.9];
+  const p = simulatedProvider({ failureRate: 0.5, random: () => rolls.shift()! });
+  await assert.rejects(p.charge({ idempotencyKey: "k", amountCents: 5, token: "t" }), ProviderUnavailableError);
+  const first = await p.charge({ idempotencyKey: "k", amountCents: 5, token: "t" });
+  assert.deepEqual(await p.charge({ idempotencyKey: "k", amountCents: 5, token: "t" }), first);
+});
+
+Deno.test("simulatedProvider() rejects a failure rate outside [0, 1]", () => {
+  assert.throws(() => simulatedProvider({ failureRate: 2 }), RangeError);
+});
+
+Deno.test("simulatedProvider() latency is cancelled by the caller's signal", async () => {
+  const p = simulatedProvider({ latencyMs: 10_000 });
+  const c = new AbortController();
+  const pending = p.charge({ idempotencyKey: "x", amountCents: 1, token: "t" }, c.signal);
+  c.abort(new Error("caller gave up"));
+  await assert.rejects(pending, /caller gave up/);
+});

@@ -1,0 +1,120 @@
+/** Everything the six services need to find each other and their infrastructure. */
+export interface SystemConfig {
+  hostname: string;
+  ports: {
+    gateway: number;
+    auth: number;
+    orders: number;
+    ordersGrpc: number;
+    inventory: number;
+    inventoryGrpc: number;
+    payments: number;
+    paymentsGrpc: number;
+    notifications: number;
+  };
+  /** Base URL of the auth service (token endpoint and JWKS). */
+  authUrl: string;
+  /** `iss` of every token. */
+  issuer: string;
+  /** Audience of end-user tokens, accepted by the gateway. */
+  apiAudience: string;
+  /** `host:port` of each gRPC service. */
+  grpc: { orders: string; inventory: string; payments: string };
+  notificationsUrl: string;
+  /** Secrets of the service clients, by client id. */
+  clientSecrets: Record<ServiceClient, string>;
+  /** Simulated payment provider behaviour. */
+  payments: { failureRate: number; latencyMs: number };
+  /** Where local object storage keeps its files. */
+  storageDir: string;
+}
+
+/** Services that call others with client-credentials tokens. */
+export type ServiceClient = "gateway" | "orders";
+
+const DEFAULT_PORTS: SystemConfig["ports"] = {
+  gateway: 8080,
+  auth: 8081,
+  orders: 8082,
+  ordersGrpc: 50051,
+  inventory: 8083,
+  inventoryGrpc: 50052,
+  payments: 8084,
+  paymentsGrpc: 50053,
+  notifications: 8085,
+};
+
+const PORT_ENV: Record<keyof SystemConfig["ports"], string> = {
+  gateway: "GATEWAY_PORT",
+  auth: "AUTH_PORT",
+  orders: "ORDERS_PORT",
+  ordersGrpc: "ORDERS_GRPC_PORT",
+  inventory: "INVENTORY_PORT",
+  inventoryGrpc: "INVENTORY_GRPC_PORT",
+  payments: "PAYMENTS_PORT",
+  paymentsGrpc: "PAYMENTS_GRPC_PORT",
+  notifications: "NOTIFICATIONS_PORT",
+};
+
+/**
+ * Reads the system configuration from environment variables (`GATEWAY_PORT`, `AUTH_URL`, `PAYMENTS_FAILURE_RATE`,
+ * ...), with defaults that run everything on 127.0.0.1. Bad values throw a `RangeError` naming the variable.
+ */
+export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): SystemConfig {
+  const hostname = env.TRELLIS_HOST ?? "127.0.0.1";
+  const ports = { ...DEFAULT_PORTS };
+  for (const [k, name] of Object.entries(PORT_ENV) as [keyof SystemConfig["ports"], string][]) {
+    if (env[name] !== undefined) ports[k] = intIn(env, name, 0, 65535);
+  }
+  return withPorts({
+    hostname,
+    ports,
+    authUrl: env.AUTH_URL ?? "",
+    issuer: env.TOKEN_ISSUER ?? "trellis-auth",
+    apiAudience: "trellis-api",
+    grpc: { orders: env.ORDERS_GRPC_ADDR ?? "", inventory: env.INVENTORY_GRPC_ADDR ?? "", payments: env.PAYMENTS_GRPC_ADDR ?? "" },
+    notificationsUrl: env.NOTIFICATIONS_URL ?? "",
+    clientSecrets: {
+      gateway: env.GATEWAY_CLIENT_SECRET ?? "dev-only-gateway-secret",
+      orders: env.ORDERS_CLIENT_SECRET ?? "dev-only-orders-secret",
+    },
+    payments: {
+      failureRate: numIn(env, "PAYMENTS_FAILURE_RATE", 0, 1, 0),
+      latencyMs: numIn(env, "PAYMENTS_LATENCY_MS", 0, 60_000, 0),
+    },
+    storageDir: env.STORAGE_DIR ?? ".trellis/storage",
+  });
+}
+
+/** Fills the peer addresses that were left empty from the ports. */
+export function withPorts(config: SystemConfig): SystemConfig {
+  const h = config.hostname;
+  const p = config.ports;
+  return {
+    ...config,
+    authUrl: config.authUrl || `http://${h}:${p.auth}`,
+    grpc: {
+      orders: config.grpc.orders || `${h}:${p.ordersGrpc}`,
+      inventory: config.grpc.inventory || `${h}:${p.inventoryGrpc}`,
+      payments: config.grpc.payments || `${h}:${p.paymentsGrpc}`,
+    },
+    notificationsUrl: config.notificationsUrl || `http://${h}:${p.notifications}`,
+  };
+}
+
+function intIn(env: Record<string, string | undefined>, name: string, min: number, max: number): number {
+  const v = Number(env[name]);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`Cannot use ${name}=${JSON.stringify(env[name])}: it must be an integer from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function numIn(env: Record<string, string | undefined>, name: string, min: number, max: number, dflt: number): number {
+  if (env[name] === undefined) return dflt;
+  const v = Number(env[name]);
+  if (!Number.isFinite(v) || v < min || v > max) {
+    throw new RangeError(`Cannot use ${name}=${JSON.stringify(env[name])}: it must be a number from ${min} to ${max}`);
+  }
+  return v;
+}

@@ -1,0 +1,103 @@
+import { migrate } from "../../platform/db/migrate.ts";
+import { connectPostgres, ensureDatabase } from "../../platform/db/postgres.ts";
+import type { Database } from "../../platform/db/db.ts";
+import { createKafkaPubSub } from "../../platform/messaging/kafka.ts";
+import type { PubSub } from "../../platform/messaging/message.ts";
+import { createNatsPubSub } from "../../platform/messaging/nats.ts";
+import type { Logger } from "../../platform/log/logger.ts";
+import { localStore } from "../../platform/storage/local.ts";
+import { Topics } from "./events.ts";
+import { type Infra, migrationsDir, once } from "./infra.ts";
+
+/** Where the distributed infrastructure is. */
+export interface DistributedOptions {
+  /** A Postgres URL; each service gets its own database named `<databasePrefix>_<service>` on that server. */
+  databaseUrl: string;
+  /** @default {"trellis"} */
+  databasePrefix?: string;
+  kafkaBrokers: string[];
+  natsUrl: string;
+  /** Prepended to every topic and subject, so test runs sharing a broker do not see each other. @default {""} */
+  topicPrefix?: string;
+  storageDir: string;
+  /** Names this process to the brokers. */
+  clientId: string;
+  log: Logger;
+}
+
+/** Reads {@linkcode DistributedOptions} from `DATABASE_URL`, `KAFKA_BROKERS`, `NATS_URL`, ... */
+export function distributedOptionsFromEnv(
+  env: Record<string, string | undefined>,
+  clientId: string,
+  log: Logger,
+): DistributedOptions {
+  return {
+    databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+    databasePrefix: env.DATABASE_PREFIX ?? "trellis",
+    kafkaBrokers: (env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",").map((s) => s.trim()).filter(Boolean),
+    natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
+    topicPrefix: env.TOPIC_PREFIX ?? "",
+    storageDir: env.STORAGE_DIR ?? ".trellis/storage",
+    clientId,
+    log,
+  };
+}
+
+/** The database URL for one service: same server and credentials, database `<prefix>_<service>`. */
+export function serviceDatabaseUrl(base: string, prefix: string, service: string): string {
+  const url = new URL(base);
+  url.pathname = `/${prefix}_${service}`;
+  return url.href;
+}
+
+/**
+ * Distributed infrastructure: a Postgres database per service, Kafka for durable topics (created up front with three
+ * partitions each), NATS Core for notices, local-disk storage.
+ */
+export function distributedInfra(options: DistributedOptions): Infra {
+  const prefix = options.topicPrefix ?? "";
+  const dbs: Database[] = [];
+  const events = once(async () => {
+    const kafka = createKafkaPubSub({ brokers: options.kafkaBrokers, clientId: options.clientId, logger: options.log });
+    await kafka.ensureTopics(Object.values(Topics).map((t) => prefix + t), { partitions: 3 });
+    return prefixTopics(kafka, prefix);
+  });
+  const notices = once(async () =>
+    prefixTopics(await createNatsPubSub({ servers: options.natsUrl, name: options.clientId, logger: options.log }), prefix)
+  );
+  const storage = localStore(options.storageDir);
+  let closing: Promise<void> | undefined;
+  return {
+    async database(service) {
+      const url = serviceDatabaseUrl(options.databaseUrl, options.databasePrefix ?? "trellis", service);
+      await ensureDatabase(url);
+      const db = connectPostgres(url, { applicationName: `trellis-${service}` });
+      dbs.push(db);
+      await migrate(db, migrationsDir(service));
+      return db;
+    },
+    events: events.get,
+    notices: notices.get,
+    storage: () => storage,
+    close() {
+      closing ??= (async () => {
+        const open = [events.peek(), notices.peek()].filter((p) => p !== undefined);
+        await Promise.all(open.map(async (p) => (await p.catch(() => undefined))?.close()));
+        await Promise.all(dbs.map((db) => db.close()));
+      })();
+      return closing;
+    },
+  };
+}
+
+/** A view of `bus` in which every topic is `prefix + topic`. */
+export function prefixTopics(bus: PubSub, prefix: string): PubSub {
+  if (!prefix) return bus;
+  return {
+    features: bus.features,
+    publish: (topic, msg) => bus.publish(prefix + topic, msg),
+    subscribe: (topic, handler, options) => bus.subscribe(prefix + topic, handler, options),
+    close: () => bus.close(),
+  };
+}
+

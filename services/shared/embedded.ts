@@ -1,0 +1,48 @@
+import { migrate } from "../../platform/db/migrate.ts";
+import { connectPostgres, ensureDatabase } from "../../platform/db/postgres.ts";
+import { createPglite } from "../../platform/db/pglite.ts";
+import type { Database } from "../../platform/db/db.ts";
+import { createMemoryBroker } from "../../platform/messaging/memory.ts";
+import { localStore } from "../../platform/storage/local.ts";
+import { serviceDatabaseUrl } from "./distributed.ts";
+import { type Infra, migrationsDir, once } from "./infra.ts";
+
+/**
+ * Embedded infrastructure for `deno task dev` and the embedded end-to-end test: one PGlite shared by every service
+ * (a schema each) unless `databaseUrl` is given (then a database each on that server), in-memory messaging,
+ * local-disk storage.
+ */
+export function embeddedInfra(options: { storageDir: string; databaseUrl?: string }): Infra {
+  const pglite = once(() => createPglite());
+  const events = createMemoryBroker();
+  const notices = createMemoryBroker();
+  const dbs: Database[] = [];
+  const storage = localStore(options.storageDir);
+  let closing: Promise<void> | undefined;
+  return {
+    async database(service) {
+      let db: Database;
+      if (options.databaseUrl) {
+        const url = serviceDatabaseUrl(options.databaseUrl, "trellis_dev", service);
+        await ensureDatabase(url);
+        db = connectPostgres(url);
+      } else {
+        db = (await pglite.get()).database(service);
+      }
+      dbs.push(db);
+      await migrate(db, migrationsDir(service));
+      return db;
+    },
+    events: () => Promise.resolve(events),
+    notices: () => Promise.resolve(notices),
+    storage: () => storage,
+    close() {
+      closing ??= (async () => {
+        await Promise.all([events.close(), notices.close()]);
+        for (const db of dbs) await db.close();
+        await (await pglite.peek())?.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,96 @@
+import type { Metadata } from "@grpc/grpc-js";
+import { AuthError } from "../../platform/auth/auth_error.ts";
+import { createVerifier, type Verifier } from "../../platform/auth/verifier.ts";
+import { remoteJwks, type RemoteJwks } from "../../platform/auth/remote_jwks.ts";
+import { serviceTokenSource } from "../../platform/auth/service_token.ts";
+import type { Database } from "../../platform/db/db.ts";
+import { PermissionDeniedError, UnauthenticatedError } from "../../platform/grpc/errors.ts";
+import { type Authorize, type GrpcService, serveGrpc } from "../../platform/grpc/server.ts";
+import type { MessageHandler, PubSub, SubscribeOptions } from "../../platform/messaging/message.ts";
+import { type PendingMessage, startRelay } from "../../platform/outbox/outbox.ts";
+import type { Service } from "../../platform/service/service.ts";
+import type { ServiceClient, SystemConfig } from "./config.ts";
+
+/** The auth service's JWKS as a key set shared by one service's verifiers, with a readiness check on it. */
+export function jwksFor(svc: Service, config: SystemConfig): RemoteJwks {
+  const jwks = remoteJwks(`${config.authUrl}/.well-known/jwks.json`, { cooldownMs: 5_000 });
+  svc.check("jwks", async () => {
+    if (!(await jwks.ready())) throw new Error(`JWKS at ${config.authUrl} not fetched: ${jwks.lastError}`);
+  });
+  return jwks;
+}
+
+/** A verifier for tokens addressed to `audience`. */
+export function verifierFor(config: SystemConfig, jwks: RemoteJwks, audience: string): Verifier {
+  return createVerifier({ issuer: config.issuer, audience, keys: jwks });
+}
+
+/** A gRPC authorize hook: a valid service token addressed to this service, with the `internal` scope. */
+export function serviceTokenAuthorizer(verifier: Verifier): Authorize {
+  return async (metadata: Metadata) => {
+    const header = String(metadata.get("authorization")[0] ?? "");
+    if (!header.startsWith("Bearer ")) return false;
+    try {
+      const principal = await verifier.verify(header.slice(7));
+      if (!principal.scopes.includes("internal")) throw new PermissionDeniedError("the internal scope is required");
+      return principal;
+    } catch (err) {
+      if (err instanceof AuthError) throw new UnauthenticatedError(err.description);
+      throw err;
+    }
+  };
+}
+
+/** A cached client-credentials token source for calls from `client` to `audience`. */
+export function tokensFor(config: SystemConfig, client: ServiceClient, audience: string): () => Promise<string> {
+  return serviceTokenSource({
+    tokenUrl: `${config.authUrl}/oauth/token`,
+    clientId: client,
+    clientSecret: config.clientSecrets[client],
+    audience,
+  });
+}
+
+/** Serves gRPC from start to stop of `svc`; returns a getter for the bound address. */
+export function grpcServer(
+  svc: Service,
+  port: number,
+  hostname: string,
+  services: () => GrpcService[],
+  authorize?: Authorize,
+): () => string {
+  let address = "";
+  svc.onStart("grpc", async () => {
+    const server = await serveGrpc({ services: services(), port, hostname, authorize, logger: svc.log });
+    address = server.address;
+    svc.onStop("grpc", (signal) => server.close(signal.aborted ? 0 : 5_000));
+  });
+  return () => address;
+}
+
+/** Subscribes `handler` from start to stop of `svc`. */
+export function consume(
+  svc: Service,
+  bus: () => Promise<PubSub>,
+  topic: string,
+  handler: MessageHandler,
+  options: SubscribeOptions,
+): void {
+  svc.onStart(`consume ${topic}`, async () => {
+    const sub = await (await bus()).subscribe(topic, handler, options);
+    svc.onStop(`consume ${topic}`, () => sub.close());
+  });
+}
+
+/** Runs the outbox relay of `db` from start to stop of `svc`, publishing each row through `route(topic)`. */
+export function relay(svc: Service, db: () => Database, route: (topic: string) => Promise<PubSub>): void {
+  svc.onStart("outbox relay", async () => {
+    const r = await startRelay(db(), {
+      log: svc.log,
+      publish: async (m: PendingMessage) => {
+        await (await route(m.topic)).publish(m.topic, { id: m.id, key: m.key, headers: m.headers, payload: m.payload });
+      },
+    });
+    svc.onStop("outbox relay", () => r.stop());
+  });
+}
