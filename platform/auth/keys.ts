@@ -1,4 +1,4 @@
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import { calculateJwkThumbprint, exportJWK, importJWK, type JWK } from "jose";
 
 /** The only signing algorithm Trellis issues and accepts. */
 export const SIGNING_ALG = "ES256";
@@ -44,7 +44,12 @@ export interface VerificationKey {
  * ```
  */
 export async function generateSigningKey(): Promise<SigningKey> {
-  const { privateKey, publicKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
+  // WebCrypto directly rather than jose's generateKeyPair: jose's declaration types the keys with Node's CryptoKey,
+  // which does not type-check against the web CryptoKey once Node types are in the program (grpc-js brings them).
+  const { privateKey, publicKey } = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ]);
   return { kid: await thumbprint(publicKey), privateKey, publicKey };
 }
 

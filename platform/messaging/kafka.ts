@@ -4,13 +4,14 @@ import {
   type Consumer,
   type IHeaders,
   Kafka,
-  KafkaJSError,
+  type KafkaJSError,
   type KafkaMessage,
   type LogEntry,
   logLevel,
   Partitioners,
   type Producer,
 } from "kafkajs";
+import kafkajs from "kafkajs";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { backoffDelay, type BackoffOptions, delay } from "./backoff.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
@@ -287,13 +288,15 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
 
 /**
  * Leaves the offset uncommitted when a subscription closes during retries. A `KafkaJSError` because kafkajs logs any
- * other error from `eachMessage` as a failure, and this is an orderly stop.
+ * other error from `eachMessage` as a failure, and this is an orderly stop; retriable (the default) because the
+ * stopping runner then simply exits, while a non-retriable one is reported as a consumer crash.
  */
+// The error classes are spread into kafkajs's CommonJS exports, which Deno cannot detect as named ESM exports.
 function closedWhileRetrying(id: string, cause: unknown): KafkaJSError {
-  return new KafkaJSError(`subscription closed while message ${id} was being retried; its offset stays uncommitted`, {
-    retriable: false,
-    cause: cause instanceof Error ? cause : undefined,
-  });
+  const last = cause instanceof Error ? cause.message : String(cause);
+  return new kafkajs.KafkaJSError(
+    `subscription closed while message ${id} was being retried (last error: ${last}); its offset stays uncommitted`,
+  );
 }
 
 function toMessage(m: KafkaMessage): Omit<Message, "attempt"> {

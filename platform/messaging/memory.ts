@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
@@ -46,6 +47,11 @@ interface Delivery {
 
 interface Member {
   handler: MessageHandler;
+  /**
+   * Runs a delivery in the async context the subscription was made in, not the publisher's: a publisher inside a
+   * database transaction must not hand its transaction context (or its request context) to the consumer.
+   */
+  inSubscriberContext: <R>(fn: () => R) => R;
   concurrency: number;
   inFlight: number;
   closing: boolean;
@@ -168,7 +174,7 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
     };
     // Deferred so a handler never runs inside publish()'s call stack (no re-entrant pumping).
     queueMicrotask(() => {
-      handleInContext(m.handler, msg).then(
+      m.inSubscriberContext(() => handleInContext(m.handler, msg)).then(
         () => {
           releaseKey(g, d);
           settle(t, g, m);
@@ -275,7 +281,14 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
         t.groups.set(name, g);
       }
       const group = g;
-      const member: Member = { handler, concurrency, inFlight: 0, closing: false, onIdle: [] };
+      const member: Member = {
+        handler,
+        inSubscriberContext: AsyncLocalStorage.snapshot(),
+        concurrency,
+        inFlight: 0,
+        closing: false,
+        onIdle: [],
+      };
       group.members.push(member);
       let closed: Promise<void> | undefined;
       const subscription: Subscription = {

@@ -20,6 +20,7 @@ export interface ServiceClientSeed {
 export const DEMO_USERS: DemoUser[] = [
   { username: "alice", password: "wonderland", scopes: ["orders:read", "orders:write", "products:read"] },
   { username: "bob", password: "builder", scopes: ["products:read"] },
+  { username: "carol", password: "chocolate", scopes: ["orders:read", "orders:write", "products:read"] },
 ];
 
 /**

@@ -7,7 +7,7 @@ import { createNatsPubSub } from "../../platform/messaging/nats.ts";
 import type { Logger } from "../../platform/log/logger.ts";
 import { localStore } from "../../platform/storage/local.ts";
 import { Topics } from "./events.ts";
-import { type Infra, migrationsDir, once } from "./infra.ts";
+import { type Infra, migrationsDir, once, serviceDatabaseUrl } from "./infra.ts";
 
 /** Where the distributed infrastructure is. */
 export interface DistributedOptions {
@@ -41,13 +41,6 @@ export function distributedOptionsFromEnv(
     clientId,
     log,
   };
-}
-
-/** The database URL for one service: same server and credentials, database `<prefix>_<service>`. */
-export function serviceDatabaseUrl(base: string, prefix: string, service: string): string {
-  const url = new URL(base);
-  url.pathname = `/${prefix}_${service}`;
-  return url.href;
 }
 
 /**

@@ -4,8 +4,7 @@ import { createPglite } from "../../platform/db/pglite.ts";
 import type { Database } from "../../platform/db/db.ts";
 import { createMemoryBroker } from "../../platform/messaging/memory.ts";
 import { localStore } from "../../platform/storage/local.ts";
-import { serviceDatabaseUrl } from "./distributed.ts";
-import { type Infra, migrationsDir, once } from "./infra.ts";
+import { type Infra, migrationsDir, once, serviceDatabaseUrl } from "./infra.ts";
 
 /**
  * Embedded infrastructure for `deno task dev` and the embedded end-to-end test: one PGlite shared by every service

@@ -24,6 +24,13 @@ export function migrationsDir(service: string): string {
   return new URL(`../../migrations/${service}`, import.meta.url).pathname;
 }
 
+/** The database URL for one service: same server and credentials, database `<prefix>_<service>`. */
+export function serviceDatabaseUrl(base: string, prefix: string, service: string): string {
+  const url = new URL(base);
+  url.pathname = `/${prefix}_${service}`;
+  return url.href;
+}
+
 /** Memoises an async factory so concurrent first callers share one result. */
 export function once<T>(make: () => Promise<T>): { get: () => Promise<T>; peek: () => Promise<T> | undefined } {
   let p: Promise<T> | undefined;

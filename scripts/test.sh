@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `deno task test`: brings up the Postgres, NATS and Kafka the suite needs on loopback (using running ones, starting
+# or installing what is missing), then runs every test tier with Deno's sanitizers on. Extra arguments go to
+# `deno test` (e.g. a path to run one file).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+deno_bin=${DENO:-$(command -v deno || echo "npx -y deno@2.9.6")}
+
+bash scripts/infra.sh up
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:${TRELLIS_PG_PORT:-5432}/postgres}
+export NATS_URL=${NATS_URL:-nats://127.0.0.1:${TRELLIS_NATS_PORT:-4222}}
+export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:${TRELLIS_KAFKA_PORT:-9092}}
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(platform/ services/ tests/)
+# shellcheck disable=SC2086
+exec $deno_bin test -A --sanitize-ops --sanitize-resources "${targets[@]}"
