@@ -6,4 +6,4 @@
 export type { Database, Queryable, Row, Tx } from "./db.ts";
 export { connectPostgres, ensureDatabase, type PostgresOptions } from "./postgres.ts";
 export { createPglite, type PgliteOptions, type SharedPglite } from "./pglite.ts";
-export { type MigrateOptions, type Migration, migrate } from "./migrate.ts";
+export { migrate, type MigrateOptions, type Migration } from "./migrate.ts";

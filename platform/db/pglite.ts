@@ -126,22 +126,22 @@ export async function createPglite(options: PgliteOptions = {}): Promise<SharedP
     };
 
     const view: Database = {
-      query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]> {
+      async query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]> {
         assertViewOpen("run a query");
         assertConfined(text);
-        return confined(schema, () => runQuery<T>(pg, text, params));
+        return await confined(schema, () => runQuery<T>(pg, text, params));
       },
 
-      transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+      async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
         assertViewOpen("start a transaction");
-        return confined(schema, () =>
+        return await confined(schema, () =>
           pg.transaction(async (raw) => {
             let done = false;
             const tx: Tx = {
-              query<R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<R[]> {
-                if (done) return Promise.reject(new Error("Cannot run a query: the transaction has ended"));
+              async query<R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<R[]> {
+                if (done) throw new Error("Cannot run a query: the transaction has ended");
                 assertConfined(text);
-                return runQuery<R>(raw, text, params);
+                return await runQuery<R>(raw, text, params);
               },
             };
             try {

@@ -135,10 +135,11 @@ export interface GrpcServer extends AsyncDisposable {
 export async function serveGrpc(options: ServeGrpcOptions): Promise<GrpcServer> {
   const { hostname = "127.0.0.1", port: requestedPort = 0 } = options;
   const server = new Server(options.serverOptions);
+  const drain: Drain = { draining: false, inFlight: 0, onIdle: [] };
   for (const service of options.services) {
     const wrapped: UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(service.definition)) {
-      wrapped[name] = adapt(method.path, service.implementation[name], options);
+      wrapped[name] = adapt(method.path, service.implementation[name], options, drain);
     }
     server.addService(service.definition, wrapped);
   }
@@ -154,23 +155,45 @@ export async function serveGrpc(options: ServeGrpcOptions): Promise<GrpcServer> 
     })
   );
   let closing: Promise<void> | undefined;
+  // Drains in-flight calls ourselves, then force-closes, instead of grpc-js's tryShutdown: tryShutdown sends an
+  // HTTP/2 GOAWAY, and a Deno 2.9 client that receives one can abort in nghttp2 (assertion in
+  // find_stream_on_goaway_func), taking the whole calling service down. New calls meanwhile get UNAVAILABLE, which
+  // clients retry elsewhere or later.
   const close = (graceMs = 5_000) =>
-    closing ??= new Promise<void>((resolve) => {
-      const force = setTimeout(() => server.forceShutdown(), graceMs);
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    closing ??= (async () => {
+      drain.draining = true;
+      if (drain.inFlight > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => drain.onIdle.push(resolve)),
+          new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs)),
+        ]);
+        clearTimeout(timer);
+      }
+      server.forceShutdown();
+    })();
   return { port, address: `${host}:${port}`, close, [Symbol.asyncDispose]: () => close() };
+}
+
+/** Calls in flight, so `close()` can wait for them. */
+interface Drain {
+  draining: boolean;
+  inFlight: number;
+  onIdle: (() => void)[];
 }
 
 function adapt(
   path: string,
   handler: UnaryHandler<never, unknown>,
   options: ServeGrpcOptions,
+  drain: Drain,
 ): handleUnaryCall<unknown, unknown> {
   return function grpcUnary(call: ServerUnaryCall<unknown, unknown>, callback) {
+    if (drain.draining) {
+      callback({ code: status.UNAVAILABLE, details: "server is shutting down" });
+      return;
+    }
+    drain.inFlight++;
     const cancel = new AbortController();
     const onCancelled = () => cancel.abort(new DOMException("call cancelled by the client", "AbortError"));
     call.once("cancelled", onCancelled);
@@ -187,6 +210,7 @@ function adapt(
       } finally {
         dispose();
         call.off("cancelled", onCancelled);
+        if (--drain.inFlight === 0) for (const resolve of drain.onIdle.splice(0)) resolve();
       }
     });
   };

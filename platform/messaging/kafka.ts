@@ -291,9 +291,10 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
  * other error from `eachMessage` as a failure, and this is an orderly stop; retriable (the default) because the
  * stopping runner then simply exits, while a non-retriable one is reported as a consumer crash.
  */
-// The error classes are spread into kafkajs's CommonJS exports, which Deno cannot detect as named ESM exports.
 function closedWhileRetrying(id: string, cause: unknown): KafkaJSError {
   const last = cause instanceof Error ? cause.message : String(cause);
+  // Reached through the default export: kafkajs spreads its error classes into its CommonJS exports, which Deno
+  // cannot detect as named ESM exports.
   return new kafkajs.KafkaJSError(
     `subscription closed while message ${id} was being retried (last error: ${last}); its offset stays uncommitted`,
   );
