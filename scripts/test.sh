@@ -10,6 +10,7 @@ bash scripts/infra.sh up
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:${TRELLIS_PG_PORT:-5432}/postgres}
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:${TRELLIS_NATS_PORT:-4222}}
 export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:${TRELLIS_KAFKA_PORT:-9092}}
+export LOG_LEVEL=${LOG_LEVEL:-warn}
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(platform/ services/ tests/)

@@ -34,7 +34,7 @@ const INT8 = 20;
 
 /**
  * Starts one embedded Postgres (PGlite, WebAssembly) that several services share, each through a schema-confined
- * {@linkcode Database} view. Starting costs about 3 s and 450 MB, hence one instance per process.
+ * {@linkcode Database} view. Starting costs about 2–3 s and 500 MB, hence one instance per process.
  *
  * How the views stay apart on PGlite's single connection:
  * - every statement of every view runs under one queue, so a transaction of one view never interleaves with another

@@ -3,7 +3,7 @@ import type { Database } from "./db.ts";
 import { createPglite, type SharedPglite } from "./pglite.ts";
 import { databaseConformance, type DatabaseFixture } from "./testing/conformance.ts";
 
-// Starting PGlite costs ~3 s and ~450 MB, so every case shares one instance, each on a fresh schema.
+// Starting PGlite costs ~2–3 s and ~500 MB, so every case shares one instance, each on a fresh schema.
 let shared: Promise<SharedPglite> | undefined;
 const instance = () => shared ??= createPglite();
 
@@ -34,7 +34,7 @@ async function freshSchema(): Promise<DatabaseFixture> {
 
 // PGlite's emscripten runtime turns Postgres' idle statistics flush (a 10 s itimer) into a `setTimeout` armed on first
 // activity and kept until it fires or the instance closes. With one instance shared across cases (a fresh one costs
-// ~3 s and ~450 MB), some case always "leaks" or "completes" that timer, and Deno 2.9 reports timers under both the op
+// ~2–3 s and ~500 MB), some case always "leaks" or "completes" that timer, and Deno 2.9 reports timers under both the op
 // and the resource sanitizer. That timer is the only reason both are off for the PGlite cases.
 const sanitize = { sanitizeOps: false, sanitizeResources: false };
 

@@ -9,7 +9,7 @@ async function embeddedSystem() {
   const storageDir = await Deno.makeTempDir({ prefix: "trellis-e2e-" });
   const [gateway, auth, orders, ordersGrpc, inventory, inventoryGrpc, payments, paymentsGrpc, notifications] =
     freePorts(9);
-  const base = loadConfig({ LOG_LEVEL: "warn" });
+  const base = loadConfig({});
   const config = withPorts({
     ...base,
     ports: { gateway, auth, orders, ordersGrpc, inventory, inventoryGrpc, payments, paymentsGrpc, notifications },

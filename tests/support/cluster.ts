@@ -83,17 +83,22 @@ export async function startCluster(options: ClusterOptions = {}) {
     throw new Error(`${p.name} not ready after ${timeoutMs} ms; log:\n${await tail(p.log)}`);
   };
   let stopped = false;
+  // Edge inwards, as `deno task down` does: callers go before the services they call.
+  const stopOrder = [["gateway"], ["orders", "notifications"], ["inventory", "payments"], ["auth"]];
   const stop = async () => {
     if (stopped) return [];
     stopped = true;
-    const results = await Promise.all(procs.map(async (p) => {
-      try {
-        p.child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      const status = await p.child.status;
-      await p.drained;
-      return { name: p.name, code: status.code, log: p.log };
-    }));
+    const results: { name: string; code: number; log: string }[] = [];
+    for (const wave of stopOrder) {
+      results.push(...await Promise.all(procs.filter((p) => wave.includes(p.name)).map(async (p) => {
+        try {
+          p.child.kill("SIGTERM");
+        } catch { /* already gone */ }
+        const status = await p.child.status;
+        await p.drained;
+        return { name: p.name, code: status.code, log: p.log };
+      })));
+    }
     const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
     try {
       for (const s of SERVICES) await sql.unsafe(`drop database if exists "${id}_${s}" with (force)`);
