@@ -1,49 +1,8 @@
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import type { Database } from "./db.ts";
 import { connectPostgres, ensureDatabase } from "./postgres.ts";
-import { databaseConformance, type DatabaseFixture } from "./testing/conformance.ts";
-
-const BASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
-
-function urlFor(database: string): string {
-  const url = new URL(BASE_URL);
-  url.pathname = `/${database}`;
-  return url.href;
-}
-
-function uniqueName(): string {
-  return `trellis_dbtest_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
-}
-
-async function dropDatabase(name: string): Promise<void> {
-  const sql = postgres(urlFor("postgres"), { max: 1, onnotice: () => {} });
-  try {
-    await sql.unsafe(`drop database if exists "${name}" with (force)`);
-  } finally {
-    await sql.end();
-  }
-}
-
-/** A fresh database per fixture, dropped on dispose. */
-async function freshDatabase(): Promise<DatabaseFixture> {
-  const name = uniqueName();
-  await ensureDatabase(urlFor(name));
-  const handles: Database[] = [];
-  const open = () => {
-    const db = connectPostgres(urlFor(name), { max: 4, applicationName: "trellis-db-test" });
-    handles.push(db);
-    return db;
-  };
-  return {
-    db: open(),
-    reopen: open,
-    async [Symbol.asyncDispose]() {
-      await Promise.all(handles.map((db) => db.close()));
-      await dropDatabase(name);
-    },
-  };
-}
+import { databaseConformance } from "./testing/conformance.ts";
+import { BASE_URL, dropDatabase, freshDatabase, uniqueName, urlFor } from "./testing/fresh_postgres.ts";
 
 databaseConformance("postgres", freshDatabase);
 

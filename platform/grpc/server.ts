@@ -210,7 +210,7 @@ function adapt(
       } finally {
         dispose();
         call.off("cancelled", onCancelled);
-        if (--drain.inFlight === 0) for (const resolve of drain.onIdle.splice(0)) resolve();
+        if (--drain.inFlight === 0) { for (const resolve of drain.onIdle.splice(0)) resolve(); }
       }
     });
   };

@@ -53,12 +53,12 @@ export class HttpError extends Error {
 }
 
 /** 400 with a detail. */
-export const badRequest = (detail: string, extensions?: Record<string, unknown>) =>
+export const badRequest = (detail: string, extensions?: Record<string, unknown>): HttpError =>
   new HttpError(400, "bad-request", "Bad request", { detail, extensions });
 /** 404 with a detail. */
-export const notFound = (detail: string) => new HttpError(404, "not-found", "Not found", { detail });
+export const notFound = (detail: string): HttpError => new HttpError(404, "not-found", "Not found", { detail });
 /** 422 listing every invalid field. */
-export const unprocessable = (errors: { path: string; reason: string }[]) =>
+export const unprocessable = (errors: { path: string; reason: string }[]): HttpError =>
   new HttpError(422, "validation", "Request does not match the schema", {
     detail: errors.map((e) => `${e.path}: ${e.reason}`).join("; "),
     extensions: { errors },

@@ -1,4 +1,4 @@
-import { contextHeaders, ContextHeaders } from "../context/context.ts";
+import { ContextHeaders, contextHeaders } from "../context/context.ts";
 import type { Database, Tx } from "../db/db.ts";
 import type { Logger } from "../log/logger.ts";
 
@@ -157,7 +157,9 @@ export async function startRelay(db: Database, options: RelayOptions): Promise<R
         });
       }
       if (rows.length > 0) {
-        await tx.query("update outbox set published_at = now() where seq = any($1::bigint[])", [rows.map((r) => r.seq)]);
+        await tx.query("update outbox set published_at = now() where seq = any($1::bigint[])", [
+          rows.map((r) => r.seq),
+        ]);
       }
       return rows.length;
     });

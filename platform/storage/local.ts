@@ -19,7 +19,10 @@ export function localStore(root: string): ObjectStore {
       await Deno.mkdir(file.slice(0, file.lastIndexOf("/")), { recursive: true });
       const tmp = `${file}.${crypto.randomUUID()}.tmp`;
       await Deno.writeFile(tmp, body);
-      await Deno.writeTextFile(`${tmp}.meta`, JSON.stringify({ contentType: options.contentType ?? "application/octet-stream" }));
+      await Deno.writeTextFile(
+        `${tmp}.meta`,
+        JSON.stringify({ contentType: options.contentType ?? "application/octet-stream" }),
+      );
       await Deno.rename(`${tmp}.meta`, `${file}.meta`);
       await Deno.rename(tmp, file);
     },

@@ -131,9 +131,14 @@ async function grpc<T>(call: () => Promise<T>): Promise<T> {
     if (!(err instanceof GrpcError)) throw err;
     const status = grpcToHttpStatus(err.code);
     const mapped = status === 400 ? 422 : status;
-    throw new HttpError(mapped, mapped >= 500 ? "upstream" : "rejected", mapped >= 500 ? "Upstream failure" : "Rejected", {
-      detail: mapped >= 500 ? `an internal service failed (${err.name})` : err.message,
-      cause: err,
-    });
+    throw new HttpError(
+      mapped,
+      mapped >= 500 ? "upstream" : "rejected",
+      mapped >= 500 ? "Upstream failure" : "Rejected",
+      {
+        detail: mapped >= 500 ? `an internal service failed (${err.name})` : err.message,
+        cause: err,
+      },
+    );
   }
 }

@@ -24,7 +24,9 @@ export function createNotificationsService(config: SystemConfig, infra: Infra): 
   const storage = infra.storage();
   consume(svc, () => infra.notices(), Notices.orderConfirmed, async (msg) => {
     const n = decodeEvent<OrderConfirmedNotice>(msg.payload, ["order.confirmed.v1"]);
-    if (!ORDER_ID.test(n.orderId)) throw new TypeError(`Cannot write a receipt for order id ${JSON.stringify(n.orderId)}`);
+    if (!ORDER_ID.test(n.orderId)) {
+      throw new TypeError(`Cannot write a receipt for order id ${JSON.stringify(n.orderId)}`);
+    }
     const receipt = {
       receiptId: `rcpt-${n.orderId}`,
       orderId: n.orderId,

@@ -52,7 +52,10 @@ export function startSaga(order: Order): Outgoing[] {
         totalCents: order.totalCents,
       },
     },
-    { topic: Topics.inventoryCommands, payload: { type: "inventory.reserve.v1", orderId: order.id, items: order.items } },
+    {
+      topic: Topics.inventoryCommands,
+      payload: { type: "inventory.reserve.v1", orderId: order.id, items: order.items },
+    },
   ];
 }
 

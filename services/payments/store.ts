@@ -41,7 +41,13 @@ export async function recordCharge(
     await tx.query(
       `insert into payments (order_id, status, amount_cents, provider_ref, reason) values ($1, $2, $3, $4, $5)
        on conflict (order_id) do nothing`,
-      [orderId, result.ok ? "SUCCEEDED" : "FAILED", amountCents, result.ok ? result.ref : "", result.ok ? "" : result.reason],
+      [
+        orderId,
+        result.ok ? "SUCCEEDED" : "FAILED",
+        amountCents,
+        result.ok ? result.ref : "",
+        result.ok ? "" : result.reason,
+      ],
     );
     const [r] = await tx.query<{ status: string; provider_ref: string; reason: string }>(
       "select status, provider_ref, reason from payments where order_id = $1",

@@ -72,7 +72,11 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     authUrl: env.AUTH_URL ?? "",
     issuer: env.TOKEN_ISSUER ?? "trellis-auth",
     apiAudience: "trellis-api",
-    grpc: { orders: env.ORDERS_GRPC_ADDR ?? "", inventory: env.INVENTORY_GRPC_ADDR ?? "", payments: env.PAYMENTS_GRPC_ADDR ?? "" },
+    grpc: {
+      orders: env.ORDERS_GRPC_ADDR ?? "",
+      inventory: env.INVENTORY_GRPC_ADDR ?? "",
+      payments: env.PAYMENTS_GRPC_ADDR ?? "",
+    },
     notificationsUrl: env.NOTIFICATIONS_URL ?? "",
     clientSecrets: {
       gateway: env.GATEWAY_CLIENT_SECRET ?? "dev-only-gateway-secret",
@@ -105,7 +109,9 @@ export function withPorts(config: SystemConfig): SystemConfig {
 function intIn(env: Record<string, string | undefined>, name: string, min: number, max: number): number {
   const v = Number(env[name]);
   if (!Number.isInteger(v) || v < min || v > max) {
-    throw new RangeError(`Cannot use ${name}=${JSON.stringify(env[name])}: it must be an integer from ${min} to ${max}`);
+    throw new RangeError(
+      `Cannot use ${name}=${JSON.stringify(env[name])}: it must be an integer from ${min} to ${max}`,
+    );
   }
   return v;
 }

@@ -56,7 +56,10 @@ export function distributedInfra(options: DistributedOptions): Infra {
     return prefixTopics(kafka, prefix);
   });
   const notices = once(async () =>
-    prefixTopics(await createNatsPubSub({ servers: options.natsUrl, name: options.clientId, logger: options.log }), prefix)
+    prefixTopics(
+      await createNatsPubSub({ servers: options.natsUrl, name: options.clientId, logger: options.log }),
+      prefix,
+    )
   );
   const storage = localStore(options.storageDir);
   let closing: Promise<void> | undefined;
@@ -93,4 +96,3 @@ export function prefixTopics(bus: PubSub, prefix: string): PubSub {
     close: () => bus.close(),
   };
 }
-

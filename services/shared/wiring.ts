@@ -1,7 +1,7 @@
 import type { Metadata } from "@grpc/grpc-js";
 import { AuthError } from "../../platform/auth/auth_error.ts";
 import { createVerifier, type Verifier } from "../../platform/auth/verifier.ts";
-import { remoteJwks, type RemoteJwks } from "../../platform/auth/remote_jwks.ts";
+import { type RemoteJwks, remoteJwks } from "../../platform/auth/remote_jwks.ts";
 import { serviceTokenSource } from "../../platform/auth/service_token.ts";
 import type { Database } from "../../platform/db/db.ts";
 import { PermissionDeniedError, UnauthenticatedError } from "../../platform/grpc/errors.ts";

@@ -90,14 +90,18 @@ export async function startCluster(options: ClusterOptions = {}) {
     stopped = true;
     const results: { name: string; code: number; log: string }[] = [];
     for (const wave of stopOrder) {
-      results.push(...await Promise.all(procs.filter((p) => wave.includes(p.name)).map(async (p) => {
-        try {
-          p.child.kill("SIGTERM");
-        } catch { /* already gone */ }
-        const status = await p.child.status;
-        await p.drained;
-        return { name: p.name, code: status.code, log: p.log };
-      })));
+      results.push(
+        ...await Promise.all(
+          procs.filter((p) => wave.includes(p.name)).map(async (p) => {
+            try {
+              p.child.kill("SIGTERM");
+            } catch { /* already gone */ }
+            const status = await p.child.status;
+            await p.drained;
+            return { name: p.name, code: status.code, log: p.log };
+          }),
+        ),
+      );
     }
     const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
     try {
