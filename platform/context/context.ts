@@ -129,11 +129,14 @@ export function contextFromHeaders(
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   if (deadline !== undefined) {
-    const ms = Math.max(0, deadline - Date.now());
+    // setTimeout runs delays beyond its 32-bit range after 1 ms; a far deadline must not become an instant abort.
+    const ms = Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now()));
     timer = setTimeout(() => controller.abort(new DOMException("deadline exceeded", "TimeoutError")), ms);
   }
   const onParentAbort = () => controller.abort(options.signal?.reason);
-  options.signal?.addEventListener("abort", onParentAbort, { once: true });
+  // A signal that is already aborted never fires "abort" again.
+  if (options.signal?.aborted) onParentAbort();
+  else options.signal?.addEventListener("abort", onParentAbort, { once: true });
   return {
     ctx: { requestId, traceparent, deadline, signal: controller.signal },
     dispose: () => {
@@ -142,6 +145,8 @@ export function contextFromHeaders(
     },
   };
 }
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -41,12 +41,23 @@ export function requestContext(options: RequestContextOptions = {}): Middleware 
             throw err;
           }
         });
-        res.headers.set("x-request-id", ctx.requestId);
-        return res;
+        return withHeader(res, "x-request-id", ctx.requestId);
       } finally {
         dispose();
       }
     };
+}
+
+function withHeader(res: Response, name: string, value: string): Response {
+  try {
+    res.headers.set(name, value);
+    return res;
+  } catch {
+    // Response.redirect() and fetch() responses have immutable headers; a copy shares the body without reading it.
+    const copy = new Response(res.body, res);
+    copy.headers.set(name, value);
+    return copy;
+  }
 }
 
 function raceDeadline(p: Promise<Response>, signal: AbortSignal): Promise<Response> {
@@ -95,14 +106,19 @@ export function accessLog(log: Logger): Middleware {
   return (next) =>
     async function accessLog(req) {
       const start = performance.now();
-      const res = await next(req);
-      const ctx = currentContext();
-      log.info("request", {
-        method: req.method,
-        route: ctx?.route ?? "unmatched",
-        status: res.status,
-        ms: Math.round((performance.now() - start) * 100) / 100,
-      });
-      return res;
+      // A handler that throws still gets its line, as the 500 that recovery() will turn it into.
+      let status = 500;
+      try {
+        const res = await next(req);
+        status = res.status;
+        return res;
+      } finally {
+        log.info("request", {
+          method: req.method,
+          route: currentContext()?.route ?? "unmatched",
+          status,
+          ms: Math.round((performance.now() - start) * 100) / 100,
+        });
+      }
     };
 }

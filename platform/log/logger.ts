@@ -42,9 +42,7 @@ export function createLogger(service: string, options: LoggerOptions = {}): Logg
       const ctx = currentContext();
       const line: Record<string, unknown> = { ts: new Date().toISOString(), level, service, msg, ...base };
       if (ctx) line.requestId = ctx.requestId;
-      if (fields) {
-        for (const [k, v] of Object.entries(fields)) line[k] = v instanceof Error ? errorFields(v) : v;
-      }
+      if (fields) Object.assign(line, serialisable(fields));
       write(JSON.stringify(line));
     };
     return {
@@ -52,10 +50,17 @@ export function createLogger(service: string, options: LoggerOptions = {}): Logg
       info: (m, f) => emit("info", m, f),
       warn: (m, f) => emit("warn", m, f),
       error: (m, f) => emit("error", m, f),
-      with: (fields) => make({ ...base, ...fields }),
+      with: (fields) => make({ ...base, ...serialisable(fields) }),
     };
   };
   return make({});
+}
+
+/** `JSON.stringify` renders an `Error` as `{}`; lift out what a reader of the log needs. */
+function serialisable(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? errorFields(v) : v;
+  return out;
 }
 
 function errorFields(err: Error): Record<string, unknown> {

@@ -19,7 +19,7 @@ export interface ServiceOptions {
   hostname?: string;
   /** @default {createLogger(name)} */
   log?: Logger;
-  /** Extra middleware applied inside the standard stack (recovery, request context, access log, metrics). */
+  /** Extra middleware applied inside the standard stack (request context, recovery, access log, metrics). */
   middleware?: Middleware[];
   /** Budget for requests that carry no deadline. @default {10000} */
   defaultBudgetMs?: number;
@@ -132,9 +132,10 @@ export class Service {
   }
 
   #serve(): void {
+    // Recovery runs inside the request context so a 500 carries the request id, in its body, header and log line.
     const app = chain(
-      recovery(this.log),
       requestContext({ defaultBudgetMs: this.#options.defaultBudgetMs }),
+      recovery(this.log),
       accessLog(this.log),
       redMetrics(this.registry),
       ...(this.#options.middleware ?? []),
@@ -168,7 +169,9 @@ export class Service {
 
   async #readyz(): Promise<Response> {
     if (this.#state !== "ready") {
-      return json({ status: "not ready", service: this.name, state: this.#state }, 503);
+      // While start() waits on dependencies, name the ones its last round of checks found failing.
+      const failing = this.#state === "starting" ? this.#checkCache?.failures : undefined;
+      return json({ status: "not ready", service: this.name, state: this.#state, failing }, 503);
     }
     const failures = await this.#runChecks();
     if (Object.keys(failures).length > 0) {
@@ -222,9 +225,12 @@ export class Service {
     this.#state = "draining";
     const signal = AbortSignal.timeout(drainMs);
     if (this.#server) {
-      const shutdown = this.#server.shutdown();
-      const timedOut = await withDeadline(shutdown, signal);
-      if (timedOut) this.log.warn("drain deadline passed with requests in flight");
+      try {
+        const timedOut = await withDeadline(this.#server.shutdown(), signal);
+        if (timedOut) this.log.warn("drain deadline passed with requests in flight");
+      } catch (err) {
+        this.log.error("http shutdown failed", { err });
+      }
     }
     for (const hook of [...this.#stopHooks].reverse()) {
       try {
@@ -239,13 +245,17 @@ export class Service {
   }
 }
 
-/** Resolves true when `signal` fired before `p` settled. */
+/** Resolves true when `signal` fired before `p` settled, false when `p` resolved first; rejects when `p` rejected first. */
 function withDeadline(p: Promise<unknown>, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(true);
-  return new Promise((resolve) => {
+  if (signal.aborted) {
+    // Nobody waits for `p` any more; its late failure must not become an unhandled rejection.
+    p.catch(() => {});
+    return Promise.resolve(true);
+  }
+  return new Promise((resolve, reject) => {
     const onAbort = () => resolve(true);
     signal.addEventListener("abort", onAbort, { once: true });
-    p.then(() => resolve(false), () => resolve(false)).finally(() => signal.removeEventListener("abort", onAbort));
+    p.then(() => resolve(false), reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
 }
 

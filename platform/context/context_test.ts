@@ -1,0 +1,217 @@
+import assert from "node:assert/strict";
+import {
+  type Context,
+  contextFromHeaders,
+  contextHeaders,
+  currentContext,
+  isValidRequestId,
+  newRequestId,
+  remainingMs,
+  runWithContext,
+} from "./context.ts";
+
+function ctxOf(fields: Partial<Context> = {}): Context {
+  return { requestId: "r-1", signal: new AbortController().signal, ...fields };
+}
+
+function aborted(signal: AbortSignal): Promise<unknown> {
+  if (signal.aborted) return Promise.resolve(signal.reason);
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(signal.reason), { once: true }));
+}
+
+Deno.test("currentContext() is undefined outside runWithContext()", () => {
+  assert.equal(currentContext(), undefined);
+});
+
+Deno.test("runWithContext() keeps the context across awaits and timers, and restores none afterwards", async () => {
+  const ctx = ctxOf({ requestId: "across-awaits" });
+  const seen = await runWithContext(ctx, async () => {
+    const before = currentContext();
+    await Promise.resolve();
+    await new Promise((r) => setTimeout(r, 0));
+    const inTimer = await new Promise<Context | undefined>((r) => setTimeout(() => r(currentContext()), 0));
+    return [before, currentContext(), inTimer];
+  });
+  for (const c of seen) assert.equal(c, ctx);
+  assert.equal(currentContext(), undefined);
+});
+
+Deno.test("runWithContext() keeps concurrent units of work apart", async () => {
+  const ids = await Promise.all(["a", "b", "c"].map((id, i) =>
+    runWithContext(ctxOf({ requestId: id }), async () => {
+      await new Promise((r) => setTimeout(r, 3 - i));
+      return currentContext()?.requestId;
+    })
+  ));
+  assert.deepEqual(ids, ["a", "b", "c"]);
+});
+
+Deno.test("runWithContext() nests, and the inner context ends with its function", () => {
+  const outer = ctxOf({ requestId: "outer" });
+  const inner = ctxOf({ requestId: "inner" });
+  runWithContext(outer, () => {
+    assert.equal(runWithContext(inner, () => currentContext()), inner);
+    assert.equal(currentContext(), outer);
+  });
+});
+
+Deno.test("contextHeaders() renders request id, traceparent and deadline, and nothing outside a context", () => {
+  const cases: { name: string; ctx?: Context; want: Record<string, string> }[] = [
+    { name: "no context", want: {} },
+    { name: "request id only", ctx: ctxOf(), want: { "x-request-id": "r-1" } },
+    {
+      name: "everything",
+      ctx: ctxOf({ traceparent: "00-abc-def-01", deadline: 1_700_000_000_000 }),
+      want: { "x-request-id": "r-1", traceparent: "00-abc-def-01", "x-deadline-ms": "1700000000000" },
+    },
+  ];
+  for (const c of cases) assert.deepEqual(contextHeaders(c.ctx), c.want, c.name);
+});
+
+Deno.test("contextHeaders() reads the current context by default", () => {
+  runWithContext(ctxOf({ requestId: "from-store" }), () => {
+    assert.deepEqual(contextHeaders(), { "x-request-id": "from-store" });
+  });
+});
+
+Deno.test("contextFromHeaders() adopts a valid x-request-id and replaces an invalid or missing one", () => {
+  const cases: { name: string; id: string | null; adopted: boolean }[] = [
+    { name: "simple", id: "abc-123", adopted: true },
+    { name: "allowed punctuation", id: "svc.a:b_c-1", adopted: true },
+    { name: "128 characters", id: "a".repeat(128), adopted: true },
+    { name: "missing", id: null, adopted: false },
+    { name: "empty", id: "", adopted: false },
+    { name: "too long", id: "a".repeat(129), adopted: false },
+    { name: "space", id: "abc 123", adopted: false },
+    { name: "control character", id: "abc\u0001", adopted: false },
+    { name: "newline (log injection)", id: "abc\nlevel=error", adopted: false },
+    { name: "non-ASCII", id: "café", adopted: false },
+  ];
+  for (const c of cases) {
+    const { ctx, dispose } = contextFromHeaders((n) => n === "x-request-id" ? c.id : null);
+    dispose();
+    if (c.adopted) assert.equal(ctx.requestId, c.id, c.name);
+    else {
+      assert.notEqual(ctx.requestId, c.id, c.name);
+      assert.ok(isValidRequestId(ctx.requestId), c.name);
+    }
+  }
+});
+
+Deno.test("contextFromHeaders() reads traceparent and x-deadline-ms from Headers", () => {
+  const deadline = Date.now() + 60_000;
+  const { ctx, dispose } = contextFromHeaders(
+    new Headers({ "x-request-id": "r-9", traceparent: "00-t-s-01", "x-deadline-ms": String(deadline) }),
+    { defaultBudgetMs: 5 },
+  );
+  dispose();
+  assert.equal(ctx.requestId, "r-9");
+  assert.equal(ctx.traceparent, "00-t-s-01");
+  assert.equal(ctx.deadline, deadline, "an incoming deadline wins over the default budget");
+  assert.equal(ctx.signal.aborted, false);
+});
+
+Deno.test("contextFromHeaders() ignores an unusable x-deadline-ms and falls back to the default budget", () => {
+  for (const raw of [null, "", "soon", "-5", "0", "Infinity"]) {
+    const before = Date.now();
+    const { ctx, dispose } = contextFromHeaders((n) => n === "x-deadline-ms" ? raw : null, { defaultBudgetMs: 2_000 });
+    dispose();
+    assert.ok(ctx.deadline! >= before + 2_000 && ctx.deadline! <= Date.now() + 2_000, `x-deadline-ms=${raw}`);
+  }
+});
+
+Deno.test("contextFromHeaders() sets no deadline when there is neither a header nor a default budget", () => {
+  const { ctx, dispose } = contextFromHeaders(new Headers());
+  dispose();
+  assert.equal(ctx.deadline, undefined);
+  assert.equal(remainingMs(ctx), undefined);
+});
+
+Deno.test("contextFromHeaders() aborts the signal with a TimeoutError when the deadline passes", async () => {
+  const { ctx, dispose } = contextFromHeaders(new Headers(), { defaultBudgetMs: 20 });
+  try {
+    assert.equal(ctx.signal.aborted, false);
+    const reason = await aborted(ctx.signal);
+    assert.ok(reason instanceof DOMException);
+    assert.equal(reason.name, "TimeoutError");
+    assert.ok(Date.now() >= ctx.deadline!);
+  } finally {
+    dispose();
+  }
+});
+
+Deno.test("contextFromHeaders() aborts at once when the incoming deadline has already passed", async () => {
+  const { ctx, dispose } = contextFromHeaders(new Headers({ "x-deadline-ms": String(Date.now() - 1_000) }));
+  try {
+    assert.equal((await aborted(ctx.signal) as DOMException).name, "TimeoutError");
+  } finally {
+    dispose();
+  }
+});
+
+Deno.test("contextFromHeaders() does not abort early for a deadline beyond the 32-bit timer range", async () => {
+  // setTimeout treats delays over 2^31-1 ms (~24.8 days) as 1 ms, which turned far deadlines into instant 504s.
+  const far = Date.now() + 30 * 24 * 3600 * 1000;
+  const { ctx, dispose } = contextFromHeaders(new Headers({ "x-deadline-ms": String(far) }));
+  try {
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(ctx.signal.aborted, false);
+    assert.equal(ctx.deadline, far);
+  } finally {
+    dispose();
+  }
+});
+
+Deno.test("contextFromHeaders() propagates the parent signal's abort and reason", async () => {
+  const parent = new AbortController();
+  const { ctx, dispose } = contextFromHeaders(new Headers(), { defaultBudgetMs: 60_000, signal: parent.signal });
+  try {
+    const why = new Error("client went away");
+    parent.abort(why);
+    assert.equal(await aborted(ctx.signal), why);
+  } finally {
+    dispose();
+  }
+});
+
+Deno.test("contextFromHeaders() starts aborted when the parent signal already is", () => {
+  const why = new Error("already gone");
+  const { ctx, dispose } = contextFromHeaders(new Headers(), { signal: AbortSignal.abort(why) });
+  dispose();
+  assert.equal(ctx.signal.aborted, true);
+  assert.equal(ctx.signal.reason, why);
+});
+
+Deno.test("contextFromHeaders() dispose() clears the deadline timer and detaches from the parent", async () => {
+  // The op sanitizer fails this test if the 60 s timer is still pending when it ends.
+  const parent = new AbortController();
+  const { ctx, dispose } = contextFromHeaders(new Headers(), { defaultBudgetMs: 60_000, signal: parent.signal });
+  dispose();
+  parent.abort();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(ctx.signal.aborted, false);
+});
+
+Deno.test("remainingMs() counts down to the deadline and never goes below zero", () => {
+  const cases: { name: string; deadline?: number; min?: number; max?: number; want?: number }[] = [
+    { name: "no deadline", want: undefined },
+    { name: "future", deadline: Date.now() + 5_000, min: 4_000, max: 5_000 },
+    { name: "past", deadline: Date.now() - 5_000, want: 0 },
+  ];
+  for (const c of cases) {
+    const got = remainingMs(ctxOf({ deadline: c.deadline }));
+    if (c.min === undefined) assert.equal(got, c.want, c.name);
+    else assert.ok(got! >= c.min && got! <= c.max!, `${c.name}: ${got}`);
+  }
+});
+
+Deno.test("remainingMs() reads the current context by default and is undefined outside one", () => {
+  assert.equal(remainingMs(), undefined);
+  runWithContext(ctxOf({ deadline: Date.now() - 1 }), () => assert.equal(remainingMs(), 0));
+});
+
+Deno.test("newRequestId() returns distinct ids that are themselves valid request ids", () => {
+  const ids = Array.from({ length: 10_000 }, () => newRequestId());
+  assert.equal(new Set(ids).size, ids.length);
+  for (const id of ids.slice(0, 100)) assert.ok(isValidRequestId(id), id);
+});

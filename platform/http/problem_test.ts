@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { runWithContext } from "../context/context.ts";
+import { badRequest, errorResponse, HttpError, notFound, problemResponse, unprocessable } from "./problem.ts";
+
+const ctx = { requestId: "req-42", signal: new AbortController().signal };
+
+Deno.test("problemResponse() answers application/problem+json with a type URI, title, status and detail", async () => {
+  const res = problemResponse(404, "not-found", "Not found", { detail: "no order o-1", instance: "/v1/orders/o-1" });
+  assert.equal(res.status, 404);
+  assert.equal(res.headers.get("content-type"), "application/problem+json");
+  assert.deepEqual(await res.json(), {
+    type: "https://trellis.dev/problems/not-found",
+    title: "Not found",
+    status: 404,
+    detail: "no order o-1",
+    instance: "/v1/orders/o-1",
+  });
+});
+
+Deno.test("problemResponse() keeps a type that is already a URI", async () => {
+  const res = problemResponse(400, "urn:example:bad", "Bad");
+  assert.equal((await res.json()).type, "urn:example:bad");
+});
+
+Deno.test("problemResponse() adds the current context's request id, extensions and headers", async () => {
+  const res = runWithContext(ctx, () =>
+    problemResponse(429, "rate-limited", "Too many requests", {
+      extensions: { retryAfterSeconds: 3 },
+      headers: { "retry-after": "3", "content-type": "text/plain" },
+    }));
+  assert.equal(res.headers.get("retry-after"), "3");
+  assert.equal(res.headers.get("content-type"), "application/problem+json");
+  const body = await res.json();
+  assert.equal(body.requestId, "req-42");
+  assert.equal(body.retryAfterSeconds, 3);
+});
+
+Deno.test("errorResponse() keeps an HttpError's status, type, detail, extensions and headers", async () => {
+  const err = new HttpError(409, "conflict", "Conflict", {
+    detail: "order o-1 already paid",
+    extensions: { orderId: "o-1" },
+    headers: { etag: '"v2"' },
+  });
+  const res = runWithContext(ctx, () => errorResponse(err, "/v1/orders/o-1"));
+  assert.equal(res.status, 409);
+  assert.equal(res.headers.get("etag"), '"v2"');
+  assert.equal(res.headers.get("content-type"), "application/problem+json");
+  assert.deepEqual(await res.json(), {
+    type: "https://trellis.dev/problems/conflict",
+    title: "Conflict",
+    status: 409,
+    detail: "order o-1 already paid",
+    instance: "/v1/orders/o-1",
+    requestId: "req-42",
+    orderId: "o-1",
+  });
+});
+
+Deno.test("errorResponse() turns anything else into a 500 that reveals nothing of its internals", async () => {
+  const thrown: unknown[] = [
+    new Error("password=hunter2 at db.internal:5432"),
+    "a string",
+    { secret: "s3cr3t" },
+    undefined,
+  ];
+  for (const err of thrown) {
+    const res = runWithContext(ctx, () => errorResponse(err));
+    assert.equal(res.status, 500);
+    assert.equal(res.headers.get("content-type"), "application/problem+json");
+    const text = await res.text();
+    assert.deepEqual(JSON.parse(text), {
+      type: "https://trellis.dev/problems/internal",
+      title: "Internal server error",
+      status: 500,
+      requestId: "req-42",
+    });
+    assert.doesNotMatch(text, /hunter2|s3cr3t|string/);
+  }
+});
+
+Deno.test("badRequest(), notFound() and unprocessable() build HttpErrors with their status and type", () => {
+  const cases: { err: HttpError; status: number; type: string; detail: string }[] = [
+    { err: badRequest("missing id"), status: 400, type: "bad-request", detail: "missing id" },
+    { err: notFound("no order o-1"), status: 404, type: "not-found", detail: "no order o-1" },
+    {
+      err: unprocessable([{ path: "/qty", reason: "must be > 0" }, { path: "/sku", reason: "required" }]),
+      status: 422,
+      type: "validation",
+      detail: "/qty: must be > 0; /sku: required",
+    },
+  ];
+  for (const c of cases) {
+    assert.ok(c.err instanceof HttpError);
+    assert.equal(c.err.status, c.status, c.type);
+    assert.equal(c.err.type, c.type);
+    assert.equal(c.err.detail, c.detail);
+    assert.equal(c.err.message, c.detail);
+  }
+  assert.deepEqual(unprocessable([{ path: "/a", reason: "r" }]).extensions, { errors: [{ path: "/a", reason: "r" }] });
+});

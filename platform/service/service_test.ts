@@ -1,0 +1,244 @@
+import assert from "node:assert/strict";
+import { currentContext } from "../context/context.ts";
+import { HttpError } from "../http/problem.ts";
+import { Router } from "../http/router.ts";
+import { createLogger } from "../log/logger.ts";
+import { type Check, Service, type ServiceOptions } from "./service.ts";
+
+/** A service on a free port with a quiet logger, and an HTTP client the test closes so no connection outlives it. */
+function setup(options: Partial<ServiceOptions> = {}) {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger("svc-test", { level: "debug", write: (l) => lines.push(JSON.parse(l)) });
+  const svc = new Service({ name: "svc-test", log, drainMs: 2_000, ...options });
+  const client = Deno.createHttpClient({});
+  return {
+    svc,
+    lines,
+    fetch: (path: string, init: RequestInit = {}) => fetch(svc.url + path, { ...init, client }),
+    async [Symbol.asyncDispose]() {
+      await svc.stop();
+      client.close();
+    },
+  };
+}
+
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => resolve = r);
+  return { promise, resolve };
+}
+
+Deno.test("start() runs start hooks in order, then readiness checks, then is ready", async () => {
+  await using env = setup();
+  const events: string[] = [];
+  env.svc
+    .onStart("db", () => Promise.resolve(void events.push("start db")))
+    .onStart("bus", () => Promise.resolve(void events.push("start bus")))
+    .check("db", () => Promise.resolve(void events.push("check db")));
+  assert.equal(env.svc.state, "created");
+  await env.svc.start();
+  assert.deepEqual(events, ["start db", "start bus", "check db"]);
+  assert.equal(env.svc.state, "ready");
+  assert.match(env.svc.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.ok(env.svc.port > 0);
+  await assert.rejects(env.svc.start(), TypeError, "a second start() is refused");
+});
+
+Deno.test("/healthz answers 200 with the service name", async () => {
+  await using env = setup();
+  await env.svc.start();
+  const res = await env.fetch("/healthz");
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { status: "ok", service: "svc-test" });
+});
+
+Deno.test("/readyz is 503 naming the failing dependency while a check fails, and 200 once it passes", async () => {
+  await using env = setup();
+  let dbUp = false;
+  let checked = deferred();
+  const db: Check = () => {
+    checked.resolve();
+    return dbUp ? Promise.resolve() : Promise.reject(new Error("connection refused"));
+  };
+  env.svc.check("db", db).check("cache", () => Promise.resolve());
+  const started = env.svc.start();
+  await checked.promise;
+
+  const waiting = await env.fetch("/readyz");
+  assert.equal(waiting.status, 503);
+  const body = await waiting.json();
+  assert.equal(body.status, "not ready");
+  assert.deepEqual(body.failing, { db: "connection refused" });
+  assert.equal(await env.fetch("/healthz").then((r) => r.body?.cancel()), undefined, "liveness answers meanwhile");
+
+  dbUp = true;
+  checked = deferred();
+  await started;
+  const ready = await env.fetch("/readyz");
+  assert.equal(ready.status, 200);
+  assert.deepEqual(await ready.json(), { status: "ready", service: "svc-test" });
+});
+
+Deno.test("/readyz turns 503 when a dependency fails after the service is ready", async () => {
+  await using env = setup({ checkCacheMs: 0, checkTimeoutMs: 50 });
+  type Mode = "up" | "down" | "hang";
+  let mode = "up" as Mode;
+  env.svc.check("broker", (signal) => {
+    if (mode === "up") return Promise.resolve();
+    if (mode === "down") return Promise.reject(new Error("broker unreachable"));
+    return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
+  });
+  await env.svc.start();
+  const cases: { mode: Mode; status: number; failing?: RegExp }[] = [
+    { mode: "down", status: 503, failing: /^broker unreachable$/ },
+    { mode: "hang", status: 503, failing: /timeout/i },
+    { mode: "up", status: 200 },
+  ];
+  for (const c of cases) {
+    mode = c.mode;
+    const res = await env.fetch("/readyz");
+    const body = await res.json();
+    assert.equal(res.status, c.status, c.mode);
+    if (c.failing) assert.match(body.failing.broker, c.failing, c.mode);
+  }
+});
+
+Deno.test("/metrics exposes http_requests_total labelled with the route template", async () => {
+  await using env = setup();
+  env.svc.handle(new Router().get("/v1/orders/:id", (_req, { id }) => Promise.resolve(Response.json({ id }))).handler);
+  await env.svc.start();
+  for (const path of ["/v1/orders/o-1", "/v1/orders/o-2", "/nowhere"]) await (await env.fetch(path)).body?.cancel();
+  const res = await env.fetch("/metrics");
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type")!, /^text\/plain/);
+  const text = await res.text();
+  const series = text.split("\n").filter((l) => l.startsWith("http_requests_total{"));
+  const find = (route: string, status: string) =>
+    series.find((l) =>
+      l.includes(`route="${route}"`) && l.includes(`status="${status}"`) && l.includes('method="GET"') &&
+      l.includes('service="svc-test"')
+    );
+  assert.match(find("/v1/orders/:id", "200") ?? "", / 2$/, text);
+  assert.match(find("unmatched", "404") ?? "", / 1$/, text);
+  assert.ok(!text.includes("o-1"), "no per-id series");
+  assert.match(text, /^http_request_duration_seconds_bucket\{.*route="\/v1\/orders\/:id"/m);
+});
+
+Deno.test("a handler that throws answers a 500 problem carrying the request id, and is logged", async () => {
+  await using env = setup();
+  env.svc.handle(() => Promise.reject(new Error("secret internals")));
+  await env.svc.start();
+  const res = await env.fetch("/v1/x", { headers: { "x-request-id": "boom-1" } });
+  assert.equal(res.status, 500);
+  assert.equal(res.headers.get("content-type"), "application/problem+json");
+  assert.equal(res.headers.get("x-request-id"), "boom-1");
+  const body = await res.json();
+  assert.equal(body.requestId, "boom-1");
+  assert.ok(!JSON.stringify(body).includes("secret"));
+  const failed = env.lines.find((l) => l.msg === "handler failed");
+  assert.equal(failed?.requestId, "boom-1");
+  const access = env.lines.find((l) => l.msg === "request");
+  assert.equal(access?.status, 500);
+});
+
+Deno.test("a handler's HttpError keeps its status and the handler sees the request context", async () => {
+  await using env = setup();
+  env.svc.handle(() => Promise.reject(new HttpError(418, "teapot", `short and stout ${currentContext()?.requestId}`)));
+  await env.svc.start();
+  const res = await env.fetch("/", { headers: { "x-request-id": "tea-1" } });
+  assert.equal(res.status, 418);
+  assert.equal((await res.json()).title, "short and stout tea-1");
+});
+
+Deno.test("stop() lets in-flight requests complete, refuses new ones, then runs stop hooks in reverse order", async () => {
+  await using env = setup();
+  const events: string[] = [];
+  const gate = deferred();
+  let entered = 0;
+  const allIn = deferred();
+  env.svc.handle(async () => {
+    if (++entered === 20) allIn.resolve();
+    await gate.promise;
+    events.push("handled");
+    return new Response("done");
+  });
+  env.svc
+    .onStop("pool", () => Promise.resolve(void events.push("stop pool")))
+    .onStop("consumer", () => Promise.resolve(void events.push("stop consumer")));
+  await env.svc.start();
+  const url = env.svc.url;
+
+  const inFlight = Array.from({ length: 20 }, async () => {
+    const res = await env.fetch("/slow");
+    const text = await res.text();
+    return { status: res.status, text };
+  });
+  await allIn.promise;
+
+  const stopped = env.svc.stop();
+  assert.equal(env.svc.state, "draining");
+
+  // A request after stop() began gets 503 or no connection at all.
+  const late = await fetch(`${url}/late`).then(
+    async (res) => ({ status: res.status, body: await res.text() }),
+    (err: unknown) => ({ status: 0, body: String(err) }),
+  );
+  assert.ok(late.status === 503 || late.status === 0, `late request got ${late.status}: ${late.body}`);
+  assert.deepEqual(events, [], "no stop hook runs while requests are in flight");
+
+  gate.resolve();
+  const results = await Promise.all(inFlight);
+  await stopped;
+  assert.deepEqual(results, Array.from({ length: 20 }, () => ({ status: 200, text: "done" })));
+  assert.deepEqual(events.slice(20), ["stop consumer", "stop pool"]);
+  assert.equal(env.svc.state, "stopped");
+});
+
+Deno.test("stop() is idempotent: concurrent and repeated calls share one stop and run each hook once", async () => {
+  await using env = setup();
+  let runs = 0;
+  env.svc.onStop("once", () => Promise.resolve(void runs++));
+  await env.svc.start();
+  const a = env.svc.stop();
+  const b = env.svc.stop();
+  assert.equal(a, b);
+  await a;
+  await env.svc.stop();
+  assert.equal(runs, 1);
+  assert.equal(env.svc.state, "stopped");
+});
+
+Deno.test("stop() logs a failing stop hook and still runs the others", async () => {
+  await using env = setup();
+  const events: string[] = [];
+  env.svc
+    .onStop("first", () => Promise.resolve(void events.push("first")))
+    .onStop("broken", () => Promise.reject(new Error("close failed")));
+  await env.svc.start();
+  await env.svc.stop();
+  assert.deepEqual(events, ["first"]);
+  const line = env.lines.find((l) => l.msg === "stop hook failed");
+  assert.equal(line?.hook, "broken");
+});
+
+Deno.test("start() rejects when a start hook throws, skips later hooks and leaves nothing open", async () => {
+  await using env = setup();
+  const events: string[] = [];
+  const cause = new Error("db unreachable");
+  env.svc
+    .onStart("db", () => Promise.reject(cause))
+    .onStart("bus", () => Promise.resolve(void events.push("start bus")));
+  await assert.rejects(env.svc.start(), (err) => err === cause);
+  assert.deepEqual(events, []);
+  assert.equal(env.svc.state, "stopped");
+  assert.throws(() => env.svc.url, TypeError, "no server was opened");
+  // The resource sanitizer fails this test if a listener or timer survived.
+});
+
+Deno.test("start() rejects when readiness checks never pass, and closes the server it opened", async () => {
+  await using env = setup({ drainMs: 100 });
+  env.svc.check("db", () => Promise.reject(new Error("still down")));
+  await assert.rejects(env.svc.start(), /dependencies not ready: .*still down/);
+  assert.equal(env.svc.state, "stopped");
+  await assert.rejects(fetch(env.svc.url + "/healthz"), TypeError, "the listener is closed");
+});
