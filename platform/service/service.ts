@@ -29,6 +29,8 @@ export interface ServiceOptions {
   checkTimeoutMs?: number;
   /** How long a readiness result is reused. @default {1000} */
   checkCacheMs?: number;
+  /** How long `start()` waits for every readiness check to pass before it gives up. @default {30000} */
+  startTimeoutMs?: number;
 }
 
 type State = "created" | "starting" | "ready" | "draining" | "stopped";
@@ -201,7 +203,7 @@ export class Service {
   }
 
   async #waitForChecks(): Promise<void> {
-    const deadline = Date.now() + (this.#options.drainMs ?? 10_000) * 3;
+    const deadline = Date.now() + (this.#options.startTimeoutMs ?? 30_000);
     while (true) {
       this.#checkCache = undefined;
       const failures = await this.#runChecks();
