@@ -2,6 +2,7 @@ import { currentContext } from "../context/context.ts";
 import type { Middleware } from "../http/handler.ts";
 import { errorResponse, HttpError } from "../http/problem.ts";
 import { AuthError } from "./auth_error.ts";
+import { type AuthAgent, bearerAgent } from "./agents.ts";
 import type { Verifier } from "./verifier.ts";
 
 /** Options for {@linkcode authenticate}. */
@@ -11,9 +12,11 @@ export interface AuthenticateOptions {
 }
 
 /**
- * Authenticates `Authorization: Bearer <token>` and sets `principal` on the current request context. A missing
- * bearer token answers 401 with a bare `Bearer` challenge; a bad one answers 401 with `error="invalid_token"`; keys
- * that cannot be fetched answer 503. Bodies are RFC 9457 problem+json.
+ * Authenticates the request and sets `principal` on the current request context. Given a verifier it accepts
+ * `Authorization: Bearer <jwt>`; given agents ({@linkcode bearerAgent}, `apiKeyAgent`, your own) it tries them in
+ * order and the first that finds its kind of credentials decides. No credentials answer 401 with a bare challenge
+ * per scheme; bad ones answer 401 with `error="invalid_token"`; keys that cannot be fetched answer 503. Bodies are
+ * RFC 9457 problem+json.
  *
  * Needs a request context opened further out (`requestContext()`); without one it throws, since that is a wiring
  * mistake and not the client's.
@@ -31,30 +34,41 @@ export interface AuthenticateOptions {
  * );
  * ```
  */
-export function authenticate(verifier: Pick<Verifier, "verify">, options: AuthenticateOptions = {}): Middleware {
+export function authenticate(
+  verifierOrAgents: Pick<Verifier, "verify"> | readonly AuthAgent[],
+  options: AuthenticateOptions = {},
+): Middleware {
   const realm = options.realm ?? "trellis";
+  const agents = Array.isArray(verifierOrAgents)
+    ? verifierOrAgents as readonly AuthAgent[]
+    : [bearerAgent(verifierOrAgents as Pick<Verifier, "verify">)];
+  if (agents.length === 0) throw new TypeError("Cannot authenticate with no agents: current value is []");
+  const challenge = agents.map((a) => `${a.scheme} realm="${realm}"`).join(", ");
   return (next) =>
     async function authenticate(req) {
       const ctx = currentContext();
       if (!ctx) throw new Error("Cannot authenticate outside a request context: chain requestContext() before it");
-      const token = bearerToken(req.headers.get("authorization"));
-      if (token === undefined) {
-        return errorResponse(
-          new HttpError(401, "unauthorized", "Unauthorized", {
-            detail: "a bearer token is required",
-            headers: { "www-authenticate": `Bearer realm="${realm}"` },
-          }),
-        );
+      for (const agent of agents) {
+        let principal;
+        try {
+          principal = await agent.authenticate(req);
+        } catch (err) {
+          const authErr = err instanceof AuthError
+            ? err
+            : new AuthError("invalid_token", "credentials rejected", { cause: err });
+          return errorResponse(authErrorToHttp(authErr, agent.scheme, realm));
+        }
+        if (principal) {
+          ctx.principal = principal;
+          return await next(req);
+        }
       }
-      try {
-        ctx.principal = await verifier.verify(token);
-      } catch (err) {
-        const authErr = err instanceof AuthError
-          ? err
-          : new AuthError("invalid_token", "token rejected", { cause: err });
-        return errorResponse(authErrorToHttp(authErr, realm));
-      }
-      return await next(req);
+      return errorResponse(
+        new HttpError(401, "unauthorized", "Unauthorized", {
+          detail: `credentials are required (${agents.map((a) => a.scheme).join(" or ")})`,
+          headers: { "www-authenticate": challenge },
+        }),
+      );
     };
 }
 
@@ -106,13 +120,7 @@ export function requireScopes(...scopes: string[]): Middleware {
     };
 }
 
-function bearerToken(header: string | null): string | undefined {
-  if (header === null) return undefined;
-  const match = /^Bearer[ ]+([^ ]*)[ ]*$/i.exec(header);
-  return match ? match[1] : undefined;
-}
-
-function authErrorToHttp(err: AuthError, realm: string): HttpError {
+function authErrorToHttp(err: AuthError, scheme: string, realm: string): HttpError {
   if (err.error === "temporarily_unavailable") {
     return new HttpError(503, "auth-unavailable", "Authentication unavailable", {
       detail: err.description,
@@ -123,7 +131,7 @@ function authErrorToHttp(err: AuthError, realm: string): HttpError {
   return new HttpError(err.status, "unauthorized", "Unauthorized", {
     detail: err.description,
     headers: {
-      "www-authenticate": `Bearer realm="${realm}", error="${err.error}", error_description="${err.description}"`,
+      "www-authenticate": `${scheme} realm="${realm}", error="${err.error}", error_description="${err.description}"`,
     },
     cause: err,
   });

@@ -12,3 +12,4 @@ export * from "./verifier.ts";
 export * from "./middleware.ts";
 export * from "./password.ts";
 export * from "./service_token.ts";
+export * from "./agents.ts";

@@ -1,0 +1,80 @@
+import type { Principal } from "../context/context.ts";
+import { AuthError } from "./auth_error.ts";
+import type { Verifier } from "./verifier.ts";
+
+/**
+ * One way of authenticating a request (a bearer JWT, an API key, ...). {@linkcode authenticate} tries its agents in
+ * order; the first that finds its kind of credentials decides.
+ */
+export interface AuthAgent {
+  /** The `WWW-Authenticate` scheme this agent challenges with, e.g. `Bearer`. */
+  readonly scheme: string;
+  /**
+   * `undefined` when the request carries no credentials of this agent's kind; the principal when they are valid.
+   * Throws {@linkcode AuthError} when they are present but invalid.
+   */
+  authenticate(req: Request): Promise<Principal | undefined>;
+}
+
+/**
+ * Authenticates `Authorization: Bearer <jwt>` with a verifier. An `Authorization` header of another scheme is not
+ * this agent's business (`undefined`); `Bearer` with nothing after it is.
+ *
+ * @example
+ * ```ts
+ * import { bearerAgent } from "./agents.ts";
+ * import { staticKeySet } from "./jwks.ts";
+ * import { createVerifier } from "./verifier.ts";
+ * const agent = bearerAgent(createVerifier({ issuer: "https://auth", audience: "api", keys: staticKeySet([]) }));
+ * ```
+ */
+export function bearerAgent(verifier: Pick<Verifier, "verify">): AuthAgent {
+  return {
+    scheme: "Bearer",
+    authenticate(req) {
+      const header = req.headers.get("authorization");
+      if (header === null || !/^bearer(?: |$)/i.test(header)) return Promise.resolve(undefined);
+      const match = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(header);
+      if (!match) return Promise.resolve(undefined);
+      return verifier.verify(match[1]);
+    },
+  };
+}
+
+/** Options for {@linkcode apiKeyAgent}. */
+export interface ApiKeyAgentOptions {
+  /** Header that carries the key. @default {"x-api-key"} */
+  header?: string;
+  /**
+   * Finds the principal for a key, or `undefined` for an unknown one. It receives the SHA-256 (hex) of the key, so
+   * stores keep only hashes and a lookup cannot leak keys through timing of string comparison.
+   */
+  lookup: (keyHash: string) => Promise<Principal | undefined>;
+}
+
+/**
+ * Authenticates a static API key from a header (for machine clients that cannot do OAuth).
+ *
+ * @example
+ * ```ts
+ * import { apiKeyAgent } from "./agents.ts";
+ * const keys = new Map([["<sha256 hex>", { sub: "partner-1", scopes: ["products:read"] }]]);
+ * const agent = apiKeyAgent({ lookup: async (hash) => keys.get(hash) });
+ * ```
+ */
+export function apiKeyAgent(options: ApiKeyAgentOptions): AuthAgent {
+  const header = options.header ?? "x-api-key";
+  return {
+    scheme: "ApiKey",
+    async authenticate(req) {
+      const key = req.headers.get(header);
+      if (key === null) return undefined;
+      if (key.length < 16 || key.length > 256) throw new AuthError("invalid_token", "malformed API key");
+      const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+      const hash = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+      const principal = await options.lookup(hash);
+      if (!principal) throw new AuthError("invalid_token", "unknown API key");
+      return principal;
+    },
+  };
+}
