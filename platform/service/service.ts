@@ -121,7 +121,10 @@ export class Service {
     this.#state = "starting";
     const started = performance.now();
     try {
-      for (const hook of this.#startHooks) await hook.fn();
+      for (const hook of this.#startHooks) {
+        if (this.#state !== "starting") throw new Error(`service "${this.name}" was stopped while starting`);
+        await hook.fn();
+      }
       this.#serve();
       await this.#waitForChecks();
     } catch (err) {
@@ -205,6 +208,9 @@ export class Service {
   async #waitForChecks(): Promise<void> {
     const deadline = Date.now() + (this.#options.startTimeoutMs ?? 30_000);
     while (true) {
+      if (this.#state !== "starting") {
+        throw new Error(`service "${this.name}" was stopped before its dependencies were ready`);
+      }
       this.#checkCache = undefined;
       const failures = await this.#runChecks();
       if (Object.keys(failures).length === 0) return;

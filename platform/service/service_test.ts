@@ -236,9 +236,19 @@ Deno.test("start() rejects when a start hook throws, skips later hooks and leave
 });
 
 Deno.test("start() rejects when readiness checks never pass, and closes the server it opened", async () => {
-  await using env = setup({ drainMs: 100 });
+  await using env = setup({ drainMs: 100, startTimeoutMs: 300 });
   env.svc.check("db", () => Promise.reject(new Error("still down")));
   await assert.rejects(env.svc.start(), /dependencies not ready: .*still down/);
   assert.equal(env.svc.state, "stopped");
   await assert.rejects(fetch(env.svc.url + "/healthz"), TypeError, "the listener is closed");
+});
+
+Deno.test("stop() during start() ends the wait for dependencies: start() rejects and the service never turns ready", async () => {
+  const svc = new Service({ name: "never-ready", log: createLogger("never-ready", { write: () => {} }) });
+  svc.check("db", () => Promise.reject(new Error("down")));
+  const starting = svc.start();
+  await new Promise((r) => setTimeout(r, 50));
+  await svc.stop();
+  await assert.rejects(starting, /stopped before its dependencies were ready/);
+  assert.equal(svc.state, "stopped");
 });
