@@ -18,7 +18,9 @@ export interface AuthAgent {
 
 /**
  * Authenticates `Authorization: Bearer <jwt>` with a verifier. An `Authorization` header of another scheme is not
- * this agent's business (`undefined`); `Bearer` with nothing after it is.
+ * this agent's business (`undefined`); `Bearer` with nothing after it, or with something that is not an RFC 6750
+ * `b64token`, is: it throws `invalid_token` without consulting the verifier (the client did try to authenticate, so
+ * it gets an error code rather than a bare challenge).
  *
  * @example
  * ```ts
@@ -34,12 +36,17 @@ export function bearerAgent(verifier: Pick<Verifier, "verify">): AuthAgent {
     authenticate(req) {
       const header = req.headers.get("authorization");
       if (header === null || !/^bearer(?: |$)/i.test(header)) return Promise.resolve(undefined);
-      const match = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(header);
-      if (!match) return Promise.resolve(undefined);
-      return verifier.verify(match[1]);
+      // fetch and HTTP servers trim "Bearer " to "Bearer", so an empty credential arrives as the bare scheme.
+      const token = header.slice(6).trim();
+      if (token === "") return Promise.reject(new AuthError("invalid_token", "token is empty"));
+      if (!B64TOKEN.test(token)) return Promise.reject(new AuthError("invalid_token", "token is malformed"));
+      return verifier.verify(token);
     },
   };
 }
+
+/** RFC 6750 §2.1 `b64token`. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 /** Options for {@linkcode apiKeyAgent}. */
 export interface ApiKeyAgentOptions {

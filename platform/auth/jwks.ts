@@ -11,6 +11,12 @@ import type { PublicJwk, VerificationKey } from "./keys.ts";
  */
 export interface KeySet {
   get(kid: string): Promise<CryptoKey | undefined>;
+  /**
+   * Registers `listener` to be told which `kid`s the set withdrew (or whose key material it replaced), after the
+   * change took effect; returns a function that unregisters it. Verifiers use it to forget tokens they verified with
+   * those keys. Optional: a set that never withdraws keys need not implement it.
+   */
+  onKeysChanged?(listener: (removedKids: readonly string[]) => void): () => void;
 }
 
 /**

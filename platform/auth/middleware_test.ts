@@ -35,7 +35,7 @@ Deno.test("authenticate() sets the verified principal on the request context", a
 
 Deno.test("authenticate() answers a request without a bearer token with 401 and a bare challenge", async () => {
   const handler = chain(requestContext(), authenticate(verifier))(whoami);
-  for (const authorization of [undefined, "Basic dTpw", "Bearer ", "Bearer"]) {
+  for (const authorization of [undefined, "", "Basic dTpw", "Bearertoken"]) {
     const res = await call(handler, authorization);
     assert.equal(res.status, 401);
     assert.equal(res.headers.get("www-authenticate"), 'Bearer realm="trellis"');
@@ -58,6 +58,32 @@ Deno.test("authenticate() answers an invalid token with 401 invalid_token and it
     );
     assert.equal((await res.json()).type, "https://trellis.dev/problems/unauthorized");
   }
+});
+
+Deno.test("authenticate() answers an empty or malformed Bearer credential with 401 invalid_token", async () => {
+  const seen: string[] = [];
+  const spy: Pick<Verifier, "verify"> = { verify: (token) => (seen.push(token), verifier.verify(token)) };
+  const handler = chain(requestContext(), authenticate(spy))(whoami);
+  for (
+    const [authorization, description] of [
+      ["Bearer ", "token is empty"],
+      ["Bearer", "token is empty"],
+      ["bearer    ", "token is empty"],
+      ["Bearer good trailing", "token is malformed"],
+      ["Bearer a,b", "token is malformed"],
+      ['Bearer "good"', "token is malformed"],
+    ]
+  ) {
+    const res = await call(handler, authorization);
+    assert.equal(res.status, 401, authorization);
+    assert.equal(
+      res.headers.get("www-authenticate"),
+      `Bearer realm="trellis", error="invalid_token", error_description="${description}"`,
+      authorization,
+    );
+    assert.equal((await res.json()).type, "https://trellis.dev/problems/unauthorized");
+  }
+  assert.deepEqual(seen, [], "the verifier never sees a credential that cannot be a token");
 });
 
 Deno.test("authenticate() answers 503 when keys are unavailable, not blaming the token", async () => {

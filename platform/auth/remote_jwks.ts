@@ -11,7 +11,12 @@ export interface RemoteJwksOptions {
    * @default {30000}
    */
   cooldownMs?: number;
-  /** After this long the set is refreshed in the background while the cached keys keep serving. @default {600000} */
+  /**
+   * After this long the set is refreshed in the background (on the next lookup) while the cached keys keep serving.
+   * A `Cache-Control: max-age` on the JWKS response shortens it, so the auth service decides how soon verifiers see
+   * a withdrawn key; it never lengthens it.
+   * @default {600000}
+   */
   maxAgeMs?: number;
   /** Refuse JWKS responses larger than this. @default {1048576} */
   maxBytes?: number;
@@ -34,6 +39,12 @@ export interface RemoteJwks extends KeySet {
   readonly fetchedAt: number | undefined;
   /** Why the last fetch failed, or `undefined` when it succeeded. */
   readonly lastError: unknown;
+  /**
+   * Registers `listener` to run after a fetch withdrew keys (a `kid` gone from the set, or the same `kid` with other
+   * key material), with those `kid`s; returns an unregister function. Listeners run synchronously once the new set
+   * is in use; one that throws does not affect the others or the fetch.
+   */
+  onKeysChanged(listener: (removedKids: readonly string[]) => void): () => void;
 }
 
 /**
@@ -41,6 +52,9 @@ export interface RemoteJwks extends KeySet {
  * cooldown (concurrent callers share one fetch); a failed refresh keeps the cached keys in use, so a brief auth
  * outage does not fail requests whose keys are already known. `get` rejects only while no fetch has ever
  * succeeded, so readiness can fail closed on `ready()`.
+ *
+ * Verifiers built on it ({@linkcode createVerifier}) subscribe to {@linkcode RemoteJwks.onKeysChanged} and forget the
+ * tokens they verified with a withdrawn key.
  *
  * Written on `fetch` + `importJWK` instead of jose's `createRemoteJWKSet`, which measures the cooldown from the
  * last successful fetch (so, while auth is down, every bogus `kid` refetches) and throws once its cache is older
@@ -63,7 +77,11 @@ export function remoteJwks(url: string | URL, options: RemoteJwksOptions = {}): 
   const now = options.now ?? Date.now;
 
   let keys: Map<string, CryptoKey> | undefined;
+  /** `x.y` of each cached key, to tell a replaced key from the same one fetched again. */
+  let material = new Map<string, string>();
   let fetchedAt: number | undefined;
+  let staleAfterMs = maxAgeMs;
+  const listeners = new Set<(removedKids: readonly string[]) => void>();
   let attemptedAt = -Infinity;
   let inflight: Promise<void> | undefined;
   let lastError: unknown;
@@ -75,9 +93,19 @@ export function remoteJwks(url: string | URL, options: RemoteJwksOptions = {}): 
     attemptedAt = now();
     inflight = fetchKeys().then(
       (next) => {
-        keys = next;
+        const removed = [...material].filter(([kid, xy]) => next.material.get(kid) !== xy).map(([kid]) => kid);
+        keys = next.keys;
+        material = next.material;
+        staleAfterMs = next.maxAgeMs;
         fetchedAt = now();
         lastError = undefined;
+        if (removed.length > 0) {
+          for (const listener of listeners) {
+            try {
+              listener(removed);
+            } catch { /* a listener's failure is its own; the new set is in use either way */ }
+          }
+        }
       },
       (err) => {
         lastError = err;
@@ -89,7 +117,9 @@ export function remoteJwks(url: string | URL, options: RemoteJwksOptions = {}): 
     return inflight;
   }
 
-  async function fetchKeys(): Promise<Map<string, CryptoKey>> {
+  async function fetchKeys(): Promise<
+    { keys: Map<string, CryptoKey>; material: Map<string, string>; maxAgeMs: number }
+  > {
     const controller = new AbortController();
     const timer = setTimeout(
       () => controller.abort(new DOMException(`JWKS fetch timed out after ${timeoutMs} ms`, "TimeoutError")),
@@ -114,13 +144,17 @@ export function remoteJwks(url: string | URL, options: RemoteJwksOptions = {}): 
       const body = JSON.parse(text);
       if (!Array.isArray(body?.keys)) throw new Error(`Cannot use JWKS from ${href}: no "keys" array`);
       const next = new Map<string, CryptoKey>();
+      const nextMaterial = new Map<string, string>();
       for (const jwk of body.keys) {
         // Keys we cannot use (other algorithms, encryption keys) are skipped rather than failing the set.
         const key = await importPublicJwk(jwk).catch(() => undefined);
-        if (key) next.set(key.kid, key.publicKey);
+        if (key) {
+          next.set(key.kid, key.publicKey);
+          nextMaterial.set(key.kid, `${jwk.x}.${jwk.y}`);
+        }
       }
       if (next.size === 0) throw new Error(`Cannot use JWKS from ${href}: no ES256 signing keys`);
-      return next;
+      return { keys: next, material: nextMaterial, maxAgeMs: Math.min(maxAgeMs, cacheControlMaxAgeMs(res.headers)) };
     } finally {
       clearTimeout(timer);
     }
@@ -140,7 +174,7 @@ export function remoteJwks(url: string | URL, options: RemoteJwksOptions = {}): 
       }
       const key = keys!.get(kid);
       if (key) {
-        if (now() - fetchedAt! >= maxAgeMs && !inflight && coolEnough()) load().catch(() => {});
+        if (now() - fetchedAt! >= staleAfterMs && !inflight && coolEnough()) load().catch(() => {});
         return key;
       }
       if (inflight || coolEnough()) await load().catch(() => {});
@@ -158,7 +192,22 @@ export function remoteJwks(url: string | URL, options: RemoteJwksOptions = {}): 
     get lastError() {
       return lastError;
     },
+    onKeysChanged(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
   };
+}
+
+/** The response's `max-age` in ms (0 for `no-cache`/`no-store`), or `Infinity` when it sets none. */
+function cacheControlMaxAgeMs(headers: Headers): number {
+  const value = headers.get("cache-control");
+  if (!value) return Infinity;
+  if (/(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)/i.test(value)) return 0;
+  const match = /(?:^|,)\s*max-age\s*=\s*"?(\d+)"?\s*(?:,|$)/i.exec(value);
+  return match ? Number(match[1]) * 1000 : Infinity;
 }
 
 function nonNegative(value: number, name: string): number {

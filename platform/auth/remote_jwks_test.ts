@@ -154,3 +154,61 @@ Deno.test("remoteJwks() refuses negative or non-finite options", () => {
   assert.throws(() => remoteJwks("http://auth/jwks", { cooldownMs: -1 }), RangeError);
   assert.throws(() => remoteJwks("http://auth/jwks", { timeoutMs: Infinity }), RangeError);
 });
+
+Deno.test("remoteJwks() tells onKeysChanged listeners which kids a fetch withdrew, and only then", async () => {
+  const [a, b, c] = [await generateSigningKey(), await generateSigningKey(), await generateSigningKey()];
+  await using server = serveJwks([await exportPublicJwk(a), await exportPublicJwk(b)]);
+  const jwks = remoteJwks(server.url);
+  const changes: (readonly string[])[] = [];
+  jwks.onKeysChanged(() => {
+    throw new Error("a failing listener does not stop the others");
+  });
+  const unsubscribe = jwks.onKeysChanged((removed) => changes.push(removed));
+  await jwks.refresh();
+  server.state.keys = [await exportPublicJwk(b), await exportPublicJwk(c)];
+  await jwks.refresh();
+  assert.deepEqual(changes, [[a.kid]], "adding c is no change worth reporting; withdrawing a is");
+  assert.equal(await jwks.get(a.kid), undefined, "the new set is in use");
+  unsubscribe();
+  server.state.keys = [await exportPublicJwk(c)];
+  await jwks.refresh();
+  assert.equal(changes.length, 1, "an unsubscribed listener hears nothing");
+});
+
+Deno.test("remoteJwks() reports a kid whose key material changed as withdrawn", async () => {
+  const [a, impostor] = [await generateSigningKey(), await generateSigningKey()];
+  await using server = serveJwks([await exportPublicJwk(a)]);
+  const jwks = remoteJwks(server.url);
+  const changes: (readonly string[])[] = [];
+  jwks.onKeysChanged((removed) => changes.push(removed));
+  await jwks.refresh();
+  server.state.keys = [{ ...await exportPublicJwk(impostor), kid: a.kid }];
+  await jwks.refresh();
+  assert.deepEqual(changes, [[a.kid]]);
+});
+
+Deno.test("remoteJwks() lets the response's Cache-Control max-age shorten maxAgeMs", async () => {
+  const [a, b] = [await generateSigningKey(), await generateSigningKey()];
+  const state = { keys: [await exportPublicJwk(a)], fetches: 0 };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    state.fetches++;
+    return Response.json({ keys: state.keys }, { headers: { "cache-control": "public, max-age=60" } });
+  });
+  await using _ = { [Symbol.asyncDispose]: () => server.shutdown() };
+  const clock = fakeClock();
+  const jwks = remoteJwks(`http://127.0.0.1:${server.addr.port}/jwks`, {
+    maxAgeMs: 600_000,
+    cooldownMs: 1_000,
+    now: clock.now,
+  });
+  await jwks.get(a.kid);
+  state.keys = [await exportPublicJwk(b)];
+  clock.t += 59_000;
+  await jwks.get(a.kid);
+  assert.equal(state.fetches, 1, "fresh for max-age");
+  clock.t += 1_000;
+  assert.ok(await jwks.get(a.kid), "answers from cache while refreshing in the background");
+  await jwks.refresh();
+  assert.equal(state.fetches, 2, "refresh() joined the background fetch");
+  assert.equal(await jwks.get(a.kid), undefined);
+});

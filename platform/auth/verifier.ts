@@ -27,8 +27,13 @@ export interface VerifierOptions {
 export interface Verifier {
   /** Resolves to the token's principal, or rejects with {@linkcode AuthError}. */
   verify(token: string): Promise<Principal>;
-  /** Forgets every verified token, e.g. after a key is withdrawn, so the next use checks the signature again. */
+  /** Forgets every verified token, so the next use of each checks the signature again. */
   clear(): void;
+  /**
+   * Forgets the verified tokens signed with any of `kids`; returns how many it dropped. Called by itself when the
+   * key set reports withdrawn keys ({@linkcode KeySet.onKeysChanged}); call it yourself for a key set that cannot.
+   */
+  forgetKeys(kids: Iterable<string>): number;
   /** How many verified tokens are cached. */
   readonly cacheSize: number;
 }
@@ -38,13 +43,16 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 interface CacheEntry {
   principal: Principal;
   expiresAt: number;
+  kid: string;
 }
 
 /**
  * Creates a verifier for ES256 access tokens. The algorithm is pinned (never read from the token), `exp` and `sub`
  * are required, and every failure is an {@linkcode AuthError}. Verified tokens are cached (keyed by the token's
  * SHA-256, bounded, least recently used evicted first, each entry dropped at its token's `exp`), so a client
- * reusing a token pays for the signature check once.
+ * reusing a token pays for the signature check once. When the key set reports withdrawn keys
+ * ({@linkcode KeySet.onKeysChanged}, as {@linkcode remoteJwks} does), the tokens signed with them are forgotten, so
+ * a retired key stops authenticating even tokens seen before.
  *
  * @example Verify a token
  * ```ts
@@ -71,6 +79,23 @@ export function createVerifier(options: VerifierOptions): Verifier {
   if (audience.length === 0) throw new TypeError("Cannot create verifier without an audience");
   if (!keys || typeof keys.get !== "function") throw new TypeError("Cannot create verifier without a key set");
   const cache = new Map<string, CacheEntry>();
+  // Bumped on every withdrawal, so a verification that was under way with a now-withdrawn key is not cached.
+  let generation = 0;
+
+  function forgetKeys(kids: Iterable<string>): number {
+    const gone = new Set(kids);
+    if (gone.size === 0) return 0;
+    generation++;
+    let dropped = 0;
+    for (const [id, entry] of cache) {
+      if (gone.has(entry.kid)) {
+        cache.delete(id);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+  keys.onKeysChanged?.(forgetKeys);
 
   async function getKey(header: { alg?: string; kid?: string }): Promise<CryptoKey> {
     // jose also enforces `algorithms`, but checking here keeps a key lookup from ever happening for other algs.
@@ -86,10 +111,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return key;
   }
 
-  async function verifySignature(token: string): Promise<{ principal: Principal; exp: number }> {
+  async function verifySignature(token: string): Promise<{ principal: Principal; exp: number; kid: string }> {
     let payload: JWTPayload;
+    let kid: string;
     try {
-      ({ payload } = await jwtVerify(token, getKey, {
+      let protectedHeader;
+      ({ payload, protectedHeader } = await jwtVerify(token, getKey, {
         algorithms: [SIGNING_ALG],
         issuer,
         audience,
@@ -97,6 +124,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
         requiredClaims: ["exp", "sub"],
         currentDate: new Date(now()),
       }));
+      kid = protectedHeader.kid!;
     } catch (err) {
       throw toAuthError(err);
     }
@@ -108,7 +136,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     }
     const scopes = Object.freeze(payload.scope ? payload.scope.split(" ").filter(Boolean) : []);
     const principal: Principal = Object.freeze({ sub: payload.sub, scopes, token, claims: Object.freeze(payload) });
-    return { principal, exp: payload.exp! * 1000 };
+    return { principal, exp: payload.exp! * 1000, kid };
   }
 
   return {
@@ -127,9 +155,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
           return hit.principal;
         }
       }
-      const { principal, exp } = await verifySignature(token);
-      if (now() < exp) {
-        cache.set(id, { principal, expiresAt: exp });
+      const started = generation;
+      const { principal, exp, kid } = await verifySignature(token);
+      if (now() < exp && generation === started) {
+        cache.set(id, { principal, expiresAt: exp, kid });
         if (cache.size > cacheMaxEntries) cache.delete(cache.keys().next().value!);
       }
       return principal;
@@ -137,6 +166,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     clear() {
       cache.clear();
     },
+    forgetKeys,
     get cacheSize() {
       return cache.size;
     },

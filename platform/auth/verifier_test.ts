@@ -3,7 +3,8 @@ import { base64url, exportJWK, SignJWT } from "jose";
 import { AuthError } from "./auth_error.ts";
 import { createIssuer, type IssueRequest } from "./issuer.ts";
 import { type KeySet, staticKeySet } from "./jwks.ts";
-import { generateSigningKey, type SigningKey } from "./keys.ts";
+import { exportPublicJwk, generateSigningKey, type SigningKey } from "./keys.ts";
+import { remoteJwks } from "./remote_jwks.ts";
 import { createVerifier, type VerifierOptions } from "./verifier.ts";
 
 const ISS = "https://auth.test";
@@ -219,5 +220,66 @@ Deno.test("cacheMaxEntries 0 turns the cache off", async () => {
   await verifier.verify(token);
   await verifier.verify(token);
   assert.equal(lookups(), 2);
+  assert.equal(verifier.cacheSize, 0);
+});
+
+Deno.test("forgetKeys() drops only the cached tokens signed with the given kids", async () => {
+  const [k1, k2] = [await generateSigningKey(), await generateSigningKey()];
+  let lookups = 0;
+  const base = staticKeySet([k1, k2]);
+  const verifier = createVerifier({
+    issuer: ISS,
+    audience: "orders",
+    now: () => NOW,
+    keys: { get: (kid) => (lookups++, base.get(kid)) },
+  });
+  const issue = (key: SigningKey) => createIssuer({ issuer: ISS, key, now: () => NOW }).issue(REQUEST);
+  const [t1, t2] = [await issue(k1), await issue(k2)];
+  await verifier.verify(t1);
+  await verifier.verify(t2);
+  assert.equal(verifier.forgetKeys([]), 0);
+  assert.equal(verifier.forgetKeys([k1.kid, "never-seen"]), 1);
+  assert.equal(verifier.cacheSize, 1);
+  await verifier.verify(t2);
+  assert.equal(lookups, 2, "t2 is still cached");
+  await verifier.verify(t1);
+  assert.equal(lookups, 3, "t1 is checked again");
+});
+
+Deno.test("verify() rejects a token it had cached once the remote JWKS withdraws its key", async () => {
+  const [old, next] = [await generateSigningKey(), await generateSigningKey()];
+  const published = { keys: [await exportPublicJwk(next), await exportPublicJwk(old)] };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => Response.json(published));
+  await using _ = { [Symbol.asyncDispose]: () => server.shutdown() };
+  const jwks = remoteJwks(`http://127.0.0.1:${server.addr.port}/jwks`);
+  const verifier = createVerifier({ issuer: ISS, audience: "orders", keys: jwks, now: () => NOW });
+  const issue = (key: SigningKey) => createIssuer({ issuer: ISS, key, now: () => NOW }).issue(REQUEST);
+  const [oldToken, nextToken] = [await issue(old), await issue(next)];
+  await verifier.verify(oldToken);
+  await verifier.verify(nextToken);
+  assert.equal(verifier.cacheSize, 2);
+  published.keys = [await exportPublicJwk(next)];
+  await jwks.refresh();
+  assert.equal(verifier.cacheSize, 1, "the token signed with the withdrawn key is forgotten");
+  await rejectsWith(verifier.verify(oldToken), "invalid_token", /unknown signing key/);
+  assert.equal((await verifier.verify(nextToken)).sub, REQUEST.sub);
+});
+
+Deno.test("verify() does not cache a token whose key was withdrawn while it was being verified", async () => {
+  const key = await generateSigningKey();
+  let withdraw: (kids: readonly string[]) => void = () => {};
+  const keys: KeySet = {
+    get(kid) {
+      withdraw([kid]);
+      return staticKeySet([key]).get(kid);
+    },
+    onKeysChanged(listener) {
+      withdraw = listener;
+      return () => {};
+    },
+  };
+  const verifier = createVerifier({ issuer: ISS, audience: "orders", keys, now: () => NOW });
+  const token = await createIssuer({ issuer: ISS, key, now: () => NOW }).issue(REQUEST);
+  await verifier.verify(token);
   assert.equal(verifier.cacheSize, 0);
 });

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import type { Database } from "./db.ts";
 import { connectPostgres, ensureDatabase } from "./postgres.ts";
 import { databaseConformance } from "./testing/conformance.ts";
 import { BASE_URL, dropDatabase, freshDatabase, uniqueName, urlFor } from "./testing/fresh_postgres.ts";

@@ -17,6 +17,7 @@ import {
   runWithContext,
 } from "../context/context.ts";
 import type { Logger } from "../log/logger.ts";
+import { createServer as createNetServer, type Socket } from "node:net";
 import { GrpcError, PermissionDeniedError, status, UnauthenticatedError } from "./errors.ts";
 
 /** The request type of a method in a generated service definition. */
@@ -135,7 +136,7 @@ export interface GrpcServer extends AsyncDisposable {
 export async function serveGrpc(options: ServeGrpcOptions): Promise<GrpcServer> {
   const { hostname = "127.0.0.1", port: requestedPort = 0 } = options;
   const server = new Server(options.serverOptions);
-  const drain: Drain = { draining: false, inFlight: 0, onIdle: [] };
+  const drain: Drain = { draining: false, inFlight: 0, onIdle: [], running: new Set() };
   for (const service of options.services) {
     const wrapped: UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(service.definition)) {
@@ -144,24 +145,34 @@ export async function serveGrpc(options: ServeGrpcOptions): Promise<GrpcServer> 
     server.addService(service.definition, wrapped);
   }
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${requestedPort}`, ServerCredentials.createInsecure(), (err, port) => {
-      if (err) {
-        server.forceShutdown();
-        reject(err);
-      } else {
-        resolve(port);
-      }
-    })
-  );
+  // We own the listening socket (grpc-js connection injector) rather than using bindAsync, so that close() can end the
+  // TCP connections itself without an HTTP/2 GOAWAY: every grpc-js way to close a session (tryShutdown,
+  // forceShutdown, session.close/destroy) sends one, and a Deno 2.9 client that receives a GOAWAY can abort in nghttp2
+  // (`find_stream_on_goaway_func` assertion, or SIGSEGV), taking the whole calling service down
+  // (https://github.com/denoland/deno/issues/36788). A plain connection close makes clients reconnect just the same.
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const sockets = new Set<Socket>();
+  const listener = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => {}); // a peer reset; the http2 session reports it to grpc-js
+    injector.injectConnection(socket);
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    listener.once("error", (err) => {
+      server.forceShutdown();
+      reject(err);
+    });
+    listener.listen(requestedPort, hostname, () => resolve((listener.address() as { port: number }).port));
+  });
   let closing: Promise<void> | undefined;
-  // Drains in-flight calls ourselves, then force-closes, instead of grpc-js's tryShutdown: tryShutdown sends an
-  // HTTP/2 GOAWAY, and a Deno 2.9 client that receives one can abort in nghttp2 (assertion in
-  // find_stream_on_goaway_func), taking the whole calling service down. New calls meanwhile get UNAVAILABLE, which
-  // clients retry elsewhere or later.
+  // Drains in-flight calls ourselves (new calls meanwhile get UNAVAILABLE, which clients retry elsewhere or later),
+  // answers calls still running after `graceMs` with CANCELLED, then closes the connections without a GOAWAY (see
+  // above) before shutting grpc-js down.
   const close = (graceMs = 5_000) =>
     closing ??= (async () => {
       drain.draining = true;
+      const listenerClosed = new Promise<void>((resolve) => listener.close(() => resolve()));
       if (drain.inFlight > 0) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
@@ -169,7 +180,12 @@ export async function serveGrpc(options: ServeGrpcOptions): Promise<GrpcServer> 
           new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs)),
         ]);
         clearTimeout(timer);
+        for (const cancel of [...drain.running]) cancel();
       }
+      // Let the last responses leave the http2 session before ending the sockets; end() flushes what was written.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await Promise.all([...sockets].map(endSocket));
+      await listenerClosed;
       server.forceShutdown();
     })();
   return { port, address: `${host}:${port}`, close, [Symbol.asyncDispose]: () => close() };
@@ -180,6 +196,21 @@ interface Drain {
   draining: boolean;
   inFlight: number;
   onIdle: (() => void)[];
+  /** Answers each running call with CANCELLED and aborts its handler's signal, for close() after the grace period. */
+  running: Set<() => void>;
+}
+
+/** Ends a socket (FIN after pending writes, no HTTP/2 frame), destroying it if the peer has not closed within 1 s. */
+function endSocket(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => socket.destroy(), 1_000);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.end();
+  });
 }
 
 function adapt(
@@ -197,6 +228,17 @@ function adapt(
     const cancel = new AbortController();
     const onCancelled = () => cancel.abort(new DOMException("call cancelled by the client", "AbortError"));
     call.once("cancelled", onCancelled);
+    let answered = false;
+    const answer: typeof callback = (...args) => {
+      if (answered) return;
+      answered = true;
+      callback(...args);
+    };
+    const shutDown = () => {
+      answer({ code: status.CANCELLED, details: "server is shutting down" });
+      cancel.abort(new DOMException("server is shutting down", "AbortError"));
+    };
+    drain.running.add(shutDown);
     const { ctx, dispose } = contextFromHeaders(readMetadata(call), {
       signal: cancel.signal,
       defaultBudgetMs: options.defaultBudgetMs,
@@ -204,12 +246,13 @@ function adapt(
     runWithContext(ctx, async () => {
       try {
         if (options.authorize) await authorizeCall(options, call.metadata, path, ctx);
-        callback(null, await handler(call.request as never, ctx));
+        answer(null, await handler(call.request as never, ctx));
       } catch (err) {
-        callback(toStatus(err, ctx, path, options.logger));
+        answer(toStatus(err, ctx, path, options.logger));
       } finally {
         dispose();
         call.off("cancelled", onCancelled);
+        drain.running.delete(shutDown);
         if (--drain.inFlight === 0) { for (const resolve of drain.onIdle.splice(0)) resolve(); }
       }
     });

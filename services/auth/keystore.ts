@@ -1,4 +1,5 @@
-import type { Database } from "../../platform/db/db.ts";
+import type { Database, Tx } from "../../platform/db/db.ts";
+import { openPrivateJwk, sealPrivateJwk } from "../../platform/auth/key_encryption.ts";
 import {
   exportPrivateJwk,
   exportPublicJwk,
@@ -7,39 +8,230 @@ import {
   type PrivateJwk,
   type PublicJwk,
   type SigningKey,
+  type VerificationKey,
 } from "../../platform/auth/keys.ts";
 
-/** The signing key in use and the public keys to publish. */
-export interface KeyRing {
-  current: SigningKey;
-  published: PublicJwk[];
+/** One published key: it verifies while published, and signs from `activatesAt` until a newer key activates. */
+export interface RingKey {
+  kid: string;
+  key: SigningKey;
+  publicJwk: PublicJwk;
+  /** Epoch ms from which it may sign. */
+  activatesAt: number;
+  /** Epoch ms at which it leaves the JWKS; `undefined` while it has no successor. */
+  retiresAt: number | undefined;
 }
 
 /**
- * Loads the newest unretired signing key, creating one when there is none. Concurrent starters agree on one key:
- * creation happens under an advisory lock.
+ * The published keys as one auth instance last read them. Which key signs and which are published is decided from
+ * the clock at each call, so instances that read the same rows switch keys at the same moment without re-reading.
  */
-export async function loadKeyRing(db: Database): Promise<KeyRing> {
+export class KeyRing {
+  /** Newest activation first. */
+  readonly keys: readonly RingKey[];
+
+  constructor(keys: readonly RingKey[]) {
+    if (keys.length === 0) throw new TypeError("Cannot make a key ring without keys");
+    this.keys = [...keys].sort((a, b) => b.activatesAt - a.activatesAt);
+  }
+
+  /** The newest published key that has activated (the oldest published one if none has: clocks disagree). */
+  signingKey(now: number = Date.now()): SigningKey {
+    const live = this.#live(now);
+    return (live.find((k) => k.activatesAt <= now) ?? live.at(-1) ?? this.keys[0]).key;
+  }
+
+  /** The public keys of the JWKS: every key not past its `retiresAt`, pending ones included. */
+  published(now: number = Date.now()): PublicJwk[] {
+    return this.#live(now).map((k) => k.publicJwk);
+  }
+
+  /** The keys tokens may be verified with: the published ones. */
+  verificationKeys(now: number = Date.now()): VerificationKey[] {
+    return this.#live(now).map((k) => k.key);
+  }
+
+  #live(now: number): RingKey[] {
+    return this.keys.filter((k) => k.retiresAt === undefined || now < k.retiresAt);
+  }
+}
+
+/** A key as `GET /admin/keys` lists it: no key material. */
+export interface KeyInfo {
+  kid: string;
+  status: "pending" | "signing" | "verifying" | "retired";
+  createdAt: string;
+  activatesAt: string;
+  retiresAt: string | null;
+  retiredAt: string | null;
+}
+
+/** What a rotation did. */
+export interface Rotation {
+  /** The new key: published now, signing from `activatesAt`. */
+  kid: string;
+  activatesAt: string;
+  /** The keys it supersedes, each published until its `retiresAt`. */
+  retiring: { kid: string; retiresAt: string }[];
+}
+
+/** Timing of a rotation, in seconds. */
+export interface RotateOptions {
+  /** Between publishing the new key and signing with it. */
+  publishLeadSec: number;
+  /** How long the superseded key stays published once the new one signs. */
+  overlapSec: number;
+}
+
+/** Serializes key-ring writers across instances (loads that create or retire keys, and rotations). */
+const LOCK = "select pg_advisory_xact_lock(7347001)";
+// Whole milliseconds, so a time read back and compared with `Date.now()` or an ISO string is exactly the stored one.
+const MS = (column: string) => `floor(extract(epoch from ${column}) * 1000)::float8`;
+
+/**
+ * Reads the published keys, decrypting their private halves with `kek`. Under one advisory lock, so concurrent
+ * instances agree, it first retires keys past their `retiresAt` (erasing their private half), encrypts any private
+ * key still stored in plaintext (rows from before encryption at rest), and creates a first key when none is
+ * published. Keys already in `previous` are reused rather than decrypted again.
+ *
+ * A `kek` other than the one the keys were encrypted with fails with an error naming `AUTH_KEY_ENCRYPTION_KEY`.
+ */
+export async function loadKeyRing(db: Database, kek: CryptoKey, previous?: KeyRing): Promise<KeyRing> {
   return await db.transaction(async (tx) => {
-    await tx.query("select pg_advisory_xact_lock(7347001)");
-    let rows = await tx.query<{ kid: string; private_jwk: PrivateJwk | string; public_jwk: PublicJwk | string }>(
-      "select kid, private_jwk, public_jwk from signing_keys where retired_at is null order by created_at desc",
+    await tx.query(LOCK);
+    await tx.query(
+      `update signing_keys set retired_at = now(), private_jwk = null, private_enc = null, private_iv = null
+        where retired_at is null and retires_at <= now()`,
     );
+    await sealPlaintextKeys(tx, kek);
+    let rows = await liveRows(tx);
     if (rows.length === 0) {
-      const key = await generateSigningKey();
-      const priv = await exportPrivateJwk(key);
-      const pub = await exportPublicJwk(key);
-      await tx.query("insert into signing_keys (kid, private_jwk, public_jwk) values ($1, $2::jsonb, $3::jsonb)", [
-        key.kid,
-        JSON.stringify(priv),
-        JSON.stringify(pub),
-      ]);
-      rows = [{ kid: key.kid, private_jwk: priv, public_jwk: pub }];
+      await insertKey(tx, kek, 0);
+      rows = await liveRows(tx);
     }
-    const parse = <T>(v: T | string): T => typeof v === "string" ? JSON.parse(v) : v;
+    const known = new Map(previous?.keys.map((k) => [k.kid, k.key]));
+    const keys: RingKey[] = [];
+    for (const row of rows) {
+      keys.push({
+        kid: row.kid,
+        key: known.get(row.kid) ?? await openKey(kek, row),
+        publicJwk: parse(row.public_jwk),
+        activatesAt: row.activates_ms,
+        retiresAt: row.retires_ms ?? undefined,
+      });
+    }
+    return new KeyRing(keys);
+  });
+}
+
+/**
+ * Creates a key that is published at once and signs after `publishLeadSec`; every published key without a
+ * successor yet (normally the one signing now) is scheduled to retire `overlapSec` after the new key activates.
+ */
+export async function rotateKey(db: Database, kek: CryptoKey, options: RotateOptions): Promise<Rotation> {
+  return await db.transaction(async (tx) => {
+    await tx.query(LOCK);
+    const { kid, activatesMs } = await insertKey(tx, kek, options.publishLeadSec);
+    const retiring = await tx.query<{ kid: string; retires_ms: number }>(
+      `update signing_keys
+          set retires_at = (select activates_at from signing_keys where kid = $1) + $2::float8 * interval '1 second'
+        where retired_at is null and retires_at is null and kid <> $1
+        returning kid, ${MS("retires_at")} as retires_ms`,
+      [kid, options.overlapSec],
+    );
     return {
-      current: await importPrivateJwk(parse(rows[0].private_jwk)),
-      published: rows.map((r) => parse(r.public_jwk)),
+      kid,
+      activatesAt: iso(activatesMs),
+      retiring: retiring.map((r) => ({ kid: r.kid, retiresAt: iso(r.retires_ms) })),
     };
   });
+}
+
+/** Every key ever made, newest first, with its state at `now`. */
+export async function listKeys(db: Database, now: number = Date.now()): Promise<KeyInfo[]> {
+  const rows = await db.query<{
+    kid: string;
+    created_ms: number;
+    activates_ms: number;
+    retires_ms: number | null;
+    retired_ms: number | null;
+  }>(
+    `select kid, ${MS("created_at")} as created_ms, ${MS("activates_at")} as activates_ms,
+            ${MS("retires_at")} as retires_ms, ${MS("retired_at")} as retired_ms
+       from signing_keys order by activates_at desc, created_at desc`,
+  );
+  const isLive = (r: typeof rows[number]) => r.retired_ms === null && (r.retires_ms === null || now < r.retires_ms);
+  const signing = rows.find((r) => isLive(r) && r.activates_ms <= now)?.kid;
+  return rows.map((r) => ({
+    kid: r.kid,
+    status: !isLive(r) ? "retired" : r.kid === signing ? "signing" : r.activates_ms > now ? "pending" : "verifying",
+    createdAt: iso(r.created_ms),
+    activatesAt: iso(r.activates_ms),
+    retiresAt: r.retires_ms === null ? null : iso(r.retires_ms),
+    retiredAt: r.retired_ms === null ? null : iso(r.retired_ms),
+  }));
+}
+
+type LiveRow = {
+  kid: string;
+  public_jwk: PublicJwk | string;
+  private_enc: string | null;
+  private_iv: string | null;
+  activates_ms: number;
+  retires_ms: number | null;
+};
+
+async function liveRows(tx: Tx): Promise<LiveRow[]> {
+  return await tx.query<LiveRow>(
+    `select kid, public_jwk, private_enc, private_iv, ${MS("activates_at")} as activates_ms,
+            ${MS("retires_at")} as retires_ms
+       from signing_keys where retired_at is null`,
+  );
+}
+
+async function insertKey(tx: Tx, kek: CryptoKey, leadSec: number): Promise<{ kid: string; activatesMs: number }> {
+  const key = await generateSigningKey();
+  const sealed = await sealPrivateJwk(kek, await exportPrivateJwk(key));
+  const [row] = await tx.query<{ activates_ms: number }>(
+    `insert into signing_keys (kid, public_jwk, private_enc, private_iv, activates_at)
+     values ($1, $2::jsonb, $3, $4, now() + $5::float8 * interval '1 second')
+     returning ${MS("activates_at")} as activates_ms`,
+    [key.kid, JSON.stringify(await exportPublicJwk(key)), sealed.ciphertext, sealed.iv, leadSec],
+  );
+  return { kid: key.kid, activatesMs: row.activates_ms };
+}
+
+async function sealPlaintextKeys(tx: Tx, kek: CryptoKey): Promise<void> {
+  const rows = await tx.query<{ kid: string; private_jwk: PrivateJwk | string }>(
+    "select kid, private_jwk from signing_keys where retired_at is null and private_jwk is not null",
+  );
+  for (const row of rows) {
+    const sealed = await sealPrivateJwk(kek, { ...parse(row.private_jwk), kid: row.kid });
+    await tx.query("update signing_keys set private_enc = $2, private_iv = $3, private_jwk = null where kid = $1", [
+      row.kid,
+      sealed.ciphertext,
+      sealed.iv,
+    ]);
+  }
+}
+
+async function openKey(kek: CryptoKey, row: LiveRow): Promise<SigningKey> {
+  if (row.private_enc === null || row.private_iv === null) {
+    throw new Error(`Cannot load signing key ${row.kid}: its private key is missing`);
+  }
+  let jwk: PrivateJwk;
+  try {
+    jwk = await openPrivateJwk(kek, row.kid, { ciphertext: row.private_enc, iv: row.private_iv });
+  } catch (cause) {
+    throw new Error(`${(cause as Error).message} (check AUTH_KEY_ENCRYPTION_KEY)`, { cause });
+  }
+  return await importPrivateJwk(jwk);
+}
+
+function parse<T>(value: T | string): T {
+  return typeof value === "string" ? JSON.parse(value) : value;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
 }

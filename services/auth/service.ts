@@ -1,6 +1,10 @@
 import { createIssuer } from "../../platform/auth/issuer.ts";
-import { jwksHandler } from "../../platform/auth/jwks.ts";
+import { jwksHandler, staticKeySet } from "../../platform/auth/jwks.ts";
+import { importKeyEncryptionKey } from "../../platform/auth/key_encryption.ts";
+import { authenticate, requireScopes } from "../../platform/auth/middleware.ts";
+import { createVerifier } from "../../platform/auth/verifier.ts";
 import type { Database } from "../../platform/db/db.ts";
+import type { Handler } from "../../platform/http/handler.ts";
 import { json } from "../../platform/http/json.ts";
 import { HttpError } from "../../platform/http/problem.ts";
 import { Router } from "../../platform/http/router.ts";
@@ -8,10 +12,12 @@ import { Service } from "../../platform/service/service.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import type { Infra } from "../shared/infra.ts";
 import { checkClient, checkUser, DEMO_USERS, seedAccounts, type ServiceClientSeed } from "./accounts.ts";
-import { type KeyRing, loadKeyRing } from "./keystore.ts";
+import { type KeyRing, listKeys, loadKeyRing, rotateKey } from "./keystore.ts";
 
 const USER_TTL_SEC = 900;
 const SERVICE_TTL_SEC = 300;
+/** How often an instance re-reads the key ring, to pick up rotations made by other instances and retire keys. */
+const KEY_RING_REFRESH_MS = 5_000;
 
 /** The service clients of the reference system and what each may call. */
 export function serviceClients(config: SystemConfig): ServiceClientSeed[] {
@@ -23,27 +29,89 @@ export function serviceClients(config: SystemConfig): ServiceClientSeed[] {
       audiences: ["orders", "inventory", "payments", "notifications"],
     },
     { id: "orders", secret: config.clientSecrets.orders, scopes: ["internal"], audiences: ["inventory"] },
+    { id: "ops", secret: config.clientSecrets.ops, scopes: ["keys:read", "keys:rotate"], audiences: ["auth"] },
   ];
 }
 
 /**
  * The auth service: an OAuth2 token endpoint (`password` grant for demo users, `client_credentials` for services)
- * issuing ES256 JWTs, and the JWKS that verifies them.
+ * issuing ES256 JWTs, the JWKS that verifies them, and key administration for the `ops` client (`GET /admin/keys`,
+ * `POST /admin/keys/rotate`).
+ *
+ * Private keys are stored encrypted under `config.keys.encryptionKey`. A rotation publishes the new key at once,
+ * signs with it after `publishLeadSec`, and keeps the old key published for `overlapSec` after that. The key ring
+ * lives in the database; each instance re-reads it every 5 s, so instances agree on it.
  */
 export function createAuthService(config: SystemConfig, infra: Infra): Service {
   const svc = new Service({ name: "auth", hostname: config.hostname, port: config.ports.auth });
   let db: Database;
+  let kek: CryptoKey;
   let ring: KeyRing;
+  let refreshing: Promise<void> | undefined;
+  const refreshRing = () =>
+    refreshing ??= loadKeyRing(db, kek, ring).then((next) => {
+      ring = next;
+    }).finally(() => {
+      refreshing = undefined;
+    });
   svc.onStart("database", async () => {
+    kek = await importKeyEncryptionKey(config.keys.encryptionKey, "AUTH_KEY_ENCRYPTION_KEY");
     db = await infra.database("auth");
     await seedAccounts(db, DEMO_USERS, serviceClients(config));
-    ring = await loadKeyRing(db);
+    ring = await loadKeyRing(db, kek);
+  });
+  svc.onStart("key ring refresh", () => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stopped = false;
+    const schedule = () => {
+      timer = setTimeout(() => {
+        refreshRing().catch((err) => svc.log.warn("key ring refresh failed; keeping the keys read before", { err }))
+          .finally(() => {
+            if (!stopped) schedule();
+          });
+      }, KEY_RING_REFRESH_MS);
+    };
+    schedule();
+    svc.onStop("key ring refresh", async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await refreshing?.catch(() => {});
+    });
+    return Promise.resolve();
   });
   svc.check("database", (signal) => db.ping(signal));
-  const issuer = () => createIssuer({ issuer: config.issuer, key: ring.current });
+  const issuer = () => createIssuer({ issuer: config.issuer, key: ring.signingKey() });
+  // Admin calls are rare, so their tokens are not cached: a retired key stops working for them at once.
+  const operator = authenticate(
+    createVerifier({
+      issuer: config.issuer,
+      audience: "auth",
+      keys: staticKeySet(() => ring.verificationKeys()),
+      cacheMaxEntries: 0,
+    }),
+  );
+  const admin = (scope: string, handler: Handler) => {
+    const guarded = operator(requireScopes(scope)(handler));
+    return (req: Request) => Promise.resolve(guarded(req));
+  };
 
   const router = new Router()
-    .get("/.well-known/jwks.json", jwksHandler(() => ring.published))
+    .get(
+      "/.well-known/jwks.json",
+      jwksHandler(() => ring.published(), { maxAgeSec: Math.min(300, Math.floor(config.keys.publishLeadSec)) }),
+    )
+    .get("/admin/keys", admin("keys:read", async () => json({ keys: await listKeys(db) }, 200, NO_STORE)))
+    .post(
+      "/admin/keys/rotate",
+      admin("keys:rotate", async () => {
+        const rotation = await rotateKey(db, kek, config.keys);
+        // Publish from this instance at once: a refresh already under way may have read the ring before the rotation.
+        await refreshing?.catch(() => {});
+        ring = await loadKeyRing(db, kek, ring);
+        svc.log.info("signing key rotated", { ...rotation });
+        return json(rotation, 201, NO_STORE);
+      }),
+    )
     .post("/oauth/token", async (req) => {
       const form = await readForm(req);
       const grant = form.get("grant_type");
@@ -74,6 +142,8 @@ export function createAuthService(config: SystemConfig, infra: Infra): Service {
     });
   return svc.handle(router.handler);
 }
+
+const NO_STORE = { "cache-control": "no-store" };
 
 async function readForm(req: Request): Promise<URLSearchParams> {
   const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();

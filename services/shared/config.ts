@@ -1,3 +1,5 @@
+import { secret } from "../../platform/config/secrets.ts";
+
 /** Everything the six services need to find each other and their infrastructure. */
 export interface SystemConfig {
   hostname: string;
@@ -21,8 +23,29 @@ export interface SystemConfig {
   /** `host:port` of each gRPC service. */
   grpc: { orders: string; inventory: string; payments: string };
   notificationsUrl: string;
-  /** Secrets of the service clients, by client id. */
+  /** Secrets of the service clients, by client id (`<ID>_CLIENT_SECRET` or `<ID>_CLIENT_SECRET_FILE`). */
   clientSecrets: Record<ServiceClient, string>;
+  /** Signing-key management in the auth service. */
+  keys: {
+    /**
+     * Base64 of the 32-byte AES-256-GCM key that encrypts private signing keys at rest (`AUTH_KEY_ENCRYPTION_KEY` or
+     * `AUTH_KEY_ENCRYPTION_KEY_FILE`).
+     */
+    encryptionKey: string;
+    /**
+     * Seconds between publishing a rotated key in the JWKS and signing with it (`AUTH_KEY_PUBLISH_LEAD_SEC`), so
+     * verifiers know it before they meet it: keep it at least `jwksCooldownMs` plus the auth service's key-ring
+     * refresh (5 s). Also the JWKS `max-age` (capped at 300 s), so verifiers drop a retired key that soon after.
+     */
+    publishLeadSec: number;
+    /**
+     * Seconds the previous key stays published once its successor signs (`AUTH_KEY_OVERLAP_SEC`); at least the
+     * longest token lifetime (900 s), or tokens signed just before a rotation stop verifying before they expire.
+     */
+    overlapSec: number;
+  };
+  /** Minimum time between JWKS refetches a verifier makes on unknown `kid`s (`JWKS_COOLDOWN_MS`). */
+  jwksCooldownMs: number;
   /** Simulated payment provider behaviour. */
   payments: { failureRate: number; latencyMs: number };
   /** Where local object storage keeps its files. */
@@ -30,7 +53,13 @@ export interface SystemConfig {
 }
 
 /** Services that call others with client-credentials tokens. */
-export type ServiceClient = "gateway" | "orders";
+export type ServiceClient = "gateway" | "orders" | "ops";
+
+/**
+ * The development key-encryption key, used when `AUTH_KEY_ENCRYPTION_KEY` is not set. It is public (it is in this
+ * file), so keys encrypted under it are as good as plaintext: set a real one anywhere but a laptop.
+ */
+export const DEV_ONLY_KEY_ENCRYPTION_KEY = btoa("dev-only-kek-do-not-use-in-prod!");
 
 const DEFAULT_PORTS: SystemConfig["ports"] = {
   gateway: 8080,
@@ -79,9 +108,19 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     },
     notificationsUrl: env.NOTIFICATIONS_URL ?? "",
     clientSecrets: {
-      gateway: env.GATEWAY_CLIENT_SECRET ?? "dev-only-gateway-secret",
-      orders: env.ORDERS_CLIENT_SECRET ?? "dev-only-orders-secret",
+      gateway: secret("GATEWAY_CLIENT_SECRET", { env, fallback: "dev-only-gateway-secret" }),
+      orders: secret("ORDERS_CLIENT_SECRET", { env, fallback: "dev-only-orders-secret" }),
+      ops: secret("OPS_CLIENT_SECRET", { env, fallback: "dev-only-ops-secret" }),
     },
+    keys: {
+      encryptionKey: aes256Key(
+        "AUTH_KEY_ENCRYPTION_KEY",
+        secret("AUTH_KEY_ENCRYPTION_KEY", { env, fallback: DEV_ONLY_KEY_ENCRYPTION_KEY }),
+      ),
+      publishLeadSec: numIn(env, "AUTH_KEY_PUBLISH_LEAD_SEC", 0, 86_400, 60),
+      overlapSec: numIn(env, "AUTH_KEY_OVERLAP_SEC", 0, 30 * 86_400, 900),
+    },
+    jwksCooldownMs: numIn(env, "JWKS_COOLDOWN_MS", 0, 600_000, 5_000),
     payments: {
       failureRate: numIn(env, "PAYMENTS_FAILURE_RATE", 0, 1, 0),
       latencyMs: numIn(env, "PAYMENTS_LATENCY_MS", 0, 60_000, 0),
@@ -114,6 +153,18 @@ function intIn(env: Record<string, string | undefined>, name: string, min: numbe
     );
   }
   return v;
+}
+
+/** `value` when it is base64 of 32 bytes; the error names the variable and never echoes the secret. */
+function aes256Key(name: string, value: string): string {
+  let bytes = -1;
+  try {
+    bytes = atob(value.replaceAll("-", "+").replaceAll("_", "/").padEnd(Math.ceil(value.length / 4) * 4, "=")).length;
+  } catch { /* reported below */ }
+  if (bytes !== 32) {
+    throw new RangeError(`Cannot use ${name}: it must be base64 of 32 random bytes (e.g. \`openssl rand -base64 32\`)`);
+  }
+  return value;
 }
 
 function numIn(env: Record<string, string | undefined>, name: string, min: number, max: number, dflt: number): number {

@@ -13,7 +13,7 @@ import type { ServiceClient, SystemConfig } from "./config.ts";
 
 /** The auth service's JWKS as a key set shared by one service's verifiers, with a readiness check on it. */
 export function jwksFor(svc: Service, config: SystemConfig): RemoteJwks {
-  const jwks = remoteJwks(`${config.authUrl}/.well-known/jwks.json`, { cooldownMs: 5_000 });
+  const jwks = remoteJwks(`${config.authUrl}/.well-known/jwks.json`, { cooldownMs: config.jwksCooldownMs });
   svc.check("jwks", async () => {
     if (!(await jwks.ready())) throw new Error(`JWKS at ${config.authUrl} not fetched: ${jwks.lastError}`);
   });
