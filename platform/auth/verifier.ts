@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { errors, type JWTPayload, jwtVerify } from "jose";
 import type { Principal } from "../context/context.ts";
 import { AuthError } from "./auth_error.ts";
@@ -48,8 +47,8 @@ interface CacheEntry {
 
 /**
  * Creates a verifier for ES256 access tokens. The algorithm is pinned (never read from the token), `exp` and `sub`
- * are required, and every failure is an {@linkcode AuthError}. Verified tokens are cached (keyed by the token's
- * SHA-256, bounded, least recently used evicted first, each entry dropped at its token's `exp`), so a client
+ * are required, and every failure is an {@linkcode AuthError}. Verified tokens are cached (keyed by the token
+ * itself, bounded, least recently used evicted first, each entry dropped at its token's `exp`), so a client
  * reusing a token pays for the signature check once. When the key set reports withdrawn keys
  * ({@linkcode KeySet.onKeysChanged}, as {@linkcode remoteJwks} does), the tokens signed with them are forgotten, so
  * a retired key stops authenticating even tokens seen before.
@@ -146,7 +145,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
       if (!COMPACT_JWS.test(token)) throw new AuthError("invalid_token", "token is malformed");
       if (cacheMaxEntries === 0) return (await verifySignature(token)).principal;
 
-      const id = sha256(token);
+      // Keyed by the token itself: the cached principal holds the token anyway, and hashing it was most of the
+      // cost of a hit (about 2-3 µs of 4-6 µs measured here).
+      const id = token;
       const hit = cache.get(id);
       if (hit) {
         cache.delete(id);
@@ -193,10 +194,4 @@ function toAuthError(err: unknown): AuthError {
     return new AuthError("invalid_token", "algorithm not allowed", { cause: err });
   }
   return new AuthError("invalid_token", "token is malformed", { cause: err });
-}
-
-// node:crypto's synchronous hash costs ~2 µs here against ~16 µs for an awaited crypto.subtle.digest, which
-// would otherwise be most of a cache hit.
-function sha256(token: string): string {
-  return createHash("sha256").update(token).digest("base64");
 }
