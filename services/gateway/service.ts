@@ -93,7 +93,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       scoped("orders:read", async (_req, { id }) => {
         await grpc(() => orders.getOrder({ id, customerId: customer() }));
         const res = await fetch(`${config.notificationsUrl}/receipts/${encodeURIComponent(id)}`, {
-          headers: { ...contextHeaders(), authorization: `Bearer ${await receiptsToken()}` },
+          headers: { ...contextHeaders(), authorization: `Bearer ${await grpc(receiptsToken)}` },
           signal: currentContext()?.signal,
         });
         if (res.status === 404) {
@@ -123,7 +123,7 @@ function scoped(scope: string, handler: RouteHandler): RouteHandler {
   return (req, params) => mw((r) => handler(r, params))(req);
 }
 
-/** Runs a gRPC call, turning its failure into the matching HTTP problem. */
+/** Runs a gRPC call (or a service-token fetch), turning its failure into the matching HTTP problem. */
 async function grpc<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();

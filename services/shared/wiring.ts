@@ -4,7 +4,7 @@ import { createVerifier, type Verifier } from "../../platform/auth/verifier.ts";
 import { type RemoteJwks, remoteJwks } from "../../platform/auth/remote_jwks.ts";
 import { serviceTokenSource } from "../../platform/auth/service_token.ts";
 import type { Database } from "../../platform/db/db.ts";
-import { PermissionDeniedError, UnauthenticatedError } from "../../platform/grpc/errors.ts";
+import { PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../../platform/grpc/errors.ts";
 import { type Authorize, type GrpcService, serveGrpc } from "../../platform/grpc/server.ts";
 import type { MessageHandler, PubSub, SubscribeOptions } from "../../platform/messaging/message.ts";
 import { type PendingMessage, startRelay } from "../../platform/outbox/outbox.ts";
@@ -41,14 +41,25 @@ export function serviceTokenAuthorizer(verifier: Verifier): Authorize {
   };
 }
 
-/** A cached client-credentials token source for calls from `client` to `audience`. */
+/**
+ * A cached client-credentials token source for calls from `client` to `audience`. Failing to get a token is the
+ * auth service being unavailable to us, so it surfaces as {@linkcode UnavailableError} (503 at the edge), not as an
+ * internal error.
+ */
 export function tokensFor(config: SystemConfig, client: ServiceClient, audience: string): () => Promise<string> {
-  return serviceTokenSource({
+  const source = serviceTokenSource({
     tokenUrl: `${config.authUrl}/oauth/token`,
     clientId: client,
     clientSecret: config.clientSecrets[client],
     audience,
   });
+  return async () => {
+    try {
+      return await source();
+    } catch (err) {
+      throw new UnavailableError(`cannot get a service token for ${audience}`, { cause: err });
+    }
+  };
 }
 
 /** Serves gRPC from start to stop of `svc`; returns a getter for the bound address. */
