@@ -5,11 +5,8 @@
  *
  *   deno task bench [--orders 50] [--mode embedded|distributed|both]
  */
-import { loadConfig, withPorts } from "../services/shared/config.ts";
-import { embeddedInfra } from "../services/shared/embedded.ts";
-import { startSystem } from "../services/system.ts";
 import { startCluster } from "../tests/support/cluster.ts";
-import { freePorts } from "../tests/support/ports.ts";
+import { embeddedSystem } from "../tests/support/system.ts";
 import { ApiClient, type Endpoints } from "../tests/e2e/scenarios.ts";
 
 const args = Deno.args;
@@ -44,34 +41,9 @@ function report(name: string, t: number[]) {
 }
 
 if (mode !== "distributed") {
-  const storageDir = await Deno.makeTempDir();
-  const [a, b, c, d, e, f, g, h, i] = freePorts(9);
-  const config = withPorts({
-    ...loadConfig({ LOG_LEVEL: "warn" }),
-    ports: {
-      gateway: a,
-      auth: b,
-      orders: c,
-      ordersGrpc: d,
-      inventory: e,
-      inventoryGrpc: f,
-      payments: g,
-      paymentsGrpc: h,
-      notifications: i,
-    },
-    authUrl: "",
-    grpc: { orders: "", inventory: "", payments: "" },
-    notificationsUrl: "",
-    storageDir,
-  });
   Deno.env.set("LOG_LEVEL", "warn");
-  const system = await startSystem(config, embeddedInfra({ storageDir }));
-  try {
-    report("embedded", await measure({ gateway: system.services.gateway.url, auth: system.services.auth.url }));
-  } finally {
-    await system.stop();
-    await Deno.remove(storageDir, { recursive: true });
-  }
+  await using env = await embeddedSystem();
+  report("embedded", await measure(env.endpoints));
 }
 if (mode !== "embedded") {
   await using cluster = await startCluster({ env: { LOG_LEVEL: "warn" } });

@@ -27,8 +27,14 @@ export interface Context {
   traceparent?: string;
   /** Route template that matched (`/v1/orders/:id`), for logs and metric labels. */
   route?: string;
-  /** Authenticated identity, when there is one. */
+  /** Authenticated identity, when there is one: on an internal call, the calling service. */
   principal?: Principal;
+  /**
+   * The end user an internal call acts for, verified from the user's own token, which travels separately from the
+   * calling service's token (`x-end-user-token`), so a downstream service can authorize on the user and not only on
+   * the service.
+   */
+  endUser?: Principal;
 }
 
 const storage = new AsyncLocalStorage<Context>();
@@ -77,6 +83,8 @@ export function remainingMs(ctx: Context | undefined = currentContext()): number
 /** Header names that carry context between services over HTTP, gRPC metadata and message headers alike. */
 export const ContextHeaders = {
   requestId: "x-request-id",
+  /** The end user's own bearer token, next to the calling service's. */
+  endUserToken: "x-end-user-token",
   traceparent: "traceparent",
   /** Absolute deadline, epoch milliseconds. */
   deadline: "x-deadline-ms",

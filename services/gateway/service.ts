@@ -1,5 +1,5 @@
 import { authenticate, requireScopes } from "../../platform/auth/middleware.ts";
-import { contextHeaders, currentContext } from "../../platform/context/context.ts";
+import { ContextHeaders, contextHeaders, currentContext } from "../../platform/context/context.ts";
 import { createGrpcClient } from "../../platform/grpc/client.ts";
 import { GrpcError, grpcToHttpStatus, NotFoundError } from "../../platform/grpc/errors.ts";
 import type { Middleware } from "../../platform/http/handler.ts";
@@ -41,6 +41,8 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
   });
   const receiptsToken = tokensFor(config, "gateway", "notifications");
   const customer = () => currentContext()!.principal!.sub;
+  /** The user's own token travels beside the service token, so orders authorizes on the user too. */
+  const asUser = () => ({ metadata: { [ContextHeaders.endUserToken]: currentContext()!.principal!.token! } });
 
   const router = new Router()
     .post(
@@ -59,7 +61,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
             items: body.items,
             paymentToken: body.paymentToken,
             idempotencyKey: key,
-          })
+          }, asUser())
         );
         return json(order, 202, { location: `/v1/orders/${order.id}` });
       }),
@@ -69,7 +71,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       scoped("orders:read", async (_req, { id }) => {
         const budget = { timeoutMs: FAN_OUT_BUDGET_MS };
         const [order, reservation, payment] = await Promise.allSettled([
-          grpc(() => orders.getOrder({ id, customerId: customer() })),
+          grpc(() => orders.getOrder({ id, customerId: customer() }, asUser())),
           inventory.getReservation({ orderId: id }, budget),
           payments.getPayment({ orderId: id }, budget),
         ]);
@@ -91,7 +93,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
     .get(
       "/v1/orders/:id/receipt",
       scoped("orders:read", async (_req, { id }) => {
-        await grpc(() => orders.getOrder({ id, customerId: customer() }));
+        await grpc(() => orders.getOrder({ id, customerId: customer() }, asUser()));
         const res = await fetch(`${config.notificationsUrl}/receipts/${encodeURIComponent(id)}`, {
           headers: { ...contextHeaders(), authorization: `Bearer ${await grpc(receiptsToken)}` },
           signal: currentContext()?.signal,

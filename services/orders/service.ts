@@ -1,6 +1,7 @@
 import type { Database } from "../../platform/db/db.ts";
 import { createGrpcClient } from "../../platform/grpc/client.ts";
-import { InvalidArgumentError, NotFoundError } from "../../platform/grpc/errors.ts";
+import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../../platform/grpc/errors.ts";
+import type { Principal } from "../../platform/context/context.ts";
 import { implement } from "../../platform/grpc/server.ts";
 import { Service } from "../../platform/service/service.ts";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
@@ -55,7 +56,8 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   const jwks = jwksFor(svc, config);
   grpcServer(svc, config.ports.ordersGrpc, config.hostname, () => [
     implement(OrdersServiceService, {
-      createOrder: async (req) => {
+      createOrder: async (req, ctx) => {
+        req.customerId = actingCustomer(req.customerId, ctx.endUser);
         if (!req.customerId) throw new InvalidArgumentError("customer_id is required");
         if (req.items.length === 0) throw new InvalidArgumentError("an order needs at least one item");
         if (req.items.some((i) => !(i.quantity > 0))) throw new InvalidArgumentError("quantities must be positive");
@@ -74,7 +76,8 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
         });
         return toMessage(order);
       },
-      getOrder: async (req) => {
+      getOrder: async (req, ctx) => {
+        req.customerId = actingCustomer(req.customerId, ctx.endUser);
         const order = await getOrder(db, req.id);
         if (!order || (req.customerId && order.customerId !== req.customerId)) {
           throw new NotFoundError(`order ${req.id} not found`);
@@ -82,8 +85,20 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
         return toMessage(order);
       },
     }),
-  ], serviceTokenAuthorizer(verifierFor(config, jwks, "orders")));
+  ], serviceTokenAuthorizer(verifierFor(config, jwks, "orders"), verifierFor(config, jwks, config.apiAudience)));
   return svc;
+}
+
+/**
+ * The customer a call acts for: the verified end user when the caller sent one (a different `customer_id` is then
+ * refused), else the `customer_id` a trusted internal caller named.
+ */
+function actingCustomer(customerId: string, endUser: Principal | undefined): string {
+  if (!endUser) return customerId;
+  if (customerId && customerId !== endUser.sub) {
+    throw new PermissionDeniedError("customer_id does not match the end user of this call");
+  }
+  return endUser.sub;
 }
 
 function toMessage(o: StoredOrder): OrderMessage {

@@ -9,6 +9,7 @@ import { type Authorize, type GrpcService, serveGrpc } from "../../platform/grpc
 import type { MessageHandler, PubSub, SubscribeOptions } from "../../platform/messaging/message.ts";
 import { type PendingMessage, startRelay } from "../../platform/outbox/outbox.ts";
 import type { Service } from "../../platform/service/service.ts";
+import { ContextHeaders, currentContext } from "../../platform/context/context.ts";
 import type { ServiceClient, SystemConfig } from "./config.ts";
 
 /** The auth service's JWKS as a key set shared by one service's verifiers, with a readiness check on it. */
@@ -25,14 +26,19 @@ export function verifierFor(config: SystemConfig, jwks: RemoteJwks, audience: st
   return createVerifier({ issuer: config.issuer, audience, keys: jwks });
 }
 
-/** A gRPC authorize hook: a valid service token addressed to this service, with the `internal` scope. */
-export function serviceTokenAuthorizer(verifier: Verifier): Authorize {
+/**
+ * A gRPC authorize hook: a valid service token addressed to this service, with the `internal` scope. With
+ * `endUsers`, an `x-end-user-token` sent beside it is verified too and becomes `ctx.endUser`.
+ */
+export function serviceTokenAuthorizer(verifier: Verifier, endUsers?: Verifier): Authorize {
   return async (metadata: Metadata) => {
     const header = String(metadata.get("authorization")[0] ?? "");
     if (!header.startsWith("Bearer ")) return false;
     try {
       const principal = await verifier.verify(header.slice(7));
       if (!principal.scopes.includes("internal")) throw new PermissionDeniedError("the internal scope is required");
+      const userToken = metadata.get(ContextHeaders.endUserToken)[0];
+      if (endUsers && typeof userToken === "string") currentContext()!.endUser = await endUsers.verify(userToken);
       return principal;
     } catch (err) {
       if (err instanceof AuthError) throw new UnauthenticatedError(err.description);

@@ -8,10 +8,9 @@ import { NotFoundError, UnauthenticatedError } from "../../platform/grpc/errors.
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { createGatewayService } from "../../services/gateway/service.ts";
 import { loadConfig, type SystemConfig, withPorts } from "../../services/shared/config.ts";
-import { embeddedInfra } from "../../services/shared/embedded.ts";
 import type { Infra } from "../../services/shared/infra.ts";
-import { startSystem } from "../../services/system.ts";
 import { freePorts } from "../support/ports.ts";
+import { embeddedSystem } from "../support/system.ts";
 
 /**
  * The whole system in this process on free ports, plus what a forger would want: the auth service's real signing
@@ -19,29 +18,19 @@ import { freePorts } from "../support/ports.ts";
  * key lets each case isolate the one property under test (an expired token fails because it is expired, not because
  * its signature is wrong).
  */
-async function embeddedSystem() {
-  const storageDir = await Deno.makeTempDir({ prefix: "trellis-attack-" });
-  const [gateway, auth, orders, ordersGrpc, inventory, inventoryGrpc, payments, paymentsGrpc, notifications] =
-    freePorts(9);
-  const config = withPorts({
-    ...loadConfig({}),
-    ports: { gateway, auth, orders, ordersGrpc, inventory, inventoryGrpc, payments, paymentsGrpc, notifications },
-    authUrl: "",
-    grpc: { orders: "", inventory: "", payments: "" },
-    notificationsUrl: "",
-    storageDir,
-  });
-  const infra = embeddedInfra({ storageDir });
+async function forgerSystem() {
   let authDb: Database | undefined;
-  const spied: Infra = {
-    ...infra,
-    async database(service) {
-      const db = await infra.database(service);
-      if (service === "auth") authDb = db;
-      return db;
-    },
-  };
-  const system = await startSystem(config, spied);
+  const env = await embeddedSystem({
+    wrap: (infra): Infra => ({
+      ...infra,
+      async database(service) {
+        const db = await infra.database(service);
+        if (service === "auth") authDb = db;
+        return db;
+      },
+    }),
+  });
+  const { config, system } = env;
   return {
     config,
     gateway: system.services.gateway.url,
@@ -61,8 +50,7 @@ async function embeddedSystem() {
       );
     },
     async [Symbol.asyncDispose]() {
-      await system.stop();
-      await Deno.remove(storageDir, { recursive: true });
+      await env[Symbol.asyncDispose]();
     },
   };
 }
@@ -147,7 +135,7 @@ async function assertRejected(gateway: string, c: Case): Promise<string> {
 }
 
 Deno.test("forged, tampered and misaddressed tokens are refused with 401 invalid_token, never 500", async (t) => {
-  await using system = await embeddedSystem();
+  await using system = await forgerSystem();
   const { config, gateway } = system;
 
   const jwks = await (await fetch(`${system.auth}/.well-known/jwks.json`)).text();
