@@ -142,13 +142,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
     async verify(token) {
       if (typeof token !== "string" || token === "") throw new AuthError("invalid_token", "token is empty");
       if (token.length > maxTokenBytes) throw new AuthError("invalid_token", "token is too large");
-      if (!COMPACT_JWS.test(token)) throw new AuthError("invalid_token", "token is malformed");
-      if (cacheMaxEntries === 0) return (await verifySignature(token)).principal;
-
-      // Keyed by the token itself: the cached principal holds the token anyway, and hashing it was most of the
-      // cost of a hit (about 2-3 µs of 4-6 µs measured here).
+      // Keyed by the token itself (an exact match, so no collision can let a forged token in): the cached principal
+      // holds the token anyway, and hashing it was most of the cost of a hit (2-3 µs of 4-6 µs measured here). A
+      // hit skips the syntax check too: only tokens that passed it are ever cached.
       const id = token;
-      const hit = cache.get(id);
+      const hit = cacheMaxEntries === 0 ? undefined : cache.get(id);
       if (hit) {
         cache.delete(id);
         if (now() < hit.expiresAt) {
@@ -156,6 +154,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
           return hit.principal;
         }
       }
+      if (!COMPACT_JWS.test(token)) throw new AuthError("invalid_token", "token is malformed");
+      if (cacheMaxEntries === 0) return (await verifySignature(token)).principal;
       const started = generation;
       const { principal, exp, kid } = await verifySignature(token);
       if (now() < exp && generation === started) {
