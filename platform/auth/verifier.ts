@@ -130,6 +130,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (typeof payload.sub !== "string" || payload.sub === "") {
       throw new AuthError("invalid_token", "sub claim must be a non-empty string");
     }
+    if (typeof payload.iat === "number" && payload.iat > now() / 1000 + clockToleranceSec) {
+      throw new AuthError("invalid_token", "token is issued in the future");
+    }
     if (payload.scope !== undefined && typeof payload.scope !== "string") {
       throw new AuthError("invalid_token", "scope claim must be a string");
     }

@@ -283,3 +283,18 @@ Deno.test("verify() does not cache a token whose key was withdrawn while it was 
   await verifier.verify(token);
   assert.equal(verifier.cacheSize, 0);
 });
+
+Deno.test("verify() rejects a token issued in the future beyond the clock tolerance", async () => {
+  const { key, verifier } = await setup();
+  const seconds = Math.floor(NOW / 1000);
+  const future = await new SignJWT({ scope: "orders:read" })
+    .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" })
+    .setIssuer(ISS)
+    .setAudience("orders")
+    .setSubject("u-1")
+    .setIssuedAt(seconds + 120)
+    .setNotBefore(seconds - 10)
+    .setExpirationTime(seconds + 600)
+    .sign(key.privateKey);
+  await rejectsWith(verifier.verify(future), "invalid_token", /issued in the future/);
+});
