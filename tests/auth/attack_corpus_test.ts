@@ -7,7 +7,7 @@ import { createGrpcClient } from "../../platform/grpc/client.ts";
 import { NotFoundError, UnauthenticatedError } from "../../platform/grpc/errors.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { createGatewayService } from "../../services/gateway/service.ts";
-import { loadConfig, type SystemConfig, withPorts } from "../../services/shared/config.ts";
+import type { SystemConfig } from "../../services/shared/config.ts";
 import type { Infra } from "../../services/shared/infra.ts";
 import { freePorts } from "../support/ports.ts";
 import { embeddedSystem } from "../support/system.ts";

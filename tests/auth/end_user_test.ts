@@ -21,7 +21,9 @@ Deno.test("orders authorizes on the end user's own token, sent beside the callin
   });
   const alice = await token(auth, { grant_type: "password", username: "alice", password: "wonderland" });
   const carol = await token(auth, { grant_type: "password", username: "carol", password: "chocolate" });
-  using orders = createGrpcClient(OrdersServiceService, env.config.grpc.orders, { token: async () => serviceToken });
+  using orders = createGrpcClient(OrdersServiceService, env.config.grpc.orders, {
+    token: () => Promise.resolve(serviceToken),
+  });
   const asUser = (userToken: string) => ({ metadata: { "x-end-user-token": userToken } });
   const order = {
     customerId: "user-alice",
