@@ -15,7 +15,7 @@ COPY migrations/ migrations/
 RUN test -n "${SERVICE}" || (echo "build with --build-arg SERVICE=<gateway|auth|orders|inventory|payments|notifications>" && exit 1)
 RUN deno install --frozen=false \
  && deno compile --allow-net --allow-env --allow-read --allow-write --allow-sys \
-      --include migrations --output /out/service "services/${SERVICE}/main.ts"
+      --include migrations --include platform/outbox/migrations --output /out/service "services/${SERVICE}/main.ts"
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/service /app/service

@@ -17,13 +17,22 @@ export interface MigrateOptions {
    * @default {undefined}
    */
   log?: (message: string, migration: Migration) => void;
+  /**
+   * Table that records applied versions. Give each independent set of migrations its own (a library's tables beside
+   * a service's, say), since versions are only unique within one set.
+   * @default {"schema_migrations"}
+   */
+  table?: string;
 }
+
+const TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 const FILE_NAME = /^(\d+)_([^/\\]+)\.sql$/;
 /** Fixed advisory lock key shared by every migrator ("trellis_migrate" folded into an int8). */
 const LOCK_KEY = "7390017242360262403";
 
-const CREATE_TABLE = `create table if not exists schema_migrations (
+const createTable = (table: string) =>
+  `create table if not exists ${table} (
   version bigint primary key,
   name text not null,
   checksum text not null,
@@ -32,7 +41,8 @@ const CREATE_TABLE = `create table if not exists schema_migrations (
 
 /**
  * Applies the `NNN_name.sql` files of `dir` that are not applied yet, in version order, each in its own transaction,
- * recording them in `schema_migrations (version, name, checksum, applied_at)`. Resolves the migrations it applied.
+ * recording them in `schema_migrations (version, name, checksum, applied_at)` (or `options.table`). Resolves the
+ * migrations it applied.
  *
  * Concurrent migrators (several replicas starting at once) apply each file once: every transaction takes a
  * transaction-scoped advisory lock on a fixed key and re-checks before applying. A file whose checksum differs from
@@ -51,12 +61,16 @@ const CREATE_TABLE = `create table if not exists schema_migrations (
  * ```
  */
 export async function migrate(db: Database, dir: string | URL, options: MigrateOptions = {}): Promise<Migration[]> {
+  const table = options.table ?? "schema_migrations";
+  if (!TABLE_NAME.test(table)) {
+    throw new TypeError(`Cannot record migrations in table ${JSON.stringify(table)}: it must be a plain identifier`);
+  }
   const files = await readMigrations(dir);
 
   const recorded = await db.transaction(async (tx) => {
     await lock(tx);
-    await tx.query(CREATE_TABLE);
-    return await tx.query<{ version: string; checksum: string }>("select version, checksum from schema_migrations");
+    await tx.query(createTable(table));
+    return await tx.query<{ version: string; checksum: string }>(`select version, checksum from ${table}`);
   });
   const checksums = new Map(recorded.map((row) => [Number(row.version), row.checksum]));
   for (const file of files) {
@@ -69,7 +83,7 @@ export async function migrate(db: Database, dir: string | URL, options: MigrateO
     const didApply = await db.transaction(async (tx) => {
       await lock(tx);
       const [row] = await tx.query<{ checksum: string }>(
-        "select checksum from schema_migrations where version = $1",
+        `select checksum from ${table} where version = $1`,
         [file.version],
       );
       if (row) {
@@ -77,7 +91,7 @@ export async function migrate(db: Database, dir: string | URL, options: MigrateO
         return false;
       }
       await tx.query(file.sql);
-      await tx.query("insert into schema_migrations (version, name, checksum) values ($1, $2, $3)", [
+      await tx.query(`insert into ${table} (version, name, checksum) values ($1, $2, $3)`, [
         file.version,
         file.name,
         file.checksum,

@@ -3,27 +3,19 @@ import type { Database, Tx } from "../db/db.ts";
 import type { Logger } from "../log/logger.ts";
 
 /**
- * The tables this package needs, for a service's first migration. `seq` gives publish order; payloads are UTF-8
- * text (JSON events).
+ * The migrations that create this package's tables (`outbox`: `seq` gives publish order, payloads are UTF-8 JSON
+ * text; `inbox`: one row per consumer and message id). Apply them in each database that uses the package, before the
+ * service's own, with their own bookkeeping table.
+ *
+ * @example
+ * ```ts ignore
+ * await migrate(db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
+ * ```
  */
-export const OUTBOX_SQL = `
-create table if not exists outbox (
-  seq bigserial primary key,
-  id uuid not null unique,
-  topic text not null,
-  key text,
-  headers jsonb not null default '{}',
-  payload text not null,
-  created_at timestamptz not null default now(),
-  published_at timestamptz
-);
-create index if not exists outbox_unpublished on outbox (seq) where published_at is null;
-create table if not exists inbox (
-  consumer text not null,
-  message_id text not null,
-  handled_at timestamptz not null default now(),
-  primary key (consumer, message_id)
-);`;
+export const OUTBOX_MIGRATIONS: { readonly dir: URL; readonly table: string } = Object.freeze({
+  dir: new URL("./migrations/", import.meta.url),
+  table: "outbox_schema_migrations",
+});
 
 /** Channel the relay listens on; `enqueue` notifies it on commit. */
 export const OUTBOX_CHANNEL = "trellis_outbox";

@@ -1,16 +1,17 @@
 import assert from "node:assert/strict";
 import type { Database } from "../db/db.ts";
+import { migrate } from "../db/migrate.ts";
 import { freshDatabase } from "../db/testing/fresh_postgres.ts";
 import { createLogger } from "../log/logger.ts";
 import { runWithContext } from "../context/context.ts";
-import { claimOnce, enqueue, OUTBOX_SQL, type PendingMessage, startRelay } from "./outbox.ts";
+import { claimOnce, enqueue, OUTBOX_MIGRATIONS, type PendingMessage, startRelay } from "./outbox.ts";
 
 const log = createLogger("outbox-test", { write: () => {} });
 const text = (m: PendingMessage) => JSON.parse(new TextDecoder().decode(m.payload));
 
 async function outboxDb() {
   const fixture = await freshDatabase();
-  await fixture.db.query(OUTBOX_SQL);
+  await migrate(fixture.db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
   return fixture;
 }
 

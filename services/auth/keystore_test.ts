@@ -3,7 +3,7 @@ import { importKeyEncryptionKey, openPrivateJwk } from "../../platform/auth/key_
 import { exportPrivateJwk, exportPublicJwk, generateSigningKey } from "../../platform/auth/keys.ts";
 import { migrate } from "../../platform/db/migrate.ts";
 import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
-import { migrationsDir } from "../shared/infra.ts";
+import { migrateService } from "../shared/infra.ts";
 import { listKeys, loadKeyRing, rotateKey } from "./keystore.ts";
 
 const randomKek = () =>
@@ -12,7 +12,7 @@ const randomKek = () =>
 /** A fresh Postgres database with the auth migrations applied. */
 async function authDatabase() {
   const fixture = await freshDatabase();
-  await migrate(fixture.db, migrationsDir("auth"));
+  await migrateService(fixture.db, "auth");
   return fixture;
 }
 
@@ -44,7 +44,7 @@ Deno.test("loadKeyRing() encrypts a plaintext key stored before migration 002 an
   await using fx = await freshDatabase();
   const only001 = await Deno.makeTempDir();
   try {
-    await Deno.copyFile(`${migrationsDir("auth")}/001_init.sql`, `${only001}/001_init.sql`);
+    await Deno.copyFile(new URL("../../migrations/auth/001_init.sql", import.meta.url), `${only001}/001_init.sql`);
     await migrate(fx.db, only001);
   } finally {
     await Deno.remove(only001, { recursive: true });
@@ -56,7 +56,7 @@ Deno.test("loadKeyRing() encrypts a plaintext key stored before migration 002 an
       [key.kid, JSON.stringify(await exportPrivateJwk(key)), JSON.stringify(await exportPublicJwk(key)), retiredAt],
     );
   }
-  await migrate(fx.db, migrationsDir("auth"));
+  await migrateService(fx.db, "auth");
   const [retiredRow] = await fx.db.query("select private_jwk from signing_keys where kid = $1", [retired.kid]);
   assert.equal(retiredRow.private_jwk, null, "the migration erases retired private keys");
 

@@ -1,4 +1,5 @@
 import type { Database } from "../../platform/db/db.ts";
+import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
 import { NotFoundError } from "../../platform/grpc/errors.ts";
 import { implement } from "../../platform/grpc/server.ts";
 import { Service } from "../../platform/service/service.ts";
@@ -17,7 +18,7 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
   const svc = new Service({ name: "inventory", hostname: config.hostname, port: config.ports.inventory });
   let db: Database;
   svc.onStart("database", async () => {
-    db = await infra.database("inventory");
+    db = await infra.database("inventory", { with: [OUTBOX_MIGRATIONS] });
   });
   svc.check("database", (signal) => db.ping(signal));
   relay(svc, () => db, () => infra.events());

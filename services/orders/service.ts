@@ -1,4 +1,5 @@
 import type { Database } from "../../platform/db/db.ts";
+import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
 import { createGrpcClient } from "../../platform/grpc/client.ts";
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../../platform/grpc/errors.ts";
 import type { Principal } from "../../platform/context/context.ts";
@@ -36,7 +37,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   const svc = new Service({ name: "orders", hostname: config.hostname, port: config.ports.orders });
   let db: Database;
   svc.onStart("database", async () => {
-    db = await infra.database("orders");
+    db = await infra.database("orders", { with: [OUTBOX_MIGRATIONS] });
   });
   svc.check("database", (signal) => db.ping(signal));
   relay(svc, () => db, (topic) => topic === Notices.orderConfirmed ? infra.notices() : infra.events());

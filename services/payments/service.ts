@@ -1,4 +1,5 @@
 import type { Database } from "../../platform/db/db.ts";
+import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
 import { NotFoundError } from "../../platform/grpc/errors.ts";
 import { implement } from "../../platform/grpc/server.ts";
 import { currentContext } from "../../platform/context/context.ts";
@@ -24,7 +25,7 @@ export function createPaymentsService(
   const svc = new Service({ name: "payments", hostname: config.hostname, port: config.ports.payments });
   let db: Database;
   svc.onStart("database", async () => {
-    db = await infra.database("payments");
+    db = await infra.database("payments", { with: [OUTBOX_MIGRATIONS] });
   });
   svc.check("database", (signal) => db.ping(signal));
   relay(svc, () => db, () => infra.events());

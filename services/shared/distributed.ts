@@ -1,4 +1,3 @@
-import { migrate } from "../../platform/db/migrate.ts";
 import { connectPostgres, ensureDatabase } from "../../platform/db/postgres.ts";
 import type { Database } from "../../platform/db/db.ts";
 import { createKafkaPubSub } from "../../platform/messaging/kafka.ts";
@@ -7,7 +6,7 @@ import { createNatsPubSub } from "../../platform/messaging/nats.ts";
 import type { Logger } from "../../platform/log/logger.ts";
 import { localStore } from "../../platform/storage/local.ts";
 import { Topics } from "./events.ts";
-import { type Infra, migrationsDir, once, serviceDatabaseUrl } from "./infra.ts";
+import { type Infra, migrateService, once, serviceDatabaseUrl } from "./infra.ts";
 
 /** Where the distributed infrastructure is. */
 export interface DistributedOptions {
@@ -64,12 +63,12 @@ export function distributedInfra(options: DistributedOptions): Infra {
   const storage = localStore(options.storageDir);
   let closing: Promise<void> | undefined;
   return {
-    async database(service) {
+    async database(service, wanted) {
       const url = serviceDatabaseUrl(options.databaseUrl, options.databasePrefix ?? "trellis", service);
       await ensureDatabase(url);
       const db = connectPostgres(url, { applicationName: `trellis-${service}` });
       dbs.push(db);
-      await migrate(db, migrationsDir(service));
+      await migrateService(db, service, wanted?.with);
       return db;
     },
     events: events.get,

@@ -1,10 +1,9 @@
-import { migrate } from "../../platform/db/migrate.ts";
 import { connectPostgres, ensureDatabase } from "../../platform/db/postgres.ts";
 import { createPglite } from "../../platform/db/pglite.ts";
 import type { Database } from "../../platform/db/db.ts";
 import { createMemoryBroker } from "../../platform/messaging/memory.ts";
 import { localStore } from "../../platform/storage/local.ts";
-import { type Infra, migrationsDir, once, serviceDatabaseUrl } from "./infra.ts";
+import { type Infra, migrateService, once, serviceDatabaseUrl } from "./infra.ts";
 
 /**
  * Embedded infrastructure for `deno task dev` and the embedded end-to-end test: one PGlite shared by every service
@@ -19,7 +18,7 @@ export function embeddedInfra(options: { storageDir: string; databaseUrl?: strin
   const storage = localStore(options.storageDir);
   let closing: Promise<void> | undefined;
   return {
-    async database(service) {
+    async database(service, wanted) {
       let db: Database;
       if (options.databaseUrl) {
         const url = serviceDatabaseUrl(options.databaseUrl, "trellis_dev", service);
@@ -29,7 +28,7 @@ export function embeddedInfra(options: { storageDir: string; databaseUrl?: strin
         db = (await pglite.get()).database(service);
       }
       dbs.push(db);
-      await migrate(db, migrationsDir(service));
+      await migrateService(db, service, wanted?.with);
       return db;
     },
     events: () => Promise.resolve(events),

@@ -1,4 +1,5 @@
 import type { Database } from "../../platform/db/db.ts";
+import { migrate } from "../../platform/db/migrate.ts";
 import type { PubSub } from "../../platform/messaging/message.ts";
 import type { ObjectStore } from "../../platform/storage/object_store.ts";
 
@@ -8,8 +9,11 @@ import type { ObjectStore } from "../../platform/storage/object_store.ts";
  * so a process only opens what its service needs.
  */
 export interface Infra {
-  /** The migrated database owned by `service` (its own database, or its own schema when embedded). */
-  database(service: string): Promise<Database>;
+  /**
+   * The migrated database owned by `service` (its own database, or its own schema when embedded): `with` lists
+   * library migrations to apply first (such as the outbox's), then the service's own from `migrations/<service>/`.
+   */
+  database(service: string, options?: { with?: readonly MigrationSet[] }): Promise<Database>;
   /** Durable, at-least-once topics, ordered per key (Kafka when distributed). */
   events(): Promise<PubSub>;
   /** At-most-once notifications with queue groups (NATS Core when distributed). */
@@ -19,9 +23,16 @@ export interface Infra {
   close(): Promise<void>;
 }
 
-/** The migrations folder of a service. */
-export function migrationsDir(service: string): string {
-  return new URL(`../../migrations/${service}`, import.meta.url).pathname;
+/** A folder of migrations with its own bookkeeping table. */
+export interface MigrationSet {
+  readonly dir: string | URL;
+  readonly table: string;
+}
+
+/** Applies `sets` in order, then the service's own migrations from `migrations/<service>/`. */
+export async function migrateService(db: Database, service: string, sets: readonly MigrationSet[] = []): Promise<void> {
+  for (const set of sets) await migrate(db, set.dir, { table: set.table });
+  await migrate(db, new URL(`../../migrations/${service}`, import.meta.url));
 }
 
 /** The database URL for one service: same server and credentials, database `<prefix>_<service>`. */

@@ -23,8 +23,8 @@ async function forgerSystem() {
   const env = await embeddedSystem({
     wrap: (infra): Infra => ({
       ...infra,
-      async database(service) {
-        const db = await infra.database(service);
+      async database(service, wanted) {
+        const db = await infra.database(service, wanted);
         if (service === "auth") authDb = db;
         return db;
       },

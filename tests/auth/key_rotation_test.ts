@@ -5,8 +5,7 @@ import { createGatewayService } from "../../services/gateway/service.ts";
 import { createInventoryService } from "../../services/inventory/service.ts";
 import { loadConfig, type SystemConfig, withPorts } from "../../services/shared/config.ts";
 import { embeddedInfra } from "../../services/shared/embedded.ts";
-import { type Infra, migrationsDir } from "../../services/shared/infra.ts";
-import { migrate } from "../../platform/db/migrate.ts";
+import { type Infra, migrateService } from "../../services/shared/infra.ts";
 import type { DatabaseFixture } from "../../platform/db/testing/conformance.ts";
 import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
 import { freePorts } from "../support/ports.ts";
@@ -42,10 +41,10 @@ async function rotatingSystem() {
   const databases: DatabaseFixture[] = [];
   const infra: Infra = {
     ...embedded,
-    async database(service) {
+    async database(service, wanted) {
       const fixture = await freshDatabase();
       databases.push(fixture);
-      await migrate(fixture.db, migrationsDir(service));
+      await migrateService(fixture.db, service, wanted?.with);
       return fixture.db;
     },
     async close() {
