@@ -24,7 +24,7 @@ import type {
   SubscribeOptions,
   Subscription,
 } from "./message.ts";
-import { assertOutgoing, assertTopic, concurrencyOf } from "./validate.ts";
+import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
 
 /** What the Kafka adapter guarantees; see {@linkcode createKafkaPubSub}. */
 export const kafkaFeatures: Features = Object.freeze({
@@ -34,6 +34,7 @@ export const kafkaFeatures: Features = Object.freeze({
   redelivery: true,
   requestReply: false,
   wildcards: false,
+  maxMessageBytes: 1024 * 1024 - 8 * 1024,
 });
 
 /** Kafka record headers that carry message fields Kafka has no slot for (key and timestamp travel natively). */
@@ -65,6 +66,12 @@ export interface KafkaPubSubOptions {
   redelivery?: BackoffOptions;
   /** Consumer settings. */
   consumer?: KafkaConsumerTuning;
+  /**
+   * Largest payload `publish` accepts. The default fits the broker's default `message.max.bytes` (1 MiB + 12 bytes
+   * per record batch) with room for the key, headers and batch overhead; raise it only together with the broker's
+   * and topic's limits. @default {1040384}
+   */
+  maxMessageBytes?: number;
 }
 
 /** Options for {@linkcode KafkaPubSub.ensureTopics}. */
@@ -96,6 +103,7 @@ export interface KafkaPubSub extends PubSub {
  *   uncommitted, so the next owner of the partition gets the message again (with `attempt` back at 1).
  * - Handlers must finish within `sessionTimeout`: kafkajs heartbeats between messages only.
  * - Id travels in the `message-id` header, payload as the record value, headers as UTF-8 record headers.
+ * - Payloads over `maxMessageBytes` are rejected by `publish` before anything is sent.
  *
  * @example Payments consumes order events
  * ```ts ignore
@@ -127,6 +135,12 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
     logLevel: logLevel.WARN,
     logCreator: () => (entry: LogEntry) => logKafka(logger, entry),
   });
+  const maxMessageBytes = positiveInteger(
+    options.maxMessageBytes ?? kafkaFeatures.maxMessageBytes,
+    "create a Kafka adapter",
+    "maxMessageBytes",
+  );
+  const features: Features = Object.freeze({ ...kafkaFeatures, maxMessageBytes });
   const subscriptions = new Set<Subscription>();
   let producer: Promise<Producer> | undefined;
   let admin: Promise<Admin> | undefined;
@@ -146,7 +160,7 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
   };
 
   return {
-    features: kafkaFeatures,
+    features,
 
     async ensureTopics(topics: string[], opts: EnsureTopicsOptions = {}): Promise<void> {
       for (const topic of topics) assertTopic(topic, "ensure topics");
@@ -178,6 +192,7 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
     async publish(topic: string, out: OutgoingMessage): Promise<void> {
       assertTopic(topic, "publish");
       assertOutgoing(out);
+      assertPayloadSize(topic, out.payload, maxMessageBytes);
       assertOpen(`publish to "${topic}"`);
       const headers: IHeaders = outgoingHeaders(out.headers);
       headers[KafkaMessageHeaders.id] = out.id ?? crypto.randomUUID();

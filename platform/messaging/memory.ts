@@ -11,7 +11,7 @@ import type {
   SubscribeOptions,
   Subscription,
 } from "./message.ts";
-import { assertOutgoing, assertTopic, concurrencyOf } from "./validate.ts";
+import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
 
 /** What the in-memory broker guarantees; see {@linkcode createMemoryBroker}. */
 export const memoryFeatures: Features = Object.freeze({
@@ -21,6 +21,7 @@ export const memoryFeatures: Features = Object.freeze({
   redelivery: true,
   requestReply: false,
   wildcards: false,
+  maxMessageBytes: 1024 * 1024,
 });
 
 /** Options for {@linkcode createMemoryBroker}. */
@@ -35,6 +36,11 @@ export interface MemoryBrokerOptions {
   redelivery?: BackoffOptions;
   /** Where handler failures are reported. @default {createLogger("messaging")} */
   logger?: Logger;
+  /**
+   * Largest payload `publish` accepts, so code that runs against the in-memory broker in tests hits the same limit
+   * as against NATS or Kafka. @default {1048576}
+   */
+  maxMessageBytes?: number;
 }
 
 /** The in-memory broker: a {@linkcode PubSub} living in this process. */
@@ -92,6 +98,7 @@ interface Topic {
  *   that subscribes for the first time starts from the earliest retained message. A group whose subscriptions all
  *   closed keeps its position and resumes from it (messages it had not finished are delivered again).
  * - Not persistent: everything is lost when the process exits.
+ * - Payloads over `maxMessageBytes` (1 MiB by default, like the NATS and Kafka defaults) are rejected by `publish`.
  *
  * `close()` stops delivery, waits for in-flight handlers, and drops pending redeliveries.
  *
@@ -114,6 +121,12 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
       `Cannot create a memory broker as retention is not a non-negative integer: current value is ${retention}`,
     );
   }
+  const maxMessageBytes = positiveInteger(
+    options.maxMessageBytes ?? memoryFeatures.maxMessageBytes,
+    "create a memory broker",
+    "maxMessageBytes",
+  );
+  const features: Features = Object.freeze({ ...memoryFeatures, maxMessageBytes });
   const trimBatch = Math.max(1, Math.floor(retention / 4));
   const redelivery = { initialDelayMs: 10, maxDelayMs: 1000, ...options.redelivery };
   const logger = options.logger ?? createLogger("messaging");
@@ -229,12 +242,13 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
   };
 
   const broker: MemoryBroker = {
-    features: memoryFeatures,
+    features,
 
     publish(topic: string, out: OutgoingMessage): Promise<void> {
       try {
         assertTopic(topic, "publish");
         assertOutgoing(out);
+        assertPayloadSize(topic, out.payload, maxMessageBytes);
         if (closing) throw new Error(`Cannot publish to "${topic}" as the memory broker is closed`);
       } catch (err) {
         return Promise.reject(err);

@@ -80,6 +80,12 @@ export interface Features {
   redelivery: boolean;
   requestReply: boolean;
   wildcards: boolean;
+  /**
+   * Largest payload, in bytes, that `publish` accepts (with default broker settings for the adapter's `features`
+   * constant; an adapter instance reports the limit of the broker it is connected to). A bigger payload is rejected
+   * by `publish` with a `RangeError` before anything is sent.
+   */
+  maxMessageBytes: number;
 }
 
 /**
@@ -120,6 +126,8 @@ export interface Subscription {
  * Delivery semantics per adapter:
  * - in-memory: at-least-once within the process, redelivery on throw, ordered per key, not persistent.
  * - NATS Core: at-most-once; no redelivery; queue groups; ordering per publisher connection.
+ * - NATS JetStream: at-least-once; persistent; durable consumer groups; redelivery on nak with backoff, terminated
+ *   after `maxDeliver` attempts; not ordered per key.
  * - Kafka: at-least-once; offsets committed only after the handler resolved; ordered per key (partition by key);
  *   a thrown handler is retried in place before the partition moves on.
  *
@@ -165,7 +173,7 @@ export interface Subscriber {
 }
 
 /**
- * An adapter that both publishes and subscribes (in-memory, NATS, Kafka); `close()` closes both sides.
+ * An adapter that both publishes and subscribes (in-memory, NATS, JetStream, Kafka); `close()` closes both sides.
  *
  * @example Round trip through any adapter
  * ```ts

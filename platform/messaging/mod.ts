@@ -1,6 +1,7 @@
 /**
- * Messaging: one {@linkcode Publisher}/{@linkcode Subscriber} contract with in-memory, NATS Core and Kafka adapters,
- * context propagation through message headers, and the universal conformance suite in `testing/conformance.ts`.
+ * Messaging: one {@linkcode Publisher}/{@linkcode Subscriber} contract with in-memory, NATS Core, NATS JetStream and
+ * Kafka adapters, context propagation through message headers, and the universal conformance suite in
+ * `testing/conformance.ts`.
  *
  * @example Pick an adapter by run mode
  * ```ts
@@ -14,6 +15,7 @@
 export * from "./message.ts";
 export * from "./memory.ts";
 export * from "./nats.ts";
+export * from "./jetstream.ts";
 export * from "./kafka.ts";
 export * from "./context_propagation.ts";
 export * from "./backoff.ts";

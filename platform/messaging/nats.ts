@@ -1,4 +1,4 @@
-import { connect, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
 import { createLimiter } from "./limiter.ts";
@@ -11,7 +11,13 @@ import type {
   SubscribeOptions,
   Subscription,
 } from "./message.ts";
-import { assertOutgoing, assertTopic, concurrencyOf } from "./validate.ts";
+import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
+
+/**
+ * Bytes of a server's `max_payload` kept for headers (id, key, timestamp, context and caller headers): NATS counts
+ * headers and payload against one limit, so the payload limit an adapter declares is `max_payload` minus this.
+ */
+export const NATS_HEADER_HEADROOM = 8 * 1024;
 
 /** What the NATS Core adapter guarantees; see {@linkcode createNatsPubSub}. */
 export const natsFeatures: Features = Object.freeze({
@@ -21,6 +27,7 @@ export const natsFeatures: Features = Object.freeze({
   redelivery: false,
   requestReply: false,
   wildcards: true,
+  maxMessageBytes: 1024 * 1024 - NATS_HEADER_HEADROOM,
 });
 
 /**
@@ -43,6 +50,8 @@ export interface NatsPubSubOptions {
   name?: string;
   /** Where dropped messages (handler errors) are reported. @default {createLogger("messaging")} */
   logger?: Logger;
+  /** Largest payload `publish` accepts. @default {the server's max_payload minus NATS_HEADER_HEADROOM} */
+  maxMessageBytes?: number;
 }
 
 /**
@@ -52,7 +61,8 @@ export interface NatsPubSubOptions {
  *
  * - `group` maps to a NATS queue group: the group's subscriptions split the messages; each group gets every message.
  * - Topics are NATS subjects; `*` and `>` wildcards work in `subscribe`.
- * - Id, key and publish time travel in {@linkcode NatsMessageHeaders}; payload bytes are sent as is.
+ * - Id, key and publish time travel in {@linkcode NatsMessageHeaders}; payload bytes are sent as is. Payloads over
+ *   `maxMessageBytes` (by default the server's `max_payload` minus {@linkcode NATS_HEADER_HEADROOM}) are rejected.
  * - `concurrency` is enforced in process; with concurrency 1 a subscription handles messages from one publisher in
  *   publish order, but ordering per key is not claimed (queue groups spread a key over members).
  * - `publish` resolves once the server acknowledged a flush covering it (one flush shared by publishes issued in the
@@ -77,6 +87,8 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
   const owned = !options.connection;
   const nc = options.connection ??
     await connect({ servers: options.servers ?? "nats://127.0.0.1:4222", name: options.name ?? "trellis-messaging" });
+  const maxMessageBytes = natsPayloadLimit(nc, options.maxMessageBytes, "create a NATS adapter");
+  const features: Features = Object.freeze({ ...natsFeatures, maxMessageBytes });
   const subscriptions = new Set<Subscription>();
   let flushing: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
@@ -90,12 +102,13 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
   };
 
   return {
-    features: natsFeatures,
+    features,
 
     publish(topic: string, out: OutgoingMessage): Promise<void> {
       try {
         assertTopic(topic, "publish");
         assertOutgoing(out);
+        assertPayloadSize(topic, out.payload, maxMessageBytes);
         if (closing) throw new Error(`Cannot publish to "${topic}" as the NATS adapter is closed`);
         const h = natsHeaders();
         for (const [k, v] of Object.entries(outgoingHeaders(out.headers))) h.set(k, v);
@@ -117,7 +130,7 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
       const loop = (async () => {
         for await (const m of sub) {
           await limiter.acquire();
-          const msg = toMessage(m);
+          const msg = decodeNatsMessage(m.headers, m.data, 1);
           handleInContext(handler, msg).catch((err) => {
             logger.warn("message handler failed; message dropped (NATS Core is at-most-once)", {
               topic: m.subject,
@@ -160,13 +173,53 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
   };
 }
 
-function toMessage(m: Msg): Message {
+/**
+ * The payload limit for an adapter on `nc`: `requested`, or the server's `max_payload` minus
+ * {@linkcode NATS_HEADER_HEADROOM}; a `RangeError` when `requested` is not a positive integer or above `max_payload`.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "@nats-io/transport-node";
+ * import { natsPayloadLimit } from "./nats.ts";
+ * const nc = await connect();
+ * natsPayloadLimit(nc, undefined, "create an adapter"); // 1040384 with a default server
+ * ```
+ */
+export function natsPayloadLimit(nc: NatsConnection, requested: number | undefined, action: string): number {
+  const serverMax = nc.info?.max_payload ?? 1024 * 1024;
+  const limit = positiveInteger(requested ?? serverMax - NATS_HEADER_HEADROOM, action, "maxMessageBytes");
+  if (limit > serverMax) {
+    throw new RangeError(
+      `Cannot ${action} as maxMessageBytes is above the server's max_payload of ${serverMax}: current value is ${limit}`,
+    );
+  }
+  return limit;
+}
+
+/**
+ * Decodes a NATS message (Core or JetStream) into a {@linkcode Message}: id, key and publish time come from
+ * {@linkcode NatsMessageHeaders}, every other header is passed through.
+ *
+ * @example
+ * ```ts
+ * import { headers } from "@nats-io/transport-node";
+ * import { decodeNatsMessage, NatsMessageHeaders } from "./nats.ts";
+ * const h = headers();
+ * h.set(NatsMessageHeaders.id, "m-1");
+ * decodeNatsMessage(h, new Uint8Array([1]), 1).id; // "m-1"
+ * ```
+ */
+export function decodeNatsMessage(
+  raw: Iterable<[string, string[]]> | undefined,
+  data: Uint8Array,
+  attempt: number,
+): Message {
   const headers: Record<string, string> = {};
   let id: string | undefined;
   let key: string | undefined;
   let timestamp = Date.now();
-  if (m.headers) {
-    for (const [k, values] of m.headers) {
+  if (raw) {
+    for (const [k, values] of raw) {
       const v = values[0] ?? "";
       if (k === NatsMessageHeaders.id) id = v;
       else if (k === NatsMessageHeaders.key) key = v;
@@ -175,6 +228,6 @@ function toMessage(m: Msg): Message {
     }
   }
   // A plain view, not the Node `Buffer` subclass the transport hands out, so every adapter delivers the same type.
-  const payload = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-  return { id: id ?? crypto.randomUUID(), key, headers, payload, attempt: 1, timestamp };
+  const payload = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return { id: id ?? crypto.randomUUID(), key, headers, payload, attempt, timestamp };
 }

@@ -57,3 +57,37 @@ export function concurrencyOf(options: SubscribeOptions | undefined): number {
   }
   return n;
 }
+
+/**
+ * Throws a `RangeError` when `payload` is longer than `maxBytes`, the adapter's declared
+ * `Features.maxMessageBytes`; every adapter rejects oversize payloads the same way, before sending.
+ *
+ * @example
+ * ```ts
+ * import { assertPayloadSize } from "./validate.ts";
+ * assertPayloadSize("orders.events", new Uint8Array(10), 1024);
+ * ```
+ */
+export function assertPayloadSize(topic: string, payload: Uint8Array, maxBytes: number): void {
+  if (payload.byteLength > maxBytes) {
+    throw new RangeError(
+      `Cannot publish to "${topic}" as the payload exceeds the adapter's maxMessageBytes of ${maxBytes}: current size is ${payload.byteLength} bytes`,
+    );
+  }
+}
+
+/**
+ * Throws a `RangeError` unless `value` is a positive integer; returns it.
+ *
+ * @example
+ * ```ts
+ * import { positiveInteger } from "./validate.ts";
+ * positiveInteger(5, "create an adapter", "maxDeliver"); // 5
+ * ```
+ */
+export function positiveInteger(value: number, action: string, name: string): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`Cannot ${action} as ${name} is not a positive integer: current value is ${value}`);
+  }
+  return value;
+}

@@ -295,6 +295,47 @@ export function testPubSubConformance(
     strictEqual(finished, true);
   });
 
+  test("a payload of maxMessageBytes (at least 1 MB) arrives intact", [], async (t, topic, wait) => {
+    await t.createTopic?.(topic, { partitions: 1 });
+    const size = t.publisher.features.maxMessageBytes;
+    ok(size >= 1_000_000, `maxMessageBytes ${size} is below 1 MB`);
+    const got: Message[] = [];
+    await t.subscriber.subscribe(topic, (msg) => {
+      got.push(msg);
+      wait.notify();
+    }, { group: uniqueName("g") });
+    const payload = new Uint8Array(size);
+    for (let i = 0; i < size; i++) payload[i] = (i * 31 + (i >>> 11)) & 0xff;
+    await t.publisher.publish(topic, { id: "big", key: "big", payload });
+    await wait.until(() => got.length >= 1, () => "1 message");
+    strictEqual(got[0].id, "big");
+    strictEqual(got[0].payload.byteLength, size);
+    strictEqual(firstDifference(got[0].payload, payload), -1, "payload bytes differ");
+  });
+
+  test(
+    "publish() rejects a payload over maxMessageBytes with a RangeError and sends nothing",
+    [],
+    async (t, topic, wait) => {
+      await t.createTopic?.(topic, { partitions: 1 });
+      const max = t.publisher.features.maxMessageBytes;
+      const got: string[] = [];
+      await t.subscriber.subscribe(topic, (msg) => {
+        got.push(msg.id);
+        wait.notify();
+      }, { group: uniqueName("g") });
+      const oversize = (err: unknown) => err instanceof RangeError && err.message.includes("maxMessageBytes");
+      await rejects(t.publisher.publish(topic, { id: "one-over", payload: new Uint8Array(max + 1) }), oversize);
+      await rejects(
+        t.publisher.publish(topic, { id: "two-mib", payload: new Uint8Array(2 * 1024 * 1024 + 1) }),
+        oversize,
+      );
+      await t.publisher.publish(topic, { id: "small", payload: bytes("ok") });
+      await wait.until(() => got.includes("small"), () => `"small", got ${got}`);
+      deepStrictEqual(got, ["small"]);
+    },
+  );
+
   test("close() is idempotent everywhere and publish() after close() rejects", [], async (t, topic, wait) => {
     await t.createTopic?.(topic, { partitions: 1 });
     let got = 0;
@@ -339,6 +380,12 @@ function waiter(timeoutMs: number): Waiter {
       }
     },
   };
+}
+
+function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  if (a.byteLength !== b.byteLength) return Math.min(a.byteLength, b.byteLength);
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return i;
+  return -1;
 }
 
 function uniqueName(prefix: string): string {

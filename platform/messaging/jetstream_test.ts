@@ -1,0 +1,204 @@
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { createLogger } from "../log/logger.ts";
+import { createJetStreamPubSub, jetStreamFeatures, type JetStreamPubSubOptions } from "./jetstream.ts";
+import type { Message, PubSub } from "./message.ts";
+import { testPubSubConformance } from "./testing/conformance.ts";
+
+const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
+const quiet = createLogger("messaging", { write: () => {} });
+const enc = (s: string) => new TextEncoder().encode(s);
+
+/** Deletes the streams holding `topics`, so test runs leave nothing behind on the shared server. */
+async function deleteStreams(topics: Iterable<string>): Promise<void> {
+  const nc = await connect({ servers });
+  try {
+    const jsm = await jetstreamManager(nc);
+    for (const topic of topics) {
+      const name = await jsm.streams.find(topic).catch(() => undefined);
+      if (name) await jsm.streams.delete(name);
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
+testPubSubConformance("jetstream", async () => {
+  const bus = await createJetStreamPubSub({ servers, logger: quiet, redelivery: { initialDelayMs: 20 } });
+  const topics = new Set<string>();
+  const tracked: PubSub = {
+    features: bus.features,
+    publish(topic, msg) {
+      topics.add(topic);
+      return bus.publish(topic, msg);
+    },
+    subscribe(topic, handler, options) {
+      topics.add(topic);
+      return bus.subscribe(topic, handler, options);
+    },
+    close: () => bus.close(),
+  };
+  return { publisher: tracked, subscriber: tracked, close: () => deleteStreams(topics) };
+}, jetStreamFeatures);
+
+/** A unique topic and group, adapters made on demand, and every adapter and stream cleaned up on dispose. */
+function setup() {
+  const id = crypto.randomUUID().slice(0, 12);
+  const buses: PubSub[] = [];
+  const connections: NatsConnection[] = [];
+  return {
+    topic: `jetstream-test.${id}`,
+    group: `g-${id}`,
+    async bus(options: JetStreamPubSubOptions = {}) {
+      const bus = await createJetStreamPubSub({ servers, logger: quiet, ...options });
+      buses.push(bus);
+      return bus;
+    },
+    async connection() {
+      const nc = await connect({ servers });
+      connections.push(nc);
+      return nc;
+    },
+    async [Symbol.asyncDispose]() {
+      for (const bus of buses) await bus.close();
+      for (const nc of connections) if (!nc.isClosed()) await nc.close();
+      await deleteStreams([this.topic]);
+    },
+  };
+}
+
+Deno.test("createJetStreamPubSub() rejects a subscription without a group with TypeError", async () => {
+  await using env = setup();
+  const bus = await env.bus();
+  await rejects(bus.subscribe(env.topic, () => {}), TypeError);
+});
+
+Deno.test("createJetStreamPubSub() naks a failed message with a backoff delay and redelivers it with attempt + 1", async () => {
+  await using env = setup();
+  const bus = await env.bus({ redelivery: { initialDelayMs: 200 } });
+  const deliveries: { attempt: number; at: number }[] = [];
+  const done = Promise.withResolvers<void>();
+  await bus.subscribe(env.topic, (msg) => {
+    deliveries.push({ attempt: msg.attempt, at: performance.now() });
+    if (msg.attempt === 1) throw new Error("first attempt fails");
+    done.resolve();
+  }, { group: env.group });
+  await bus.publish(env.topic, { id: "nak-me", payload: enc("x") });
+  await done.promise;
+  deepStrictEqual(deliveries.map((d) => d.attempt), [1, 2]);
+  // The server holds a nak'd message for at least the delay; only a lower bound is checked.
+  ok(deliveries[1].at - deliveries[0].at >= 150, `redelivered after ${deliveries[1].at - deliveries[0].at} ms`);
+});
+
+Deno.test("createJetStreamPubSub() terminates a message after maxDeliver attempts, logs it and calls onDeadLetter", async () => {
+  await using env = setup();
+  const lines: string[] = [];
+  const dead = Promise.withResolvers<{ msg: Message; error: unknown }>();
+  const ackWaitMs = 500;
+  const bus = await env.bus({
+    maxDeliver: 3,
+    ackWaitMs,
+    redelivery: { initialDelayMs: 10 },
+    logger: createLogger("messaging", { write: (line) => lines.push(line) }),
+    onDeadLetter: (msg, reason) => dead.resolve({ msg, error: reason.error }),
+  });
+  const attempts: number[] = [];
+  await bus.subscribe(env.topic, (msg) => {
+    attempts.push(msg.attempt);
+    throw new Error(`always fails ${msg.attempt}`);
+  }, { group: env.group });
+  await bus.publish(env.topic, { id: "poison", payload: enc("bad") });
+  const { msg, error } = await dead.promise;
+  strictEqual(msg.id, "poison");
+  strictEqual(msg.attempt, 3);
+  strictEqual((error as Error).message, "always fails 3");
+  ok(lines.some((l) => l.includes("terminating the message") && l.includes('"messageId":"poison"')));
+  // The server applies the term asynchronously: wait until the consumer holds nothing, then give a redelivery (nak
+  // delay or ack wait) the time it would need to show up.
+  const jsm = await jetstreamManager(await env.connection());
+  const stream = await bus.ensureStream(env.topic);
+  for (let i = 0;; i++) {
+    const info = await jsm.consumers.info(stream, env.group);
+    if (info.num_ack_pending === 0 && info.num_pending === 0) break;
+    ok(i < 100, `consumer still holds the message: ${JSON.stringify(info.num_ack_pending)} awaiting ack`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await new Promise((resolve) => setTimeout(resolve, ackWaitMs + 200));
+  deepStrictEqual(attempts, [1, 2, 3]);
+});
+
+Deno.test("createJetStreamPubSub() keeps messages published while no subscriber runs for the durable group", async () => {
+  await using env = setup();
+  const publisher = await env.bus();
+  const got: string[] = [];
+  let next = Promise.withResolvers<void>();
+  const handler = (msg: Message) => {
+    got.push(msg.id);
+    if (got.length === 1 || got.length === 3) next.resolve();
+  };
+  await publisher.publish(env.topic, { id: "before-any-subscriber", payload: enc("1") });
+  const first = await env.bus();
+  await first.subscribe(env.topic, handler, { group: env.group });
+  await next.promise;
+  await first.close();
+  next = Promise.withResolvers<void>();
+  await publisher.publish(env.topic, { id: "while-down-1", payload: enc("2") });
+  await publisher.publish(env.topic, { id: "while-down-2", payload: enc("3") });
+  const second = await env.bus();
+  await second.subscribe(env.topic, handler, { group: env.group });
+  await next.promise;
+  deepStrictEqual(got, ["before-any-subscriber", "while-down-1", "while-down-2"]);
+});
+
+Deno.test("createJetStreamPubSub() stores a message once when it is published twice with the same id", async () => {
+  await using env = setup();
+  const bus = await env.bus();
+  const got: string[] = [];
+  const done = Promise.withResolvers<void>();
+  await bus.publish(env.topic, { id: "dup", payload: enc("1") });
+  await bus.publish(env.topic, { id: "dup", payload: enc("1") });
+  await bus.publish(env.topic, { id: "after", payload: enc("2") });
+  await bus.subscribe(env.topic, (msg) => {
+    got.push(msg.id);
+    if (msg.id === "after") done.resolve();
+  }, { group: env.group });
+  await done.promise;
+  deepStrictEqual(got, ["dup", "after"]);
+});
+
+Deno.test("createJetStreamPubSub() redelivers unacknowledged messages to a new subscriber after a consumer crash", async () => {
+  await using env = setup();
+  const ackWaitMs = 1000;
+  const publisher = await env.bus();
+  const ids = ["c1", "c2", "c3", "c4", "c5"];
+  for (const id of ids) await publisher.publish(env.topic, { id, payload: enc(id) });
+
+  const crashing = await env.connection();
+  const doomed = await env.bus({ connection: crashing, ackWaitMs });
+  const gate = Promise.withResolvers<void>();
+  const taken: string[] = [];
+  const threeTaken = Promise.withResolvers<void>();
+  await doomed.subscribe(env.topic, async (msg) => {
+    taken.push(msg.id);
+    if (taken.length === 3) threeTaken.resolve();
+    await gate.promise;
+  }, { group: env.group, concurrency: 3 });
+  await threeTaken.promise;
+  // The process "dies": its connection goes away before any handler finished, so nothing was acknowledged.
+  await crashing.close();
+  gate.resolve();
+  await doomed.close();
+  strictEqual(taken.length, 3, `pulled ${taken} with concurrency 3`);
+
+  const survivor = await env.bus({ ackWaitMs });
+  const got = new Map<string, number>();
+  const all = Promise.withResolvers<void>();
+  await survivor.subscribe(env.topic, (msg) => {
+    got.set(msg.id, msg.attempt);
+    if (got.size === ids.length) all.resolve();
+  }, { group: env.group, concurrency: 5 });
+  await all.promise;
+  deepStrictEqual([...got.keys()].sort(), ids);
+  for (const id of taken) ok(got.get(id)! >= 2, `${id} redelivered with attempt ${got.get(id)}`);
+});
