@@ -18,6 +18,11 @@ import { parseOrderRequest } from "./order_request.ts";
 /** Time the optional parts of a fan-out read may take before the answer goes out without them. */
 const FAN_OUT_BUDGET_MS = 500;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+/**
+ * What an order id in a path may look like. Orders issues UUIDs; anything outside URL-unreserved ASCII cannot name
+ * an order, and some of it (a NUL from `%00`) made the orders database fail, which surfaced as a 500.
+ */
+const ORDER_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 
 /**
  * The public API: authenticates every `/v1` request with a user token from auth, enforces scopes, and calls the
@@ -68,7 +73,8 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
     )
     .get(
       "/v1/orders/:id",
-      scoped("orders:read", async (_req, { id }) => {
+      scoped("orders:read", async (_req, params) => {
+        const id = orderId(params.id);
         const budget = { timeoutMs: FAN_OUT_BUDGET_MS };
         const [order, reservation, payment] = await Promise.allSettled([
           grpc(() => orders.getOrder({ id, customerId: customer() }, asUser())),
@@ -92,7 +98,8 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
     )
     .get(
       "/v1/orders/:id/receipt",
-      scoped("orders:read", async (_req, { id }) => {
+      scoped("orders:read", async (_req, params) => {
+        const id = orderId(params.id);
         await grpc(() => orders.getOrder({ id, customerId: customer() }, asUser()));
         const res = await fetch(`${config.notificationsUrl}/receipts/${encodeURIComponent(id)}`, {
           headers: { ...contextHeaders(), authorization: `Bearer ${await grpc(receiptsToken)}` },
@@ -117,6 +124,12 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       }),
     );
   return svc.handle(authn(router.handler));
+}
+
+/** The order id of a path, or 404 for one no order can have, before it reaches the orders database. */
+function orderId(id: string): string {
+  if (!ORDER_ID.test(id)) throw notFound("no such order");
+  return id;
 }
 
 /** A route that needs `scope`. */

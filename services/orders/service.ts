@@ -21,6 +21,8 @@ import {
 } from "../shared/wiring.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
 
+const ORDER_ID = /^[0-9a-f-]{36}$/;
+
 const REPLY_TYPES = [
   "inventory.reserved.v1",
   "inventory.rejected.v1",
@@ -79,6 +81,8 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
       },
       getOrder: async (req, ctx) => {
         req.customerId = actingCustomer(req.customerId, ctx.endUser);
+        // Order ids are UUIDs; anything else (a NUL byte, say, which Postgres refuses in text) cannot exist.
+        if (!ORDER_ID.test(req.id)) throw new NotFoundError("order not found");
         const order = await getOrder(db, req.id);
         if (!order || (req.customerId && order.customerId !== req.customerId)) {
           throw new NotFoundError(`order ${req.id} not found`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createGrpcClient } from "../../platform/grpc/client.ts";
-import { PermissionDeniedError, UnauthenticatedError } from "../../platform/grpc/errors.ts";
+import { NotFoundError, PermissionDeniedError, UnauthenticatedError } from "../../platform/grpc/errors.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { embeddedSystem } from "../support/system.ts";
 
@@ -47,5 +47,8 @@ Deno.test("orders authorizes on the end user's own token, sent beside the callin
     const created = await orders.createOrder(order, asUser(alice));
     await assert.rejects(orders.getOrder({ id: created.id, customerId: "" }, asUser(carol)), /not found/);
     assert.equal((await orders.getOrder({ id: created.id, customerId: "" }, asUser(alice))).id, created.id);
+  });
+  await t.step("an id that cannot be an order id is NOT_FOUND, not INTERNAL", async () => {
+    await assert.rejects(orders.getOrder({ id: "\u0000", customerId: "" }, asUser(alice)), NotFoundError);
   });
 });

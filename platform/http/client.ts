@@ -1,0 +1,454 @@
+import { ContextHeaders, contextHeaders, currentContext } from "../context/context.ts";
+import type { Problem } from "./problem.ts";
+
+/** Retry policy for idempotent requests: exponential backoff with full jitter, never past the call's deadline. */
+export interface HttpRetryOptions {
+  /** Attempts in total, the first included. @default {3} */
+  maxAttempts?: number;
+  /** Upper bound of the first backoff. @default {50} */
+  baseDelayMs?: number;
+  /** Upper bound of any backoff (a `Retry-After` may ask for longer, within the deadline). @default {1000} */
+  maxDelayMs?: number;
+}
+
+/** Options for {@linkcode createHttpClient}. */
+export interface HttpClientOptions {
+  /** Origin (and optional base path) every request path is appended to, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string;
+  /** Source of a bearer token sent as `authorization: Bearer <token>`. @default {undefined} (none sent) */
+  token?: () => Promise<string>;
+  /** Budget of a call, retries included, when the context has more or none; the earlier of the two wins. @default {5000} */
+  timeoutMs?: number;
+  /** Retry policy for idempotent requests. @default {{ maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 }} */
+  retry?: HttpRetryOptions;
+  /** The `fetch` to send with (a test double, or one bound to a custom `Deno.HttpClient`). @default {globalThis.fetch} */
+  fetch?: typeof fetch;
+}
+
+/** Options of one call. */
+export interface HttpRequestOptions {
+  /** Request body. A `ReadableStream` body can be sent only once, so it turns retries off. @default {undefined} */
+  body?: BodyInit | null;
+  /** Extra headers; they win over the propagated context headers. @default {{}} */
+  headers?: HeadersInit;
+  /** Cancels the call, retries and backoff included; the call rejects with this signal's reason. @default {undefined} */
+  signal?: AbortSignal;
+  /** Budget of this call, capped by the context's remaining budget. @default {the client's timeoutMs} */
+  timeoutMs?: number;
+  /** Whether the call may be retried. @default {true for GET, HEAD, PUT, DELETE and OPTIONS} */
+  idempotent?: boolean;
+}
+
+/** Options of a {@linkcode HttpClient.requestJson} call. */
+export interface HttpJsonRequestOptions extends Omit<HttpRequestOptions, "body"> {
+  /** Value sent as an `application/json` body. @default {undefined} (no body) */
+  json?: unknown;
+}
+
+/** A service-to-service HTTP client made by {@linkcode createHttpClient}. */
+export interface HttpClient {
+  /**
+   * Sends `method path`, retrying idempotent calls on retryable failures, and resolves with the final response when
+   * its status is below 500 (4xx responses are the caller's to read). Rejects with {@linkcode TimeoutError},
+   * {@linkcode UnavailableError} or {@linkcode UpstreamError}, or with the caller's `signal` reason.
+   */
+  request(method: string, path: string, options?: HttpRequestOptions): Promise<Response>;
+  /**
+   * Like `request`, with a JSON body in and out: resolves with the decoded 2xx body (`undefined` when empty) and
+   * rejects with {@linkcode HttpStatusError}, carrying the problem body, for any other status.
+   */
+  requestJson<T = unknown>(method: string, path: string, options?: HttpJsonRequestOptions): Promise<T>;
+}
+
+/**
+ * Base of the failures the HTTP client rejects with. Catch a subclass to act on one kind of failure.
+ *
+ * @example
+ * ```ts
+ * import { HttpClientError } from "./client.ts";
+ * const err = new HttpClientError("GET http://x/ failed", { method: "GET", url: "http://x/", attempts: 1 });
+ * ```
+ */
+export class HttpClientError extends Error {
+  /** Method of the failed call. */
+  readonly method: string;
+  /** Full URL of the failed call. */
+  readonly url: string;
+  /** Attempts made, 0 when the budget was spent before the first one. */
+  readonly attempts: number;
+
+  /** Creates an error for the call `method url` after `attempts` attempts. */
+  constructor(message: string, call: { method: string; url: string; attempts: number }, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "HttpClientError";
+    this.method = call.method;
+    this.url = call.url;
+    this.attempts = call.attempts;
+  }
+}
+
+/**
+ * The call's deadline (its own `timeoutMs` or the context's, whichever came first) passed before a response arrived.
+ * Not retried: the budget is spent.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from "./client.ts";
+ * const err = new TimeoutError("deadline exceeded", { method: "GET", url: "http://x/", attempts: 1 });
+ * ```
+ */
+export class TimeoutError extends HttpClientError {
+  /** Creates a deadline-exceeded error. */
+  constructor(message: string, call: { method: string; url: string; attempts: number }, options?: ErrorOptions) {
+    super(message, call, options);
+    this.name = "TimeoutError";
+  }
+}
+
+/**
+ * The service could not be reached (connection refused or reset) or answered 503, after every allowed attempt.
+ *
+ * @example
+ * ```ts
+ * import { UnavailableError } from "./client.ts";
+ * const err = new UnavailableError("connection refused", { method: "GET", url: "http://x/", attempts: 3 });
+ * ```
+ */
+export class UnavailableError extends HttpClientError {
+  /** The last status, when the service answered (503); `undefined` when it could not be reached. */
+  readonly status?: number;
+
+  /** Creates an unavailable error, with the status the service last answered with when it did. */
+  constructor(
+    message: string,
+    call: { method: string; url: string; attempts: number; status?: number },
+    options?: ErrorOptions,
+  ) {
+    super(message, call, options);
+    this.name = "UnavailableError";
+    this.status = call.status;
+  }
+}
+
+/**
+ * The service answered with a 5xx other than 503 (after retries for 502 and 504 on idempotent calls).
+ *
+ * @example
+ * ```ts
+ * import { UpstreamError } from "./client.ts";
+ * const err = new UpstreamError("upstream answered 500", { method: "GET", url: "http://x/", attempts: 1, status: 500 });
+ * err.status; // 500
+ * ```
+ */
+export class UpstreamError extends HttpClientError {
+  /** The HTTP status the service answered with. */
+  readonly status: number;
+  /** The problem+json body it sent, when it sent one. */
+  readonly problem?: Problem;
+
+  /** Creates an error for the upstream `status`, with its problem body when there was one. */
+  constructor(
+    message: string,
+    call: { method: string; url: string; attempts: number; status: number; problem?: Problem },
+    options?: ErrorOptions,
+  ) {
+    super(message, call, options);
+    this.name = "UpstreamError";
+    this.status = call.status;
+    this.problem = call.problem;
+  }
+}
+
+/**
+ * A {@linkcode HttpClient.requestJson} call got a non-2xx status below 500; `problem` is the RFC 9457 body when the
+ * service sent one.
+ *
+ * @example
+ * ```ts
+ * import { HttpStatusError } from "./client.ts";
+ * const err = new HttpStatusError("GET http://x/ answered 404", {
+ *   method: "GET", url: "http://x/", attempts: 1, status: 404, headers: new Headers(),
+ * });
+ * ```
+ */
+export class HttpStatusError extends HttpClientError {
+  /** The HTTP status. */
+  readonly status: number;
+  /** The response headers (`retry-after`, `www-authenticate`, ...). */
+  readonly headers: Headers;
+  /** The problem+json body, when the service sent one. */
+  readonly problem?: Problem;
+
+  /** Creates an error for a response with `status`. */
+  constructor(
+    message: string,
+    call: { method: string; url: string; attempts: number; status: number; headers: Headers; problem?: Problem },
+    options?: ErrorOptions,
+  ) {
+    super(message, call, options);
+    this.name = "HttpStatusError";
+    this.status = call.status;
+    this.headers = call.headers;
+    this.problem = call.problem;
+  }
+}
+
+const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]);
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Largest error body read for its problem details; the rest is discarded. */
+const MAX_PROBLEM_BYTES = 64 * 1024;
+
+/**
+ * Creates a service-to-service HTTP client on `fetch`. Every call carries the current context (request id,
+ * traceparent, and its own absolute deadline as `x-deadline-ms`) and a bearer token from `token`. Its deadline is
+ * the earlier of `timeoutMs` and the context's remaining budget; it covers every attempt and backoff, and until the
+ * response headers arrive a passing deadline aborts the fetch (the body stays bound to the context's and the
+ * caller's signals). Idempotent calls are retried on connection failures and on 429/502/503/504 with exponential
+ * backoff and full jitter, or after the `Retry-After` the service asked for, never past the deadline. Bodies of
+ * responses that are retried or turned into errors are cancelled.
+ *
+ * @example Call the notifications service with a service token
+ * ```ts
+ * import { createHttpClient, UnavailableError } from "./client.ts";
+ *
+ * const notifications = createHttpClient({
+ *   baseUrl: "http://127.0.0.1:1",
+ *   token: async () => "service-token",
+ *   timeoutMs: 200,
+ *   retry: { maxAttempts: 2 },
+ * });
+ * try {
+ *   const res = await notifications.request("GET", "/receipts/o-1");
+ *   await res.body?.cancel();
+ * } catch (err) {
+ *   if (!(err instanceof UnavailableError)) throw err;
+ * }
+ * ```
+ */
+export function createHttpClient(options: HttpClientOptions): HttpClient {
+  const { token, timeoutMs: defaultTimeoutMs = 5_000, retry = {} } = options;
+  const { maxAttempts = 3, baseDelayMs = 50, maxDelayMs = 1_000 } = retry;
+  const send = options.fetch ?? fetch;
+  let base: URL;
+  try {
+    base = new URL(options.baseUrl);
+  } catch {
+    throw new TypeError(`Cannot use baseUrl as a URL: current value is ${JSON.stringify(options.baseUrl)}`);
+  }
+  const prefix = base.href.replace(/\/+$/, "");
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new RangeError(`Cannot use retry.maxAttempts as attempts: current value is ${maxAttempts}`);
+  }
+  checkTimeout(defaultTimeoutMs);
+
+  async function exchange(
+    method: string,
+    path: string,
+    callOptions: HttpRequestOptions,
+  ): Promise<{ res: Response; method: string; url: string; attempts: number }> {
+    method = method.toUpperCase();
+    const url = prefix + (path.startsWith("/") ? path : `/${path}`);
+    const ctx = currentContext();
+    const timeoutMs = checkTimeout(callOptions.timeoutMs ?? defaultTimeoutMs);
+    const deadline = Math.min(Date.now() + timeoutMs, ctx?.deadline ?? Infinity);
+    const retryable = (callOptions.idempotent ?? IDEMPOTENT_METHODS.has(method)) &&
+      !(callOptions.body instanceof ReadableStream);
+    let attempts = 0;
+    const call = () => ({ method, url, attempts });
+
+    const timer = new AbortController();
+    const signals = [ctx?.signal, callOptions.signal, timer.signal].filter((s): s is AbortSignal => s !== undefined);
+    const signal = AbortSignal.any(signals);
+    let timeout: ReturnType<typeof setTimeout> | undefined;
+    const aborted = (cause?: unknown): Error => {
+      // The caller's own cancellation is theirs to recognise; a passed deadline, ours or the context's, is typed.
+      if (callOptions.signal?.aborted) return callOptions.signal.reason;
+      const reason = signal.reason;
+      if (reason instanceof DOMException && reason.name === "TimeoutError") {
+        return new TimeoutError(`${method} ${url}: deadline exceeded`, call(), { cause: cause ?? reason });
+      }
+      return reason instanceof Error ? reason : new Error(String(reason));
+    };
+
+    try {
+      const headers = new Headers(contextHeaders(ctx));
+      if (Number.isFinite(deadline)) headers.set(ContextHeaders.deadline, String(deadline));
+      new Headers(callOptions.headers).forEach((value, name) => headers.set(name, value));
+      if (token && !headers.has("authorization")) headers.set("authorization", `Bearer ${await token()}`);
+      if (Number.isFinite(deadline)) {
+        timeout = setTimeout(
+          () => timer.abort(new DOMException("deadline exceeded", "TimeoutError")),
+          Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now())),
+        );
+      }
+
+      while (true) {
+        if (signal.aborted) throw aborted();
+        if (Date.now() >= deadline) {
+          throw new TimeoutError(`${method} ${url}: deadline exceeded before attempt ${attempts + 1}`, call());
+        }
+        attempts++;
+        let res: Response;
+        try {
+          res = await send(url, { method, headers, body: callOptions.body, signal });
+        } catch (err) {
+          if (signal.aborted) throw aborted(err);
+          const failure = new UnavailableError(`${method} ${url}: ${describe(err)}`, call(), { cause: err });
+          if (!retryable || attempts >= maxAttempts) throw failure;
+          await backoff(backoffMs(attempts), failure);
+          continue;
+        }
+        if (res.status < 500 && res.status !== 429) return { res, ...call() };
+        if (retryable && attempts < maxAttempts && RETRYABLE_STATUS.has(res.status)) {
+          const wait = retryAfterMs(res.headers.get("retry-after")) ?? backoffMs(attempts);
+          if (Date.now() + wait < deadline) {
+            await res.body?.cancel();
+            await backoff(wait);
+            continue;
+          }
+        }
+        // Out of attempts, or the wait would pass the deadline: the last answer stands.
+        if (res.status === 429) return { res, ...call() };
+        const problem = await readProblem(res);
+        if (res.status === 503) {
+          throw new UnavailableError(`${method} ${url}: service unavailable (503)`, { ...call(), status: 503 });
+        }
+        throw new UpstreamError(`${method} ${url}: upstream answered ${res.status}`, {
+          ...call(),
+          status: res.status,
+          problem,
+        });
+      }
+    } finally {
+      clearTimeout(timeout);
+    }
+
+    function backoffMs(attempt: number): number {
+      return Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+    }
+
+    /** Sleeps `ms` unless that would pass the deadline, in which case the last `failure` stands. */
+    async function backoff(ms: number, failure?: Error): Promise<void> {
+      if (Date.now() + ms >= deadline && failure) throw failure;
+      try {
+        await sleep(ms, signal);
+      } catch (err) {
+        throw aborted(err);
+      }
+    }
+  }
+
+  async function request(method: string, path: string, callOptions: HttpRequestOptions = {}): Promise<Response> {
+    return (await exchange(method, path, callOptions)).res;
+  }
+
+  async function requestJson<T>(method: string, path: string, callOptions: HttpJsonRequestOptions = {}): Promise<T> {
+    const { json, ...rest } = callOptions;
+    const headers = new Headers(rest.headers);
+    if (!headers.has("accept")) headers.set("accept", "application/json, application/problem+json");
+    let body: string | undefined;
+    if (json !== undefined) {
+      body = JSON.stringify(json);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    }
+    const { res, ...call } = await exchange(method, path, { ...rest, headers, body });
+    if (!res.ok) {
+      const problem = await readProblem(res);
+      throw new HttpStatusError(`${call.method} ${call.url} answered ${res.status}`, {
+        ...call,
+        status: res.status,
+        headers: res.headers,
+        problem,
+      });
+    }
+    const text = await res.text();
+    return (text === "" ? undefined : JSON.parse(text)) as T;
+  }
+
+  return { request, requestJson };
+}
+
+function checkTimeout(ms: number): number {
+  if (!(ms > 0)) throw new RangeError(`Cannot use timeoutMs as a budget: current value is ${ms}`);
+  return ms;
+}
+
+/**
+ * A `Retry-After` value in milliseconds: delay-seconds or an HTTP date (RFC 9110 §10.2.3); `undefined` when absent
+ * or unreadable, so the usual backoff applies.
+ *
+ * @example
+ * ```ts
+ * import { retryAfterMs } from "./client.ts";
+ * retryAfterMs("2"); // 2000
+ * ```
+ */
+export function retryAfterMs(value: string | null, now: number = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Reads a problem+json (or JSON) error body, at most 64 KiB of it, and discards the rest. */
+async function readProblem(res: Response): Promise<Problem | undefined> {
+  if (!res.body) return undefined;
+  const type = (res.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "application/problem+json" && type !== "application/json") {
+    await res.body.cancel();
+    return undefined;
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size <= MAX_PROBLEM_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    return undefined;
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  if (size > MAX_PROBLEM_BYTES) return undefined;
+  try {
+    const body = JSON.parse(new TextDecoder().decode(concat(chunks, size)));
+    return typeof body === "object" && body !== null && !Array.isArray(body) ? body as Problem : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
