@@ -1,5 +1,11 @@
 import { authenticate, requireScopes } from "../../platform/auth/middleware.ts";
-import { ContextHeaders, contextHeaders, currentContext } from "../../platform/context/context.ts";
+import { ContextHeaders, currentContext } from "../../platform/context/context.ts";
+import {
+  createHttpClient,
+  HttpStatusError,
+  TimeoutError,
+  UnavailableError as HttpClientUnavailable,
+} from "../../platform/http/client.ts";
 import { createGrpcClient } from "../../platform/grpc/client.ts";
 import { GrpcError, grpcToHttpStatus, NotFoundError } from "../../platform/grpc/errors.ts";
 import type { Middleware } from "../../platform/http/handler.ts";
@@ -44,7 +50,11 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
     for (const c of [orders, inventory, payments]) c.close();
     return Promise.resolve();
   });
-  const receiptsToken = tokensFor(config, "gateway", "notifications");
+  const notifications = createHttpClient({
+    baseUrl: config.notificationsUrl,
+    token: tokensFor(config, "gateway", "notifications"),
+    timeoutMs: 2_000,
+  });
   const customer = () => currentContext()!.principal!.sub;
   /** The user's own token travels beside the service token, so orders authorizes on the user too. */
   const asUser = () => ({ metadata: { [ContextHeaders.endUserToken]: currentContext()!.principal!.token! } });
@@ -101,19 +111,17 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       scoped("orders:read", async (_req, params) => {
         const id = orderId(params.id);
         await grpc(() => orders.getOrder({ id, customerId: customer() }, asUser()));
-        const res = await fetch(`${config.notificationsUrl}/receipts/${encodeURIComponent(id)}`, {
-          headers: { ...contextHeaders(), authorization: `Bearer ${await grpc(receiptsToken)}` },
-          signal: currentContext()?.signal,
-        });
-        if (res.status === 404) {
-          await res.body?.cancel();
-          throw notFound(`no receipt for order ${id} yet`);
+        try {
+          return json(await notifications.requestJson("GET", `/receipts/${encodeURIComponent(id)}`));
+        } catch (err) {
+          if (err instanceof HttpStatusError && err.status === 404) throw notFound(`no receipt for order ${id} yet`);
+          if (err instanceof GrpcError) throw upstream(err);
+          const status = err instanceof HttpClientUnavailable ? 503 : err instanceof TimeoutError ? 504 : 502;
+          throw new HttpError(status, "upstream", "Upstream failure", {
+            detail: `the notifications service failed (${(err as Error).name})`,
+            cause: err,
+          });
         }
-        if (!res.ok) {
-          await res.body?.cancel();
-          throw new HttpError(502, "bad-gateway", "Bad gateway", { detail: `notifications answered ${res.status}` });
-        }
-        return json(await res.json());
       }),
     )
     .get(
@@ -143,17 +151,21 @@ async function grpc<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    if (!(err instanceof GrpcError)) throw err;
-    const status = grpcToHttpStatus(err.code);
-    const mapped = status === 400 ? 422 : status;
-    throw new HttpError(
-      mapped,
-      mapped >= 500 ? "upstream" : "rejected",
-      mapped >= 500 ? "Upstream failure" : "Rejected",
-      {
-        detail: mapped >= 500 ? `an internal service failed (${err.name})` : err.message,
-        cause: err,
-      },
-    );
+    throw err instanceof GrpcError ? upstream(err) : err;
   }
+}
+
+/** The HTTP problem for a failed internal call: the callee's 4xx reasons pass through, its 5xx do not. */
+function upstream(err: GrpcError): HttpError {
+  const status = grpcToHttpStatus(err.code);
+  const mapped = status === 400 ? 422 : status;
+  return new HttpError(
+    mapped,
+    mapped >= 500 ? "upstream" : "rejected",
+    mapped >= 500 ? "Upstream failure" : "Rejected",
+    {
+      detail: mapped >= 500 ? `an internal service failed (${err.name})` : err.message,
+      cause: err,
+    },
+  );
 }
