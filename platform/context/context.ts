@@ -23,8 +23,13 @@ export interface Context {
   signal: AbortSignal;
   /** Absolute deadline in epoch milliseconds, or `undefined` when the work has none. */
   deadline?: number;
-  /** W3C trace context of the caller, when one arrived. */
+  /**
+   * W3C trace context to send downstream: the caller's as it arrived, or, once the HTTP `tracing()` middleware ran,
+   * one naming this hop's own span as the parent.
+   */
   traceparent?: string;
+  /** W3C trace id (32 lowercase hex digits) this work belongs to, when tracing set one. */
+  traceId?: string;
   /** Route template that matched (`/v1/orders/:id`), for logs and metric labels. */
   route?: string;
   /** Authenticated identity, when there is one: on an internal call, the calling service. */

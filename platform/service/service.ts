@@ -1,6 +1,9 @@
 import { chain, type Handler, type Middleware } from "../http/handler.ts";
 import { json } from "../http/json.ts";
 import { accessLog, recovery, requestContext } from "../http/middleware.ts";
+import { bodyLimit } from "../http/body_limit.ts";
+import { securityHeaders } from "../http/security_headers.ts";
+import { tracing } from "../http/tracing.ts";
 import { problemResponse } from "../http/problem.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { Registry } from "prom-client";
@@ -19,7 +22,7 @@ export interface ServiceOptions {
   hostname?: string;
   /** @default {createLogger(name)} */
   log?: Logger;
-  /** Extra middleware applied inside the standard stack (request context, recovery, access log, metrics). */
+  /** Extra middleware applied inside the standard stack (request context, tracing, security headers, recovery, access log, metrics, body limit). */
   middleware?: Middleware[];
   /** Budget for requests that carry no deadline. @default {10000} */
   defaultBudgetMs?: number;
@@ -31,6 +34,8 @@ export interface ServiceOptions {
   checkCacheMs?: number;
   /** How long `start()` waits for every readiness check to pass before it gives up. @default {30000} */
   startTimeoutMs?: number;
+  /** Largest request body accepted (413 beyond it). @default {1048576} */
+  maxBodyBytes?: number;
 }
 
 type State = "created" | "starting" | "ready" | "draining" | "stopped";
@@ -140,9 +145,12 @@ export class Service {
     // Recovery runs inside the request context so a 500 carries the request id, in its body, header and log line.
     const app = chain(
       requestContext({ defaultBudgetMs: this.#options.defaultBudgetMs }),
+      tracing(),
+      securityHeaders(),
       recovery(this.log),
       accessLog(this.log),
       redMetrics(this.registry),
+      bodyLimit({ maxBytes: this.#options.maxBodyBytes ?? 1 << 20 }),
       ...(this.#options.middleware ?? []),
     )((req) => this.#handler(req));
     const builtin = (req: Request): Promise<Response> | undefined => {

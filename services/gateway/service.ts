@@ -8,7 +8,8 @@ import {
 } from "../../platform/http/client.ts";
 import { createGrpcClient } from "../../platform/grpc/client.ts";
 import { GrpcError, grpcToHttpStatus, NotFoundError } from "../../platform/grpc/errors.ts";
-import type { Middleware } from "../../platform/http/handler.ts";
+import { chain, type Middleware } from "../../platform/http/handler.ts";
+import { principalKey, rateLimit } from "../../platform/http/rate_limit.ts";
 import { json, readJson } from "../../platform/http/json.ts";
 import { HttpError, notFound } from "../../platform/http/problem.ts";
 import { type RouteHandler, Router } from "../../platform/http/router.ts";
@@ -131,7 +132,13 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
         return json({ products });
       }),
     );
-  return svc.handle(authn(router.handler));
+  // Per user (the principal is known after authentication): a burst of `burst`, refilled at `perSec`.
+  const limit = rateLimit({
+    key: principalKey(),
+    capacity: config.rateLimit.burst,
+    refillPerSec: config.rateLimit.perSec,
+  });
+  return svc.handle(chain(authn, limit)(router.handler));
 }
 
 /** The order id of a path, or 404 for one no order can have, before it reaches the orders database. */

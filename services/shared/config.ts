@@ -48,6 +48,8 @@ export interface SystemConfig {
   jwksCooldownMs: number;
   /** Simulated payment provider behaviour. */
   payments: { failureRate: number; latencyMs: number };
+  /** Gateway rate limit per user: a burst of `burst` requests, refilled at `perSec`. */
+  rateLimit: { burst: number; perSec: number };
   /** Where local object storage keeps its files. */
   storageDir: string;
 }
@@ -124,6 +126,10 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     payments: {
       failureRate: numIn(env, "PAYMENTS_FAILURE_RATE", 0, 1, 0),
       latencyMs: numIn(env, "PAYMENTS_LATENCY_MS", 0, 60_000, 0),
+    },
+    rateLimit: {
+      burst: numIn(env, "GATEWAY_RATE_LIMIT_BURST", 1, 1_000_000, 2_000),
+      perSec: numIn(env, "GATEWAY_RATE_LIMIT_PER_SEC", 1, 1_000_000, 1_000),
     },
     storageDir: env.STORAGE_DIR ?? ".trellis/storage",
   });
