@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { DeadlineTimer } from "./deadline_timer.ts";
 
 /** The identity a request acts for, set by authentication middleware. */
 export interface Principal {
@@ -140,12 +141,9 @@ export function contextFromHeaders(
   let deadline = Number.isFinite(rawDeadline) && rawDeadline > 0 ? rawDeadline : undefined;
   if (deadline === undefined && options.defaultBudgetMs !== undefined) deadline = Date.now() + options.defaultBudgetMs;
   const controller = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  if (deadline !== undefined) {
-    // setTimeout runs delays beyond its 32-bit range after 1 ms; a far deadline must not become an instant abort.
-    const ms = Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now()));
-    timer = setTimeout(() => controller.abort(new DOMException("deadline exceeded", "TimeoutError")), ms);
-  }
+  const cancelDeadline = deadline === undefined
+    ? undefined
+    : deadlines.schedule(deadline, () => controller.abort(new DOMException("deadline exceeded", "TimeoutError")));
   const onParentAbort = () => controller.abort(options.signal?.reason);
   // A signal that is already aborted never fires "abort" again.
   if (options.signal?.aborted) onParentAbort();
@@ -153,13 +151,14 @@ export function contextFromHeaders(
   return {
     ctx: { requestId, traceparent, deadline, signal: controller.signal },
     dispose: () => {
-      clearTimeout(timer);
+      cancelDeadline?.();
       options.signal?.removeEventListener("abort", onParentAbort);
     },
   };
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Shared by every context of the process: one coarse timer instead of one per request. */
+const deadlines = new DeadlineTimer();
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -3,3 +3,4 @@
  * @module
  */
 export * from "./context.ts";
+export * from "./deadline_timer.ts";
