@@ -152,6 +152,11 @@ export function contextFromHeaders(
     ctx: { requestId, traceparent, deadline, signal: controller.signal },
     dispose: () => {
       cancelDeadline?.();
+      // The shared timer ticks coarsely: a deadline that is due when the work ends still aborts its signal, so any
+      // work left behind is cancelled.
+      if (deadline !== undefined && Date.now() >= deadline && !controller.signal.aborted) {
+        controller.abort(new DOMException("deadline exceeded", "TimeoutError"));
+      }
       options.signal?.removeEventListener("abort", onParentAbort);
     },
   };

@@ -31,13 +31,7 @@ export function requestContext(options: RequestContextOptions = {}): Middleware 
           try {
             return await raceDeadline(next(req), ctx.signal);
           } catch (err) {
-            if (ctx.signal.aborted && !(err instanceof HttpError)) {
-              return errorResponse(
-                new HttpError(504, "deadline-exceeded", "Deadline exceeded", {
-                  detail: "the request did not complete within its deadline",
-                }),
-              );
-            }
+            if (ctx.signal.aborted && !(err instanceof HttpError)) return errorResponse(deadlineExceeded());
             throw err;
           }
         });
@@ -86,10 +80,22 @@ export function recovery(log: Logger): Middleware {
       try {
         return await next(req);
       } catch (err) {
+        // A downstream timer can fire a moment before the context's own (coarse) deadline timer does: a failure at or
+        // past the deadline is the deadline's, whatever the handler threw.
+        const ctx = currentContext();
+        if (!(err instanceof HttpError) && ctx?.deadline !== undefined && Date.now() >= ctx.deadline) {
+          return errorResponse(deadlineExceeded());
+        }
         if (!(err instanceof HttpError)) log.error("handler failed", { err, path: new URL(req.url).pathname });
         return errorResponse(err);
       }
     };
+}
+
+function deadlineExceeded(): HttpError {
+  return new HttpError(504, "deadline-exceeded", "Deadline exceeded", {
+    detail: "the request did not complete within its deadline",
+  });
 }
 
 /**
