@@ -22,6 +22,16 @@ import { Router } from "../platform/http/router.ts";
 import { createLogger } from "../platform/log/logger.ts";
 import { Service } from "../platform/service/service.ts";
 import { freePorts } from "../tests/support/ports.ts";
+import {
+  cpuModel,
+  loadavg,
+  median,
+  writePerformanceSection,
+  wrk as runWrk,
+  WRK_DONE_LUA,
+  type WrkResult,
+  wrkVersion as readWrkVersion,
+} from "./wrk.ts";
 
 const TOKENS = 100;
 const CONNECTIONS = 50;
@@ -38,7 +48,7 @@ if (!(durationSec >= 1 && durationSec <= 10 && Number.isInteger(rounds) && round
   Deno.exit(2);
 }
 
-const wrkVersion = await run("wrk", ["-v"]).catch(() => undefined);
+const wrkVersion = await readWrkVersion();
 if (wrkVersion === undefined) {
   console.error("wrk is not installed: run `sudo apt-get install -y wrk` (Debian/Ubuntu), then try again");
   Deno.exit(1);
@@ -72,14 +82,8 @@ const tokens = await Promise.all(
   ),
 );
 
-interface Result {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-}
+type Result = WrkResult;
 
-const loadavg = async () =>
-  (await Deno.readTextFile("/proc/loadavg").catch(() => "? ? ?")).split(" ").slice(0, 3).join(" ");
 const loadBefore = await loadavg();
 const dir = await Deno.makeTempDir({ prefix: "trellis-bench-auth-" });
 const results: Record<"open" | "auth", Result[]> = { open: [], auth: [] };
@@ -120,7 +124,6 @@ try {
   await Deno.remove(dir, { recursive: true });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const summary = (rs: Result[]) => ({
   rps: median(rs.map((r) => r.rps)),
   p50Ms: median(rs.map((r) => r.p50Ms)),
@@ -147,7 +150,7 @@ console.log(
 console.log(`verify cold ${verify.coldUs.toFixed(1)} µs/token, cached ${verify.cachedUs.toFixed(2)} µs/token`);
 
 if (!args.includes("--no-write")) {
-  const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
+  const cpu = await cpuModel();
   const section = `## Authentication
 
 \`deno task bench:auth\` (\`scripts/bench_auth.ts\`), run ${new Date().toISOString().slice(0, 10)}.
@@ -178,33 +181,17 @@ Per round (req/s): unauthenticated ${results.open.map((r) => r.rps.toFixed(0)).j
   }; ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}.
 
 Verifier alone, in a loop over the same ${TOKENS} tokens: cold (cache cleared before each call, so parsing and the
-ECDSA P-256 signature check run every time) **${verify.coldUs.toFixed(1)} µs/token**; cached (SHA-256 of the token and
-a map lookup) **${verify.cachedUs.toFixed(2)} µs/token**. With tokens reused, the HTTP figures above measure the cached
+ECDSA P-256 signature check run every time) **${verify.coldUs.toFixed(1)} µs/token**; cached (a map lookup keyed by
+the token) **${verify.cachedUs.toFixed(2)} µs/token**. With tokens reused, the HTTP figures above measure the cached
 path; a client that sends a fresh token per request pays the cold cost on each.
 `;
-  const path = new URL("../docs/performance.md", import.meta.url);
-  const existing = await Deno.readTextFile(path).catch(() => "# Performance\n");
-  const start = existing.indexOf("## Authentication");
-  let next = start < 0 ? -1 : existing.indexOf("\n## ", start + 1);
-  if (next >= 0) next += 1;
-  const updated = start < 0
-    ? `${existing.trimEnd()}\n\n${section}`
-    : `${existing.slice(0, start)}${section}${next < 0 ? "" : `\n${existing.slice(next)}`}`;
-  await Deno.writeTextFile(path, updated);
-  await run(Deno.execPath(), ["fmt", "--quiet", path.pathname]);
-  console.log(`wrote ${path.pathname}`);
+  const path = await writePerformanceSection("## Authentication", section);
+  console.log(`wrote ${path}`);
 }
 
 /** Runs wrk against `url`; the Lua script's `done` prints one JSON line with the figures. */
-async function wrk(url: string, script: string, seconds: number): Promise<Result> {
-  const out = await run("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "-s", script, url]);
-  const line = out.split("\n").find((l) => l.startsWith('{"requests"'));
-  if (!line) throw new Error(`Cannot read wrk's output:\n${out}`);
-  const s = JSON.parse(line);
-  if (s.non2xx > 0 || s.errors > 0) {
-    throw new Error(`wrk saw ${s.non2xx} non-2xx answers and ${s.errors} socket errors against ${url}`);
-  }
-  return { rps: s.requests / (s.durationUs / 1e6), p50Ms: s.p50Us / 1000, p99Ms: s.p99Us / 1000 };
+function wrk(url: string, script: string, seconds: number): Promise<Result> {
+  return runWrk(url, script, seconds, CONNECTIONS);
 }
 
 function luaScript(tokens: string[]): string {
@@ -214,13 +201,7 @@ request = function()
   i = i % #tokens + 1
   return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. tokens[i] })
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('{"requests":%d,"durationUs":%d,"p50Us":%d,"p99Us":%d,"non2xx":%d,"errors":%d}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status,
-    e.connect + e.read + e.write + e.timeout))
-end
-`;
+${WRK_DONE_LUA}`;
 }
 
 /** µs per `verify` call: cold with the cache cleared before each call, and cached. */
@@ -239,13 +220,4 @@ async function verifierLoop(): Promise<{ coldUs: number; cachedUs: number }> {
   await time(TOKENS, () => {});
   const cachedUs = await time(300_000, () => {});
   return { coldUs, cachedUs };
-}
-
-async function run(cmd: string, argv: string[]): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command(cmd, { args: argv, stdout: "piped", stderr: "piped" })
-    .output();
-  const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
-  // `wrk -v` prints its version and usage, then exits 1.
-  if (code !== 0 && !(cmd === "wrk" && argv[0] === "-v")) throw new Error(`${cmd} exited ${code}:\n${text}`);
-  return text.trim();
 }

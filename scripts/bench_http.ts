@@ -1,0 +1,268 @@
+/**
+ * `deno task bench:http`: what the full production HTTP stack costs against raw `Deno.serve`, as a ratio measured
+ * in one run.
+ *
+ * The same tiny handler (`GET /v1/ping` answering `{"pong":true}`) is served by two servers, each in its own
+ * subprocess so they do not share an event loop:
+ *
+ * - raw: `Deno.serve` calling the handler directly;
+ * - stack: a platform `Service` (its default stack: request context, tracing, security headers, recovery, access
+ *   log, RED metrics, body limit) with CORS (an allowed origin) and a rate limit keyed by a header (capacity large
+ *   enough never to refuse), routed by a `Router`, and the access log written as in production: the default logger
+ *   at info to stdout, which is redirected to a file (appended, counted after each run to prove the lines were
+ *   written, then truncated).
+ *
+ * wrk (1 thread, 50 connections) sends both the same `Origin` and `X-Api-Key` headers. The variants alternate
+ * (raw, stack) for `--rounds` rounds; the ratio is the median of the per-round stack/raw ratios. Writes the figures
+ * into the "HTTP stack" section of docs/performance.md.
+ *
+ *   deno task bench:http [--seconds 10] [--rounds 3] [--no-write]
+ *
+ * Internally the servers are this script run as `--serve raw|stack --port N`.
+ */
+import { cors } from "../platform/http/cors.ts";
+import { json } from "../platform/http/json.ts";
+import { rateLimit } from "../platform/http/rate_limit.ts";
+import { Router } from "../platform/http/router.ts";
+import { Service } from "../platform/service/service.ts";
+import { freePorts } from "../tests/support/ports.ts";
+import {
+  cpuModel,
+  loadavg,
+  median,
+  writePerformanceSection,
+  wrk,
+  WRK_DONE_LUA,
+  type WrkResult,
+  wrkVersion as readWrkVersion,
+} from "./wrk.ts";
+
+const CONNECTIONS = 50;
+const TARGET_RATIO = 0.85;
+const TARGET_P99_MS = 1;
+const ORIGIN = "https://shop.example";
+const API_KEY = "bench-client";
+const PATH = "/v1/ping";
+
+const args = Deno.args;
+const option = (name: string, dflt: number) => args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt;
+
+/** The handler both servers run. */
+const ping = (): Promise<Response> => Promise.resolve(json({ pong: true }));
+
+if (args.includes("--serve")) {
+  await serve(args[args.indexOf("--serve") + 1], option("--port", 0));
+} else {
+  await main();
+}
+
+/** Server mode: runs one variant until SIGTERM. */
+async function serve(variant: string, port: number): Promise<void> {
+  if (variant === "raw") {
+    const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, () => ping());
+    Deno.addSignalListener("SIGTERM", () => server.shutdown().then(() => Deno.exit(0)));
+    return;
+  }
+  if (variant !== "stack") throw new TypeError(`Cannot serve variant "${variant}": expected raw or stack`);
+  const svc = new Service({
+    name: "bench-http",
+    port,
+    middleware: [
+      cors({ origins: [ORIGIN] }),
+      rateLimit({
+        key: (req) => req.headers.get("x-api-key") ?? undefined,
+        capacity: 1_000_000_000,
+        refillPerSec: 1e9,
+      }),
+    ],
+  });
+  svc.handle(new Router().get(PATH, ping).handler);
+  await svc.start();
+  Deno.addSignalListener("SIGTERM", () => svc.stop().then(() => Deno.exit(0)));
+}
+
+interface Server {
+  url: string;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a variant in its own `deno run --allow-all` process, stdout appended to `logFile`; waits until it answers. */
+async function startServer(variant: "raw" | "stack", logFile: string): Promise<Server> {
+  const [port] = freePorts(1);
+  const script = new URL(import.meta.url).pathname;
+  // `exec` so the shell is replaced and the signal reaches Deno; `>>` (O_APPEND) so the file can be truncated.
+  const child = new Deno.Command("sh", {
+    args: ["-c", 'exec "$0" "$@" >>"$BENCH_LOG"', Deno.execPath(), "run", "--allow-all", script, "--serve", variant]
+      .concat(["--port", String(port)]),
+    env: { BENCH_LOG: logFile, LOG_LEVEL: "info" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}${PATH}`;
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await child.status;
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const res = await fetch(url, { headers: { origin: ORIGIN, "x-api-key": API_KEY } });
+      const body = await res.text();
+      if (res.status !== 200 || body !== '{"pong":true}') throw new Error(`${variant} answered ${res.status} ${body}`);
+      if (variant === "stack") {
+        for (const h of ["access-control-allow-origin", "ratelimit-limit", "x-request-id", "traceparent"]) {
+          if (!res.headers.has(h)) throw new Error(`stack answered without ${h}: is the stack in place?`);
+        }
+      }
+      return { url, logFile, stop };
+    } catch (err) {
+      if (err instanceof Error && err.message.includes("answered")) {
+        await stop();
+        throw err;
+      }
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(`${variant} server did not answer on ${url} within 30 s: ${err}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** Lines in `file`, then empties it. */
+async function countAndTruncate(file: string): Promise<number> {
+  let lines = 0;
+  using f = await Deno.open(file, { read: true });
+  for await (const chunk of f.readable) {
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] === 10) lines++;
+  }
+  await Deno.truncate(file, 0);
+  return lines;
+}
+
+async function main(): Promise<void> {
+  const seconds = option("--seconds", 10);
+  const rounds = option("--rounds", 3);
+  if (!(Number.isInteger(seconds) && seconds >= 1 && Number.isInteger(rounds) && rounds >= 1)) {
+    console.error("usage: deno task bench:http [--seconds N] [--rounds N] [--no-write]");
+    Deno.exit(2);
+  }
+  const wrkVersion = await readWrkVersion();
+  if (wrkVersion === undefined) {
+    console.error("wrk is not installed: run `sudo apt-get install -y wrk` (Debian/Ubuntu), then try again");
+    Deno.exit(1);
+  }
+
+  const loadBefore = await loadavg();
+  const dir = await Deno.makeTempDir({ prefix: "trellis-bench-http-" });
+  const script = `${dir}/headers.lua`;
+  await Deno.writeTextFile(
+    script,
+    `wrk.headers["Origin"] = "${ORIGIN}"\nwrk.headers["X-Api-Key"] = "${API_KEY}"\n${WRK_DONE_LUA}`,
+  );
+  const variants = ["raw", "stack"] as const;
+  const results: Record<"raw" | "stack", WrkResult[]> = { raw: [], stack: [] };
+  const logLines: number[] = [];
+  const servers: Partial<Record<"raw" | "stack", Server>> = {};
+  let loadAfter = "";
+  try {
+    for (const v of variants) servers[v] = await startServer(v, `${dir}/${v}.log`);
+    for (const v of variants) await wrk(servers[v]!.url, script, 2, CONNECTIONS);
+    for (const v of variants) await countAndTruncate(servers[v]!.logFile);
+
+    for (let round = 1; round <= rounds; round++) {
+      for (const v of variants) {
+        const server = servers[v]!;
+        const r = await wrk(server.url, script, seconds, CONNECTIONS);
+        results[v].push(r);
+        const lines = await countAndTruncate(server.logFile);
+        let note = "";
+        if (v === "stack") {
+          // Every completed request must have produced its access line (a few more: requests cut off at the end).
+          if (lines < r.requests) {
+            throw new Error(`stack wrote ${lines} log lines for ${r.requests} requests: is the access log on?`);
+          }
+          logLines.push(lines);
+          note = `  (${lines} access lines written)`;
+        }
+        console.log(
+          `round ${round} ${v.padEnd(5)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms` +
+            `  p99 ${r.p99Ms.toFixed(2)} ms${note}`,
+        );
+      }
+    }
+  } finally {
+    loadAfter = await loadavg();
+    for (const v of variants) await servers[v]?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+
+  const summary = (rs: WrkResult[]) => ({
+    rps: median(rs.map((r) => r.rps)),
+    p50Ms: median(rs.map((r) => r.p50Ms)),
+    p99Ms: median(rs.map((r) => r.p99Ms)),
+  });
+  const raw = summary(results.raw);
+  const stack = summary(results.stack);
+  // Each stack run against the raw run just before it, so drift in machine load cancels out.
+  const ratios = results.stack.map((r, i) => r.rps / results.raw[i].rps);
+  const ratio = median(ratios);
+  const p99Diffs = results.stack.map((r, i) => r.p99Ms - results.raw[i].p99Ms);
+  const p99Diff = stack.p99Ms - raw.p99Ms;
+  const ratioMet = ratio >= TARGET_RATIO;
+  const p99Met = p99Diff <= TARGET_P99_MS;
+  const fmtSummary = (s: typeof raw) =>
+    `${s.rps.toFixed(0)} req/s (p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms)`;
+  const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
+  console.log(`\nmedian raw   ${fmtSummary(raw)}`);
+  console.log(`median stack ${fmtSummary(stack)}`);
+  console.log(
+    `ratio stack/raw ${ratio.toFixed(3)} (median of per-round ${ratios.map((r) => r.toFixed(3)).join(", ")}; ` +
+      `target >= ${TARGET_RATIO}: ${ratioMet ? "met" : "NOT met"})`,
+  );
+  console.log(
+    `p99 stack - raw ${signed(p99Diff)} ms (medians; per round ${p99Diffs.map(signed).join(", ")} ms; ` +
+      `target <= +${TARGET_P99_MS} ms: ${p99Met ? "met" : "NOT met"})`,
+  );
+
+  if (args.includes("--no-write")) return;
+  const nproc = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/^processor\s*:/gm)?.length ??
+    navigator.hardwareConcurrency;
+  const command = ["deno task bench:http", ...args].join(" ");
+  const section = `## HTTP stack
+
+\`${command}\` (\`scripts/bench_http.ts\`), run ${new Date().toISOString().slice(0, 10)}.
+
+Machine: ${nproc} cores (${await cpuModel()}), ${Deno.build.os}/${Deno.build.arch}, Deno ${Deno.version.deno}, ${
+    wrkVersion.split(" [")[0]
+  }; servers and wrk on the same machine over loopback. Load average (1/5/15 min) before ${loadBefore}, after ${loadAfter}.
+
+The same handler (\`GET ${PATH}\` answering \`{"pong":true}\`) is served by two servers, each in its own
+\`deno run --allow-all\` subprocess: **raw**, \`Deno.serve\` calling the handler directly; and **stack**, a platform
+\`Service\` with its default stack (request context, tracing, security headers, recovery, access log, RED metrics, body
+limit) plus \`cors()\` (an allowed origin) and \`rateLimit()\` keyed by the \`X-Api-Key\` header (capacity never
+reached), behind a \`Router\`. The stack writes its access log as in production: the default logger at info to stdout,
+redirected to a file (the lines are counted after each run: ${
+    logLines.join(", ")
+  } lines, at least one per completed request). wrk (1 thread, ${CONNECTIONS} connections, ${seconds} s per run) sends
+both the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (raw, stack) for ${rounds} rounds. The table
+shows medians; the ratio is the median of each round's stack/raw ratio.
+
+| variant | req/s | p50 | p99 |
+| --- | ---: | ---: | ---: |
+| raw \`Deno.serve\` | ${raw.rps.toFixed(0)} | ${raw.p50Ms.toFixed(2)} ms | ${raw.p99Ms.toFixed(2)} ms |
+| full stack | ${stack.rps.toFixed(0)} | ${stack.p50Ms.toFixed(2)} ms | ${stack.p99Ms.toFixed(2)} ms |
+
+Ratio stack/raw: **${ratio.toFixed(3)}** (target >= ${TARGET_RATIO}: ${ratioMet ? "met" : "NOT met"}). p99 stack - raw:
+**${signed(p99Diff)} ms** (target <= +${TARGET_P99_MS} ms: ${p99Met ? "met" : "NOT met"}).
+
+Per round: raw ${results.raw.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")}. Stack ${
+    results.stack.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")
+  }. Ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}; p99 differences ${p99Diffs.map(signed).join(", ")} ms.
+`;
+  console.log(`wrote ${await writePerformanceSection("## HTTP stack", section)}`);
+}
