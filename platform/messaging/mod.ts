@@ -20,3 +20,7 @@ export * from "./kafka.ts";
 export * from "./context_propagation.ts";
 export * from "./backoff.ts";
 export * from "./limiter.ts";
+export * from "./schema.ts";
+export * from "./schema_registry.ts";
+export * from "./schema_compat.ts";
+export * from "./schema_snapshot.ts";

@@ -5,7 +5,7 @@ import { implement } from "../../platform/grpc/server.ts";
 import { Service } from "../../platform/service/service.ts";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import type { SystemConfig } from "../shared/config.ts";
-import { decodeEvent, type InventoryCommand, Topics } from "../shared/events.ts";
+import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { consume, grpcServer, jwksFor, relay, serviceTokenAuthorizer, verifierFor } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
@@ -23,7 +23,7 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
   svc.check("database", (signal) => db.ping(signal));
   relay(svc, () => db, () => infra.events());
   consume(svc, () => infra.events(), Topics.inventoryCommands, async (msg) => {
-    const cmd = decodeEvent<InventoryCommand>(msg.payload, ["inventory.reserve.v1", "inventory.release.v1"]);
+    const cmd = decodeEvent(msg, ["inventory.reserve.v1", "inventory.release.v1"]);
     const outcome = cmd.type === "inventory.reserve.v1"
       ? await reserve(db, msg.id, cmd.orderId, cmd.items)
       : await release(db, msg.id, cmd.orderId);

@@ -1,6 +1,6 @@
 import type { Database } from "../../platform/db/db.ts";
-import { claimOnce, enqueue } from "../../platform/outbox/outbox.ts";
-import { type InventoryEvent, type Item, Topics } from "../shared/events.ts";
+import { claimOnce } from "../../platform/outbox/outbox.ts";
+import { type InventoryEvent, type Item, publishEvent, Topics } from "../shared/events.ts";
 
 export interface Product {
   sku: string;
@@ -37,7 +37,7 @@ export async function getReservation(db: Database, orderId: string): Promise<Res
 }
 
 async function reply(tx: Parameters<Parameters<Database["transaction"]>[0]>[0], event: InventoryEvent) {
-  await enqueue(tx, { topic: Topics.inventoryEvents, key: event.orderId, payload: event });
+  await publishEvent(tx, { topic: Topics.inventoryEvents, key: event.orderId, payload: event });
 }
 
 /**

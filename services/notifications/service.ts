@@ -4,7 +4,7 @@ import { notFound } from "../../platform/http/problem.ts";
 import { Router } from "../../platform/http/router.ts";
 import { Service } from "../../platform/service/service.ts";
 import type { SystemConfig } from "../shared/config.ts";
-import { decodeEvent, Notices, type OrderConfirmedNotice } from "../shared/events.ts";
+import { decodeEvent, Notices } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { consume, jwksFor, verifierFor } from "../shared/wiring.ts";
 
@@ -23,7 +23,7 @@ export function createNotificationsService(config: SystemConfig, infra: Infra): 
   const svc = new Service({ name: "notifications", hostname: config.hostname, port: config.ports.notifications });
   const storage = infra.storage();
   consume(svc, () => infra.notices(), Notices.orderConfirmed, async (msg) => {
-    const n = decodeEvent<OrderConfirmedNotice>(msg.payload, ["order.confirmed.v1"]);
+    const n = decodeEvent(msg, ["order.confirmed.v1"]);
     if (!ORDER_ID.test(n.orderId)) {
       throw new TypeError(`Cannot write a receipt for order id ${JSON.stringify(n.orderId)}`);
     }

@@ -8,7 +8,7 @@ import { Service } from "../../platform/service/service.ts";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import type { SystemConfig } from "../shared/config.ts";
-import { decodeEvent, type InventoryEvent, Notices, type PaymentEvent, Topics } from "../shared/events.ts";
+import { decodeEvent, Notices, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import {
   consume,
@@ -45,7 +45,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   relay(svc, () => db, (topic) => topic === Notices.orderConfirmed ? infra.notices() : infra.events());
   for (const topic of [Topics.inventoryEvents, Topics.paymentEvents]) {
     consume(svc, () => infra.events(), topic, async (msg) => {
-      const event = decodeEvent<InventoryEvent | PaymentEvent>(msg.payload, REPLY_TYPES);
+      const event = decodeEvent(msg, REPLY_TYPES);
       const outcome = await applyReply(db, msg.id, event);
       svc.log.info("saga step", { type: event.type, orderId: event.orderId, outcome });
     }, { group: `orders-saga.${topic}` });

@@ -1,6 +1,6 @@
 import type { Database, Tx } from "../../platform/db/db.ts";
-import { claimOnce, enqueue } from "../../platform/outbox/outbox.ts";
-import type { InventoryEvent, Item, PaymentEvent } from "../shared/events.ts";
+import { claimOnce } from "../../platform/outbox/outbox.ts";
+import { type InventoryEvent, type Item, type PaymentEvent, publishEvent } from "../shared/events.ts";
 import { advance, type Order, type Outgoing, startSaga } from "./saga.ts";
 
 interface OrderRow {
@@ -39,7 +39,7 @@ function fromRow(r: OrderRow): StoredOrder {
 }
 
 async function publishAll(tx: Tx, orderId: string, out: Outgoing[]): Promise<void> {
-  for (const o of out) await enqueue(tx, { topic: o.topic, key: orderId, payload: o.payload });
+  for (const o of out) await publishEvent(tx, { topic: o.topic, key: orderId, payload: o.payload });
 }
 
 /** What creating an order needs, already validated and priced. */

@@ -6,7 +6,7 @@ import { currentContext } from "../../platform/context/context.ts";
 import { Service } from "../../platform/service/service.ts";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
 import type { SystemConfig } from "../shared/config.ts";
-import { decodeEvent, type PaymentCommand, Topics } from "../shared/events.ts";
+import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { consume, grpcServer, jwksFor, relay, serviceTokenAuthorizer, verifierFor } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
@@ -30,7 +30,7 @@ export function createPaymentsService(
   svc.check("database", (signal) => db.ping(signal));
   relay(svc, () => db, () => infra.events());
   consume(svc, () => infra.events(), Topics.paymentCommands, async (msg) => {
-    const cmd = decodeEvent<PaymentCommand>(msg.payload, ["payments.charge.v1"]);
+    const cmd = decodeEvent(msg, ["payments.charge.v1"]);
     const result = await provider.charge(
       { idempotencyKey: cmd.orderId, amountCents: cmd.amountCents, token: cmd.paymentToken },
       currentContext()?.signal,

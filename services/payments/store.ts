@@ -1,6 +1,6 @@
 import type { Database } from "../../platform/db/db.ts";
-import { claimOnce, enqueue } from "../../platform/outbox/outbox.ts";
-import { type PaymentEvent, Topics } from "../shared/events.ts";
+import { claimOnce } from "../../platform/outbox/outbox.ts";
+import { type PaymentEvent, publishEvent, Topics } from "../shared/events.ts";
 import type { ChargeResult } from "./provider.ts";
 
 export interface Payment {
@@ -56,7 +56,7 @@ export async function recordCharge(
     const event: PaymentEvent = r.status === "SUCCEEDED"
       ? { type: "payments.succeeded.v1", orderId, providerRef: r.provider_ref }
       : { type: "payments.failed.v1", orderId, reason: r.reason };
-    await enqueue(tx, { topic: Topics.paymentEvents, key: orderId, payload: event });
+    await publishEvent(tx, { topic: Topics.paymentEvents, key: orderId, payload: event });
     return "recorded";
   });
 }

@@ -1,3 +1,19 @@
+import type { Tx } from "../../platform/db/db.ts";
+import type { Message } from "../../platform/messaging/message.ts";
+import { type Infer, s } from "../../platform/messaging/schema.ts";
+import {
+  assertMessage,
+  createMessageRegistry,
+  decodeMessage,
+  defineMessageType,
+  messageHeaders,
+  type MessageOf,
+  SchemaError,
+} from "../../platform/messaging/schema_registry.ts";
+import { enqueue } from "../../platform/outbox/outbox.ts";
+
+export { SchemaError };
+
 /**
  * The messages the services exchange: topics and payload shapes. This is the published contract between services;
  * each payload carries a `type` with its version.
@@ -17,50 +33,94 @@ export const Notices = {
   orderConfirmed: "order.confirmed",
 } as const;
 
-export interface Item {
-  sku: string;
-  quantity: number;
-}
-
-export type OrderEvent =
-  | { type: "orders.created.v1"; orderId: string; customerId: string; items: Item[]; totalCents: number }
-  | { type: "orders.confirmed.v1"; orderId: string; customerId: string; totalCents: number }
-  | { type: "orders.cancelled.v1"; orderId: string; customerId: string; reason: string };
-
-export type InventoryCommand =
-  | { type: "inventory.reserve.v1"; orderId: string; items: Item[] }
-  | { type: "inventory.release.v1"; orderId: string };
-
-export type InventoryEvent =
-  | { type: "inventory.reserved.v1"; orderId: string }
-  | { type: "inventory.rejected.v1"; orderId: string; reason: string }
-  | { type: "inventory.released.v1"; orderId: string };
-
-export type PaymentCommand = { type: "payments.charge.v1"; orderId: string; amountCents: number; paymentToken: string };
-
-export type PaymentEvent =
-  | { type: "payments.succeeded.v1"; orderId: string; providerRef: string }
-  | { type: "payments.failed.v1"; orderId: string; reason: string };
-
-export interface OrderConfirmedNotice {
-  type: "order.confirmed.v1";
-  orderId: string;
-  customerId: string;
-  items: Item[];
-  totalCents: number;
-  confirmedAt: string;
-}
-
-const dec = new TextDecoder();
+const OrderId = s.string({ minLength: 1, maxLength: 128 });
+const CustomerId = s.string({ minLength: 1, maxLength: 256 });
+const Reason = s.string();
+const Cents = s.integer({ minimum: 0 });
+const ItemSchema = s.object({ sku: s.string({ minLength: 1, maxLength: 128 }), quantity: s.integer({ minimum: 1 }) });
+const Items = s.array(ItemSchema, { minItems: 1, maxItems: 1000 });
 
 /**
- * Decodes a JSON message payload and checks it has one of the expected `type`s; throws a `TypeError` naming what
- * arrived otherwise.
+ * Every published message type. A type, once published, only gains optional properties; any other change is a new
+ * version (`….v2`) published alongside it. `services/shared/events_compat_test.ts` holds this list to the snapshot in
+ * `schemas/events.snapshot.json` (update it with `deno task schemas:snapshot`).
  */
-export function decodeEvent<T extends { type: string }>(payload: Uint8Array, types: readonly T["type"][]): T {
-  const value = JSON.parse(dec.decode(payload));
-  if (typeof value !== "object" || value === null || !types.includes(value.type)) {
-    throw new TypeError(`Cannot decode message as ${types.join(" | ")}: type is ${JSON.stringify(value?.type)}`);
-  }
-  return value as T;
+export const EventTypes = [
+  defineMessageType({
+    type: "orders.created.v1",
+    schema: s.object({ orderId: OrderId, customerId: CustomerId, items: Items, totalCents: Cents }),
+  }),
+  defineMessageType({
+    type: "orders.confirmed.v1",
+    schema: s.object({ orderId: OrderId, customerId: CustomerId, totalCents: Cents }),
+  }),
+  defineMessageType({
+    type: "orders.cancelled.v1",
+    schema: s.object({ orderId: OrderId, customerId: CustomerId, reason: Reason }),
+  }),
+  defineMessageType({ type: "inventory.reserve.v1", schema: s.object({ orderId: OrderId, items: Items }) }),
+  defineMessageType({ type: "inventory.release.v1", schema: s.object({ orderId: OrderId }) }),
+  defineMessageType({ type: "inventory.reserved.v1", schema: s.object({ orderId: OrderId }) }),
+  defineMessageType({ type: "inventory.rejected.v1", schema: s.object({ orderId: OrderId, reason: Reason }) }),
+  defineMessageType({ type: "inventory.released.v1", schema: s.object({ orderId: OrderId }) }),
+  defineMessageType({
+    type: "payments.charge.v1",
+    schema: s.object({ orderId: OrderId, amountCents: Cents, paymentToken: s.string({ minLength: 1 }) }),
+  }),
+  defineMessageType({ type: "payments.succeeded.v1", schema: s.object({ orderId: OrderId, providerRef: s.string() }) }),
+  defineMessageType({ type: "payments.failed.v1", schema: s.object({ orderId: OrderId, reason: Reason }) }),
+  defineMessageType({
+    type: "order.confirmed.v1",
+    schema: s.object({
+      orderId: OrderId,
+      customerId: CustomerId,
+      items: Items,
+      totalCents: Cents,
+      confirmedAt: s.string({ pattern: "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$" }),
+    }),
+  }),
+] as const;
+
+/** The registry of {@linkcode EventTypes}, for encoding, decoding and validating. */
+export const events = createMessageRegistry(EventTypes);
+
+/** A payload of one of the published types, by name. */
+export type Event<T extends EventType = EventType> = MessageOf<Extract<(typeof EventTypes)[number], { type: T }>>;
+/** The name of a published type. */
+export type EventType = (typeof EventTypes)[number]["type"];
+
+export type Item = Infer<typeof ItemSchema>;
+export type OrderEvent = Event<"orders.created.v1" | "orders.confirmed.v1" | "orders.cancelled.v1">;
+export type InventoryCommand = Event<"inventory.reserve.v1" | "inventory.release.v1">;
+export type InventoryEvent = Event<"inventory.reserved.v1" | "inventory.rejected.v1" | "inventory.released.v1">;
+export type PaymentCommand = Event<"payments.charge.v1">;
+export type PaymentEvent = Event<"payments.succeeded.v1" | "payments.failed.v1">;
+export type OrderConfirmedNotice = Event<"order.confirmed.v1">;
+
+/**
+ * Decodes a JSON message, checks its type is one of `types` and validates it against that type's schema; throws a
+ * {@linkcode SchemaError} (not retryable) naming the type and every failing path otherwise.
+ */
+export function decodeEvent<const T extends EventType>(
+  msg: Pick<Message, "headers" | "payload">,
+  types: readonly T[],
+): Event<T> {
+  return decodeMessage(events, msg, types) as Event<T>;
+}
+
+/**
+ * Validates `payload` against its type's schema (throwing {@linkcode SchemaError}) and writes it to the outbox in
+ * `tx`, with `content-type` and `message-type` headers. The one place services publish events.
+ */
+export async function publishEvent(
+  tx: Tx,
+  msg: { topic: string; key?: string; payload: Event },
+): Promise<string> {
+  const type = assertMessage(events, msg.payload);
+  return await enqueue(tx, {
+    topic: msg.topic,
+    key: msg.key,
+    headers: messageHeaders(type.type),
+    payload: msg.payload,
+  });
 }

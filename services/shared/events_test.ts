@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import type { Database } from "../../platform/db/db.ts";
+import {
+  decodeEvent,
+  EventTypes,
+  type InventoryEvent,
+  type Item,
+  type OrderConfirmedNotice,
+  type OrderEvent,
+  type PaymentCommand,
+  publishEvent,
+  SchemaError,
+} from "./events.ts";
+
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+function assertType<_T extends true>(): void {}
+
+const enc = new TextEncoder();
+const msg = (body: unknown) => ({ headers: {}, payload: enc.encode(JSON.stringify(body)) });
+
+Deno.test("the event types inferred from the schemas are the hand-written contract", () => {
+  assertType<Equals<Item, { sku: string; quantity: number }>>();
+  assertType<
+    Equals<
+      OrderEvent,
+      | { type: "orders.created.v1"; orderId: string; customerId: string; items: Item[]; totalCents: number }
+      | { type: "orders.confirmed.v1"; orderId: string; customerId: string; totalCents: number }
+      | { type: "orders.cancelled.v1"; orderId: string; customerId: string; reason: string }
+    >
+  >();
+  assertType<
+    Equals<
+      InventoryEvent,
+      | { type: "inventory.reserved.v1"; orderId: string }
+      | { type: "inventory.rejected.v1"; orderId: string; reason: string }
+      | { type: "inventory.released.v1"; orderId: string }
+    >
+  >();
+  assertType<
+    Equals<PaymentCommand, { type: "payments.charge.v1"; orderId: string; amountCents: number; paymentToken: string }>
+  >();
+  assertType<
+    Equals<OrderConfirmedNotice, {
+      type: "order.confirmed.v1";
+      orderId: string;
+      customerId: string;
+      items: Item[];
+      totalCents: number;
+      confirmedAt: string;
+    }>
+  >();
+  assert.equal(EventTypes.length, 12);
+});
+
+Deno.test("decodeEvent() validates the payload and narrows to the expected types", () => {
+  const cmd = decodeEvent(msg({ type: "payments.charge.v1", orderId: "o-1", amountCents: 500, paymentToken: "tok" }), [
+    "payments.charge.v1",
+  ]);
+  assert.equal(cmd.amountCents, 500);
+  assert.throws(
+    () => decodeEvent(msg({ type: "payments.charge.v1", orderId: "o-1", amountCents: -5 }), ["payments.charge.v1"]),
+    (e: unknown) =>
+      e instanceof SchemaError && e.type === "payments.charge.v1" &&
+      e.errors.map((v) => v.path).join() === "/amountCents,/paymentToken",
+  );
+  assert.throws(() => decodeEvent(msg({ type: "orders.created.v1" }), ["payments.charge.v1"]), SchemaError);
+});
+
+Deno.test("publishEvent() validates before enqueueing and sets the message-type header", async () => {
+  const queries: unknown[][] = [];
+  const tx = { query: (_sql: string, params: unknown[] = []) => (queries.push(params), Promise.resolve([])) };
+  const asTx = tx as unknown as Parameters<Parameters<Database["transaction"]>[0]>[0];
+  await publishEvent(asTx, {
+    topic: "inventory.events",
+    key: "o-1",
+    payload: { type: "inventory.rejected.v1", orderId: "o-1", reason: "out of stock: kettle" },
+  });
+  assert.equal(queries[0][1], "inventory.events");
+  assert.equal(JSON.parse(queries[0][3] as string)["message-type"], "inventory.rejected.v1");
+  await assert.rejects(
+    publishEvent(asTx, { topic: "inventory.events", payload: { type: "inventory.rejected.v1", orderId: "" } as never }),
+    SchemaError,
+  );
+  assert.equal(queries.length, 2, "nothing is written for an invalid event");
+});
