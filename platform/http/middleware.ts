@@ -112,12 +112,16 @@ export function accessLog(log: Logger): Middleware {
   return (next) =>
     async function accessLog(req) {
       const start = performance.now();
-      // A handler that throws still gets its line, as the 500 that recovery() will turn it into.
+      // A handler that throws still gets its line, with the status recovery() will answer.
       let status = 500;
       try {
         const res = await next(req);
         status = res.status;
         return res;
+      } catch (err) {
+        // recovery() answers a thrown HttpError with its own status, anything else with 500.
+        if (err instanceof HttpError) status = err.status;
+        throw err;
       } finally {
         log.info("request", {
           method: req.method,

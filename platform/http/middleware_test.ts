@@ -3,7 +3,7 @@ import { type Context, currentContext } from "../context/context.ts";
 import { createLogger } from "../log/logger.ts";
 import { chain, type Handler } from "./handler.ts";
 import { accessLog, recovery, requestContext } from "./middleware.ts";
-import { HttpError } from "./problem.ts";
+import { HttpError, notFound } from "./problem.ts";
 import { Router } from "./router.ts";
 
 function memoryLog() {
@@ -176,4 +176,14 @@ Deno.test("accessLog() writes a 500 line when the handler throws, and rethrows",
   assert.equal(lines.length, 1);
   assert.equal(lines[0].status, 500);
   assert.equal(lines[0].route, "unmatched");
+});
+
+Deno.test("accessLog() records the status of a thrown HttpError, not 500", async () => {
+  const lines: string[] = [];
+  const log = createLogger("t", { write: (l) => lines.push(l) });
+  const h = chain(requestContext(), recovery(log), accessLog(log))(() => Promise.reject(notFound("nothing here")));
+  const res = await h(new Request("http://x/missing"));
+  assert.equal(res.status, 404);
+  await res.body?.cancel();
+  assert.equal(JSON.parse(lines.at(-1)!).status, 404);
 });

@@ -1,6 +1,7 @@
 import { Counter, Histogram, type Registry } from "prom-client";
 import { currentContext } from "../context/context.ts";
 import type { Middleware } from "../http/handler.ts";
+import { HttpError } from "../http/problem.ts";
 
 /**
  * RED metrics per route template: `http_requests_total{method,route,status}` and
@@ -35,6 +36,10 @@ export function redMetrics(registry: Registry): Middleware {
         const res = await next(req);
         status = res.status;
         return res;
+      } catch (err) {
+        // recovery() answers a thrown HttpError with its own status, anything else with 500.
+        if (err instanceof HttpError) status = err.status;
+        throw err;
       } finally {
         const route = currentContext()?.route ?? "unmatched";
         requests.inc({ method: req.method, route, status: String(status) });
