@@ -24,3 +24,4 @@ export * from "./schema.ts";
 export * from "./schema_registry.ts";
 export * from "./schema_compat.ts";
 export * from "./schema_snapshot.ts";
+export * from "./middleware/mod.ts";

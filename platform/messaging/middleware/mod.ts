@@ -1,0 +1,28 @@
+/**
+ * Consumer middleware on the `MessageHandler` shape (`(next) => handler`, composed with
+ * `chainHandlers`), and the dead-letter operations that go with `deadLetter`.
+ *
+ * @example Wire a consumer's middleware in one place
+ * ```ts
+ * import { createMemoryBroker } from "../memory.ts";
+ * import { chainHandlers, concurrencyLimit, deadLetter, retry, timeout } from "./mod.ts";
+ * const bus = createMemoryBroker();
+ * const handler = chainHandlers(
+ *   deadLetter("orders.events", { publisher: bus, maxAttempts: 5 }),
+ *   concurrencyLimit({ max: 8 }),
+ *   retry({ attempts: 3 }),
+ *   timeout({ ms: 5_000 }),
+ * )(async (msg) => console.log(msg.id));
+ * await bus.subscribe("orders.events", handler, { group: "payments", concurrency: 8 });
+ * await bus.close();
+ * ```
+ * @module
+ */
+export * from "./chain.ts";
+export * from "./timeout.ts";
+export * from "./retry.ts";
+export * from "./dead_letter.ts";
+export * from "./concurrency_limit.ts";
+export * from "./inbox.ts";
+// The operations on what deadLetter() produced, so `mod.ts` of the package needs one line for both.
+export * from "../dlq.ts";

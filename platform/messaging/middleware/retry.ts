@@ -1,0 +1,55 @@
+import { currentContext } from "../../context/context.ts";
+import { backoffDelay, type BackoffOptions, delay } from "../backoff.ts";
+import type { HandlerMiddleware } from "./chain.ts";
+
+/** Options for {@linkcode retry}. */
+export interface RetryOptions {
+  /** Calls of the handler per delivery, the first included. @default {3} */
+  attempts?: number;
+  /** Caps of the exponential backoff; each wait is drawn uniformly from zero to the cap (full jitter). @default {{ initialDelayMs: 50, maxDelayMs: 2000 }} */
+  backoff?: BackoffOptions;
+  /** Source of randomness in [0, 1), injectable for tests. @default {Math.random} */
+  random?: () => number;
+  /** Waits `ms` or rejects when `signal` aborts; injectable for tests. @default {delay} */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/**
+ * Retries a failing handler in place, before the failure reaches the adapter (which then redelivers the message as
+ * usual): up to `attempts` calls, waiting `random() * backoffDelay(n, backoff)` after the n-th failure (exponential
+ * backoff with full jitter). The message passed to every call is the same, `attempt` included: `attempt` counts
+ * deliveries, not in-place calls. A retry stops early, rethrowing the last error, once the context's signal aborts.
+ *
+ * @example Three calls per delivery
+ * ```ts
+ * import { retry } from "./retry.ts";
+ * const handler = retry({ attempts: 3, backoff: { initialDelayMs: 100, maxDelayMs: 1_000 } })(async (msg) => {
+ *   console.log(msg.id);
+ * });
+ * ```
+ */
+export function retry(options: RetryOptions = {}): HandlerMiddleware {
+  const attempts = options.attempts ?? 3;
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new RangeError(
+      `Cannot create retry middleware as attempts is not a positive integer: current value is ${attempts}`,
+    );
+  }
+  const backoff = { initialDelayMs: 50, maxDelayMs: 2000, ...options.backoff };
+  const random = options.random ?? Math.random;
+  const sleep = options.sleep ?? delay;
+  return (next) =>
+    async function retryHandler(msg) {
+      for (let call = 1;; call++) {
+        try {
+          return await next(msg);
+        } catch (err) {
+          const signal = currentContext()?.signal;
+          if (call >= attempts || signal?.aborted) throw err;
+          await sleep(Math.floor(random() * backoffDelay(call, backoff)), signal).catch(() => {
+            throw err;
+          });
+        }
+      }
+    };
+}

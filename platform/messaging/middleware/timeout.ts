@@ -1,0 +1,55 @@
+import { type Context, currentContext, newRequestId, runWithContext } from "../../context/context.ts";
+import type { HandlerMiddleware } from "./chain.ts";
+
+/** Options for {@linkcode timeout}. */
+export interface TimeoutOptions {
+  /** Budget of one attempt, in milliseconds. */
+  ms: number;
+}
+
+/**
+ * Gives each attempt of the handler a deadline. The handler runs in a child of the delivery's context whose `signal`
+ * aborts (with a `TimeoutError` `DOMException`) and whose `deadline` is due after `ms` (or earlier, if the message
+ * carried an earlier deadline); at that moment the attempt rejects with that `TimeoutError`, so the adapter
+ * redelivers the message (and {@linkcode retry} retries it).
+ *
+ * The handler is cancelled through the signal: pass `currentContext().signal` to every call it makes. A handler that
+ * ignores the signal keeps running after the attempt failed, possibly next to the redelivery.
+ *
+ * @example Fail an attempt that takes longer than two seconds
+ * ```ts
+ * import { currentContext } from "../../context/context.ts";
+ * import { timeout } from "./timeout.ts";
+ * const handler = timeout({ ms: 2_000 })(async (msg) => {
+ *   await fetch("https://payments.example/charge", { method: "POST", signal: currentContext()?.signal });
+ * });
+ * ```
+ */
+export function timeout(options: TimeoutOptions): HandlerMiddleware {
+  const { ms } = options;
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new RangeError(`Cannot create timeout middleware as ms is not a positive number: current value is ${ms}`);
+  }
+  return (next) =>
+    async function timeoutHandler(msg) {
+      const parent = currentContext();
+      const controller = new AbortController();
+      const expired = Promise.withResolvers<never>();
+      const timer = setTimeout(() => {
+        const reason = new DOMException(`message ${msg.id} was not handled within ${ms} ms`, "TimeoutError");
+        controller.abort(reason);
+        expired.reject(reason);
+      }, ms);
+      const deadline = Math.min(Date.now() + ms, parent?.deadline ?? Infinity);
+      const ctx: Context = {
+        ...(parent ?? { requestId: newRequestId() }),
+        signal: parent ? AbortSignal.any([parent.signal, controller.signal]) : controller.signal,
+        deadline,
+      };
+      try {
+        await Promise.race([runWithContext(ctx, () => next(msg)), expired.promise]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+}
