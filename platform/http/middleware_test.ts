@@ -180,7 +180,7 @@ Deno.test("accessLog() writes a 500 line when the handler throws, and rethrows",
 
 Deno.test("accessLog() records the status of a thrown HttpError, not 500", async () => {
   const lines: string[] = [];
-  const log = createLogger("t", { write: (l) => lines.push(l) });
+  const log = createLogger("t", { level: "info", write: (l) => lines.push(l) });
   const h = chain(requestContext(), recovery(log), accessLog(log))(() => Promise.reject(notFound("nothing here")));
   const res = await h(new Request("http://x/missing"));
   assert.equal(res.status, 404);
