@@ -1,6 +1,6 @@
 import { contextFromHeaders, currentContext, runWithContext } from "../context/context.ts";
 import type { Logger } from "../log/logger.ts";
-import type { Middleware } from "./handler.ts";
+import type { Handler, Middleware } from "./handler.ts";
 import { errorResponse, HttpError } from "./problem.ts";
 
 /** Options for {@linkcode requestContext}. */
@@ -110,25 +110,43 @@ function deadlineExceeded(): HttpError {
  */
 export function accessLog(log: Logger): Middleware {
   return (next) =>
-    async function accessLog(req) {
+    function accessLog(req) {
       const start = performance.now();
-      // A handler that throws still gets its line, with the status recovery() will answer.
-      let status = 500;
-      try {
-        const res = await next(req);
-        status = res.status;
-        return res;
-      } catch (err) {
-        // recovery() answers a thrown HttpError with its own status, anything else with 500.
-        if (err instanceof HttpError) status = err.status;
-        throw err;
-      } finally {
+      return withOutcome(next, req, (status) =>
         log.info("request", {
           method: req.method,
           route: currentContext()?.route ?? "unmatched",
           status,
           ms: Math.round((performance.now() - start) * 100) / 100,
-        });
-      }
+        }));
     };
+}
+
+/**
+ * Runs `next(req)` and then reports the status the client will get to `done`, also when the handler throws: a
+ * thrown `HttpError`'s status, else 500, as `recovery()` will answer. For middleware that observes outcomes (logs,
+ * metrics) from inside `recovery()`.
+ *
+ * @example
+ * ```ts
+ * import { withOutcome } from "./middleware.ts";
+ * const res = await withOutcome(async () => new Response("ok"), new Request("http://x/"), (s) => console.log(s));
+ * ```
+ */
+export async function withOutcome(
+  next: Handler,
+  req: Request,
+  done: (status: number) => void,
+): Promise<Response> {
+  let status = 500;
+  try {
+    const res = await next(req);
+    status = res.status;
+    return res;
+  } catch (err) {
+    if (err instanceof HttpError) status = err.status;
+    throw err;
+  } finally {
+    done(status);
+  }
 }

@@ -1,7 +1,7 @@
 import { Counter, Histogram, type Registry } from "prom-client";
 import { currentContext } from "../context/context.ts";
 import type { Middleware } from "../http/handler.ts";
-import { HttpError } from "../http/problem.ts";
+import { withOutcome } from "../http/middleware.ts";
 
 /**
  * RED metrics per route template: `http_requests_total{method,route,status}` and
@@ -29,21 +29,12 @@ export function redMetrics(registry: Registry): Middleware {
     registers: [registry],
   });
   return (next) =>
-    async function redMetrics(req) {
+    function redMetrics(req) {
       const start = performance.now();
-      let status = 500;
-      try {
-        const res = await next(req);
-        status = res.status;
-        return res;
-      } catch (err) {
-        // recovery() answers a thrown HttpError with its own status, anything else with 500.
-        if (err instanceof HttpError) status = err.status;
-        throw err;
-      } finally {
+      return withOutcome(next, req, (status) => {
         const route = currentContext()?.route ?? "unmatched";
         requests.inc({ method: req.method, route, status: String(status) });
         duration.observe({ method: req.method, route }, (performance.now() - start) / 1000);
-      }
+      });
     };
 }
