@@ -7,6 +7,7 @@ import type { Database } from "../../platform/db/db.ts";
 import { PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../../platform/grpc/errors.ts";
 import { type Authorize, type GrpcService, serveGrpc } from "../../platform/grpc/server.ts";
 import type { MessageHandler, PubSub, SubscribeOptions } from "../../platform/messaging/message.ts";
+import { deadLetter } from "../../platform/messaging/middleware/dead_letter.ts";
 import { type PendingMessage, startRelay } from "../../platform/outbox/outbox.ts";
 import type { Service } from "../../platform/service/service.ts";
 import { ContextHeaders, currentContext } from "../../platform/context/context.ts";
@@ -85,7 +86,7 @@ export function grpcServer(
   return () => address;
 }
 
-/** Subscribes `handler` from start to stop of `svc`. */
+/** Subscribes `handler` from start to stop of `svc`, dead-lettering poison messages where the bus redelivers. */
 export function consume(
   svc: Service,
   bus: () => Promise<PubSub>,
@@ -94,7 +95,13 @@ export function consume(
   options: SubscribeOptions,
 ): void {
   svc.onStart(`consume ${topic}`, async () => {
-    const sub = await (await bus()).subscribe(topic, handler, options);
+    const pubsub = await bus();
+    // Where redelivery exists, a message that keeps failing (or can never succeed, like one that breaks its schema)
+    // goes to <topic>.dlq after 5 attempts instead of blocking its key; at-most-once buses just drop failures.
+    const guarded = pubsub.features.redelivery
+      ? deadLetter(topic, { publisher: pubsub, maxAttempts: 5 })(handler)
+      : handler;
+    const sub = await pubsub.subscribe(topic, guarded, options);
     svc.onStop(`consume ${topic}`, () => sub.close());
   });
 }

@@ -17,7 +17,8 @@ export interface DeadLetterOptions {
 }
 
 /**
- * Moves a poison message out of the way: when the handler throws on delivery `maxAttempts` or later, the message is
+ * Moves a poison message out of the way: when the handler throws on delivery `maxAttempts` or later (or throws an
+ * error with `retryable: false`, such as a `SchemaError`, on any delivery), the message is
  * published to the dead-letter topic (its original id in a new message, original key, payload and headers, plus the
  * {@linkcode DeadLetterHeaders}) and the delivery is acknowledged, so the partition (Kafka) or key (in-memory broker)
  * moves on. Earlier failures are rethrown and redelivered as usual. If publishing the dead letter fails, that error
@@ -61,7 +62,9 @@ export function deadLetter(sourceTopic: string, options: DeadLetterOptions): Han
       try {
         await next(msg);
       } catch (err) {
-        if (msg.attempt < maxAttempts) throw err;
+        // An error that says retrying cannot help (a SchemaError, say) is a poison message at once.
+        const hopeless = (err as { retryable?: unknown } | null)?.retryable === false;
+        if (msg.attempt < maxAttempts && !hopeless) throw err;
         try {
           await publisher.publish(dlqTopic, {
             key: msg.key,

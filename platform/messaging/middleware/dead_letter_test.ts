@@ -144,3 +144,11 @@ Deno.test({
     }
   },
 });
+
+Deno.test("deadLetter() dead-letters at once an error that says retrying cannot help (retryable: false)", async () => {
+  const { sent, publisher } = recorder();
+  const hopeless = Object.assign(new Error("does not match the schema"), { retryable: false });
+  await deadLetter("orders", { publisher, maxAttempts: 5 })(() => Promise.reject(hopeless))(msg(1));
+  strictEqual(sent.length, 1);
+  strictEqual(sent[0].msg.headers?.["dlq-attempts"], "1");
+});

@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { listDeadLetters } from "../../platform/messaging/dlq.ts";
+import type { PubSub } from "../../platform/messaging/message.ts";
+import type { Infra } from "../../services/shared/infra.ts";
+import { embeddedSystem } from "../support/system.ts";
+
+Deno.test("a command that breaks its schema goes to the dead-letter topic at once, and the service keeps working", async () => {
+  let bus: PubSub | undefined;
+  await using env = await embeddedSystem({
+    wrap: (infra): Infra => ({
+      ...infra,
+      events: async () => (bus = await infra.events()),
+    }),
+  });
+  const poison = new TextEncoder().encode(JSON.stringify({ type: "inventory.reserve.v1", orderId: "o-1", items: "?" }));
+  await bus!.publish("inventory.commands", { id: "poison-1", key: "o-1", payload: poison });
+  let letters: Awaited<ReturnType<typeof listDeadLetters>> = [];
+  for (let i = 0; i < 100 && letters.length === 0; i++) {
+    letters = await listDeadLetters(bus!, "inventory.commands.dlq", { limit: 10, idleMs: 50 });
+  }
+  assert.equal(letters.length, 1);
+  assert.equal(letters[0].id, "poison-1");
+  assert.equal(letters[0].attempts, 1);
+  assert.match(letters[0].error ?? "", /SchemaError|schema/i);
+  const res = await fetch(`${env.endpoints.auth}/.well-known/jwks.json`);
+  assert.equal(res.status, 200);
+  await res.body?.cancel();
+});
