@@ -8,6 +8,7 @@ import {
   type ServiceDefinition,
   type ServiceError,
 } from "@grpc/grpc-js";
+import { backoffDelay, delay } from "../async/backoff.ts";
 import { ContextHeaders, contextHeaders, currentContext } from "../context/context.ts";
 import { DeadlineExceededError, GrpcError, grpcError, status, UnavailableError } from "./errors.ts";
 import type { RequestOf, ResponseOf } from "./server.ts";
@@ -135,9 +136,11 @@ export function createGrpcClient<D extends ServiceDefinition>(
         });
       } catch (err) {
         if (!(err instanceof GrpcError) || !retryable || attempt >= maxAttempts || !RETRYABLE.has(err.code)) throw err;
-        const backoff = Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+        const backoff = Math.random() * backoffDelay(attempt, { initialDelayMs: baseDelayMs, maxDelayMs });
         if (Date.now() + backoff >= deadline) throw err;
-        await sleep(backoff, signal);
+        await delay(backoff, signal).catch(() => {
+          throw abortError(signal!);
+        });
       }
     }
   };
@@ -167,21 +170,6 @@ function unary(
     });
     const onAbort = () => call.cancel();
     signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal!));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
 

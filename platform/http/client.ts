@@ -1,3 +1,4 @@
+import { backoffDelay, delay } from "../async/backoff.ts";
 import { ContextHeaders, contextHeaders, currentContext } from "../context/context.ts";
 import type { Problem } from "./problem.ts";
 
@@ -325,14 +326,14 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     }
 
     function backoffMs(attempt: number): number {
-      return Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+      return Math.random() * backoffDelay(attempt, { initialDelayMs: baseDelayMs, maxDelayMs });
     }
 
     /** Sleeps `ms` unless that would pass the deadline, in which case the last `failure` stands. */
     async function backoff(ms: number, failure?: Error): Promise<void> {
       if (Date.now() + ms >= deadline && failure) throw failure;
       try {
-        await sleep(ms, signal);
+        await delay(ms, signal);
       } catch (err) {
         throw aborted(err);
       }
@@ -436,19 +437,4 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

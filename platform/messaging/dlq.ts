@@ -1,3 +1,4 @@
+import { delay } from "../async/backoff.ts";
 import { ContextHeaders, newRequestId, runWithContext } from "../context/context.ts";
 import type { Message, Publisher, Subscriber } from "./message.ts";
 
@@ -182,21 +183,7 @@ function redrivenHeaders(headers: Record<string, string>): Record<string, string
   return out;
 }
 
-const systemClock: RedriveClock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise((resolve, reject) => {
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
-      signal.addEventListener("abort", onAbort, { once: true });
-    }),
-};
+const systemClock: RedriveClock = { now: () => Date.now(), sleep: delay };
 
 /** A dead letter as {@linkcode listDeadLetters} reports it. */
 export interface DeadLetterSummary {

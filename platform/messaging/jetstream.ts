@@ -13,7 +13,7 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { createLogger, type Logger } from "../log/logger.ts";
-import { backoffDelay, type BackoffOptions, delay } from "./backoff.ts";
+import { backoffDelay, type BackoffOptions, delay } from "../async/backoff.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
 import { createLimiter } from "./limiter.ts";
 import type {

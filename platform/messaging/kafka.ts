@@ -13,7 +13,7 @@ import {
 } from "kafkajs";
 import kafkajs from "kafkajs";
 import { createLogger, type Logger } from "../log/logger.ts";
-import { backoffDelay, type BackoffOptions, delay } from "./backoff.ts";
+import { backoffDelay, type BackoffOptions, delay } from "../async/backoff.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
 import type {
   Features,

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createLogger, type Logger } from "../log/logger.ts";
-import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import { backoffDelay, type BackoffOptions } from "../async/backoff.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
 import type {
   Features,

@@ -18,7 +18,7 @@ export * from "./nats.ts";
 export * from "./jetstream.ts";
 export * from "./kafka.ts";
 export * from "./context_propagation.ts";
-export * from "./backoff.ts";
+export * from "../async/backoff.ts";
 export * from "./limiter.ts";
 export * from "./schema.ts";
 export * from "./schema_registry.ts";

@@ -1,3 +1,4 @@
+import { delay } from "../async/backoff.ts";
 import { ContextHeaders, contextHeaders } from "../context/context.ts";
 import type { Database, Tx } from "../db/db.ts";
 import type { Logger } from "../log/logger.ts";
@@ -120,6 +121,7 @@ export async function startRelay(db: Database, options: RelayOptions): Promise<R
   const pollMs = options.pollMs ?? 1000;
   const retainMs = options.retainMs ?? 3_600_000;
   let running = true;
+  const stopping = new AbortController();
   let wake: (() => void) | undefined;
   let pending = true;
   const poke = () => {
@@ -171,7 +173,7 @@ export async function startRelay(db: Database, options: RelayOptions): Promise<R
       } catch (err) {
         if (!running) break;
         options.log.warn("outbox relay failed; retrying", { err, backoffMs: backoff });
-        await sleep(backoff);
+        await delay(backoff, stopping.signal).catch(() => {});
         backoff = Math.min(backoff * 2, 5_000);
         continue;
       }
@@ -192,6 +194,7 @@ export async function startRelay(db: Database, options: RelayOptions): Promise<R
     stop() {
       stopped ??= (async () => {
         running = false;
+        stopping.abort();
         wake?.();
         await loop;
         await unlisten();
@@ -199,8 +202,4 @@ export async function startRelay(db: Database, options: RelayOptions): Promise<R
       return stopped;
     },
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -1,3 +1,5 @@
+import { delay } from "../../platform/async/backoff.ts";
+
 /** The outcome of a charge the provider answered. */
 export type ChargeResult = { ok: true; ref: string } | { ok: false; reason: string };
 
@@ -62,19 +64,4 @@ export function simulatedProvider(options: SimulatedProviderOptions = {}): Payme
       return result;
     },
   };
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      signal?.removeEventListener("abort", abort);
-      resolve();
-    }
-    function abort() {
-      clearTimeout(t);
-      reject(signal!.reason);
-    }
-    signal?.addEventListener("abort", abort, { once: true });
-  });
 }

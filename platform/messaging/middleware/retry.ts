@@ -1,5 +1,5 @@
 import { currentContext } from "../../context/context.ts";
-import { backoffDelay, type BackoffOptions, delay } from "../backoff.ts";
+import { backoffDelay, type BackoffOptions, delay } from "../../async/backoff.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
 /** Options for {@linkcode retry}. */

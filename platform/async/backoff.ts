@@ -1,4 +1,4 @@
-/** Exponential backoff between redeliveries of a message whose handler threw. */
+/** Exponential backoff: the delay before a retry. */
 export interface BackoffOptions {
   /** Delay before the second attempt. @default {50} */
   initialDelayMs?: number;
@@ -7,8 +7,8 @@ export interface BackoffOptions {
 }
 
 /**
- * Milliseconds to wait before delivering attempt `attempt + 1` after attempt `attempt` failed: `initialDelayMs`
- * doubling per attempt, capped at `maxDelayMs`.
+ * Milliseconds to wait before attempt `attempt + 1` after attempt `attempt` failed: `initialDelayMs` doubling per
+ * attempt, capped at `maxDelayMs`. Multiply by `Math.random()` for full jitter.
  *
  * @example
  * ```ts
