@@ -1,4 +1,3 @@
-import { connectPostgres, ensureDatabase } from "../../platform/db/postgres.ts";
 import type { Database } from "../../platform/db/db.ts";
 import { createKafkaPubSub } from "../../platform/messaging/kafka.ts";
 import type { PubSub } from "../../platform/messaging/message.ts";
@@ -6,7 +5,7 @@ import { createNatsPubSub } from "../../platform/messaging/nats.ts";
 import type { Logger } from "../../platform/log/logger.ts";
 import { localStore } from "../../platform/storage/local.ts";
 import { Topics } from "./events.ts";
-import { type Infra, migrateService, once, serviceDatabaseUrl } from "./infra.ts";
+import { connectServiceDatabase, type Infra, migrateService, once } from "./infra.ts";
 
 /** Where the distributed infrastructure is. */
 export interface DistributedOptions {
@@ -64,9 +63,7 @@ export function distributedInfra(options: DistributedOptions): Infra {
   let closing: Promise<void> | undefined;
   return {
     async database(service, wanted) {
-      const url = serviceDatabaseUrl(options.databaseUrl, options.databasePrefix ?? "trellis", service);
-      await ensureDatabase(url);
-      const db = connectPostgres(url, { applicationName: `trellis-${service}` });
+      const db = await connectServiceDatabase(options.databaseUrl, options.databasePrefix ?? "trellis", service);
       dbs.push(db);
       await migrateService(db, service, wanted?.with);
       return db;

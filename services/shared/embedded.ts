@@ -1,9 +1,8 @@
-import { connectPostgres, ensureDatabase } from "../../platform/db/postgres.ts";
 import { createPglite } from "../../platform/db/pglite.ts";
 import type { Database } from "../../platform/db/db.ts";
 import { createMemoryBroker } from "../../platform/messaging/memory.ts";
 import { localStore } from "../../platform/storage/local.ts";
-import { type Infra, migrateService, once, serviceDatabaseUrl } from "./infra.ts";
+import { connectServiceDatabase, type Infra, migrateService, once } from "./infra.ts";
 
 /**
  * Embedded infrastructure for `deno task dev` and the embedded end-to-end test: one PGlite shared by every service
@@ -19,14 +18,9 @@ export function embeddedInfra(options: { storageDir: string; databaseUrl?: strin
   let closing: Promise<void> | undefined;
   return {
     async database(service, wanted) {
-      let db: Database;
-      if (options.databaseUrl) {
-        const url = serviceDatabaseUrl(options.databaseUrl, "trellis_dev", service);
-        await ensureDatabase(url);
-        db = connectPostgres(url);
-      } else {
-        db = (await pglite.get()).database(service);
-      }
+      const db = options.databaseUrl
+        ? await connectServiceDatabase(options.databaseUrl, "trellis_dev", service)
+        : (await pglite.get()).database(service);
       dbs.push(db);
       await migrateService(db, service, wanted?.with);
       return db;

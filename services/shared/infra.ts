@@ -1,5 +1,6 @@
 import type { Database } from "../../platform/db/db.ts";
 import { migrate } from "../../platform/db/migrate.ts";
+import { connectPostgres, ensureDatabase } from "../../platform/db/postgres.ts";
 import type { PubSub } from "../../platform/messaging/message.ts";
 import type { ObjectStore } from "../../platform/storage/object_store.ts";
 
@@ -40,6 +41,13 @@ export function serviceDatabaseUrl(base: string, prefix: string, service: string
   const url = new URL(base);
   url.pathname = `/${prefix}_${service}`;
   return url.href;
+}
+
+/** Connects to the service's own database `<prefix>_<service>` on the server at `base`, creating it when missing. */
+export async function connectServiceDatabase(base: string, prefix: string, service: string): Promise<Database> {
+  const url = serviceDatabaseUrl(base, prefix, service);
+  await ensureDatabase(url);
+  return connectPostgres(url, { applicationName: `trellis-${service}` });
 }
 
 /** Memoises an async factory so concurrent first callers share one result. */
