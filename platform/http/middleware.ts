@@ -1,5 +1,6 @@
 import { contextFromHeaders, currentContext, runWithContext } from "../context/context.ts";
 import type { Logger } from "../log/logger.ts";
+import { editHeaders } from "./_headers.ts";
 import type { Handler, Middleware } from "./handler.ts";
 import { errorResponse, HttpError } from "./problem.ts";
 
@@ -35,23 +36,11 @@ export function requestContext(options: RequestContextOptions = {}): Middleware 
             throw err;
           }
         });
-        return withHeader(res, "x-request-id", ctx.requestId);
+        return editHeaders(res, (h) => h.set("x-request-id", ctx.requestId));
       } finally {
         dispose();
       }
     };
-}
-
-function withHeader(res: Response, name: string, value: string): Response {
-  try {
-    res.headers.set(name, value);
-    return res;
-  } catch {
-    // Response.redirect() and fetch() responses have immutable headers; a copy shares the body without reading it.
-    const copy = new Response(res.body, res);
-    copy.headers.set(name, value);
-    return copy;
-  }
 }
 
 function raceDeadline(p: Promise<Response>, signal: AbortSignal): Promise<Response> {
