@@ -1,4 +1,5 @@
 import { backoffDelay, delay } from "../async/backoff.ts";
+import { readUpTo } from "./_bytes.ts";
 import { ContextHeaders, contextHeaders, currentContext } from "../context/context.ts";
 import type { Problem } from "./problem.ts";
 
@@ -401,38 +402,19 @@ async function readProblem(res: Response): Promise<Problem | undefined> {
     await res.body.cancel();
     return undefined;
   }
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+  let bytes: Uint8Array | undefined;
   try {
-    while (size <= MAX_PROBLEM_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
+    bytes = await readUpTo(res.body, MAX_PROBLEM_BYTES);
   } catch {
     return undefined;
-  } finally {
-    await reader.cancel().catch(() => {});
   }
-  if (size > MAX_PROBLEM_BYTES) return undefined;
+  if (!bytes) return undefined;
   try {
-    const body = JSON.parse(new TextDecoder().decode(concat(chunks, size)));
+    const body = JSON.parse(new TextDecoder().decode(bytes));
     return typeof body === "object" && body !== null && !Array.isArray(body) ? body as Problem : undefined;
   } catch {
     return undefined;
   }
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
 }
 
 function describe(err: unknown): string {

@@ -1,3 +1,4 @@
+import { readUpTo } from "./_bytes.ts";
 import { HttpError } from "./problem.ts";
 
 /** Options for {@linkcode readJson}. */
@@ -28,7 +29,8 @@ export async function readJson(req: Request, options: ReadJsonOptions = {}): Pro
   }
   const declared = Number(req.headers.get("content-length"));
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
-  const bytes = await readLimited(req, maxBytes);
+  const bytes = await readUpTo(req.body, maxBytes);
+  if (!bytes) throw tooLarge(maxBytes);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -46,30 +48,6 @@ export async function readJson(req: Request, options: ReadJsonOptions = {}): Pro
 
 function tooLarge(maxBytes: number): HttpError {
   return new HttpError(413, "payload-too-large", "Payload too large", { detail: `body exceeds ${maxBytes} bytes` });
-}
-
-async function readLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
-  if (!req.body) return new Uint8Array();
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw tooLarge(maxBytes);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
 }
 
 /**
