@@ -1,3 +1,4 @@
+import { pathnameOf } from "./_url.ts";
 import { contextFromHeaders, currentContext, runWithContext } from "../context/context.ts";
 import type { Logger } from "../log/logger.ts";
 import { editHeaders } from "./_headers.ts";
@@ -25,31 +26,29 @@ export interface RequestContextOptions {
 export function requestContext(options: RequestContextOptions = {}): Middleware {
   const defaultBudgetMs = options.defaultBudgetMs ?? 10_000;
   return (next) =>
-    async function requestContext(req) {
-      const { ctx, dispose } = contextFromHeaders(req.headers, { defaultBudgetMs, signal: req.signal });
-      try {
-        const res = await runWithContext(ctx, async () => {
-          try {
-            return await raceDeadline(next(req), ctx.signal);
-          } catch (err) {
-            if (ctx.signal.aborted && !(err instanceof HttpError)) return errorResponse(deadlineExceeded());
-            throw err;
-          }
+    function requestContext(req) {
+      let late: (() => void) | undefined;
+      const { ctx, dispose } = contextFromHeaders(req.headers, {
+        defaultBudgetMs,
+        signal: () => req.signal,
+        onEnd: () => late?.(),
+      });
+      const answered = new Promise<Response>((resolve, reject) => {
+        late = () => resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
+        runWithContext(ctx, () => next(req)).then(resolve, (err) => {
+          if (ctx.deadline !== undefined && Date.now() >= ctx.deadline && !(err instanceof HttpError)) {
+            resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
+          } else reject(err);
         });
-        return editHeaders(res, (h) => h.set("x-request-id", ctx.requestId));
-      } finally {
+      });
+      return answered.then((res) => {
         dispose();
-      }
+        return editHeaders(res, (h) => h.set("x-request-id", ctx.requestId));
+      }, (err) => {
+        dispose();
+        throw err;
+      });
     };
-}
-
-function raceDeadline(p: Promise<Response>, signal: AbortSignal): Promise<Response> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 /**
@@ -75,7 +74,7 @@ export function recovery(log: Logger): Middleware {
         if (!(err instanceof HttpError) && ctx?.deadline !== undefined && Date.now() >= ctx.deadline) {
           return errorResponse(deadlineExceeded());
         }
-        if (!(err instanceof HttpError)) log.error("handler failed", { err, path: new URL(req.url).pathname });
+        if (!(err instanceof HttpError)) log.error("handler failed", { err, path: pathnameOf(req) });
         return errorResponse(err);
       }
     };

@@ -1,3 +1,4 @@
+import { pathnameOf } from "./_url.ts";
 import { currentContext } from "../context/context.ts";
 import type { Handler } from "./handler.ts";
 import { problemResponse } from "./problem.ts";
@@ -57,37 +58,37 @@ export class Router {
   }
 
   #dispatch(req: Request): Promise<Response> {
-    const url = new URL(req.url);
+    const pathname = pathnameOf(req);
     const method = req.method === "HEAD" ? "GET" : req.method;
-    const allowed = new Set<string>();
+    let allowed: Set<string> | undefined;
     // Static paths skip URLPattern entirely: it is the common case and the pattern match is the costly part.
-    const candidates = this.#byPath.get(url.pathname);
+    const candidates = this.#byPath.get(pathname);
     if (candidates) {
       for (const r of candidates) {
         if (r.method === method) return this.#run(r, req, {});
-        allowed.add(r.method);
+        (allowed ??= new Set()).add(r.method);
       }
     }
     for (const r of this.#routes) {
       if (candidates?.includes(r)) continue;
-      const m = r.pattern.exec({ pathname: url.pathname });
+      const m = r.pattern.exec({ pathname: pathname });
       if (!m) continue;
       if (r.method !== method) {
-        allowed.add(r.method);
+        (allowed ??= new Set()).add(r.method);
         continue;
       }
       const params: Record<string, string> = {};
       for (const [k, v] of Object.entries(m.pathname.groups)) if (v !== undefined) params[k] = decodeSafe(v);
       return this.#run(r, req, params);
     }
-    if (allowed.size > 0) {
+    if (allowed) {
       if (allowed.has("GET")) allowed.add("HEAD");
       return Promise.resolve(problemResponse(405, "method-not-allowed", "Method not allowed", {
-        detail: `${req.method} is not allowed on ${url.pathname}`,
+        detail: `${req.method} is not allowed on ${pathname}`,
         headers: { allow: [...allowed].sort().join(", ") },
       }));
     }
-    return Promise.resolve(problemResponse(404, "not-found", "Not found", { detail: `no route for ${url.pathname}` }));
+    return Promise.resolve(problemResponse(404, "not-found", "Not found", { detail: `no route for ${pathname}` }));
   }
 
   #run(route: Route, req: Request, params: Record<string, string>): Promise<Response> {

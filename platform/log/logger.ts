@@ -18,8 +18,12 @@ export interface Logger {
 export interface LoggerOptions {
   /** Lowest level written. @default {"info"} (or `LOG_LEVEL`) */
   level?: Level;
-  /** Where lines go. @default {writeStdout} */
-  write?: (line: string) => void;
+  /**
+   * Where lines go. The default, {@linkcode bufferedStdout}, batches lines into one write per event-loop turn and
+   * writes `error` lines at once; pass {@linkcode writeStdout} for one unbuffered write per line.
+   * @default {bufferedStdout}
+   */
+  write?: (line: string, level: Level) => void;
 }
 
 /**
@@ -35,15 +39,17 @@ export interface LoggerOptions {
 export function createLogger(service: string, options: LoggerOptions = {}): Logger {
   const envLevel = Deno.env.get("LOG_LEVEL") as Level | undefined;
   const min = ORDER[options.level ?? (envLevel && envLevel in ORDER ? envLevel : "info")];
-  const write = options.write ?? writeStdout;
+  const write = options.write ?? bufferedStdout;
   const make = (base: Record<string, unknown>): Logger => {
     const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
       if (ORDER[level] < min) return;
       const ctx = currentContext();
-      const line: Record<string, unknown> = { ts: new Date().toISOString(), level, service, msg, ...base };
+      const line: Record<string, unknown> = { ts: new Date().toISOString(), level, service, msg };
+      for (const k in base) line[k] = base[k];
       if (ctx) line.requestId = ctx.requestId;
-      if (fields) Object.assign(line, serialisable(fields));
-      write(JSON.stringify(line));
+      // A loop rather than spreads: this runs for every access line.
+      if (fields) { for (const k in fields) line[k] = serialisableValue(fields[k]); }
+      write(JSON.stringify(line), level);
     };
     return {
       debug: (m, f) => emit("debug", m, f),
@@ -59,8 +65,12 @@ export function createLogger(service: string, options: LoggerOptions = {}): Logg
 /** `JSON.stringify` renders an `Error` as `{}`; lift out what a reader of the log needs. */
 function serialisable(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? errorFields(v) : v;
+  for (const k in fields) out[k] = serialisableValue(fields[k]);
   return out;
+}
+
+function serialisableValue(v: unknown): unknown {
+  return v instanceof Error ? errorFields(v) : v;
 }
 
 function errorFields(err: Error): Record<string, unknown> {
@@ -68,6 +78,64 @@ function errorFields(err: Error): Record<string, unknown> {
 }
 
 const encoder = new TextEncoder();
+
+/** Flush once this much text is waiting, whatever the event loop does. */
+const FLUSH_AT_CHARS = 64 * 1024;
+let pending: string[] = [];
+let pendingChars = 0;
+let flushTimer: ReturnType<typeof setTimeout> | undefined;
+let exitHooked = false;
+
+/**
+ * Writes one line to standard output through a buffer: lines written in the same event-loop turn leave in one
+ * `write` when the turn ends (or once 64 KiB are waiting), `error` lines leave at once together with everything
+ * before them, and whatever is waiting is written when the process exits (`Deno.exit`, the end of the program, an
+ * uncaught exception or rejection). Only a kill (SIGKILL) can lose lines: at most one turn's worth.
+ *
+ * Why: one write system call per access line was the largest single cost of a request through the HTTP stack (a
+ * third of the CPU for a small JSON route); one write per turn carries dozens of lines under load.
+ *
+ * @example
+ * ```ts
+ * import { bufferedStdout, flushStdout } from "./logger.ts";
+ * bufferedStdout('{"msg":"hello"}', "info");
+ * flushStdout();
+ * ```
+ */
+export function bufferedStdout(line: string, level: Level = "info"): void {
+  pending.push(line);
+  pendingChars += line.length + 1;
+  if (level === "error" || pendingChars >= FLUSH_AT_CHARS) {
+    flushStdout();
+    return;
+  }
+  if (!exitHooked) {
+    exitHooked = true;
+    for (const event of ["unload", "error", "unhandledrejection"]) globalThis.addEventListener(event, flushStdout);
+  }
+  flushTimer ??= setTimeout(flushStdout, 0);
+}
+
+/**
+ * Writes the lines {@linkcode bufferedStdout} holds, synchronously; a no-op when none wait.
+ *
+ * @example Before a hard exit
+ * ```ts
+ * import { flushStdout } from "./logger.ts";
+ * flushStdout();
+ * ```
+ */
+export function flushStdout(): void {
+  if (flushTimer !== undefined) {
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
+  }
+  if (pending.length === 0) return;
+  const text = pending.join("\n");
+  pending = [];
+  pendingChars = 0;
+  writeStdout(text);
+}
 
 /**
  * Writes one line to standard output, synchronously and whole. Measured here: about 1.3 µs a line against about

@@ -3,9 +3,13 @@ import { currentContext } from "../context/context.ts";
 import type { Middleware } from "../http/handler.ts";
 import { withOutcome } from "../http/middleware.ts";
 
+/** Methods labelled as themselves; any other is "OTHER", so a client cannot mint label sets at will. */
+const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+
 /**
  * RED metrics per route template: `http_requests_total{method,route,status}` and
- * `http_request_duration_seconds{method,route}`.
+ * `http_request_duration_seconds{method,route}`. Methods outside the standard ones are labelled `OTHER` and requests
+ * that matched no route `unmatched`, so clients cannot grow the label sets.
  *
  * @example
  * ```ts
@@ -28,13 +32,32 @@ export function redMetrics(registry: Registry): Middleware {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  // prom-client hashes the label object on every call; a child per label set, looked up by one string, does not.
+  type Children = { requests: ReturnType<typeof requests.labels>; duration: ReturnType<typeof duration.labels> };
+  const children = new Map<string, Children>();
+  const childrenFor = (method: string, route: string, status: number): Children => {
+    const key = `${method} ${status} ${route}`;
+    let c = children.get(key);
+    if (!c) {
+      c = {
+        requests: requests.labels({ method, route, status: String(status) }),
+        duration: duration.labels({ method, route }),
+      };
+      children.set(key, c);
+    }
+    return c;
+  };
   return (next) =>
     function redMetrics(req) {
       const start = performance.now();
       return withOutcome(next, req, (status) => {
-        const route = currentContext()?.route ?? "unmatched";
-        requests.inc({ method: req.method, route, status: String(status) });
-        duration.observe({ method: req.method, route }, (performance.now() - start) / 1000);
+        const c = childrenFor(
+          KNOWN_METHODS.has(req.method) ? req.method : "OTHER",
+          currentContext()?.route ?? "unmatched",
+          status,
+        );
+        c.requests.inc();
+        c.duration.observe((performance.now() - start) / 1000);
       });
     };
 }

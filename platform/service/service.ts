@@ -1,3 +1,4 @@
+import { pathnameOf } from "../http/_url.ts";
 import { chain, type Handler, type Middleware } from "../http/handler.ts";
 import { json } from "../http/json.ts";
 import { accessLog, recovery, requestContext } from "../http/middleware.ts";
@@ -5,6 +6,7 @@ import { bodyLimit } from "../http/body_limit.ts";
 import { securityHeaders } from "../http/security_headers.ts";
 import { tracing } from "../http/tracing.ts";
 import { problemResponse } from "../http/problem.ts";
+import { holdDeadlineTimer } from "../context/context.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { Registry } from "prom-client";
 import { redMetrics } from "./metrics.ts";
@@ -68,6 +70,7 @@ export class Service {
   #checkCache?: { at: number; failures: Record<string, string> };
   #server?: Deno.HttpServer<Deno.NetAddr>;
   #stopping?: Promise<void>;
+  #releaseDeadlineTimer?: () => void;
 
   constructor(options: ServiceOptions) {
     this.name = options.name;
@@ -154,7 +157,7 @@ export class Service {
       ...(this.#options.middleware ?? []),
     )((req) => this.#handler(req));
     const builtin = (req: Request): Promise<Response> | undefined => {
-      const path = new URL(req.url).pathname;
+      const path = pathnameOf(req);
       if (path === "/healthz") return Promise.resolve(json({ status: "ok", service: this.name }));
       if (path === "/readyz") return this.#readyz();
       if (path === "/metrics") {
@@ -164,6 +167,7 @@ export class Service {
       }
       return undefined;
     };
+    this.#releaseDeadlineTimer = holdDeadlineTimer();
     this.#server = Deno.serve({
       hostname: this.#options.hostname ?? "127.0.0.1",
       port: this.#options.port ?? 0,
@@ -256,6 +260,7 @@ export class Service {
         this.log.error("stop hook failed", { hook: hook.name, err });
       }
     }
+    this.#releaseDeadlineTimer?.();
     this.#state = "stopped";
     this.log.info("stopped");
   }

@@ -124,6 +124,18 @@ Deno.test("/metrics exposes http_requests_total labelled with the route template
   assert.match(text, /^http_request_duration_seconds_bucket\{.*route="\/v1\/orders\/:id"/m);
 });
 
+Deno.test("/metrics labels a non-standard method OTHER, so clients cannot mint series", async () => {
+  await using env = setup();
+  env.svc.handle(new Router().get("/v1/ping", () => Promise.resolve(Response.json({ pong: true }))).handler);
+  await env.svc.start();
+  for (const method of ["FROB", "XYZZY", "GET"]) await (await env.fetch("/v1/ping", { method })).body?.cancel();
+  const text = await (await env.fetch("/metrics")).text();
+  const series = text.split("\n").filter((l) => l.startsWith("http_requests_total{"));
+  assert.ok(!text.includes("FROB") && !text.includes("XYZZY"), text);
+  assert.match(series.find((l) => l.includes('method="OTHER"') && l.includes('status="405"')) ?? "", / 2$/, text);
+  assert.match(series.find((l) => l.includes('method="GET"') && l.includes('status="200"')) ?? "", / 1$/, text);
+});
+
 Deno.test("a handler that throws answers a 500 problem carrying the request id, and is logged", async () => {
   await using env = setup();
   env.svc.handle(() => Promise.reject(new Error("secret internals")));
