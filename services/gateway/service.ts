@@ -8,6 +8,7 @@ import {
 } from "../../platform/http/client.ts";
 import { createGrpcClient } from "../../platform/grpc/client.ts";
 import { GrpcError, grpcToHttpStatus, NotFoundError } from "../../platform/grpc/errors.ts";
+import { cors } from "../../platform/http/cors.ts";
 import { chain, type Middleware } from "../../platform/http/handler.ts";
 import { principalKey, rateLimit } from "../../platform/http/rate_limit.ts";
 import { json, readJson } from "../../platform/http/json.ts";
@@ -36,7 +37,20 @@ const ORDER_ID = /^[A-Za-z0-9._~-]{1,128}$/;
  * internal services over gRPC with service tokens, within the request's deadline.
  */
 export function createGatewayService(config: SystemConfig, _infra: Infra): Service {
-  const svc = new Service({ name: "gateway", hostname: config.hostname, port: config.ports.gateway });
+  const corsOn = config.corsOrigins === "*" || config.corsOrigins.length > 0;
+  const svc = new Service({
+    name: "gateway",
+    hostname: config.hostname,
+    port: config.ports.gateway,
+    // Outside authentication: a browser's preflight carries no credentials and must still be answered.
+    middleware: corsOn
+      ? [cors({
+        origins: config.corsOrigins,
+        headers: ["authorization", "content-type", "idempotency-key", "x-request-id"],
+        exposeHeaders: ["x-request-id", "retry-after", "location", "ratelimit-limit", "ratelimit-remaining"],
+      })]
+      : [],
+  });
   const authn = authenticate(verifierFor(config, jwksFor(svc, config), config.apiAudience));
   const client = <D extends Parameters<typeof createGrpcClient>[0]>(def: D, address: string, audience: string) =>
     createGrpcClient(def, address, {

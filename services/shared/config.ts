@@ -50,6 +50,12 @@ export interface SystemConfig {
   payments: { failureRate: number; latencyMs: number };
   /** Gateway rate limit per user: a burst of `burst` requests, refilled at `perSec`. */
   rateLimit: { burst: number; perSec: number };
+  /**
+   * Web origins allowed to call the gateway from a browser (`GATEWAY_CORS_ORIGINS`: a comma-separated list such as
+   * `https://shop.example,https://admin.example`, or `*`); empty means CORS is off and browsers refuse cross-origin
+   * calls.
+   */
+  corsOrigins: string[] | "*";
   /** Where local object storage keeps its files. */
   storageDir: string;
 }
@@ -131,8 +137,28 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
       burst: numIn(env, "GATEWAY_RATE_LIMIT_BURST", 1, 1_000_000, 2_000),
       perSec: numIn(env, "GATEWAY_RATE_LIMIT_PER_SEC", 1, 1_000_000, 1_000),
     },
+    corsOrigins: origins(env, "GATEWAY_CORS_ORIGINS"),
     storageDir: env.STORAGE_DIR ?? ".trellis/storage",
   });
+}
+
+/** A list of web origins (scheme, host, optional port, nothing else), `*`, or none when unset or empty. */
+function origins(env: Record<string, string | undefined>, name: string): string[] | "*" {
+  const raw = (env[name] ?? "").trim();
+  if (raw === "*") return "*";
+  const list = raw.split(",").map((o) => o.trim()).filter((o) => o !== "");
+  for (const o of list) {
+    let origin: string | undefined;
+    try {
+      origin = new URL(o).origin;
+    } catch { /* reported below */ }
+    if (origin !== o || !/^https?:/.test(o)) {
+      throw new RangeError(
+        `Cannot use ${name}=${JSON.stringify(raw)}: ${JSON.stringify(o)} is not an origin such as https://shop.example`,
+      );
+    }
+  }
+  return list;
 }
 
 /** Fills the peer addresses that were left empty from the ports. */

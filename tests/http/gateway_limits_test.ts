@@ -3,7 +3,13 @@ import { ApiClient } from "../e2e/scenarios.ts";
 import { embeddedSystem } from "../support/system.ts";
 
 Deno.test("the gateway limits each user's rate with 429 + Retry-After, sends security and trace headers, and refuses big bodies", async (t) => {
-  await using env = await embeddedSystem({ env: { GATEWAY_RATE_LIMIT_BURST: "3", GATEWAY_RATE_LIMIT_PER_SEC: "1" } });
+  await using env = await embeddedSystem({
+    env: {
+      GATEWAY_RATE_LIMIT_BURST: "3",
+      GATEWAY_RATE_LIMIT_PER_SEC: "1",
+      GATEWAY_CORS_ORIGINS: "https://shop.example, https://admin.example",
+    },
+  });
   const alice = await ApiClient.login(env.endpoints);
   const bob = await ApiClient.login(env.endpoints, "bob", "builder");
 
@@ -41,5 +47,36 @@ Deno.test("the gateway limits each user's rate with 429 + Retry-After, sends sec
     const res = await bob.call("POST", "/v1/orders", JSON.stringify({ items: [], pad: "x".repeat(2 << 20) }));
     assert.equal(res.status, 413);
     assert.equal(res.headers.get("content-type"), "application/problem+json");
+  });
+
+  await t.step("CORS: a preflight from an allowed origin is answered without credentials; others get 403", async () => {
+    const preflight = (origin: string) =>
+      fetch(`${env.endpoints.gateway}/v1/orders`, {
+        method: "OPTIONS",
+        headers: {
+          origin,
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "authorization, content-type, idempotency-key",
+        },
+      });
+    const ok = await preflight("https://shop.example");
+    await ok.body?.cancel();
+    assert.equal(ok.status, 204);
+    assert.equal(ok.headers.get("access-control-allow-origin"), "https://shop.example");
+    assert.match(ok.headers.get("access-control-allow-methods") ?? "", /POST/);
+    assert.match(ok.headers.get("access-control-allow-headers") ?? "", /idempotency-key/);
+    const refused = await preflight("https://evil.example");
+    assert.equal(refused.status, 403);
+    assert.equal(refused.headers.get("content-type"), "application/problem+json");
+    assert.equal(refused.headers.get("access-control-allow-origin"), null);
+    await refused.body?.cancel();
+  });
+
+  await t.step("CORS: an allowed origin's real request can read the response and the request id", async () => {
+    const res = await bob.call("GET", "/v1/products", undefined, { origin: "https://admin.example" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("access-control-allow-origin"), "https://admin.example");
+    assert.match(res.headers.get("vary") ?? "", /origin/i);
+    assert.match(res.headers.get("access-control-expose-headers") ?? "", /x-request-id/);
   });
 });
