@@ -7,7 +7,10 @@ import type { Database } from "../../platform/db/db.ts";
 import { PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../../platform/grpc/errors.ts";
 import { type Authorize, type GrpcService, serveGrpc } from "../../platform/grpc/server.ts";
 import type { MessageHandler, PubSub, SubscribeOptions } from "../../platform/messaging/message.ts";
+import { chainHandlers } from "../../platform/messaging/middleware/chain.ts";
 import { deadLetter } from "../../platform/messaging/middleware/dead_letter.ts";
+import { retry } from "../../platform/messaging/middleware/retry.ts";
+import { timeout } from "../../platform/messaging/middleware/timeout.ts";
 import { type PendingMessage, startRelay } from "../../platform/outbox/outbox.ts";
 import type { Service } from "../../platform/service/service.ts";
 import { ContextHeaders, currentContext } from "../../platform/context/context.ts";
@@ -86,22 +89,42 @@ export function grpcServer(
   return () => address;
 }
 
-/** Subscribes `handler` from start to stop of `svc`, dead-lettering poison messages where the bus redelivers. */
+/** How {@linkcode consume} guards a handler. */
+export interface ConsumeOptions extends SubscribeOptions {
+  /**
+   * Longest one handler call may run; its context's signal aborts then and the call counts as failed. Below the
+   * Kafka consumer's session timeout (10 s), so a stuck handler cannot get its consumer evicted. @default {5000}
+   */
+  timeoutMs?: number;
+  /**
+   * Calls per delivery before the failure goes back to the broker (redelivery, and after 5 deliveries the dead-letter
+   * topic; or, on an at-most-once bus, the log): brief faults are absorbed in place. @default {3}
+   */
+  attempts?: number;
+}
+
+/**
+ * Subscribes `handler` from start to stop of `svc`, guarded per call by a timeout, retried in place with jittered
+ * backoff, and dead-lettered after 5 deliveries where the bus redelivers.
+ */
 export function consume(
   svc: Service,
   bus: () => Promise<PubSub>,
   topic: string,
   handler: MessageHandler,
-  options: SubscribeOptions,
+  options: ConsumeOptions,
 ): void {
+  const { timeoutMs = 5_000, attempts = 3, ...subscribeOptions } = options;
   svc.onStart(`consume ${topic}`, async () => {
     const pubsub = await bus();
     // Where redelivery exists, a message that keeps failing (or can never succeed, like one that breaks its schema)
-    // goes to <topic>.dlq after 5 attempts instead of blocking its key; at-most-once buses just drop failures.
-    const guarded = pubsub.features.redelivery
-      ? deadLetter(topic, { publisher: pubsub, maxAttempts: 5 })(handler)
-      : handler;
-    const sub = await pubsub.subscribe(topic, guarded, options);
+    // goes to <topic>.dlq after 5 deliveries instead of blocking its key; at-most-once buses just drop failures.
+    const guarded = chainHandlers(
+      ...(pubsub.features.redelivery ? [deadLetter(topic, { publisher: pubsub, maxAttempts: 5 })] : []),
+      retry({ attempts }),
+      timeout({ ms: timeoutMs }),
+    )(handler);
+    const sub = await pubsub.subscribe(topic, guarded, subscribeOptions);
     svc.onStop(`consume ${topic}`, () => sub.close());
   });
 }

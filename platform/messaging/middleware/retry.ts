@@ -18,7 +18,8 @@ export interface RetryOptions {
  * Retries a failing handler in place, before the failure reaches the adapter (which then redelivers the message as
  * usual): up to `attempts` calls, waiting `random() * backoffDelay(n, backoff)` after the n-th failure (exponential
  * backoff with full jitter). The message passed to every call is the same, `attempt` included: `attempt` counts
- * deliveries, not in-place calls. A retry stops early, rethrowing the last error, once the context's signal aborts.
+ * deliveries, not in-place calls. A retry stops early, rethrowing the last error, once the context's signal aborts or
+ * for an error with `retryable: false` (a `SchemaError`: no retry can fix the message).
  *
  * @example Three calls per delivery
  * ```ts
@@ -45,7 +46,9 @@ export function retry(options: RetryOptions = {}): HandlerMiddleware {
           return await next(msg);
         } catch (err) {
           const signal = currentContext()?.signal;
-          if (call >= attempts || signal?.aborted) throw err;
+          // An error that says retrying cannot help (a SchemaError, say) goes straight on to redelivery or the DLQ.
+          const hopeless = (err as { retryable?: unknown } | null)?.retryable === false;
+          if (call >= attempts || hopeless || signal?.aborted) throw err;
           await sleep(Math.floor(random() * backoffDelay(call, backoff)), signal).catch(() => {
             throw err;
           });

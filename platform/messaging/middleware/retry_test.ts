@@ -50,3 +50,16 @@ Deno.test("retry() rejects attempts that are not a positive integer with RangeEr
   throws(() => retry({ attempts: 0 }), RangeError);
   throws(() => retry({ attempts: 1.5 }), RangeError);
 });
+
+Deno.test("retry() does not retry an error marked retryable: false", async () => {
+  const { waits, sleep } = fakeSleep();
+  let calls = 0;
+  const hopeless = Object.assign(new Error("payload breaks its schema"), { retryable: false });
+  const handler = retry({ attempts: 5, sleep })(() => {
+    calls++;
+    throw hopeless;
+  });
+  await rejects(Promise.resolve(handler(msg)), (err) => err === hopeless);
+  strictEqual(calls, 1);
+  deepStrictEqual(waits, []);
+});
