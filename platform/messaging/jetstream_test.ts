@@ -4,15 +4,16 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { createLogger } from "../log/logger.ts";
 import { createJetStreamPubSub, jetStreamFeatures, type JetStreamPubSubOptions } from "./jetstream.ts";
 import type { Message, PubSub } from "./message.ts";
-import { testPubSubConformance } from "./testing/conformance.ts";
+import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
+import { startInfraBroker } from "./testing/infra_broker.ts";
 
 const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
 const quiet = createLogger("messaging", { write: () => {} });
 const enc = (s: string) => new TextEncoder().encode(s);
 
-/** Deletes the streams holding `topics`, so test runs leave nothing behind on the shared server. */
-async function deleteStreams(topics: Iterable<string>): Promise<void> {
-  const nc = await connect({ servers });
+/** Deletes the streams holding `topics`, so test runs leave nothing behind on the server. */
+async function deleteStreams(topics: Iterable<string>, url = servers): Promise<void> {
+  const nc = await connect({ servers: url });
   try {
     const jsm = await jetstreamManager(nc);
     for (const topic of topics) {
@@ -24,8 +25,23 @@ async function deleteStreams(topics: Iterable<string>): Promise<void> {
   }
 }
 
-testPubSubConformance("jetstream", async () => {
-  const bus = await createJetStreamPubSub({ servers, logger: quiet, redelivery: { initialDelayMs: 20 } });
+/**
+ * A conformance target on `url`; exported for the crash case's consumer process. A 2 s ack wait lets the server
+ * redeliver what a killed consumer had pulled soon. Closing deletes the streams the case used.
+ *
+ * @example
+ * ```ts ignore
+ * const target = await jetStreamTarget("nats://127.0.0.1:4222");
+ * await target.publisher.publish("orders.events", { payload: new Uint8Array() });
+ * ```
+ */
+export async function jetStreamTarget(url = servers): Promise<ConformanceTarget> {
+  const bus = await createJetStreamPubSub({
+    servers: url,
+    logger: quiet,
+    ackWaitMs: 2000,
+    redelivery: { initialDelayMs: 20 },
+  });
   const topics = new Set<string>();
   const tracked: PubSub = {
     features: bus.features,
@@ -39,8 +55,16 @@ testPubSubConformance("jetstream", async () => {
     },
     close: () => bus.close(),
   };
-  return { publisher: tracked, subscriber: tracked, close: () => deleteStreams(topics) };
-}, jetStreamFeatures);
+  return { publisher: tracked, subscriber: tracked, close: () => deleteStreams(topics, url) };
+}
+
+testPubSubConformance("jetstream", () => jetStreamTarget(), jetStreamFeatures, {
+  consumerProcess: { module: import.meta.url, export: "jetStreamTarget" },
+  async restartableBroker() {
+    const broker = await startInfraBroker("nats");
+    return { ...broker, connect: () => jetStreamTarget(`nats://127.0.0.1:${broker.port}`) };
+  },
+});
 
 /** A unique topic and group, adapters made on demand, and every adapter and stream cleaned up on dispose. */
 function setup() {

@@ -2,19 +2,19 @@ import { Buffer } from "node:buffer";
 import {
   type Admin,
   type Consumer,
+  type EachBatchPayload,
   type IHeaders,
   Kafka,
-  type KafkaJSError,
   type KafkaMessage,
   type LogEntry,
   logLevel,
   Partitioners,
   type Producer,
 } from "kafkajs";
-import kafkajs from "kafkajs";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { backoffDelay, type BackoffOptions, delay } from "../async/backoff.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
+import { createLimiter } from "./limiter.ts";
 import type {
   Features,
   Message,
@@ -33,7 +33,7 @@ export const kafkaFeatures: Features = Object.freeze({
   orderedPerKey: true,
   redelivery: true,
   requestReply: false,
-  wildcards: false,
+  wildcards: true,
   maxMessageBytes: 1024 * 1024 - 8 * 1024,
 });
 
@@ -52,6 +52,20 @@ export interface KafkaConsumerTuning {
   maxWaitTimeInMs?: number;
   /** How long `subscribe` waits for the consumer to join its group before it fails. @default {30000} */
   joinTimeoutMs?: number;
+  /**
+   * Most messages a subscription holds between fetching and committing them (those in flight included); fetching
+   * stops while it holds this many. Never below the subscription's `concurrency`. @default {1000}
+   */
+  maxBufferedMessages?: number;
+  /**
+   * Most payload bytes a subscription holds fetched but not yet handled; fetching stops while it holds this many
+   * (one message is always let through, however big). @default {16777216}
+   */
+  maxBufferedBytes?: number;
+  /** Longest a handled message waits for its offset commit; commits are batched within this window. @default {100} */
+  commitIntervalMs?: number;
+  /** How often a subscription to a topic pattern lists the topics to pick up new matching ones. @default {5000} */
+  patternRefreshMs?: number;
 }
 
 /** Options for {@linkcode createKafkaPubSub}. */
@@ -94,14 +108,24 @@ export interface KafkaPubSub extends PubSub {
  * - `publish` waits for acknowledgement from all in-sync replicas (`acks: -1`); the key picks the partition
  *   (kafkajs `DefaultPartitioner`, murmur2 as in the Java client), so same-key messages keep their order.
  * - Each subscription is its own consumer in group `options.group`, which is required. A new group starts from the
- *   earliest offset. `concurrency` is how many partitions are handled at once; within a partition messages are handled
- *   one at a time, in order.
- * - An offset is committed only after the handler resolved (kafkajs `eachMessage` resolves it, auto-commit writes it
- *   after each batch), so a crash before the commit means redelivery.
- * - A handler that throws is retried in place, with backoff and `attempt` + 1, before its partition moves on; the
- *   consumer keeps heartbeating between retries. A rebalance or `close()` during the retries leaves the offset
+ *   earliest offset.
+ * - Up to `concurrency` handlers run at once, across partitions and within one: messages with the same key are
+ *   handled one at a time, in order; messages without a key are not ordered.
+ * - Backpressure: a subscription holds at most `maxBufferedMessages` (and `maxBufferedBytes` of payload) between
+ *   fetching and committing; when it holds that many, the consumer stops fetching (it waits, heartbeating, inside the
+ *   batch kafkajs handed it, and kafkajs fetches again only once that returns). Besides, kafkajs keeps at most one
+ *   fetch response (10 MiB by default) in memory.
+ * - An offset is committed only once the handlers of that message and of every earlier message of its partition
+ *   resolved (commits are batched within `commitIntervalMs`, and made at once when the group starts rebalancing),
+ *   so a crash before the commit means redelivery.
+ * - A handler that throws is retried in place, with backoff and `attempt` + 1; later messages with its key wait, and
+ *   its partition's commit position stays before it. A rebalance or `close()` during the retries leaves the offset
  *   uncommitted, so the next owner of the partition gets the message again (with `attempt` back at 1).
- * - Handlers must finish within `sessionTimeout`: kafkajs heartbeats between messages only.
+ * - The consumer keeps heartbeating while handlers run, so a slow handler does not get its member evicted.
+ * - Topic patterns: a topic with `*` (exactly one dot-separated token) or `>` (one or more trailing tokens) as whole
+ *   tokens, as NATS subjects have them, subscribes to every matching topic (internal `__` topics excluded). The
+ *   topics are listed every `patternRefreshMs`; when new matching ones appear, the subscription finishes its
+ *   in-flight handlers, commits, and restarts its consumer on the larger set, new topics read from the beginning.
  * - Id travels in the `message-id` header, payload as the record value, headers as UTF-8 record headers.
  * - Payloads over `maxMessageBytes` are rejected by `publish` before anything is sent.
  *
@@ -117,18 +141,41 @@ export interface KafkaPubSub extends PubSub {
  * await sub.close();
  * await bus.close();
  * ```
+ *
+ * @example Audit every order topic, including ones created later
+ * ```ts ignore
+ * import { createKafkaPubSub } from "./kafka.ts";
+ * const bus = createKafkaPubSub({ consumer: { patternRefreshMs: 10_000 } });
+ * await bus.subscribe("orders.>", (msg) => console.log(msg.id), { group: "audit", concurrency: 4 });
+ * ```
  */
 export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub {
   const logger = options.logger ?? createLogger("messaging");
   const redelivery = { initialDelayMs: 100, maxDelayMs: 2000, ...options.redelivery };
-  const tuning = {
+  const {
+    joinTimeoutMs = 30_000,
+    maxBufferedMessages = 1000,
+    maxBufferedBytes = 16 * 1024 * 1024,
+    commitIntervalMs = 100,
+    patternRefreshMs = 5000,
+    ...kafkaTuning
+  } = options.consumer ?? {};
+  const consumerTuning = {
     sessionTimeout: 10_000,
     heartbeatInterval: 500,
     rebalanceTimeout: 10_000,
     maxWaitTimeInMs: 100,
-    ...options.consumer,
+    ...kafkaTuning,
   };
-  const { joinTimeoutMs = 30_000, ...consumerTuning } = tuning;
+  const action = "create a Kafka adapter";
+  positiveInteger(maxBufferedMessages, action, "consumer.maxBufferedMessages");
+  positiveInteger(maxBufferedBytes, action, "consumer.maxBufferedBytes");
+  positiveInteger(patternRefreshMs, action, "consumer.patternRefreshMs");
+  if (!Number.isInteger(commitIntervalMs) || commitIntervalMs < 0) {
+    throw new RangeError(
+      `Cannot ${action} as consumer.commitIntervalMs is not a non-negative integer: current value is ${commitIntervalMs}`,
+    );
+  }
   const kafka = new Kafka({
     clientId: options.clientId ?? "trellis",
     brokers: options.brokers ?? ["127.0.0.1:9092"],
@@ -137,7 +184,7 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
   });
   const maxMessageBytes = positiveInteger(
     options.maxMessageBytes ?? kafkaFeatures.maxMessageBytes,
-    "create a Kafka adapter",
+    action,
     "maxMessageBytes",
   );
   const features: Features = Object.freeze({ ...kafkaFeatures, maxMessageBytes });
@@ -211,6 +258,7 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
 
     async subscribe(topic: string, handler: MessageHandler, opts?: SubscribeOptions): Promise<Subscription> {
       assertTopic(topic, "subscribe");
+      const pattern = topicPattern(topic);
       const concurrency = concurrencyOf(opts);
       if (!opts?.group) {
         throw new TypeError(
@@ -218,70 +266,27 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
         );
       }
       assertOpen(`subscribe to "${topic}"`);
-      const group = opts.group;
-      const stopping = new AbortController();
-      const consumer: Consumer = kafka.consumer({ groupId: group, ...consumerTuning });
-      const joined = Promise.withResolvers<void>();
-      const offJoin = consumer.on(consumer.events.GROUP_JOIN, () => joined.resolve());
-      const offCrash = consumer.on(consumer.events.CRASH, (e) => {
-        if (!e.payload.restart) joined.reject(e.payload.error);
+      const subscription = consume({
+        consumer: kafka.consumer({ groupId: opts.group, ...consumerTuning }),
+        topic,
+        pattern,
+        group: opts.group,
+        handler,
+        concurrency,
+        maxBufferedMessages: Math.max(maxBufferedMessages, concurrency),
+        maxBufferedBytes,
+        commitIntervalMs,
+        patternRefreshMs,
+        heartbeatInterval: consumerTuning.heartbeatInterval,
+        joinTimeoutMs,
+        redelivery,
+        logger,
+        listTopics: async () => (await getAdmin()).listTopics(),
+        onClosed: () => subscriptions.delete(subscription),
       });
-      let closed: Promise<void> | undefined;
-      const subscription: Subscription = {
-        close() {
-          closed ??= (async () => {
-            stopping.abort(new Error("subscription closed"));
-            // disconnect() stops fetching, waits for the running eachMessage calls, commits, and leaves the group.
-            await consumer.disconnect();
-            offJoin();
-            offCrash();
-            subscriptions.delete(subscription);
-          })();
-          return closed;
-        },
-      };
       subscriptions.add(subscription);
       try {
-        await consumer.connect();
-        await consumer.subscribe({ topics: [topic], fromBeginning: true });
-        await consumer.run({
-          partitionsConsumedConcurrently: concurrency,
-          eachMessage: async ({ topic, partition, message, heartbeat }) => {
-            const base = toMessage(message);
-            for (let attempt = 1;; attempt++) {
-              try {
-                await handleInContext(handler, { ...base, attempt });
-                return;
-              } catch (err) {
-                if (stopping.signal.aborted) throw closedWhileRetrying(base.id, err);
-                const wait = backoffDelay(attempt, redelivery);
-                logger.warn("message handler failed; retrying in place", {
-                  topic,
-                  partition,
-                  offset: message.offset,
-                  group,
-                  messageId: base.id,
-                  attempt,
-                  retryInMs: wait,
-                  error: err,
-                });
-                await delay(wait, stopping.signal).catch(() => {
-                  throw closedWhileRetrying(base.id, err);
-                });
-                // Throws when the group is rebalancing: the offset stays uncommitted and the new owner redelivers.
-                await heartbeat();
-              }
-            }
-          },
-        });
-        const timer = setTimeout(
-          () =>
-            joined.reject(
-              new Error(`Kafka consumer for "${topic}" did not join group "${group}" in ${joinTimeoutMs} ms`),
-            ),
-          joinTimeoutMs,
-        );
-        await joined.promise.finally(() => clearTimeout(timer));
+        await subscription.start();
       } catch (err) {
         await subscription.close();
         throw err;
@@ -302,19 +307,477 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
 }
 
 /**
- * Leaves the offset uncommitted when a subscription closes during retries. A `KafkaJSError` because kafkajs logs any
- * other error from `eachMessage` as a failure, and this is an orderly stop; retriable (the default) because the
- * stopping runner then simply exits, while a non-retriable one is reported as a consumer crash.
+ * The RegExp a topic pattern stands for, or `undefined` for a plain topic. `*` matches one dot-separated token and
+ * `>` one or more trailing tokens, as in NATS subjects; both must be whole tokens (`*` and `>` are not valid in Kafka
+ * topic names, so a pattern can never be mistaken for a topic).
+ *
+ * @example
+ * ```ts
+ * import { topicPattern } from "./kafka.ts";
+ * topicPattern("orders.*.created")?.test("orders.eu.created"); // true
+ * topicPattern("orders.>")?.test("orders.eu.created"); // true
+ * topicPattern("orders.events"); // undefined
+ * ```
  */
-function closedWhileRetrying(id: string, cause: unknown): KafkaJSError {
-  const last = cause instanceof Error ? cause.message : String(cause);
-  // Reached through the default export: kafkajs spreads its error classes into its CommonJS exports, which Deno
-  // cannot detect as named ESM exports.
-  return new kafkajs.KafkaJSError(
-    `subscription closed while message ${id} was being retried (last error: ${last}); its offset stays uncommitted`,
-  );
+export function topicPattern(topic: string): RegExp | undefined {
+  if (!/[*>]/.test(topic)) return undefined;
+  const tokens = topic.split(".");
+  const source = tokens.map((token, i) => {
+    if (token === "*") return "[^.]+";
+    if (token === ">") {
+      if (i !== tokens.length - 1) {
+        throw new TypeError(
+          `Cannot subscribe to topic pattern "${topic}" as ">" may only be its last token: current position is ${
+            i + 1
+          } of ${tokens.length}`,
+        );
+      }
+      return ".+";
+    }
+    if (/[*>]/.test(token)) {
+      throw new TypeError(
+        `Cannot subscribe to topic pattern "${topic}" as a wildcard must be a whole dot-separated token: current token is "${token}"`,
+      );
+    }
+    return token.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
+  });
+  return new RegExp(`^${source.join("\\.")}$`);
 }
 
+interface ConsumeOptions {
+  consumer: Consumer;
+  topic: string;
+  pattern: RegExp | undefined;
+  group: string;
+  handler: MessageHandler;
+  concurrency: number;
+  maxBufferedMessages: number;
+  maxBufferedBytes: number;
+  commitIntervalMs: number;
+  patternRefreshMs: number;
+  heartbeatInterval: number;
+  joinTimeoutMs: number;
+  redelivery: BackoffOptions;
+  logger: Logger;
+  listTopics(): Promise<string[]>;
+  onClosed(): void;
+}
+
+/** A message between fetch and commit: its place in the partition's commit order. */
+interface Slot {
+  offset: bigint;
+  done: boolean;
+}
+
+/** One partition's messages in offset order, for the commit position: the offset after the last done prefix. */
+interface PartitionProgress {
+  topic: string;
+  partition: number;
+  slots: Slot[];
+  head: number;
+  /** Offset after the last message taken from kafkajs in this generation; a refetch below it is skipped. */
+  next?: bigint;
+  /** Offset to commit: every message before it was handled. */
+  position?: bigint;
+  committed?: bigint;
+}
+
+/**
+ * One group generation of a subscription's consumer. A rebalance (or a restart) starts a new one: kafkajs then
+ * fetches from the committed offsets again, so the old generation's queued messages are dropped (they come again),
+ * its retries stop, and its progress is no longer committed.
+ */
+interface Generation {
+  ended: AbortController;
+  partitions: Map<string, PartitionProgress>;
+  /** Messages taken in this generation and not yet behind its commit positions. */
+  held: number;
+}
+
+interface Job {
+  msg: Omit<Message, "attempt">;
+  generation: Generation;
+  progress: PartitionProgress;
+  slot: Slot;
+}
+
+interface ConsumerSubscription extends Subscription {
+  start(): Promise<void>;
+}
+
+/** One subscription: a kafkajs consumer whose batches are handed to per-key lanes under a concurrency limit. */
+function consume(o: ConsumeOptions): ConsumerSubscription {
+  const { consumer, group, logger } = o;
+  const slots = createLimiter(o.concurrency);
+  const lanes = new Map<string, Job[]>();
+  const topics = new Set<string>();
+  const roomWaiters = new Set<() => void>();
+  let idleWaiters: (() => void)[] = [];
+  let generation = newGeneration();
+  let unfinished = 0;
+  let unfinishedBytes = 0;
+  let accepting = false;
+  let running = false;
+  let closed: Promise<void> | undefined;
+  let lifecycle = Promise.resolve();
+  let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  let commitTimer: ReturnType<typeof setTimeout> | undefined;
+  let committing: Promise<void> | undefined;
+  let commitAgain = false;
+  let joinWaiter: { resolve(): void; reject(err: unknown): void } | undefined;
+  const closing = new AbortController();
+
+  const offJoin = consumer.on(consumer.events.GROUP_JOIN, () => {
+    const old = generation;
+    generation = newGeneration();
+    old.ended.abort();
+    joinWaiter?.resolve();
+  });
+  // Commits from the old generation are still accepted while the group rebalances: fewer messages come again.
+  const offRebalancing = consumer.on(consumer.events.REBALANCING, () => void commitNow());
+  const offCrash = consumer.on(consumer.events.CRASH, ({ payload }) => {
+    // kafkajs restarts the consumer itself after errors it deems retriable.
+    if (payload.restart) return;
+    if (joinWaiter) {
+      joinWaiter.reject(payload.error);
+      return;
+    }
+    if (closed) return;
+    logger.warn("Kafka consumer stopped after an error kafkajs does not retry; starting it again", {
+      topic: o.topic,
+      group,
+      error: payload.error,
+    });
+    void serially(recover);
+  });
+
+  const full = () =>
+    unfinished >= o.maxBufferedMessages || generation.held >= o.maxBufferedMessages ||
+    (unfinished > 0 && unfinishedBytes >= o.maxBufferedBytes);
+
+  const wake = () => {
+    if (!accepting || !full()) { for (const resolve of [...roomWaiters]) resolve(); }
+    if (unfinished === 0) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  };
+
+  /** Resolves when there may be room again, or after `ms` (the caller heartbeats then). */
+  const roomOrTimeout = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        roomWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      roomWaiters.add(done);
+    });
+
+  const idle = () => unfinished === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
+
+  const commit = async (): Promise<void> => {
+    const offsets: { topic: string; partition: number; offset: string }[] = [];
+    const advanced: [PartitionProgress, bigint][] = [];
+    for (const p of generation.partitions.values()) {
+      if (p.position === undefined || p.position === p.committed) continue;
+      offsets.push({ topic: p.topic, partition: p.partition, offset: String(p.position) });
+      advanced.push([p, p.position]);
+    }
+    if (offsets.length === 0) return;
+    try {
+      await consumer.commitOffsets(offsets);
+      for (const [p, position] of advanced) p.committed = position;
+    } catch (err) {
+      logger.warn("could not commit offsets; the next commit retries, or the partition's next owner redelivers", {
+        topic: o.topic,
+        group,
+        error: err,
+      });
+    }
+  };
+
+  const commitSoon = () => {
+    if (commitTimer !== undefined) return;
+    if (committing) {
+      commitAgain = true;
+      return;
+    }
+    commitTimer = setTimeout(() => {
+      commitTimer = undefined;
+      committing = commit().finally(() => {
+        committing = undefined;
+        if (commitAgain) {
+          commitAgain = false;
+          commitSoon();
+        }
+      });
+    }, o.commitIntervalMs);
+  };
+
+  const commitNow = async () => {
+    clearTimeout(commitTimer);
+    commitTimer = undefined;
+    commitAgain = false;
+    await committing;
+    await commit();
+  };
+
+  const complete = (g: Generation, p: PartitionProgress, slot: Slot) => {
+    slot.done = true;
+    const before = p.head;
+    while (p.head < p.slots.length && p.slots[p.head].done) p.position = p.slots[p.head++].offset + 1n;
+    if (p.head === before) return;
+    g.held -= p.head - before;
+    if (p.head > 1024 && p.head * 2 > p.slots.length) {
+      p.slots = p.slots.slice(p.head);
+      p.head = 0;
+    }
+    if (g === generation) commitSoon();
+  };
+
+  const run = async ({ msg, generation: g, progress, slot }: Job): Promise<void> => {
+    const fields = { topic: progress.topic, partition: progress.partition, offset: String(slot.offset), group };
+    try {
+      for (let attempt = 1;; attempt++) {
+        if (g.ended.signal.aborted) return;
+        await slots.acquire();
+        const wait = backoffDelay(attempt, o.redelivery);
+        try {
+          if (g.ended.signal.aborted) return;
+          await handleInContext(o.handler, { ...msg, attempt });
+          complete(g, progress, slot);
+          return;
+        } catch (err) {
+          logger.warn("message handler failed; retrying in place", {
+            ...fields,
+            messageId: msg.id,
+            attempt,
+            retryInMs: wait,
+            error: err,
+          });
+        } finally {
+          slots.release();
+        }
+        await delay(wait, g.ended.signal).catch(() => {
+          logger.warn("stopped retrying a message as its partition was revoked or the subscription closed", {
+            ...fields,
+            messageId: msg.id,
+            attempt,
+            note: "its offset stays uncommitted, so the partition's next owner gets it again",
+          });
+        });
+      }
+    } finally {
+      unfinished--;
+      unfinishedBytes -= msg.payload.byteLength;
+      wake();
+    }
+  };
+
+  const runLane = async (lane: string, jobs: Job[]) => {
+    while (jobs.length > 0) {
+      await run(jobs[0]);
+      jobs.shift();
+    }
+    lanes.delete(lane);
+  };
+
+  const dispatch = (g: Generation, topic: string, partition: number, m: KafkaMessage): void => {
+    const offset = BigInt(m.offset);
+    const tp = `${topic}\0${partition}`;
+    let progress = g.partitions.get(tp);
+    if (!progress) g.partitions.set(tp, progress = { topic, partition, slots: [], head: 0 });
+    if (progress.next !== undefined && offset < progress.next) return;
+    progress.next = offset + 1n;
+    const slot = { offset, done: false };
+    progress.slots.push(slot);
+    g.held++;
+    const msg = toMessage(m);
+    unfinished++;
+    unfinishedBytes += msg.payload.byteLength;
+    const job = { msg, generation: g, progress, slot };
+    if (msg.key === undefined) return void run(job);
+    // Lanes outlive generations: a message redelivered after a rebalance queues behind its own still-running copy.
+    const lane = `${tp}\0${msg.key}`;
+    const jobs = lanes.get(lane);
+    if (jobs) jobs.push(job);
+    else {
+      const fresh = [job];
+      lanes.set(lane, fresh);
+      void runLane(lane, fresh);
+    }
+  };
+
+  const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }: EachBatchPayload) => {
+    const g = generation;
+    for (const message of batch.messages) {
+      while (!accepting || full()) {
+        if (!accepting) {
+          // Restarting or closing: fetch nothing more until kafkajs is stopped.
+          pause();
+          return;
+        }
+        if (!isRunning() || isStale()) return;
+        await roomOrTimeout(o.heartbeatInterval);
+        // Throws when the group is rebalancing; kafkajs then rejoins, which starts a new generation.
+        await heartbeat();
+      }
+      if (!isRunning() || isStale() || g !== generation) return;
+      dispatch(g, batch.topic, batch.partition, message);
+      resolveOffset(message.offset);
+    }
+  };
+
+  /** Stops dispatching, drops what is queued, waits for running handlers, commits, and stops kafkajs. */
+  const drainAndStop = async () => {
+    accepting = false;
+    generation.ended.abort();
+    wake();
+    await idle();
+    if (running) {
+      await commitNow();
+      await consumer.stop();
+      running = false;
+    }
+  };
+
+  /** Subscribes kafkajs to `more` topics (if any) and runs it, resolving once it joined the group. */
+  const runOn = async (more: string[]) => {
+    if (more.length > 0) {
+      await consumer.subscribe({ topics: more, fromBeginning: true });
+      for (const t of more) topics.add(t);
+    }
+    const joined = Promise.withResolvers<void>();
+    joinWaiter = joined;
+    const timer = setTimeout(
+      () =>
+        joined.reject(
+          new Error(`Kafka consumer for "${o.topic}" did not join group "${group}" in ${o.joinTimeoutMs} ms`),
+        ),
+      o.joinTimeoutMs,
+    );
+    try {
+      accepting = true;
+      running = true;
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+      await joined.promise;
+    } finally {
+      clearTimeout(timer);
+      joinWaiter = undefined;
+    }
+  };
+
+  /**
+   * Starts a consumer that kafkajs gave up on (after a broker outage, say) again, with backoff, until it joins or the
+   * subscription closes. It resumes from the committed offsets, like any new generation.
+   */
+  const recover = async () => {
+    for (let attempt = 1; !closed; attempt++) {
+      try {
+        await drainAndStop();
+        await consumer.connect();
+        await runOn([]);
+        return;
+      } catch (err) {
+        if (closed) return;
+        const wait = backoffDelay(attempt, { initialDelayMs: 1000, maxDelayMs: 10_000 });
+        logger.warn("could not start the Kafka consumer again; retrying", {
+          topic: o.topic,
+          group,
+          attempt,
+          retryInMs: wait,
+          error: err,
+        });
+        await delay(wait, closing.signal).catch(() => {});
+      }
+    }
+  };
+
+  const matchingTopics = async (pattern: RegExp) =>
+    (await o.listTopics()).filter((t) => pattern.test(t) && !t.startsWith("__") && !topics.has(t)).sort();
+
+  const serially = (step: () => Promise<void>): Promise<void> => {
+    const next = lifecycle.then(step);
+    lifecycle = next.catch(() => {});
+    return next;
+  };
+
+  const scheduleRefresh = (pattern: RegExp) => {
+    refreshTimer = setTimeout(() => {
+      refreshTimer = undefined;
+      serially(async () => {
+        if (closed) return;
+        const fresh = await matchingTopics(pattern);
+        if (fresh.length === 0) return;
+        logger.info("new topics match the subscription's pattern; restarting its consumer", {
+          pattern: o.topic,
+          group,
+          topics: fresh,
+        });
+        await drainAndStop();
+        await runOn(fresh).catch(async (err) => {
+          logger.warn("could not restart the consumer of a pattern subscription; starting it again", {
+            pattern: o.topic,
+            group,
+            error: err,
+          });
+          await recover();
+        });
+      }).catch((err) => {
+        logger.warn("could not refresh the topics of a pattern subscription; trying again later", {
+          pattern: o.topic,
+          group,
+          error: err,
+        });
+      }).finally(() => {
+        if (!closed) scheduleRefresh(pattern);
+      });
+    }, o.patternRefreshMs);
+  };
+
+  const subscription: ConsumerSubscription = {
+    start: () =>
+      serially(async () => {
+        await consumer.connect();
+        const initial = o.pattern ? await matchingTopics(o.pattern) : [o.topic];
+        if (initial.length > 0) await runOn(initial);
+        if (o.pattern) scheduleRefresh(o.pattern);
+      }),
+
+    close() {
+      closed ??= (async () => {
+        closing.abort();
+        joinWaiter?.reject(new Error("the subscription closed"));
+        clearTimeout(refreshTimer);
+        try {
+          await serially(async () => {
+            clearTimeout(refreshTimer);
+            await drainAndStop().catch((err) => {
+              logger.warn("could not stop a Kafka consumer cleanly", { topic: o.topic, group, error: err });
+            });
+            await consumer.disconnect();
+          });
+        } finally {
+          offJoin();
+          offRebalancing();
+          offCrash();
+          o.onClosed();
+        }
+      })();
+      return closed;
+    },
+  };
+  return subscription;
+}
+
+function newGeneration(): Generation {
+  return { ended: new AbortController(), partitions: new Map(), held: 0 };
+}
+
+/** Copies the payload out of kafkajs's fetch buffer, so a held message does not pin a whole fetch response. */
 function toMessage(m: KafkaMessage): Omit<Message, "attempt"> {
   const headers: Record<string, string> = {};
   let id: string | undefined;
@@ -325,13 +788,12 @@ function toMessage(m: KafkaMessage): Omit<Message, "attempt"> {
     if (k === KafkaMessageHeaders.id) id = v;
     else headers[k] = v;
   }
-  const value = m.value ?? Buffer.alloc(0);
   return {
     id: id ?? crypto.randomUUID(),
     key: m.key === null ? undefined : m.key.toString(),
     headers,
-    // A plain view, not the Node `Buffer` subclass, so every adapter delivers the same type.
-    payload: new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+    // A plain copy, not a view of the Node `Buffer`: every adapter delivers the same type.
+    payload: m.value === null ? new Uint8Array(0) : new Uint8Array(m.value),
     timestamp: Number(m.timestamp),
   };
 }

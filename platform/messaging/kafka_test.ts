@@ -1,19 +1,81 @@
-import { rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, rejects, strictEqual, throws } from "node:assert/strict";
+import { Kafka, logLevel } from "kafkajs";
 import { createLogger } from "../log/logger.ts";
-import { createKafkaPubSub, kafkaFeatures } from "./kafka.ts";
-import { testPubSubConformance } from "./testing/conformance.ts";
+import { createKafkaPubSub, kafkaFeatures, topicPattern } from "./kafka.ts";
+import type { Message } from "./message.ts";
+import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
+import { startInfraBroker } from "./testing/infra_broker.ts";
 
 const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
-const logger = createLogger("messaging", { level: Deno.env.get("KAFKA_TEST_LOG") ? "debug" : "error" });
+const verbose = Deno.env.get("KAFKA_TEST_LOG") !== undefined;
+const logger = createLogger("messaging", { level: verbose ? "debug" : "error" });
+/** For the private broker the restart case stops: kafkajs logs every refused connection of the outage as an error. */
+const outageLogger = verbose ? logger : createLogger("messaging", { write: () => {} });
 
-testPubSubConformance("kafka", () => {
-  const bus = createKafkaPubSub({ brokers, logger });
+/**
+ * A conformance target on `brokerList`; exported for the crash case's consumer process. The shortest session timeout
+ * the broker allows (6 s) lets a restarted consumer take over a killed one's partitions sooner; a short pattern
+ * refresh lets the wildcard case see a new topic soon. Closing deletes the case's topics again.
+ *
+ * @example
+ * ```ts ignore
+ * const target = await kafkaTarget(["127.0.0.1:9092"]);
+ * await target.createTopic?.("orders.events", { partitions: 3 });
+ * ```
+ */
+export function kafkaTarget(brokerList: string[] = brokers, log = logger): Promise<ConformanceTarget> {
+  const bus = createKafkaPubSub({
+    brokers: brokerList,
+    logger: log,
+    consumer: { sessionTimeout: 6000, rebalanceTimeout: 6000, patternRefreshMs: 500 },
+  });
+  const topics = new Set<string>();
   return Promise.resolve({
     publisher: bus,
     subscriber: bus,
-    createTopic: (topic, { partitions }) => bus.ensureTopics([topic], { partitions }),
+    createTopic(topic, { partitions }) {
+      topics.add(topic);
+      return bus.ensureTopics([topic], { partitions });
+    },
+    async close() {
+      if (topics.size === 0) return;
+      const admin = new Kafka({ brokers: brokerList, logLevel: logLevel.NOTHING }).admin();
+      await admin.connect();
+      try {
+        await admin.deleteTopics({ topics: [...topics] });
+      } finally {
+        await admin.disconnect();
+      }
+    },
   });
-}, kafkaFeatures);
+}
+
+testPubSubConformance("kafka", () => kafkaTarget(), kafkaFeatures, {
+  consumerProcess: { module: import.meta.url, export: "kafkaTarget" },
+  async restartableBroker() {
+    const broker = await startInfraBroker("kafka");
+    return { ...broker, connect: () => kafkaTarget([`127.0.0.1:${broker.port}`], outageLogger) };
+  },
+});
+
+Deno.test("topicPattern() turns * and > tokens into a RegExp over dot-separated topic names", () => {
+  const star = topicPattern("orders.*.created")!;
+  deepStrictEqual(
+    ["orders.eu.created", "orders.eu.x.created", "orders.created", "orders.eu.createdx"].map((t) => star.test(t)),
+    [true, false, false, false],
+  );
+  const tail = topicPattern("orders.>")!;
+  deepStrictEqual(["orders.a", "orders.a.b", "orders", "ordersx.a"].map((t) => tail.test(t)), [
+    true,
+    true,
+    false,
+    false,
+  ]);
+  strictEqual(topicPattern("orders.events"), undefined);
+  strictEqual(topicPattern("a-b.*")!.test("a-b.c"), true);
+  throws(() => topicPattern("orders.>.created"), TypeError);
+  throws(() => topicPattern("orders.eu*"), TypeError);
+});
 
 Deno.test("createKafkaPubSub() rejects a subscription without a consumer group with TypeError", async () => {
   const bus = createKafkaPubSub({ brokers, logger });
@@ -37,5 +99,46 @@ Deno.test("createKafkaPubSub() redelivers a message whose handler never succeede
   const again = Promise.withResolvers<string>();
   await bus.subscribe(topic, (msg) => again.resolve(msg.id), { group });
   strictEqual(await again.promise, "stuck");
+  await bus.close();
+});
+
+Deno.test("createKafkaPubSub() loses no message while consumers join and leave its group mid-stream", async () => {
+  const bus = createKafkaPubSub({ brokers, logger, consumer: { sessionTimeout: 6000, rebalanceTimeout: 6000 } });
+  const topic = `kafka-rebalance.${crypto.randomUUID().slice(0, 8)}`;
+  const group = `g.${crypto.randomUUID().slice(0, 8)}`;
+  await bus.ensureTopics([topic], { partitions: 4 });
+  const n = 600;
+  const handled = new Set<string>();
+  let progress = Promise.withResolvers<void>();
+  const handler = async (msg: Message) => {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    handled.add(msg.id);
+    progress.resolve();
+  };
+  const until = async (count: number) => {
+    while (handled.size < count) {
+      progress = Promise.withResolvers<void>();
+      await progress.promise;
+    }
+  };
+  const first = await bus.subscribe(topic, handler, { group, concurrency: 4 });
+  const publishing = (async () => {
+    for (let i = 0; i < n; i += 20) {
+      await Promise.all(
+        Array.from(
+          { length: 20 },
+          (_, j) => bus.publish(topic, { id: `m${i + j}`, key: `k${(i + j) % 16}`, payload: new Uint8Array() }),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  await until(100);
+  await bus.subscribe(topic, handler, { group, concurrency: 4 });
+  await until(300);
+  await first.close();
+  await publishing;
+  await until(n);
+  deepStrictEqual([...handled].sort(), Array.from({ length: n }, (_, i) => `m${i}`).sort());
   await bus.close();
 });

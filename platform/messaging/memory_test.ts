@@ -6,10 +6,15 @@ import { testPubSubConformance } from "./testing/conformance.ts";
 
 const quiet = createLogger("messaging", { write: () => {} });
 
-testPubSubConformance("memory", () => {
-  const bus = createMemoryBroker({ logger: quiet });
-  return Promise.resolve({ publisher: bus, subscriber: bus });
-}, memoryFeatures);
+testPubSubConformance(
+  "memory",
+  () => {
+    const bus = createMemoryBroker({ logger: quiet });
+    return Promise.resolve({ publisher: bus, subscriber: bus });
+  },
+  memoryFeatures,
+  { inProcessBroker: true },
+);
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

@@ -1,4 +1,4 @@
-import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
 import { createLimiter } from "./limiter.ts";
@@ -52,6 +52,13 @@ export interface NatsPubSubOptions {
   logger?: Logger;
   /** Largest payload `publish` accepts. @default {the server's max_payload minus NATS_HEADER_HEADROOM} */
   maxMessageBytes?: number;
+  /**
+   * Most messages a subscription keeps received but not yet handled (all `concurrency` handlers busy); more are
+   * dropped and logged, as the server does with a slow consumer. @default {10000}
+   */
+  maxPendingMessages?: number;
+  /** Most payload bytes a subscription keeps received but not yet handled; more are dropped. @default {67108864} */
+  maxPendingBytes?: number;
 }
 
 /**
@@ -65,6 +72,8 @@ export interface NatsPubSubOptions {
  *   `maxMessageBytes` (by default the server's `max_payload` minus {@linkcode NATS_HEADER_HEADROOM}) are rejected.
  * - `concurrency` is enforced in process; with concurrency 1 a subscription handles messages from one publisher in
  *   publish order, but ordering per key is not claimed (queue groups spread a key over members).
+ * - NATS Core has no flow control: a subscriber whose handlers are all busy keeps up to `maxPendingMessages` (and
+ *   `maxPendingBytes`) waiting and drops the rest with a warning, instead of buffering without bound.
  * - `publish` resolves once the server acknowledged a flush covering it (one flush shared by publishes issued in the
  *   same tick).
  * - `close()` drains every subscription (in-flight handlers finish) and then drains and closes the connection if the
@@ -88,6 +97,16 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
   const nc = options.connection ??
     await connect({ servers: options.servers ?? "nats://127.0.0.1:4222", name: options.name ?? "trellis-messaging" });
   const maxMessageBytes = natsPayloadLimit(nc, options.maxMessageBytes, "create a NATS adapter");
+  const maxPendingMessages = positiveInteger(
+    options.maxPendingMessages ?? 10_000,
+    "create a NATS adapter",
+    "maxPendingMessages",
+  );
+  const maxPendingBytes = positiveInteger(
+    options.maxPendingBytes ?? 64 * 1024 * 1024,
+    "create a NATS adapter",
+    "maxPendingBytes",
+  );
   const features: Features = Object.freeze({ ...natsFeatures, maxMessageBytes });
   const subscriptions = new Set<Subscription>();
   let flushing: Promise<void> | undefined;
@@ -124,22 +143,64 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
 
     async subscribe(topic: string, handler: MessageHandler, opts?: SubscribeOptions): Promise<Subscription> {
       assertTopic(topic, "subscribe");
-      const limiter = createLimiter(concurrencyOf(opts));
+      const concurrency = concurrencyOf(opts);
+      const limiter = createLimiter(concurrency);
       if (closing) throw new Error(`Cannot subscribe to "${topic}" as the NATS adapter is closed`);
       const sub = nc.subscribe(topic, { queue: opts?.group });
+      // Taken off the client's own queue at once (it has no bound), so that this one can have one.
+      const pending: Msg[] = [];
+      let pendingBytes = 0;
+      let dropped = 0;
+      /** Handles `m` in a slot already taken, then the next pending message in the same slot. */
+      const handle = (m: Msg): void => {
+        const msg = decodeNatsMessage(m.headers, m.data, 1);
+        handleInContext(handler, msg).catch((err) => {
+          logger.warn("message handler failed; message dropped (NATS Core is at-most-once)", {
+            topic: m.subject,
+            group: opts?.group,
+            messageId: msg.id,
+            error: err,
+          });
+        }).finally(() => {
+          const next = pending.shift();
+          if (!next) return limiter.release();
+          pendingBytes -= next.data.byteLength;
+          handle(next);
+        });
+      };
+      const reportDropped = () => {
+        if (dropped === 0) return;
+        logger.warn("slow consumer: messages were dropped (NATS Core is at-most-once)", {
+          topic,
+          group: opts?.group,
+          dropped,
+        });
+        dropped = 0;
+      };
       const loop = (async () => {
         for await (const m of sub) {
-          await limiter.acquire();
-          const msg = decodeNatsMessage(m.headers, m.data, 1);
-          handleInContext(handler, msg).catch((err) => {
-            logger.warn("message handler failed; message dropped (NATS Core is at-most-once)", {
-              topic: m.subject,
-              group: opts?.group,
-              messageId: msg.id,
-              error: err,
-            });
-          }).finally(() => limiter.release());
+          const free = limiter.active < concurrency;
+          if (!free && (pending.length >= maxPendingMessages || pendingBytes + m.data.byteLength > maxPendingBytes)) {
+            if (dropped++ === 0) {
+              logger.warn("slow consumer: dropping messages while its pending ones fill its limits", {
+                topic,
+                group: opts?.group,
+                maxPendingMessages,
+                maxPendingBytes,
+              });
+            }
+            continue;
+          }
+          reportDropped();
+          if (free) {
+            await limiter.acquire();
+            handle(m);
+          } else {
+            pending.push(m);
+            pendingBytes += m.data.byteLength;
+          }
         }
+        reportDropped();
       })();
       // The server must know the interest before subscribe() resolves, or an immediate publish could miss it.
       await nc.flush();

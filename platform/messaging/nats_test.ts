@@ -2,15 +2,23 @@ import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { createLogger } from "../log/logger.ts";
 import { createNatsPubSub, natsFeatures } from "./nats.ts";
-import { testPubSubConformance } from "./testing/conformance.ts";
+import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
+import { startInfraBroker } from "./testing/infra_broker.ts";
 
 const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
 const quiet = createLogger("messaging", { write: () => {} });
 
-testPubSubConformance("nats", async () => {
-  const bus = await createNatsPubSub({ servers, logger: quiet });
+async function natsTarget(url = servers): Promise<ConformanceTarget> {
+  const bus = await createNatsPubSub({ servers: url, logger: quiet });
   return { publisher: bus, subscriber: bus };
-}, natsFeatures);
+}
+
+testPubSubConformance("nats", () => natsTarget(), natsFeatures, {
+  async restartableBroker() {
+    const broker = await startInfraBroker("nats");
+    return { ...broker, connect: () => natsTarget(`nats://127.0.0.1:${broker.port}`) };
+  },
+});
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -57,4 +65,27 @@ Deno.test("createNatsPubSub() leaves a shared connection open on close()", async
   await bus.close();
   strictEqual(nc.isClosed(), false);
   await nc.close();
+});
+
+Deno.test("createNatsPubSub() drops messages beyond maxPendingMessages while its handlers are busy, and logs it", async () => {
+  const lines: string[] = [];
+  const bus = await createNatsPubSub({
+    servers,
+    maxPendingMessages: 5,
+    logger: createLogger("messaging", { write: (l) => lines.push(l) }),
+  });
+  const topic = `pending.${crypto.randomUUID().slice(0, 8)}`;
+  const gate = Promise.withResolvers<void>();
+  const handled: string[] = [];
+  await bus.subscribe(topic, async (m) => {
+    await gate.promise;
+    handled.push(m.id);
+  });
+  await Promise.all(Array.from({ length: 20 }, (_, i) => bus.publish(topic, { id: `m${i}`, payload: enc("") })));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  gate.resolve();
+  await bus.close();
+  deepStrictEqual(handled, ["m0", "m1", "m2", "m3", "m4", "m5"]);
+  strictEqual(lines.some((l) => l.includes("dropping messages")), true);
+  strictEqual(lines.some((l) => l.includes('"dropped":14')), true);
 });

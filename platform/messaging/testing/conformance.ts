@@ -1,6 +1,9 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { type Context, currentContext, runWithContext } from "../../context/context.ts";
-import type { Features, Message, Publisher, Subscriber } from "../message.ts";
+import type { Features, Message, OutgoingMessage, Publisher, Subscriber } from "../message.ts";
+import { startConsumerProcess } from "./consumer_process.ts";
 
 /** A fresh publisher/subscriber pair for one conformance case. */
 export interface ConformanceTarget {
@@ -14,18 +17,72 @@ export interface ConformanceTarget {
   close?(): Promise<void>;
 }
 
+/**
+ * A broker process of the adapter's own (never a shared one) that the restart case stops and starts again.
+ *
+ * @example A NATS server started through scripts/infra.sh
+ * ```ts ignore
+ * import { createNatsPubSub } from "../nats.ts";
+ * import { startInfraBroker } from "./infra_broker.ts";
+ * import type { RestartableBroker } from "./conformance.ts";
+ * async function privateNats(): Promise<RestartableBroker> {
+ *   const broker = await startInfraBroker("nats");
+ *   return {
+ *     ...broker,
+ *     async connect() {
+ *       const bus = await createNatsPubSub({ servers: `nats://127.0.0.1:${broker.port}` });
+ *       return { publisher: bus, subscriber: bus };
+ *     },
+ *   };
+ * }
+ * ```
+ */
+export interface RestartableBroker extends AsyncDisposable {
+  /** A fresh target connected to this broker; the case closes it. */
+  connect(): Promise<ConformanceTarget>;
+  /** Stops the broker process: its clients see their connections drop. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the data it stored. */
+  start(): Promise<void>;
+}
+
+/**
+ * Where the crash case finds a factory to run in a child process: `deno run -A` imports `module` and calls its export
+ * `export`, which must build a target connected to the same broker as the suite's factory. A test file can point at
+ * itself, since `deno run` ignores its `Deno.test` registrations.
+ *
+ * @example
+ * ```ts
+ * import type { ConsumerProcess } from "./conformance.ts";
+ * const consumerProcess: ConsumerProcess = { module: import.meta.url, export: "kafkaTarget" };
+ * ```
+ */
+export interface ConsumerProcess {
+  module: string | URL;
+  export: string;
+}
+
 /** Options for {@linkcode testPubSubConformance}. */
 export interface ConformanceOptions {
   /** How long a case waits for the deliveries it expects. @default {20000} */
   timeoutMs?: number;
-  /** Where skip reasons are printed. @default {console.log} */
+  /** Where skip reasons and the timings of the long cases are printed. @default {console.log} */
   log?: (line: string) => void;
+  /** Lets the crash case run a consumer in a child process and SIGKILL it; without it that case is skipped. */
+  consumerProcess?: ConsumerProcess;
+  /** Starts a private broker for the restart case; without it (no broker process, as in memory) that case is skipped. */
+  restartableBroker?: () => Promise<RestartableBroker>;
+  /**
+   * The broker keeps its messages in this process (the in-memory adapter): the backpressure case then checks only
+   * the in-flight limit, since the backlog it builds up lives on this heap by design. @default {false}
+   */
+  inProcessBroker?: boolean;
 }
 
 /**
  * Registers the universal publisher/subscriber suite (one `Deno.test` per case, each on a unique topic and group)
- * for an adapter. Cases for features the adapter does not declare are registered as ignored, with the reason
- * printed. Every adapter, the in-memory fake included, must pass it.
+ * for an adapter. Cases for features the adapter does not declare, or needing an option it was not given, are
+ * registered as ignored, with the reason printed. Every adapter, the in-memory fake included, must pass it.
  *
  * @example Run the suite against the in-memory broker
  * ```ts ignore
@@ -34,7 +91,7 @@ export interface ConformanceOptions {
  * testPubSubConformance("memory", () => {
  *   const bus = createMemoryBroker();
  *   return Promise.resolve({ publisher: bus, subscriber: bus });
- * }, createMemoryBroker().features);
+ * }, createMemoryBroker().features, { inProcessBroker: true });
  * ```
  */
 export function testPubSubConformance(
@@ -46,28 +103,33 @@ export function testPubSubConformance(
   const timeoutMs = options.timeoutMs ?? 20_000;
   const log = options.log ?? ((line: string) => console.log(line));
 
+  /** Registers a case, ignored with the reason printed when `skip` gives one. */
+  const register = (title: string, skip: string | undefined, fn: () => Promise<void>) => {
+    if (skip) log(`[${name}] skipping "${title}": ${skip}`);
+    Deno.test({ name: `${name}: ${title}`, ignore: skip !== undefined, fn });
+  };
+
+  const missingFeatures = (needs: (keyof Features)[]) => {
+    const missing = needs.filter((f) => !features[f]);
+    return missing.length > 0 ? `the adapter does not declare ${missing.join(", ")}` : undefined;
+  };
+
   const test = (
     title: string,
     needs: (keyof Features)[],
     fn: (t: ConformanceTarget, topic: string, wait: Waiter) => Promise<void>,
-  ) => {
-    const missing = needs.filter((f) => !features[f]);
-    if (missing.length > 0) log(`[${name}] skipping "${title}": the adapter does not declare ${missing.join(", ")}`);
-    Deno.test({
-      name: `${name}: ${title}`,
-      ignore: missing.length > 0,
-      async fn() {
-        const target = await factory();
-        try {
-          await fn(target, uniqueName("conformance"), waiter(timeoutMs));
-        } finally {
-          await target.subscriber.close();
-          await target.publisher.close();
-          await target.close?.();
-        }
-      },
+    skip?: string,
+  ) =>
+    register(title, missingFeatures(needs) ?? skip, async () => {
+      const target = await factory();
+      try {
+        await fn(target, uniqueName("conformance"), waiter(timeoutMs));
+      } finally {
+        await target.subscriber.close();
+        await target.publisher.close();
+        await target.close?.();
+      }
     });
-  };
 
   test(
     "a published message reaches the handler with its id, key, payload, attempt 1 and timestamp",
@@ -352,6 +414,352 @@ export function testPubSubConformance(
     await t.publisher.close();
     await rejects(t.publisher.publish(topic, { payload: bytes("late") }));
   });
+
+  test(
+    "a subscription with * and > wildcards gets the messages of every matching topic and of no other",
+    ["wildcards"],
+    async (t, topic, wait) => {
+      const topics = {
+        one: `${topic}.a.created`,
+        two: `${topic}.b.created`,
+        updated: `${topic}.a.updated`,
+        deep: `${topic}.a.b.created`,
+      };
+      for (const name of Object.values(topics)) await t.createTopic?.(name, { partitions: 1 });
+      const star = new Set<string>();
+      const tail = new Set<string>();
+      await t.subscriber.subscribe(`${topic}.*.created`, (msg) => {
+        star.add(msg.id);
+        wait.notify();
+      }, { group: uniqueName("g") });
+      await t.subscriber.subscribe(`${topic}.>`, (msg) => {
+        tail.add(msg.id);
+        wait.notify();
+      }, { group: uniqueName("g") });
+      for (const [id, name] of Object.entries(topics)) await t.publisher.publish(name, { id, payload: bytes(id) });
+      await wait.until(
+        () => star.size >= 2 && tail.size >= 4,
+        () => `2 and 4 messages, got ${[...star]} and ${[...tail]}`,
+      );
+      await sleep(200);
+      deepStrictEqual([...star].sort(), ["one", "two"]);
+      deepStrictEqual([...tail].sort(), ["deep", "one", "two", "updated"]);
+    },
+  );
+
+  test(
+    "a wildcard subscription also gets the messages of a matching topic created after it subscribed",
+    ["wildcards"],
+    async (t, topic, wait) => {
+      await t.createTopic?.(`${topic}.first`, { partitions: 1 });
+      const got = new Set<string>();
+      await t.subscriber.subscribe(`${topic}.*`, (msg) => {
+        got.add(msg.id);
+        wait.notify();
+      }, { group: uniqueName("g") });
+      await t.publisher.publish(`${topic}.first`, { id: "first", payload: bytes("1") });
+      await wait.until(() => got.has("first"), () => `"first", got ${[...got]}`);
+      await t.createTopic?.(`${topic}.later`, { partitions: 1 });
+      await t.publisher.publish(`${topic}.later`, { id: "later", payload: bytes("2") });
+      await t.publisher.publish(`${topic}.first`, { id: "first-again", payload: bytes("3") });
+      await wait.until(
+        () => got.has("later") && got.has("first-again"),
+        () => `"later" and "first-again", got ${[...got]}`,
+      );
+    },
+  );
+
+  test(
+    "a consumer killed with SIGKILL mid-batch loses nothing: restarted, its group gets every message it had not handled",
+    ["persistent", "redelivery"],
+    async (t, topic, wait) => {
+      await t.createTopic?.(topic, { partitions: 2 });
+      const group = uniqueName("g");
+      const started = performance.now();
+      const before = Array.from({ length: 200 }, (_, i) => `before-${i}`);
+      await publishAll(
+        t.publisher,
+        topic,
+        before.length,
+        (i) => ({ id: before[i], key: `k${i % 8}`, payload: bytes("") }),
+      );
+      const child = startConsumerProcess({
+        module: String(options.consumerProcess!.module),
+        export: options.consumerProcess!.export,
+        topic,
+        group,
+        concurrency: 4,
+        handleMs: 20,
+      });
+      const inFlight = () => [...child.started].filter((id) => !child.handled.has(id));
+      try {
+        await child.until(
+          () => child.handled.size >= 40 && inFlight().length > 0,
+          timeoutMs,
+          "40 messages handled and more in flight in the consumer process",
+        );
+      } finally {
+        await child.kill();
+      }
+      const inFlightAtKill = inFlight();
+      ok(inFlightAtKill.length > 0, "the kill came while handlers ran");
+      const killed = performance.now();
+      const after = Array.from({ length: 50 }, (_, i) => `after-${i}`);
+      await publishAll(
+        t.publisher,
+        topic,
+        after.length,
+        (i) => ({ id: after[i], key: `k${i % 8}`, payload: bytes("") }),
+      );
+      const again = new Set<string>();
+      await t.subscriber.subscribe(topic, (msg) => {
+        again.add(msg.id);
+        wait.notify();
+      }, { group, concurrency: 4 });
+      const lost = () => [...before, ...after].filter((id) => !child.handled.has(id) && !again.has(id));
+      await wait.until(
+        () => lost().length === 0,
+        () => `every message not handled before the kill; ${lost().length} missing, e.g. ${lost().slice(0, 3)}`,
+      );
+      for (const id of inFlightAtKill) ok(again.has(id), `${id} was in flight at the kill and never came again`);
+      log(
+        `[${name}] crash: killed after ${child.handled.size} handled with ${inFlightAtKill.length} in flight; ` +
+          `the restarted consumer caught up ${seconds(performance.now() - killed)} after the kill ` +
+          `(${again.size} deliveries); case ${seconds(performance.now() - started)}`,
+      );
+    },
+    options.consumerProcess ? undefined : "no consumerProcess option, so no consumer to run in a child process",
+  );
+
+  test(
+    "a slow consumer of 100,000 messages never runs more handlers than its concurrency and holds a bounded part of them",
+    [],
+    async (t, topic) => {
+      await t.createTopic?.(topic, { partitions: 4 });
+      const n = 100_000;
+      const concurrency = 8;
+      const payload = new Uint8Array(BACKLOG_PAYLOAD_BYTES).fill(0x5a);
+      const publish = () =>
+        publishAll(t.publisher, topic, n, (i) => ({ id: String(i), key: `k${i % 64}`, payload }), 500);
+      const wait = waiter(Math.max(timeoutMs, 180_000));
+      const deliveries = new Uint8Array(n);
+      let distinct = 0;
+      let inFlight = 0;
+      let maxInFlight = 0;
+      let publishing = false;
+      let slowUntil = Infinity;
+      let memory: LiveMemory | undefined;
+      const started = performance.now();
+      // A persistent broker holds the backlog itself: all of it is there before the consumer starts. Otherwise the
+      // backlog builds up while the consumer is slow.
+      if (features.persistent) await publish();
+      const published = performance.now();
+      try {
+        memory = liveMemory();
+        await t.subscriber.subscribe(topic, async (msg) => {
+          inFlight++;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          // Slow while publishing and for 2 s from the first delivery, then fast, so the case ends in sensible time.
+          if (slowUntil === Infinity) slowUntil = performance.now() + 2000;
+          if (publishing || performance.now() < slowUntil) await sleep(5);
+          const i = Number(msg.id);
+          if (deliveries[i] === 0) distinct++;
+          if (deliveries[i] < 255) deliveries[i]++;
+          inFlight--;
+          if (distinct % 1000 === 0) wait.notify();
+        }, { group: uniqueName("g"), concurrency });
+        const consuming = performance.now();
+        if (!features.persistent) {
+          publishing = true;
+          await publish().finally(() => publishing = false);
+        }
+        if (features.redelivery) {
+          await wait.until(() => distinct >= n, () => `${n} distinct messages, got ${distinct}`);
+        } else {
+          // At-most-once: an overloaded subscriber may drop messages, so wait until deliveries stop.
+          await settled(() => distinct, 2000, Math.max(timeoutMs, 180_000));
+        }
+        const handled = performance.now();
+        const growth = memory.stop();
+        log(
+          `[${name}] backpressure: ${distinct} of ${n} handled in ${seconds(handled - consuming)}` +
+            (features.persistent ? ` after publishing them in ${seconds(published - started)}` : " while publishing") +
+            `; at most ${maxInFlight} of ${concurrency} in flight; live memory peaked ${mib(growth)} MiB above ` +
+            `the baseline; case ${seconds(handled - started)}`,
+        );
+        ok(maxInFlight <= concurrency, `max in flight ${maxInFlight} > ${concurrency}`);
+        if (features.redelivery) strictEqual(distinct, n);
+        else {
+          ok(distinct > 0, "nothing was delivered");
+          ok(deliveries.every((d) => d <= 1), "an at-most-once adapter delivered a message twice");
+        }
+        if (options.inProcessBroker) {
+          log(`[${name}] backpressure: memory bound not checked, as the broker keeps the backlog on this heap`);
+        } else {
+          ok(
+            growth < BACKLOG_MEMORY_BOUND,
+            `live memory peaked ${mib(growth)} MiB above the baseline, over the ${mib(BACKLOG_MEMORY_BOUND)} MiB bound`,
+          );
+        }
+      } finally {
+        memory?.stop();
+      }
+    },
+  );
+
+  register(
+    "after its broker restarts, a subscriber gets what is published afterwards and, when persistent, what was stored before",
+    options.restartableBroker
+      ? undefined
+      : "no restartableBroker option (the adapter has no broker process to restart)",
+    async () => {
+      const topic = uniqueName("conformance");
+      const wait = waiter(Math.max(timeoutMs, 60_000));
+      await using broker = await options.restartableBroker!();
+      const t = await broker.connect();
+      try {
+        await t.createTopic?.(topic, { partitions: 1 });
+        const live = new Set<string>();
+        await t.subscriber.subscribe(topic, (msg) => {
+          live.add(msg.id);
+          wait.notify();
+        }, { group: uniqueName("g") });
+        const ids = (prefix: string) => Array.from({ length: 5 }, (_, i) => `${prefix}-${i}`);
+        const before = ids("before");
+        for (const id of before) await t.publisher.publish(topic, { id, payload: bytes(id) });
+        await wait.until(() => before.every((id) => live.has(id)), () => `${before}, got ${[...live]}`);
+
+        const stopped = performance.now();
+        await broker.stop();
+        await broker.start();
+        const restarted = performance.now();
+        // Probe until one gets through: that is the subscriber back after reconnecting (and resubscribing).
+        const deadline = restarted + Math.max(timeoutMs, 60_000);
+        for (let i = 0; ![...live].some((id) => id.startsWith("probe-")); i++) {
+          ok(performance.now() < deadline, "no probe reached the subscriber after the broker restarted");
+          await publishEventually(t.publisher, topic, { id: `probe-${i}`, payload: bytes("") }, deadline);
+          await sleep(250);
+        }
+        const resumed = performance.now();
+        const after = ids("after");
+        for (const id of after) await publishEventually(t.publisher, topic, { id, payload: bytes(id) }, deadline);
+        await wait.until(() => after.every((id) => live.has(id)), () => `${after}, got ${[...live]}`);
+        if (features.persistent) {
+          const late = new Set<string>();
+          await t.subscriber.subscribe(topic, (msg) => {
+            late.add(msg.id);
+            wait.notify();
+          }, { group: uniqueName("g") });
+          const stored = [...before, ...after];
+          await wait.until(
+            () => stored.every((id) => late.has(id)),
+            () => `${stored} in a new group, got ${[...late]}`,
+          );
+        }
+        log(
+          `[${name}] restart: the broker was down and up again in ${seconds(restarted - stopped)}, ` +
+            `the subscriber got messages again ${seconds(resumed - restarted)} later`,
+        );
+      } finally {
+        await t.subscriber.close();
+        await t.publisher.close();
+        await t.close?.();
+      }
+    },
+  );
+}
+
+/**
+ * Payload of each backlog message. With 100,000 of them the backlog is 98 MiB of payload alone, so an adapter that
+ * pulled it into the process would go well past {@linkcode BACKLOG_MEMORY_BOUND}.
+ */
+const BACKLOG_PAYLOAD_BYTES = 1024;
+
+/**
+ * How far live memory (JS heap plus external ArrayBuffer memory, right after a full GC) may rise above its level at
+ * subscribe time during the backpressure case: half the backlog's payload. What a bounded adapter legitimately
+ * holds is far less: its prefetch window (kafkajs keeps one fetch response, 4 MiB here with 4 partitions, plus up to
+ * 1,000 buffered messages; JetStream pulls at most `concurrency`; NATS Core keeps a bounded pending queue) and, for
+ * a non-persistent broker, the publisher's 500 messages in flight. One that held the backlog needs its 98 MiB of
+ * payload and more. Garbage is left out (hence the GC before each sample): between collections V8 keeps tens of
+ * MiB of it, which says nothing about what the adapter holds on to.
+ */
+const BACKLOG_MEMORY_BOUND = 48 * 1024 * 1024;
+
+/** Peak growth of live memory over its level at creation, sampled after a full GC every 250 ms. */
+interface LiveMemory {
+  /** Stops sampling (idempotent) and returns the peak growth in bytes. */
+  stop(): number;
+}
+
+function liveMemory(): LiveMemory {
+  // Deno exposes no gc() without --v8-flags=--expose-gc; this is Node's way of turning it on at run time.
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  const live = () => {
+    gc();
+    const m = Deno.memoryUsage();
+    return m.heapUsed + m.external;
+  };
+  const baseline = live();
+  let peak = baseline;
+  const timer = setInterval(() => peak = Math.max(peak, live()), 250);
+  return {
+    stop() {
+      clearInterval(timer);
+      return peak - baseline;
+    },
+  };
+}
+
+/** Publishes `count` messages with at most `window` publishes outstanding at once. */
+async function publishAll(
+  publisher: Publisher,
+  topic: string,
+  count: number,
+  message: (i: number) => OutgoingMessage,
+  window = 100,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await publisher.publish(topic, message(next++));
+  };
+  await Promise.all(Array.from({ length: Math.min(window, count) }, worker));
+}
+
+/** Publishes, retrying every 250 ms while the publisher rejects (its broker is still coming back) until `deadline`. */
+async function publishEventually(publisher: Publisher, topic: string, msg: OutgoingMessage, deadline: number) {
+  for (;;) {
+    try {
+      return await publisher.publish(topic, msg);
+    } catch (err) {
+      if (performance.now() >= deadline) throw err;
+      await sleep(250);
+    }
+  }
+}
+
+/** Resolves once `value()` has not changed for `quietMs`; rejects after `timeoutMs`. */
+async function settled(value: () => number, quietMs: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let last = value();
+  let since = performance.now();
+  while (performance.now() - since < quietMs) {
+    if (performance.now() > deadline) throw new Error(`deliveries did not settle within ${timeoutMs} ms`);
+    await sleep(100);
+    if (value() !== last) {
+      last = value();
+      since = performance.now();
+    }
+  }
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function mib(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
 }
 
 /** Waits until a condition over handler-collected state holds, re-checking whenever a handler calls `notify()`. */
