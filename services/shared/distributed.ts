@@ -14,6 +14,12 @@ export interface DistributedOptions {
   /** @default {"trellis"} */
   databasePrefix?: string;
   kafkaBrokers: string[];
+  /**
+   * Which Kafka client the adapter runs on (`KAFKA_CLIENT`): `kafkajs` or `platformatic` (`@platformatic/kafka`,
+   * loaded only when chosen); the README's "Choosing the Kafka client" says why the default is what it is.
+   * @default {"kafkajs"}
+   */
+  kafkaClient?: KafkaClient;
   natsUrl: string;
   /** Prepended to every topic and subject, so test runs sharing a broker do not see each other. @default {""} */
   topicPrefix?: string;
@@ -22,6 +28,9 @@ export interface DistributedOptions {
   clientId: string;
   log: Logger;
 }
+
+/** The Kafka client libraries an adapter exists for. */
+export type KafkaClient = "kafkajs" | "platformatic";
 
 /** Reads {@linkcode DistributedOptions} from `DATABASE_URL`, `KAFKA_BROKERS`, `NATS_URL`, ... */
 export function distributedOptionsFromEnv(
@@ -33,12 +42,19 @@ export function distributedOptionsFromEnv(
     databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
     databasePrefix: env.DATABASE_PREFIX ?? "trellis",
     kafkaBrokers: (env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",").map((s) => s.trim()).filter(Boolean),
+    kafkaClient: kafkaClientOf(env.KAFKA_CLIENT),
     natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
     topicPrefix: env.TOPIC_PREFIX ?? "",
     storageDir: env.STORAGE_DIR ?? ".trellis/storage",
     clientId,
     log,
   };
+}
+
+function kafkaClientOf(value: string | undefined): KafkaClient {
+  if (value === undefined || value === "" || value === "kafkajs") return "kafkajs";
+  if (value === "platformatic") return "platformatic";
+  throw new RangeError(`Cannot use KAFKA_CLIENT=${JSON.stringify(value)}: it must be kafkajs or platformatic`);
 }
 
 /**
@@ -49,7 +65,10 @@ export function distributedInfra(options: DistributedOptions): Infra {
   const prefix = options.topicPrefix ?? "";
   const dbs: Database[] = [];
   const events = once(async () => {
-    const kafka = createKafkaPubSub({ brokers: options.kafkaBrokers, clientId: options.clientId, logger: options.log });
+    const kafkaOptions = { brokers: options.kafkaBrokers, clientId: options.clientId, logger: options.log };
+    const kafka = options.kafkaClient === "platformatic"
+      ? (await import("../../platform/messaging/kafka_platformatic.ts")).createPlatformaticKafkaPubSub(kafkaOptions)
+      : createKafkaPubSub(kafkaOptions);
     await kafka.ensureTopics(Object.values(Topics).map((t) => prefix + t), { partitions: 3 });
     return prefixTopics(kafka, prefix);
   });

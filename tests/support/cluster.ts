@@ -45,6 +45,7 @@ export async function startCluster(options: ClusterOptions = {}) {
     DATABASE_PREFIX: id,
     TOPIC_PREFIX: `${id}.`,
     KAFKA_BROKERS: Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092",
+    KAFKA_CLIENT: Deno.env.get("KAFKA_CLIENT") ?? "kafkajs",
     NATS_URL: Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222",
     STORAGE_DIR: storageDir,
     LOG_LEVEL: "info",
