@@ -46,7 +46,7 @@ import { createJetStreamPubSub } from "../platform/messaging/jetstream.ts";
 import { createKafkaPubSub } from "../platform/messaging/kafka.ts";
 import { createNatsPubSub } from "../platform/messaging/nats.ts";
 import type { Message, PubSub, Subscription } from "../platform/messaging/message.ts";
-import { cpuModel, loadavg, median, run } from "./wrk.ts";
+import { cpuModel, loadavg, median, writePerformanceSection } from "./wrk.ts";
 
 const BROKERS = ["nats", "jetstream", "kafka"] as const;
 type Broker = typeof BROKERS[number];
@@ -538,16 +538,9 @@ function adapterName(b: Broker): string {
   return { nats: "`createNatsPubSub`", jetstream: "`createJetStreamPubSub`", kafka: "`createKafkaPubSub`" }[b];
 }
 
-/** Replaces the "Messaging" section of docs/performance.md with fresh figures, keeping its `###` subsections. */
+/** Replaces the "Messaging" section of docs/performance.md with fresh figures (its `###` subsections stay). */
 async function writeSection(summaries: Summary[]): Promise<string> {
-  const path = new URL("../docs/performance.md", import.meta.url);
-  const existing = await Deno.readTextFile(path);
   const heading = "## Messaging";
-  const start = existing.indexOf(heading);
-  let end = start < 0 ? -1 : existing.indexOf("\n## ", start + 1);
-  if (end >= 0) end += 1;
-  const old = start < 0 ? "" : existing.slice(start, end < 0 ? undefined : end);
-  const kept = old.indexOf("\n### ") < 0 ? "" : old.slice(old.indexOf("\n### ") + 1).trimEnd();
   const cpu = await cpuModel();
   const perRound = summaries.map((s) => {
     const fmt = (v: Variant) =>
@@ -592,11 +585,6 @@ Ratio adapter/raw (target >= ${TARGET}): ${verdicts}.
 Per round:
 
 ${perRound}
-${kept ? `\n${kept}\n` : ""}`;
-  const updated = start < 0
-    ? `${existing.trimEnd()}\n\n${section}`
-    : `${existing.slice(0, start)}${section}${end < 0 ? "" : `\n${existing.slice(end)}`}`;
-  await Deno.writeTextFile(path, updated);
-  await run(Deno.execPath(), ["fmt", "--quiet", path.pathname]);
-  return path.pathname;
+`;
+  return writePerformanceSection(heading, section);
 }

@@ -83,9 +83,14 @@ export async function writePerformanceSection(heading: string, section: string):
   const start = existing.indexOf(heading);
   let next = start < 0 ? -1 : existing.indexOf("\n## ", start + 1);
   if (next >= 0) next += 1;
+  // The `###` subsections of the old section are written by hand (analysis, ablations): they stay, after the figures.
+  const old = start < 0 ? "" : existing.slice(start, next < 0 ? undefined : next);
+  const sub = old.indexOf("\n### ");
+  const kept = sub < 0 ? "" : `\n${old.slice(sub + 1).trimEnd()}\n`;
+  const body = `${section.trimEnd()}\n${kept}`;
   const updated = start < 0
-    ? `${existing.trimEnd()}\n\n${section}`
-    : `${existing.slice(0, start)}${section}${next < 0 ? "" : `\n${existing.slice(next)}`}`;
+    ? `${existing.trimEnd()}\n\n${body}`
+    : `${existing.slice(0, start)}${body}${next < 0 ? "" : `\n${existing.slice(next)}`}`;
   await Deno.writeTextFile(path, updated);
   await run(Deno.execPath(), ["fmt", "--quiet", path.pathname]);
   return path.pathname;
