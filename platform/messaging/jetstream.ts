@@ -12,10 +12,10 @@ import {
   type JsMsg,
   StorageType,
 } from "@nats-io/jetstream";
+import { setImmediate } from "node:timers";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { backoffDelay, type BackoffOptions, delay } from "../async/backoff.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
-import { createLimiter } from "./limiter.ts";
 import type {
   Features,
   Message,
@@ -98,11 +98,15 @@ export interface JetStreamPubSub extends PubSub {
  * - `publish` resolves with the stream's acknowledgement (PubAck). The message id is sent as `Nats-Msg-Id`, so a
  *   retried publish with the same id inside the duplicate window is stored once. Id, key and publish time travel in
  *   {@linkcode NatsMessageHeaders}, as with NATS Core.
+ * - Publishes and acks made during one turn of the event loop go out together when it ends (`setImmediate`), in one
+ *   socket write instead of one each.
  * - `subscribe` needs `options.group`: it names a durable pull consumer (characters not allowed in names become `_`)
  *   that starts at the beginning of the stream, so messages published while no subscriber runs wait for it.
  *   Subscriptions sharing a group split the messages.
- * - Backpressure: a subscription never runs more than `concurrency` handlers and only pulls as many messages as it
- *   has free slots, so nothing waits client-side while its ack timer runs.
+ * - Backpressure: a subscription never runs more than `concurrency` handlers, and holds at most `concurrency` more
+ *   messages pulled ahead of them, so the next ones are at hand when a handler finishes. A message pulled ahead waits
+ *   for at most about one handler's run; one that waited longer than a tenth of `ackWaitMs` is marked in progress
+ *   (`+WPI`) as its handler starts, so its ack wait starts over and the handler has all of it.
  * - A handler that returns acks the message; one that throws naks it with an exponential delay (`redelivery`), and
  *   the next delivery has `attempt` (the server's delivery count) + 1. After `maxDeliver` failed attempts the
  *   message is terminated (never redelivered) and logged, after `onDeadLetter` if given. A handler still running
@@ -149,8 +153,14 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
   const js = jetstream(nc);
   const features: Features = Object.freeze({ ...jetStreamFeatures, maxMessageBytes });
   const streams = new Map<string, Promise<string>>();
+  /** Topics whose stream is known to exist, so a publish to them goes out without waiting a turn for `streams`. */
+  const ready = new Set<string>();
   const subscriptions = new Set<Subscription>();
-  const publishing = new Set<Promise<unknown>>();
+  let publishing = 0;
+  let published: PromiseWithResolvers<void> | undefined;
+  const publishSettled = () => {
+    if (--publishing === 0) published?.resolve();
+  };
   let closing: Promise<void> | undefined;
 
   const assertOpen = (what: string) => {
@@ -183,7 +193,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
     if (!stream) {
       stream = findOrCreateStream(topic);
       streams.set(topic, stream);
-      stream.catch(() => streams.delete(topic));
+      stream.then(() => ready.add(topic), () => streams.delete(topic));
     }
     return stream;
   };
@@ -247,21 +257,64 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
     settle("terminate", () => m.term(), fields);
   };
 
-  const handle = async (m: JsMsg, handler: MessageHandler, group: string) => {
-    const msg = decodeNatsMessage(m.headers, m.data, m.info.deliveryCount);
+  const failed = (m: JsMsg, msg: Message, group: string, err: unknown): Promise<void> | void => {
+    if (msg.attempt >= maxDeliver) return deadLetter(m, msg, m.subject, group, err);
+    const wait = backoffDelay(msg.attempt, redelivery);
     const fields = { topic: m.subject, group, messageId: msg.id, attempt: msg.attempt };
+    logger.warn("message handler failed; redelivering", { ...fields, retryInMs: wait, error: err });
+    settle("nak", () => m.nak(wait), fields);
+  };
+
+  /** Runs the handler for one delivery; resolves once the message is nak'd, terminated or its ack is queued. */
+  const handle = (m: JsMsg, handler: MessageHandler, group: string): Promise<void> => {
+    const msg = decodeNatsMessage(m.headers, m.data, m.info.deliveryCount);
     if (msg.attempt > maxDeliver) {
       return deadLetter(m, msg, m.subject, group, new Error(`attempt ${msg.attempt} is past maxDeliver ${maxDeliver}`));
     }
-    try {
-      await handleInContext(handler, msg);
-    } catch (err) {
-      if (msg.attempt >= maxDeliver) return deadLetter(m, msg, m.subject, group, err);
-      const wait = backoffDelay(msg.attempt, redelivery);
-      logger.warn("message handler failed; redelivering", { ...fields, retryInMs: wait, error: err });
-      return settle("nak", () => m.nak(wait), fields);
+    return handleInContext(handler, msg).then(() => ack(m), (err) => failed(m, msg, group, err));
+  };
+
+  // What one turn of the event loop sends goes out in one socket write. nats.js writes once per microtask checkpoint,
+  // and handlers and publishers finishing one by one each landed in a checkpoint, and a write, of their own: a write
+  // per message, the largest single part of a message's CPU cost in Deno. So acks and publishes wait for the end of
+  // the turn (`setImmediate`, which runs right after it; `setTimeout(0)` waits a millisecond or more in Deno).
+  let acks: JsMsg[] = [];
+  let turn: PromiseWithResolvers<void> | undefined;
+  const sendAcks = () => {
+    const batch = acks;
+    acks = [];
+    let failures = 0;
+    let error: unknown;
+    for (const m of batch) {
+      try {
+        m.ack();
+      } catch (err) {
+        failures++;
+        error = err;
+      }
     }
-    settle("ack", () => m.ack(), fields);
+    if (failures > 0) {
+      logger.warn("could not ack messages; the server redelivers them after ackWait", { count: failures, error });
+    }
+  };
+  const endTurn = () => {
+    const ended = turn;
+    turn = undefined;
+    // Publishes waiting on the turn run as microtasks after this function, before nats.js's flush, which the
+    // first ack (or, without acks, the first publish) schedules: all share one write.
+    ended?.resolve();
+    sendAcks();
+  };
+  const endOfTurn = (): Promise<void> => {
+    if (!turn) {
+      turn = Promise.withResolvers<void>();
+      setImmediate(endTurn);
+    }
+    return turn.promise;
+  };
+  const ack = (m: JsMsg) => {
+    acks.push(m);
+    endOfTurn();
   };
 
   return {
@@ -289,10 +342,14 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
       for (const [k, v] of Object.entries(outgoingHeaders(out.headers))) h.set(k, v);
       h.set(NatsMessageHeaders.timestamp, String(Date.now()));
       if (out.key !== undefined) h.set(NatsMessageHeaders.key, out.key);
-      const msgID = out.id ?? crypto.randomUUID();
-      const done = ensureStream(topic).then(() => js.publish(topic, out.payload, { msgID, headers: h }));
-      publishing.add(done);
-      return done.then(() => {}).finally(() => publishing.delete(done));
+      const options = { msgID: out.id ?? crypto.randomUUID(), headers: h };
+      const send = () => js.publish(topic, out.payload, options);
+      const acked = (ready.has(topic) ? endOfTurn() : ensureStream(topic)).then(send);
+      publishing++;
+      return acked.then(publishSettled, (err) => {
+        publishSettled();
+        throw err;
+      });
     },
 
     async subscribe(topic: string, handler: MessageHandler, opts?: SubscribeOptions): Promise<Subscription> {
@@ -309,47 +366,101 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
       const durable = safeName(group);
       await ensureConsumer(stream, durable, topic);
       const consumer = await js.consumers.get(stream, durable);
-      const limiter = createLimiter(concurrency);
       const stopping = new AbortController();
-      let batch: ConsumerMessages | undefined;
+      // Handlers running; the reader waits on `slotFree` while all `concurrency` slots are taken.
+      let active = 0;
+      let slotFree: (() => void) | undefined;
+      let idle: PromiseWithResolvers<void> | undefined;
+      const finish = () => {
+        active--;
+        const wake = slotFree;
+        slotFree = undefined;
+        wake?.();
+        if (active === 0) idle?.resolve();
+      };
+      const failedToSettle = (err: unknown) => {
+        finish();
+        throw err;
+      };
+      const start = (m: JsMsg) => {
+        active++;
+        let settled: Promise<void>;
+        try {
+          settled = handle(m, handler, group);
+        } catch (err) {
+          settled = Promise.reject(err);
+        }
+        settled.then(finish, failedToSettle);
+      };
+      // A message that waited this long for a free slot is marked in progress (+WPI) as its handler starts, so its
+      // ack wait starts over and the handler gets all of it, as if the message had not been pulled ahead.
+      const staleMs = ackWaitMs / 10;
 
-      const pull = async () => {
-        while (!stopping.signal.aborted && !nc.isClosed()) {
-          // Hold every free slot before asking for messages: the server never sends more than can be handled now.
-          await limiter.acquire();
-          let held = 1;
-          while (limiter.active < concurrency) {
-            await limiter.acquire();
-            held++;
+      const read = async (messages: ConsumerMessages) => {
+        const iterator = messages[Symbol.asyncIterator]();
+        // When the reader last fell behind (all slots taken): a message read now arrived no earlier. Cleared once
+        // it has caught up with what nats.js holds.
+        let behindSince: number | undefined;
+        while (!stopping.signal.aborted) {
+          if (active >= concurrency) {
+            behindSince ??= performance.now();
+            await new Promise<void>((resolve) => slotFree = resolve);
+            continue;
           }
-          try {
-            if (stopping.signal.aborted) continue;
-            batch = await consumer.fetch({ max_messages: held, expires: fetchExpiresMs });
-            if (stopping.signal.aborted) batch.stop();
-            for await (const m of batch) {
-              held--;
-              handle(m, handler, group).finally(() => limiter.release());
+          // Nothing left in hand, so the reader is about to wait for the server: the acks so far go out now, in the
+          // same write as the pull request nats.js may send next.
+          if (acks.length > 0 && messages.getPending() === 0) sendAcks();
+          const next = await iterator.next();
+          // Closing: a message read but not handled is redelivered after ackWait, like those still held by nats.js.
+          if (next.done || stopping.signal.aborted || nc.isClosed()) return;
+          const m = next.value;
+          if (behindSince !== undefined) {
+            if (performance.now() - behindSince > staleMs) {
+              settle("restart the ack wait of", () => m.working(), { topic, group, streamSeq: m.seq });
             }
-          } catch (err) {
-            if (stopping.signal.aborted || nc.isClosed()) continue;
-            logger.warn("JetStream fetch failed; retrying", { topic, group, error: err });
-            await delay(1000, stopping.signal).catch(() => {});
-          } finally {
-            batch = undefined;
-            for (; held > 0; held--) limiter.release();
+            if (messages.getPending() === 0) behindSince = undefined;
           }
+          start(m);
         }
       };
-      const loop = pull();
+
+      // The running `consume()`, stopped at most once: nats.js sends an UNSUB for every stop() until it has run.
+      let current: ConsumerMessages | undefined;
+      const stopMessages = () => {
+        current?.stop();
+        current = undefined;
+      };
+      const consume = async () => {
+        while (!stopping.signal.aborted && !nc.isClosed()) {
+          try {
+            // nats.js queues each further pull request behind the messages already received and sends it when the
+            // reader gets there, and the reader reads only while a slot is free: at most `concurrency` messages wait
+            // here beyond those being handled.
+            current = await consumer.consume({ max_messages: concurrency, expires: fetchExpiresMs });
+            await read(current);
+          } catch (err) {
+            if (stopping.signal.aborted || nc.isClosed()) break;
+            logger.warn("JetStream consume failed; retrying", { topic, group, error: err });
+          } finally {
+            stopMessages();
+          }
+          if (!stopping.signal.aborted && !nc.isClosed()) await delay(1000, stopping.signal).catch(() => {});
+        }
+      };
+      const loop = consume();
 
       let closed: Promise<void> | undefined;
       const subscription: Subscription = {
         close() {
           closed ??= (async () => {
             stopping.abort();
-            batch?.stop();
+            stopMessages();
             await loop;
-            await limiter.idle();
+            if (active > 0) {
+              idle = Promise.withResolvers<void>();
+              await idle.promise;
+            }
+            if (turn) await turn.promise;
             if (!nc.isClosed()) await nc.flush().catch(() => {});
             subscriptions.delete(subscription);
           })();
@@ -362,7 +473,10 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
 
     close(): Promise<void> {
       closing ??= (async () => {
-        await Promise.allSettled(publishing);
+        if (publishing > 0) {
+          published = Promise.withResolvers<void>();
+          await published.promise;
+        }
         await Promise.all([...subscriptions].map((s) => s.close()));
         if (owned && !nc.isClosed()) {
           await nc.drain();

@@ -2,7 +2,12 @@ import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createLogger } from "../log/logger.ts";
-import { createJetStreamPubSub, jetStreamFeatures, type JetStreamPubSubOptions } from "./jetstream.ts";
+import {
+  createJetStreamPubSub,
+  jetStreamFeatures,
+  type JetStreamPubSub,
+  type JetStreamPubSubOptions,
+} from "./jetstream.ts";
 import type { Message, PubSub } from "./message.ts";
 import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
 import { startInfraBroker } from "./testing/infra_broker.ts";
@@ -90,6 +95,12 @@ function setup() {
       await deleteStreams([this.topic]);
     },
   };
+}
+
+/** The server's view of the durable consumer of `env.group` on the stream holding `env.topic`. */
+async function consumerInfo(env: ReturnType<typeof setup>, bus: JetStreamPubSub) {
+  const jsm = await jetstreamManager(await env.connection());
+  return await jsm.consumers.info(await bus.ensureStream(env.topic), env.group);
 }
 
 Deno.test("createJetStreamPubSub() rejects a subscription without a group with TypeError", async () => {
@@ -225,4 +236,79 @@ Deno.test("createJetStreamPubSub() redelivers unacknowledged messages to a new s
   await all.promise;
   deepStrictEqual([...got.keys()].sort(), ids);
   for (const id of taken) ok(got.get(id)! >= 2, `${id} redelivered with attempt ${got.get(id)}`);
+});
+
+Deno.test("createJetStreamPubSub() holds at most concurrency messages pulled ahead of its running handlers", async () => {
+  await using env = setup();
+  const bus = await env.bus();
+  const n = 20;
+  for (let i = 0; i < n; i++) await bus.publish(env.topic, { id: `m${i}`, payload: enc(String(i)) });
+  const concurrency = 2;
+  const gate = Promise.withResolvers<void>();
+  const handled = new Set<string>();
+  const started = Promise.withResolvers<void>();
+  const all = Promise.withResolvers<void>();
+  let running = 0;
+  await bus.subscribe(env.topic, async (msg) => {
+    if (++running === concurrency) started.resolve();
+    await gate.promise;
+    running--;
+    handled.add(msg.id);
+    if (handled.size === n) all.resolve();
+  }, { group: env.group, concurrency });
+  try {
+    await started.promise;
+    // Time for any pull request the subscription would send while its handlers are busy to be answered.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const info = await consumerInfo(env, bus);
+    ok(
+      info.num_ack_pending <= 2 * concurrency,
+      `${info.num_ack_pending} messages delivered and unacknowledged with ${concurrency} handlers running`,
+    );
+  } finally {
+    gate.resolve();
+  }
+  await all.promise;
+});
+
+Deno.test("createJetStreamPubSub() restarts the ack wait of a message that waited for a free handler", async () => {
+  await using env = setup();
+  // Each handler takes 60% of the ack wait, so a message that waited for a whole handler run before its own would
+  // be redelivered while handled, had its ack wait not started over when its handler did.
+  const ackWaitMs = 1000;
+  const bus = await env.bus({ ackWaitMs });
+  const ids = ["w1", "w2", "w3", "w4"];
+  for (const id of ids) await bus.publish(env.topic, { id, payload: enc(id) });
+  const deliveries: string[] = [];
+  const all = Promise.withResolvers<void>();
+  await bus.subscribe(env.topic, async (msg) => {
+    deliveries.push(`${msg.id}#${msg.attempt}`);
+    await new Promise((resolve) => setTimeout(resolve, 0.6 * ackWaitMs));
+    if (deliveries.length >= ids.length) all.resolve();
+  }, { group: env.group, concurrency: 2 });
+  await all.promise;
+  await new Promise((resolve) => setTimeout(resolve, ackWaitMs + 200));
+  deepStrictEqual(deliveries.sort(), ids.map((id) => `${id}#1`));
+});
+
+Deno.test("createJetStreamPubSub() Subscription.close() sends the acks of the messages it handled", async () => {
+  await using env = setup();
+  const bus = await env.bus();
+  const n = 10;
+  for (let i = 0; i < n; i++) await bus.publish(env.topic, { payload: enc(String(i)) });
+  let handled = 0;
+  const all = Promise.withResolvers<void>();
+  const sub = await bus.subscribe(env.topic, () => {
+    if (++handled === n) all.resolve();
+  }, { group: env.group, concurrency: 4 });
+  await all.promise;
+  await sub.close();
+  // The server applies acks asynchronously: give it a moment, far less than the 30 s ack wait after which it would
+  // redeliver messages whose acks were lost.
+  for (let i = 0;; i++) {
+    const info = await consumerInfo(env, bus);
+    if (info.num_ack_pending === 0 && info.num_pending === 0) break;
+    ok(i < 40, `${info.num_ack_pending} delivered but not acknowledged, ${info.num_pending} not delivered`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 });
