@@ -14,7 +14,6 @@ import {
 import { createLogger, type Logger } from "../log/logger.ts";
 import { backoffDelay, type BackoffOptions, delay } from "../async/backoff.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
-import { createLimiter } from "./limiter.ts";
 import type {
   Features,
   Message,
@@ -59,7 +58,9 @@ export interface KafkaConsumerTuning {
   maxBufferedMessages?: number;
   /**
    * Most payload bytes a subscription holds fetched but not yet handled; fetching stops while it holds this many
-   * (one message is always let through, however big). @default {16777216}
+   * (one message is always let through, however big). Payloads are copied out of the fetch response in blocks of up
+   * to 16 KiB shared by consecutive messages, and a block counts whole until all its messages are handled.
+   * @default {16777216}
    */
   maxBufferedBytes?: number;
   /** Longest a handled message waits for its offset commit; commits are batched within this window. @default {100} */
@@ -127,6 +128,9 @@ export interface KafkaPubSub extends PubSub {
  *   topics are listed every `patternRefreshMs`; when new matching ones appear, the subscription finishes its
  *   in-flight handlers, commits, and restarts its consumer on the larger set, new topics read from the beginning.
  * - Id travels in the `message-id` header, payload as the record value, headers as UTF-8 record headers.
+ * - A delivered payload is a copy, not a view of kafkajs's fetch response, but it shares its `ArrayBuffer` with
+ *   the payloads of neighbouring messages of its batch (at most 16 KiB together): read it through its `byteOffset`
+ *   and `byteLength`, and copy it to keep it past the handler without keeping the others.
  * - Payloads over `maxMessageBytes` are rejected by `publish` before anything is sent.
  *
  * @example Payments consumes order events
@@ -190,6 +194,8 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
   const features: Features = Object.freeze({ ...kafkaFeatures, maxMessageBytes });
   const subscriptions = new Set<Subscription>();
   let producer: Promise<Producer> | undefined;
+  /** The producer once connected, so `publish` need not await its settled promise (a turn per message). */
+  let connectedProducer: Producer | undefined;
   let admin: Promise<Admin> | undefined;
   let closing: Promise<void> | undefined;
 
@@ -199,7 +205,7 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
   const getProducer = () =>
     producer ??= connected(
       kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: true }),
-    );
+    ).then((p) => connectedProducer = p);
   const getAdmin = () => admin ??= connected(kafka.admin());
 
   const assertOpen = (action: string) => {
@@ -243,7 +249,8 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
       assertOpen(`publish to "${topic}"`);
       const headers: IHeaders = outgoingHeaders(out.headers);
       headers[KafkaMessageHeaders.id] = out.id ?? crypto.randomUUID();
-      const p = await getProducer();
+      const p = connectedProducer ?? await getProducer();
+      // No timestamp: kafkajs stamps the record with the time it encodes it, and parses a given one twice into a Long.
       await p.send({
         topic,
         acks: -1,
@@ -251,7 +258,6 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
           key: out.key,
           value: Buffer.from(out.payload.buffer, out.payload.byteOffset, out.payload.byteLength),
           headers,
-          timestamp: String(Date.now()),
         }],
       });
     },
@@ -396,6 +402,9 @@ interface Generation {
 
 interface Job {
   msg: Omit<Message, "attempt">;
+  slab: Slab;
+  /** Its key's lane in {@linkcode consume}'s `lanes`; the job heads it while it runs. `undefined` without a key. */
+  lane: string | undefined;
   generation: Generation;
   progress: PartitionProgress;
   slot: Slot;
@@ -408,7 +417,10 @@ interface ConsumerSubscription extends Subscription {
 /** One subscription: a kafkajs consumer whose batches are handed to per-key lanes under a concurrency limit. */
 function consume(o: ConsumeOptions): ConsumerSubscription {
   const { consumer, group, logger } = o;
-  const slots = createLimiter(o.concurrency);
+  /** Slots taken: handlers running, at most `o.concurrency`. */
+  let active = 0;
+  /** Who waits for a slot, oldest first: jobs whose turn came, and retries past their backoff. */
+  const waiting: (() => void)[] = [];
   const lanes = new Map<string, Job[]>();
   const topics = new Set<string>();
   const roomWaiters = new Set<() => void>();
@@ -456,7 +468,7 @@ function consume(o: ConsumeOptions): ConsumerSubscription {
     (unfinished > 0 && unfinishedBytes >= o.maxBufferedBytes);
 
   const wake = () => {
-    if (!accepting || !full()) { for (const resolve of [...roomWaiters]) resolve(); }
+    if (roomWaiters.size > 0 && (!accepting || !full())) { for (const resolve of [...roomWaiters]) resolve(); }
     if (unfinished === 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
@@ -538,96 +550,155 @@ function consume(o: ConsumeOptions): ConsumerSubscription {
     if (g === generation) commitSoon();
   };
 
-  const run = async ({ msg, generation: g, progress, slot }: Job): Promise<void> => {
-    const fields = { topic: progress.topic, partition: progress.partition, offset: String(slot.offset), group };
+  /**
+   * Calls `turn` holding a slot: at once when one is free, else when the oldest waiter before it got one and gave it
+   * back. A waiting job is a closure in a queue, not a suspended async function: cheaper per message.
+   */
+  const withSlot = (turn: () => void) => {
+    if (active < o.concurrency) {
+      active++;
+      turn();
+    } else waiting.push(turn);
+  };
+
+  /** Gives a slot back, handing it to the oldest waiter. */
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else active--;
+  };
+
+  /**
+   * Handles `job`, called holding a slot: retries it in place (giving the slot back while it backs off) until it
+   * succeeds or its generation ends, then lets the next job of its lane, if any, wait for a slot.
+   */
+  const run = async (job: Job): Promise<void> => {
+    const { msg, slab, generation: g, progress, slot } = job;
     try {
       for (let attempt = 1;; attempt++) {
-        if (g.ended.signal.aborted) return;
-        await slots.acquire();
-        const wait = backoffDelay(attempt, o.redelivery);
         try {
-          if (g.ended.signal.aborted) return;
+          if (g.ended.signal.aborted) {
+            // Dropped. Returning on a later turn unwinds a queue of dropped jobs one by one; returning now would start
+            // the next inside this one's `release`, recursing as deep as the queue is long (thousands overflow).
+            await undefined;
+            return;
+          }
           await handleInContext(o.handler, { ...msg, attempt });
           complete(g, progress, slot);
           return;
         } catch (err) {
           logger.warn("message handler failed; retrying in place", {
-            ...fields,
-            messageId: msg.id,
+            ...fields(progress, slot, msg),
             attempt,
-            retryInMs: wait,
+            retryInMs: backoffDelay(attempt, o.redelivery),
             error: err,
           });
         } finally {
-          slots.release();
+          release();
         }
-        await delay(wait, g.ended.signal).catch(() => {
+        await delay(backoffDelay(attempt, o.redelivery), g.ended.signal).catch(() => {
           logger.warn("stopped retrying a message as its partition was revoked or the subscription closed", {
-            ...fields,
-            messageId: msg.id,
+            ...fields(progress, slot, msg),
             attempt,
             note: "its offset stays uncommitted, so the partition's next owner gets it again",
           });
         });
+        if (g.ended.signal.aborted) return;
+        await new Promise<void>((resolve) => withSlot(resolve));
       }
     } finally {
       unfinished--;
-      unfinishedBytes -= msg.payload.byteLength;
+      if (--slab.unfinished === 0) unfinishedBytes -= slab.bytes.byteLength;
       wake();
+      if (job.lane !== undefined) {
+        const jobs = lanes.get(job.lane)!;
+        jobs.shift();
+        if (jobs.length > 0) start(jobs[0]);
+        else lanes.delete(job.lane);
+      }
     }
   };
 
-  const runLane = async (lane: string, jobs: Job[]) => {
-    while (jobs.length > 0) {
-      await run(jobs[0]);
-      jobs.shift();
-    }
-    lanes.delete(lane);
-  };
+  const start = (job: Job) => withSlot(() => void run(job));
 
-  const dispatch = (g: Generation, topic: string, partition: number, m: KafkaMessage): void => {
-    const offset = BigInt(m.offset);
-    const tp = `${topic}\0${partition}`;
-    let progress = g.partitions.get(tp);
-    if (!progress) g.partitions.set(tp, progress = { topic, partition, slots: [], head: 0 });
-    if (progress.next !== undefined && offset < progress.next) return;
-    progress.next = offset + 1n;
-    const slot = { offset, done: false };
+  /** Log fields naming a message; built only when there is something to log. */
+  const fields = (p: PartitionProgress, slot: Slot, msg: Job["msg"]) => ({
+    topic: p.topic,
+    partition: p.partition,
+    offset: String(slot.offset),
+    group,
+    messageId: msg.id,
+  });
+
+  /** Queues `m`, its payload copied into `slab`, on its lane (or runs it at once when it has no key). */
+  const dispatch = (g: Generation, progress: PartitionProgress, tp: string, m: KafkaMessage, slab: Slab): void => {
+    const slot = { offset: BigInt(m.offset), done: false };
+    if (progress.next !== undefined && slot.offset < progress.next) return;
+    progress.next = slot.offset + 1n;
     progress.slots.push(slot);
     g.held++;
-    const msg = toMessage(m);
+    let payload: Uint8Array;
+    if (m.value === null) payload = new Uint8Array(0);
+    else {
+      payload = slab.bytes.subarray(slab.used, slab.used + m.value.byteLength);
+      payload.set(m.value);
+      slab.used += m.value.byteLength;
+    }
+    const msg = toMessage(m, payload);
     unfinished++;
-    unfinishedBytes += msg.payload.byteLength;
-    const job = { msg, generation: g, progress, slot };
-    if (msg.key === undefined) return void run(job);
+    if (slab.unfinished++ === 0) unfinishedBytes += slab.bytes.byteLength;
     // Lanes outlive generations: a message redelivered after a rebalance queues behind its own still-running copy.
-    const lane = `${tp}\0${msg.key}`;
+    const lane = msg.key === undefined ? undefined : `${tp}\0${msg.key}`;
+    const job = { msg, slab, lane, generation: g, progress, slot };
+    if (lane === undefined) return start(job);
     const jobs = lanes.get(lane);
     if (jobs) jobs.push(job);
     else {
-      const fresh = [job];
-      lanes.set(lane, fresh);
-      void runLane(lane, fresh);
+      lanes.set(lane, [job]);
+      start(job);
     }
   };
 
   const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }: EachBatchPayload) => {
     const g = generation;
-    for (const message of batch.messages) {
-      while (!accepting || full()) {
-        if (!accepting) {
-          // Restarting or closing: fetch nothing more until kafkajs is stopped.
-          pause();
-          return;
+    const { topic, partition } = batch;
+    if (!isRunning() || isStale()) return;
+    const tp = `${topic}\0${partition}`;
+    let progress = g.partitions.get(tp);
+    if (!progress) g.partitions.set(tp, progress = { topic, partition, slots: [], head: 0 });
+    const { messages } = batch;
+    let taken: string | undefined;
+    let slab: Slab | undefined;
+    try {
+      for (let i = 0; i < messages.length; i++) {
+        const message = messages[i];
+        // Between awaits nothing can stop kafkajs or start a new generation (a handler started by `dispatch` runs only
+        // to its first await, and closing or rebalancing act on later turns), so those are checked after waiting.
+        if (!accepting || full()) {
+          do {
+            if (!accepting) {
+              // Restarting or closing: fetch nothing more until kafkajs is stopped.
+              pause();
+              return;
+            }
+            if (!isRunning() || isStale()) return;
+            await roomOrTimeout(o.heartbeatInterval);
+            // Throws when the group is rebalancing; kafkajs then rejoins, which starts a new generation.
+            await heartbeat();
+          } while (!accepting || full());
+          if (!isRunning() || isStale() || g !== generation) return;
         }
-        if (!isRunning() || isStale()) return;
-        await roomOrTimeout(o.heartbeatInterval);
-        // Throws when the group is rebalancing; kafkajs then rejoins, which starts a new generation.
-        await heartbeat();
+        const size = message.value?.byteLength ?? 0;
+        if (!slab || slab.used + size > slab.bytes.byteLength) {
+          slab = newSlab(messages, i, Math.min(SLAB_BYTES, o.maxBufferedBytes - unfinishedBytes));
+        }
+        dispatch(g, progress, tp, message, slab);
+        taken = message.offset;
       }
-      if (!isRunning() || isStale() || g !== generation) return;
-      dispatch(g, batch.topic, batch.partition, message);
-      resolveOffset(message.offset);
+    } finally {
+      // kafkajs fetches a partition again from after its last resolved offset, and only once this batch returned, so
+      // resolving the last message taken once is enough (it parses the offset into a Long twice per call).
+      if (taken !== undefined) resolveOffset(taken);
     }
   };
 
@@ -777,12 +848,14 @@ function newGeneration(): Generation {
   return { ended: new AbortController(), partitions: new Map(), held: 0 };
 }
 
-/** Copies the payload out of kafkajs's fetch buffer, so a held message does not pin a whole fetch response. */
-function toMessage(m: KafkaMessage): Omit<Message, "attempt"> {
+/** The message kafkajs decoded, with `payload` already copied out of the fetch response. */
+function toMessage(m: KafkaMessage, payload: Uint8Array): Omit<Message, "attempt"> {
   const headers: Record<string, string> = {};
   let id: string | undefined;
-  for (const [k, raw] of Object.entries(m.headers ?? {})) {
-    const first = Array.isArray(raw) ? raw[0] : raw;
+  const raw = m.headers;
+  for (const k in raw) {
+    const value = raw[k];
+    const first = Array.isArray(value) ? value[0] : value;
     if (first === undefined) continue;
     const v = first.toString();
     if (k === KafkaMessageHeaders.id) id = v;
@@ -792,10 +865,35 @@ function toMessage(m: KafkaMessage): Omit<Message, "attempt"> {
     id: id ?? crypto.randomUUID(),
     key: m.key === null ? undefined : m.key.toString(),
     headers,
-    // A plain copy, not a view of the Node `Buffer`: every adapter delivers the same type.
-    payload: m.value === null ? new Uint8Array(0) : new Uint8Array(m.value),
+    payload,
     timestamp: Number(m.timestamp),
   };
+}
+
+/** Most bytes one {@linkcode Slab} takes; a bigger payload gets a slab of its own. */
+const SLAB_BYTES = 16 * 1024;
+
+/**
+ * Payload bytes of consecutive messages of one batch, copied out of kafkajs's fetch response together: a held
+ * message pins at most its slab, not the whole response, and a batch costs one allocation per slab instead of one per
+ * message (each is about a microsecond in Deno, and more for the GC later).
+ */
+interface Slab {
+  bytes: Uint8Array;
+  used: number;
+  /** Dispatched messages of the slab not yet finished; the slab counts towards `maxBufferedBytes` while above 0. */
+  unfinished: number;
+}
+
+/** A slab for the payload of `messages[i]` and those of as many following ones as fit in `limit` bytes with it. */
+function newSlab(messages: KafkaMessage[], i: number, limit: number): Slab {
+  let size = messages[i].value?.byteLength ?? 0;
+  for (let j = i + 1; j < messages.length; j++) {
+    const next = size + (messages[j].value?.byteLength ?? 0);
+    if (next > limit) break;
+    size = next;
+  }
+  return { bytes: new Uint8Array(size), used: 0, unfinished: 0 };
 }
 
 const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {

@@ -142,3 +142,73 @@ Deno.test("createKafkaPubSub() loses no message while consumers join and leave i
   deepStrictEqual([...handled].sort(), Array.from({ length: n }, (_, i) => `m${i}`).sort());
   await bus.close();
 });
+
+Deno.test("createKafkaPubSub() delivers every payload of a batch intact, across its 16 KiB copy blocks and with a 1-byte maxBufferedBytes", async () => {
+  const topic = `kafka-payloads.${crypto.randomUUID().slice(0, 8)}`;
+  const n = 60;
+  // Sizes from 0 to about 20 KiB, so consecutive payloads share a block, fill one, or need one of their own.
+  const payloadOf = (i: number) => new Uint8Array(i % 7 === 0 ? 0 : (i * 4099) % 20_000 + 1).fill(i);
+  const check = async (consumer: { maxBufferedBytes?: number }) => {
+    const bus = createKafkaPubSub({ brokers, logger, consumer });
+    try {
+      const received = new Map<string, Uint8Array>();
+      const all = Promise.withResolvers<void>();
+      await bus.subscribe(topic, (msg) => {
+        received.set(msg.id, msg.payload);
+        if (received.size === n) all.resolve();
+      }, { group: `g.${crypto.randomUUID().slice(0, 8)}`, concurrency: 4 });
+      const timer = setTimeout(() => all.reject(new Error(`got ${received.size} of ${n} messages in 30 s`)), 30_000);
+      await all.promise.finally(() => clearTimeout(timer));
+      // Checked once all are handled: a payload kept past its handler is not overwritten by later messages.
+      for (let i = 0; i < n; i++) deepStrictEqual(received.get(`m${i}`), payloadOf(i), `payload of m${i}`);
+    } finally {
+      await bus.close();
+    }
+  };
+  const publisher = createKafkaPubSub({ brokers, logger });
+  try {
+    await publisher.ensureTopics([topic]);
+    await Promise.all(
+      Array.from(
+        { length: n },
+        (_, i) => publisher.publish(topic, { id: `m${i}`, key: `k${i % 5}`, payload: payloadOf(i) }),
+      ),
+    );
+  } finally {
+    await publisher.close();
+  }
+  await check({});
+  await check({ maxBufferedBytes: 1 });
+});
+
+Deno.test("createKafkaPubSub() drops thousands of queued messages on close() one after another, without overflowing the stack", async () => {
+  const bus = createKafkaPubSub({ brokers, logger, consumer: { maxBufferedMessages: 10_000 } });
+  const topic = `kafka-drop.${crypto.randomUUID().slice(0, 8)}`;
+  await bus.ensureTopics([topic]);
+  const n = 6000;
+  // Half without a key (each waits for the one slot) and half on one key (queued in its lane).
+  await Promise.all(
+    Array.from(
+      { length: n },
+      (_, i) => bus.publish(topic, { id: `m${i}`, key: i % 2 ? "one" : undefined, payload: new Uint8Array() }),
+    ),
+  );
+  const first = Promise.withResolvers<void>();
+  const gate = Promise.withResolvers<void>();
+  let handled = 0;
+  const sub = await bus.subscribe(topic, async () => {
+    handled++;
+    first.resolve();
+    await gate.promise;
+  }, { group: `g.${crypto.randomUUID().slice(0, 8)}`, concurrency: 1 });
+  await first.promise;
+  // Time for kafkajs to fetch the rest (one fetch holds them all) while the first handler holds the only slot.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const closed = Promise.withResolvers<void>();
+  const timer = setTimeout(() => closed.reject(new Error("close() did not finish in 30 s")), 30_000);
+  sub.close().then(closed.resolve, closed.reject);
+  gate.resolve();
+  await closed.promise.finally(() => clearTimeout(timer));
+  strictEqual(handled, 1);
+  await bus.close();
+});
