@@ -1,4 +1,4 @@
-import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { Admin, Consumer, stringDeserializers } from "@platformatic/kafka";
 import { createLogger } from "../log/logger.ts";
 import { createKafkaPubSub, kafkaFeatures } from "./kafka.ts";
@@ -6,6 +6,7 @@ import { createPlatformaticKafkaPubSub } from "./kafka_platformatic.ts";
 import type { Message } from "./message.ts";
 import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
 import { startInfraBroker } from "./testing/infra_broker.ts";
+import { testKafkaAdapterCases } from "./testing/kafka_cases.ts";
 
 const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
 const logger = createLogger("messaging", { level: Deno.env.get("KAFKA_TEST_LOG") ? "debug" : "error" });
@@ -50,30 +51,7 @@ testPubSubConformance("kafka-platformatic", () => platformaticTarget(), kafkaFea
   },
 });
 
-Deno.test("createPlatformaticKafkaPubSub() rejects a subscription without a consumer group with TypeError", async () => {
-  const bus = createPlatformaticKafkaPubSub({ brokers, logger });
-  await rejects(bus.subscribe("no-group", async () => {}), TypeError);
-  await bus.close();
-});
-
-Deno.test("createPlatformaticKafkaPubSub() redelivers a message whose handler never succeeded to the group's next consumer", async () => {
-  const bus = createPlatformaticKafkaPubSub({ brokers, logger, redelivery: { initialDelayMs: 20 } });
-  const topic = `kafka-uncommitted.${crypto.randomUUID().slice(0, 8)}`;
-  const group = `g.${crypto.randomUUID().slice(0, 8)}`;
-  await bus.ensureTopics([topic]);
-  const failing = Promise.withResolvers<void>();
-  const first = await bus.subscribe(topic, (msg) => {
-    if (msg.attempt >= 2) failing.resolve();
-    throw new Error("still failing");
-  }, { group });
-  await bus.publish(topic, { id: "stuck", payload: new Uint8Array([1]) });
-  await failing.promise;
-  await first.close();
-  const again = Promise.withResolvers<string>();
-  await bus.subscribe(topic, (msg) => again.resolve(msg.id), { group });
-  strictEqual(await again.promise, "stuck");
-  await bus.close();
-});
+testKafkaAdapterCases("createPlatformaticKafkaPubSub()", createPlatformaticKafkaPubSub, brokers, logger);
 
 Deno.test("createPlatformaticKafkaPubSub() commits the offset of a handler that was running when its subscription closed", async () => {
   const bus = createPlatformaticKafkaPubSub({ brokers, logger });
@@ -93,42 +71,6 @@ Deno.test("createPlatformaticKafkaPubSub() commits the offset of a handler that 
   await bus.subscribe(topic, (msg) => firstSeen.resolve(msg.id), { group });
   strictEqual(await firstSeen.promise, "next");
   await bus.close();
-});
-
-Deno.test("createPlatformaticKafkaPubSub() loses no message while consumers join and leave its group mid-stream", async () => {
-  const first = createPlatformaticKafkaPubSub({ brokers, logger });
-  const second = createPlatformaticKafkaPubSub({ brokers, logger });
-  const topic = `kafka-rebalance.${crypto.randomUUID().slice(0, 8)}`;
-  const group = `g.${crypto.randomUUID().slice(0, 8)}`;
-  await first.ensureTopics([topic], { partitions: 6 });
-  const n = 600;
-  const handled = new Set<string>();
-  const all = Promise.withResolvers<void>();
-  const handler = async (msg: Message) => {
-    await new Promise((resolve) => setTimeout(resolve, 1));
-    handled.add(msg.id);
-    if (handled.size === n) all.resolve();
-  };
-  const leaving = await first.subscribe(topic, handler, { group, concurrency: 3 });
-  let published = 0;
-  const publishing = (async () => {
-    for (; published < n; published++) {
-      await first.publish(topic, { id: `m${published}`, key: `k${published % 12}`, payload: new Uint8Array(8) });
-    }
-  })();
-  const progress = (count: number) =>
-    new Promise<void>((resolve) => {
-      const check = () => handled.size >= count ? resolve() : setTimeout(check, 5);
-      check();
-    });
-  await progress(n / 4);
-  await second.subscribe(topic, handler, { group, concurrency: 3 });
-  await progress(n / 2);
-  await leaving.close();
-  await publishing;
-  await all.promise;
-  strictEqual(handled.size, n);
-  await Promise.all([first.close(), second.close()]);
 });
 
 Deno.test("createPlatformaticKafkaPubSub() and createKafkaPubSub() read each other's messages with id, key and headers", async () => {

@@ -1,10 +1,10 @@
-import { deepStrictEqual, rejects, strictEqual, throws } from "node:assert/strict";
+import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { createLogger } from "../log/logger.ts";
 import { createKafkaPubSub, kafkaFeatures, topicPattern } from "./kafka.ts";
-import type { Message } from "./message.ts";
 import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
 import { startInfraBroker } from "./testing/infra_broker.ts";
+import { testKafkaAdapterCases } from "./testing/kafka_cases.ts";
 
 const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
 const verbose = Deno.env.get("KAFKA_TEST_LOG") !== undefined;
@@ -77,71 +77,7 @@ Deno.test("topicPattern() turns * and > tokens into a RegExp over dot-separated 
   throws(() => topicPattern("orders.eu*"), TypeError);
 });
 
-Deno.test("createKafkaPubSub() rejects a subscription without a consumer group with TypeError", async () => {
-  const bus = createKafkaPubSub({ brokers, logger });
-  await rejects(bus.subscribe("no-group", async () => {}), TypeError);
-  await bus.close();
-});
-
-Deno.test("createKafkaPubSub() redelivers a message whose handler never succeeded to the group's next consumer", async () => {
-  const bus = createKafkaPubSub({ brokers, logger, redelivery: { initialDelayMs: 20 } });
-  const topic = `kafka-uncommitted.${crypto.randomUUID().slice(0, 8)}`;
-  const group = `g.${crypto.randomUUID().slice(0, 8)}`;
-  await bus.ensureTopics([topic]);
-  const failing = Promise.withResolvers<void>();
-  const first = await bus.subscribe(topic, (msg) => {
-    if (msg.attempt >= 2) failing.resolve();
-    throw new Error("still failing");
-  }, { group });
-  await bus.publish(topic, { id: "stuck", payload: new Uint8Array([1]) });
-  await failing.promise;
-  await first.close();
-  const again = Promise.withResolvers<string>();
-  await bus.subscribe(topic, (msg) => again.resolve(msg.id), { group });
-  strictEqual(await again.promise, "stuck");
-  await bus.close();
-});
-
-Deno.test("createKafkaPubSub() loses no message while consumers join and leave its group mid-stream", async () => {
-  const bus = createKafkaPubSub({ brokers, logger, consumer: { sessionTimeout: 6000, rebalanceTimeout: 6000 } });
-  const topic = `kafka-rebalance.${crypto.randomUUID().slice(0, 8)}`;
-  const group = `g.${crypto.randomUUID().slice(0, 8)}`;
-  await bus.ensureTopics([topic], { partitions: 4 });
-  const n = 600;
-  const handled = new Set<string>();
-  let progress = Promise.withResolvers<void>();
-  const handler = async (msg: Message) => {
-    await new Promise((resolve) => setTimeout(resolve, 2));
-    handled.add(msg.id);
-    progress.resolve();
-  };
-  const until = async (count: number) => {
-    while (handled.size < count) {
-      progress = Promise.withResolvers<void>();
-      await progress.promise;
-    }
-  };
-  const first = await bus.subscribe(topic, handler, { group, concurrency: 4 });
-  const publishing = (async () => {
-    for (let i = 0; i < n; i += 20) {
-      await Promise.all(
-        Array.from(
-          { length: 20 },
-          (_, j) => bus.publish(topic, { id: `m${i + j}`, key: `k${(i + j) % 16}`, payload: new Uint8Array() }),
-        ),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  })();
-  await until(100);
-  await bus.subscribe(topic, handler, { group, concurrency: 4 });
-  await until(300);
-  await first.close();
-  await publishing;
-  await until(n);
-  deepStrictEqual([...handled].sort(), Array.from({ length: n }, (_, i) => `m${i}`).sort());
-  await bus.close();
-});
+testKafkaAdapterCases("createKafkaPubSub()", createKafkaPubSub, brokers, logger);
 
 Deno.test("createKafkaPubSub() delivers every payload of a batch intact, across its 16 KiB copy blocks and with a 1-byte maxBufferedBytes", async () => {
   const topic = `kafka-payloads.${crypto.randomUUID().slice(0, 8)}`;
