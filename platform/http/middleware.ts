@@ -27,17 +27,18 @@ export function requestContext(options: RequestContextOptions = {}): Middleware 
   const defaultBudgetMs = options.defaultBudgetMs ?? 10_000;
   return (next) =>
     function requestContext(req) {
-      let late: (() => void) | undefined;
+      // Answers 504 once the promise below exists; built inside the context, so the problem carries the request id.
+      let timedOut = () => {};
       const { ctx, dispose } = contextFromHeaders(req.headers, {
         defaultBudgetMs,
         signal: () => req.signal,
-        onEnd: () => late?.(),
+        onEnd: () => timedOut(),
       });
       const answered = new Promise<Response>((resolve, reject) => {
-        late = () => resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
+        timedOut = () => resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
         runWithContext(ctx, () => next(req)).then(resolve, (err) => {
           if (ctx.deadline !== undefined && Date.now() >= ctx.deadline && !(err instanceof HttpError)) {
-            resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
+            timedOut();
           } else reject(err);
         });
       });

@@ -1,3 +1,4 @@
+import { isHopeless } from "./_hopeless.ts";
 import { DeadLetterHeaders } from "../dlq.ts";
 import type { Message, Publisher } from "../message.ts";
 import type { HandlerMiddleware } from "./chain.ts";
@@ -62,9 +63,7 @@ export function deadLetter(sourceTopic: string, options: DeadLetterOptions): Han
       try {
         await next(msg);
       } catch (err) {
-        // An error that says retrying cannot help (a SchemaError, say) is a poison message at once.
-        const hopeless = (err as { retryable?: unknown } | null)?.retryable === false;
-        if (msg.attempt < maxAttempts && !hopeless) throw err;
+        if (msg.attempt < maxAttempts && !isHopeless(err)) throw err;
         try {
           await publisher.publish(dlqTopic, {
             key: msg.key,

@@ -1,3 +1,4 @@
+import { isHopeless } from "./_hopeless.ts";
 import { currentContext } from "../../context/context.ts";
 import { backoffDelay, type BackoffOptions, delay } from "../../async/backoff.ts";
 import type { HandlerMiddleware } from "./chain.ts";
@@ -46,9 +47,7 @@ export function retry(options: RetryOptions = {}): HandlerMiddleware {
           return await next(msg);
         } catch (err) {
           const signal = currentContext()?.signal;
-          // An error that says retrying cannot help (a SchemaError, say) goes straight on to redelivery or the DLQ.
-          const hopeless = (err as { retryable?: unknown } | null)?.retryable === false;
-          if (call >= attempts || hopeless || signal?.aborted) throw err;
+          if (call >= attempts || isHopeless(err) || signal?.aborted) throw err;
           await sleep(Math.floor(random() * backoffDelay(call, backoff)), signal).catch(() => {
             throw err;
           });
