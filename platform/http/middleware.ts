@@ -27,22 +27,25 @@ export function requestContext(options: RequestContextOptions = {}): Middleware 
   const defaultBudgetMs = options.defaultBudgetMs ?? 10_000;
   return (next) =>
     function requestContext(req) {
-      // Answers 504 once the promise below exists; built inside the context, so the problem carries the request id.
-      let timedOut = () => {};
+      const answered = Promise.withResolvers<Response>();
       const { ctx, dispose } = contextFromHeaders(req.headers, {
         defaultBudgetMs,
         signal: () => req.signal,
-        onEnd: () => timedOut(),
+        // The deadline passed before the handler answered: 504, built inside the context so it carries the request id.
+        onEnd: () => answered.resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded()))),
       });
-      const answered = new Promise<Response>((resolve, reject) => {
-        timedOut = () => resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
-        runWithContext(ctx, () => next(req)).then(resolve, (err) => {
-          if (ctx.deadline !== undefined && Date.now() >= ctx.deadline && !(err instanceof HttpError)) {
-            timedOut();
-          } else reject(err);
-        });
+      let work: Promise<Response>;
+      try {
+        work = runWithContext(ctx, () => next(req));
+      } catch (err) {
+        work = Promise.reject(err);
+      }
+      work.then(answered.resolve, (err) => {
+        if (ctx.deadline !== undefined && Date.now() >= ctx.deadline && !(err instanceof HttpError)) {
+          answered.resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
+        } else answered.reject(err);
       });
-      return answered.then((res) => {
+      return answered.promise.then((res) => {
         dispose();
         return editHeaders(res, (h) => h.set("x-request-id", ctx.requestId));
       }, (err) => {

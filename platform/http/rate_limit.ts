@@ -233,23 +233,34 @@ export function rateLimit(options: RateLimitOptions): Middleware {
     throw new RangeError(`Cannot rate limit with refillPerSec as a positive number: current value is ${refillPerSec}`);
   }
   const limit = String(capacity);
-  return (next) =>
-    async function rateLimit(req) {
-      const k = key(req);
-      if (k === undefined) return next(req);
-      const d = await store.take(k, now(), capacity, refillPerSec);
+  return (next) => {
+    const decide = (d: RateLimitDecision, req: Request): Promise<Response> => {
       if (!d.allowed) {
         const retryAfterSec = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
-        return problemResponse(429, "rate-limited", "Too many requests", {
+        return Promise.resolve(problemResponse(429, "rate-limited", "Too many requests", {
           detail: `rate limit of ${capacity} requests, refilled at ${refillPerSec}/s, exceeded`,
           extensions: { retryAfterSeconds: retryAfterSec },
           headers: { "retry-after": String(retryAfterSec), "ratelimit-limit": limit, "ratelimit-remaining": "0" },
-        });
+        }));
       }
       const remaining = String(d.remaining);
-      return editHeaders(await next(req), (h) => {
-        h.set("ratelimit-limit", limit);
-        h.set("ratelimit-remaining", remaining);
-      });
+      return next(req).then((res) =>
+        editHeaders(res, (h) => {
+          h.set("ratelimit-limit", limit);
+          h.set("ratelimit-remaining", remaining);
+        })
+      );
     };
+    return function rateLimit(req) {
+      try {
+        const k = key(req);
+        if (k === undefined) return next(req);
+        const taken = store.take(k, now(), capacity, refillPerSec);
+        // The in-memory store answers synchronously; awaiting it anyway would cost a turn of the microtask queue.
+        return taken instanceof Promise ? taken.then((d) => decide(d, req)) : decide(taken, req);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+  };
 }
