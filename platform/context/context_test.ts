@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import v8 from "node:v8";
+import vm from "node:vm";
 import {
   type Context,
   contextFromHeaders,
@@ -214,4 +216,31 @@ Deno.test("newRequestId() returns distinct ids that are themselves valid request
   const ids = Array.from({ length: 10_000 }, () => newRequestId());
   assert.equal(new Set(ids).size, ids.length);
   for (const id of ids.slice(0, 100)) assert.ok(isValidRequestId(id), id);
+});
+
+Deno.test("a disposed context no longer reaches its parent signal or its onEnd callback, so it cannot keep a request alive", async () => {
+  // The runtime's AsyncLocalStorage holds each store in a WeakMap whose young values V8's scavenger copies whole:
+  // a finished context that still reached its request made every minor GC under load copy thousands of requests.
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  // Only the closures handed to the context capture the request: this function's scope ends when it returns.
+  const open = () => {
+    const req = { controller: new AbortController(), payload: new Uint8Array(1024) };
+    const { ctx, dispose } = contextFromHeaders(new Headers(), {
+      defaultBudgetMs: 60_000,
+      signal: () => req.controller.signal,
+      onEnd: () => void req.payload,
+    });
+    return { ctx, dispose, payload: new WeakRef(req.payload) };
+  };
+  const { ctx, dispose, payload } = open();
+  ctx.signal; // links the parent
+  await new Promise((r) => setTimeout(r, 0));
+  gc();
+  assert.notEqual(payload.deref(), undefined, "the live context must keep its request");
+  dispose();
+  await new Promise((r) => setTimeout(r, 0));
+  gc();
+  assert.equal(payload.deref(), undefined, "the disposed context still reaches its request");
+  assert.equal(ctx.signal.aborted, false);
 });
