@@ -202,11 +202,19 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
   const connected = <T extends { connect(): Promise<void> }>(client: T): Promise<T> =>
     client.connect().then(() => client);
 
+  // A client whose first connection failed is forgotten, so the next call connects again: the broker may be up by then.
   const getProducer = () =>
     producer ??= connected(
       kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: true }),
-    ).then((p) => connectedProducer = p);
-  const getAdmin = () => admin ??= connected(kafka.admin());
+    ).then((p) => connectedProducer = p, (err) => {
+      producer = undefined;
+      throw err;
+    });
+  const getAdmin = () =>
+    admin ??= connected(kafka.admin()).catch((err) => {
+      admin = undefined;
+      throw err;
+    });
 
   const assertOpen = (action: string) => {
     if (closing) throw new Error(`Cannot ${action} as the Kafka adapter is closed`);

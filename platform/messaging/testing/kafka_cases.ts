@@ -1,7 +1,8 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
-import type { Logger } from "../../log/logger.ts";
+import { createLogger, type Logger } from "../../log/logger.ts";
 import type { KafkaPubSub, KafkaPubSubOptions } from "../kafka.ts";
 import type { Message } from "../message.ts";
+import { startInfraBroker } from "./infra_broker.ts";
 
 /**
  * Registers the Kafka-specific cases every Kafka adapter must pass beyond the universal suite (consumer groups are
@@ -25,6 +26,26 @@ export function testKafkaAdapterCases(
   Deno.test(`${factory} rejects a subscription without a consumer group with TypeError`, async () => {
     const bus = create({ brokers, logger });
     await rejects(bus.subscribe("no-group", async () => {}), TypeError);
+    await bus.close();
+  });
+
+  Deno.test(`${factory} serves once the broker is up after its first connection failed (nothing remembers the failure)`, async () => {
+    await using broker = await startInfraBroker("kafka");
+    await broker.stop();
+    // Every refused connection of the outage is logged as an error by the client; this case expects them.
+    const bus = create({
+      brokers: [`127.0.0.1:${broker.port}`],
+      logger: createLogger("messaging", { write: () => {} }),
+    });
+    const topic = `kafka-late-broker.${crypto.randomUUID().slice(0, 8)}`;
+    await rejects(bus.publish(topic, { id: "early", payload: new Uint8Array([1]) }));
+    await rejects(bus.ensureTopics([topic]));
+    await broker.start();
+    await bus.ensureTopics([topic]);
+    const got = Promise.withResolvers<string>();
+    await bus.subscribe(topic, (msg) => got.resolve(msg.id), { group: `g.${crypto.randomUUID().slice(0, 8)}` });
+    await bus.publish(topic, { id: "late", payload: new Uint8Array([2]) });
+    strictEqual(await got.promise, "late");
     await bus.close();
   });
 
