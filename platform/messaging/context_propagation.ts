@@ -30,11 +30,24 @@ export function outgoingHeaders(headers?: Record<string, string>): Record<string
  * await handleInContext(async () => console.log(currentContext()?.requestId), msg); // logs "r-1"
  * ```
  */
-export async function handleInContext(handler: MessageHandler, msg: Message): Promise<void> {
+export function handleInContext(handler: MessageHandler, msg: Message): Promise<void> {
   const { ctx, dispose } = contextFromHeaders((name) => msg.headers[name]);
+  let result: Promise<void> | void;
   try {
-    await runWithContext(ctx, () => handler(msg));
-  } finally {
+    result = runWithContext(ctx, () => handler(msg));
+  } catch (err) {
     dispose();
+    return Promise.reject(err);
   }
+  // Not an async function: a handler that finishes synchronously costs no extra promise and microtask turns.
+  if (typeof (result as PromiseLike<void> | undefined)?.then !== "function") {
+    dispose();
+    return DONE;
+  }
+  return Promise.resolve(result).then(() => dispose(), (err) => {
+    dispose();
+    throw err;
+  });
 }
+
+const DONE = Promise.resolve();

@@ -1,7 +1,6 @@
 import { connect, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
-import { createLimiter } from "./limiter.ts";
 import type {
   Features,
   Message,
@@ -130,10 +129,17 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
         assertPayloadSize(topic, out.payload, maxMessageBytes);
         if (closing) throw new Error(`Cannot publish to "${topic}" as the NATS adapter is closed`);
         const h = natsHeaders();
-        for (const [k, v] of Object.entries(outgoingHeaders(out.headers))) h.set(k, v);
-        h.set(NatsMessageHeaders.id, out.id ?? crypto.randomUUID());
-        h.set(NatsMessageHeaders.timestamp, String(Date.now()));
-        if (out.key !== undefined) h.set(NatsMessageHeaders.key, out.key);
+        const extra = outgoingHeaders(out.headers);
+        let only = true;
+        for (const k in extra) {
+          h.set(k, extra[k]);
+          only = false;
+        }
+        // set() searches for the name to replace first; with no other header there is nothing to replace.
+        const put = only ? h.append : h.set;
+        put.call(h, NatsMessageHeaders.id, out.id ?? crypto.randomUUID());
+        put.call(h, NatsMessageHeaders.timestamp, String(Date.now()));
+        if (out.key !== undefined) put.call(h, NatsMessageHeaders.key, out.key);
         nc.publish(topic, out.payload, { headers: h });
       } catch (err) {
         return Promise.reject(err);
@@ -144,28 +150,45 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
     async subscribe(topic: string, handler: MessageHandler, opts?: SubscribeOptions): Promise<Subscription> {
       assertTopic(topic, "subscribe");
       const concurrency = concurrencyOf(opts);
-      const limiter = createLimiter(concurrency);
       if (closing) throw new Error(`Cannot subscribe to "${topic}" as the NATS adapter is closed`);
-      const sub = nc.subscribe(topic, { queue: opts?.group });
-      // Taken off the client's own queue at once (it has no bound), so that this one can have one.
+      // Taken off the client at once (its own queue has no bound), so that this one can have one.
       const pending: Msg[] = [];
       let pendingBytes = 0;
       let dropped = 0;
-      /** Handles `m` in a slot already taken, then the next pending message in the same slot. */
+      /** Handlers running; at most `concurrency`. */
+      let active = 0;
+      let idleWaiters: (() => void)[] = [];
+      /** A slot's handler is done: the slot takes the next pending message, or is given back. */
+      const finished = (): void => {
+        const next = pending.shift();
+        if (next) {
+          pendingBytes -= next.data.byteLength;
+          handle(next);
+          return;
+        }
+        if (--active === 0 && idleWaiters.length > 0) {
+          const waiters = idleWaiters;
+          idleWaiters = [];
+          for (const resolve of waiters) resolve();
+        }
+      };
+      /** Handles `m` in a slot already taken. */
       const handle = (m: Msg): void => {
-        const msg = decodeNatsMessage(m.headers, m.data, 1);
-        handleInContext(handler, msg).catch((err) => {
+        let msg: Message;
+        try {
+          msg = decodeNatsMessage(m.headers, m.data, 1);
+        } catch (err) {
+          logger.warn("undecodable message dropped", { topic: m.subject, group: opts?.group, error: err });
+          return finished();
+        }
+        handleInContext(handler, msg).then(finished, (err) => {
           logger.warn("message handler failed; message dropped (NATS Core is at-most-once)", {
             topic: m.subject,
             group: opts?.group,
             messageId: msg.id,
             error: err,
           });
-        }).finally(() => {
-          const next = pending.shift();
-          if (!next) return limiter.release();
-          pendingBytes -= next.data.byteLength;
-          handle(next);
+          finished();
         });
       };
       const reportDropped = () => {
@@ -177,10 +200,21 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
         });
         dropped = 0;
       };
-      const loop = (async () => {
-        for await (const m of sub) {
-          const free = limiter.active < concurrency;
-          if (!free && (pending.length >= maxPendingMessages || pendingBytes + m.data.byteLength > maxPendingBytes)) {
+      // A callback rather than the async iterator: no promise and turn of the event loop per message.
+      const sub = nc.subscribe(topic, {
+        queue: opts?.group,
+        callback: (err, m) => {
+          if (err) {
+            logger.warn("subscription error", { topic, group: opts?.group, error: err });
+            return;
+          }
+          if (active < concurrency) {
+            reportDropped();
+            active++;
+            handle(m);
+            return;
+          }
+          if (pending.length >= maxPendingMessages || pendingBytes + m.data.byteLength > maxPendingBytes) {
             if (dropped++ === 0) {
               logger.warn("slow consumer: dropping messages while its pending ones fill its limits", {
                 topic,
@@ -189,19 +223,13 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
                 maxPendingBytes,
               });
             }
-            continue;
+            return;
           }
           reportDropped();
-          if (free) {
-            await limiter.acquire();
-            handle(m);
-          } else {
-            pending.push(m);
-            pendingBytes += m.data.byteLength;
-          }
-        }
-        reportDropped();
-      })();
+          pending.push(m);
+          pendingBytes += m.data.byteLength;
+        },
+      });
       // The server must know the interest before subscribe() resolves, or an immediate publish could miss it.
       await nc.flush();
       let closed: Promise<void> | undefined;
@@ -209,8 +237,9 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
         close() {
           closed ??= (async () => {
             if (!sub.isClosed() && !nc.isClosed()) await sub.drain().catch(() => sub.unsubscribe());
-            await loop;
-            await limiter.idle();
+            await sub.closed.catch(() => {});
+            if (active > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+            reportDropped();
             subscriptions.delete(subscription);
           })();
           return closed;
