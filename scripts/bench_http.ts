@@ -2,7 +2,7 @@
  * `deno task bench:http`: what the full production HTTP stack costs against raw `Deno.serve`, as a ratio measured
  * in one run.
  *
- * The same tiny handler (`GET /v1/ping` answering `{"pong":true}`) is served by two servers, each in its own
+ * The same tiny handler (`GET /v1/ping` answering `{"pong":true}`) is served by the servers below, each in its own
  * subprocess so they do not share an event loop:
  *
  * - raw: `Deno.serve` calling the handler directly;
@@ -12,13 +12,16 @@
  *   at info to stdout, which is redirected to a file (appended, counted after each run to prove the lines were
  *   written, then truncated).
  *
- * wrk (1 thread, 50 connections) sends both the same `Origin` and `X-Api-Key` headers. The variants alternate
- * (raw, stack) for `--rounds` rounds; the ratio is the median of the per-round stack/raw ratios. Writes the figures
+ * A third server, raw + headers, is raw `Deno.serve` answering with the response headers the stack sends (copied from
+ * one of its answers): a reference for what those headers cost the runtime, whatever code produces them.
+ *
+ * wrk (1 thread, 50 connections) sends all the same `Origin` and `X-Api-Key` headers. The variants alternate
+ * (raw, raw + headers, stack) for `--rounds` rounds; the ratio is the median of the per-round stack/raw ratios. Writes the figures
  * into the "HTTP stack" section of docs/performance.md.
  *
  *   deno task bench:http [--seconds 10] [--rounds 3] [--no-write]
  *
- * Internally the servers are this script run as `--serve raw|stack --port N`.
+ * Internally the servers are this script run as `--serve raw|headers|stack --port N`.
  */
 import { cors } from "../platform/http/cors.ts";
 import { json } from "../platform/http/json.ts";
@@ -63,7 +66,19 @@ async function serve(variant: string, port: number): Promise<void> {
     Deno.addSignalListener("SIGTERM", () => server.shutdown().then(() => Deno.exit(0)));
     return;
   }
-  if (variant !== "stack") throw new TypeError(`Cannot serve variant "${variant}": expected raw or stack`);
+  if (variant === "headers") {
+    // Raw Deno.serve answering with the response headers the stack sends (copied from one of its answers), set
+    // the cheapest way: what those headers cost the runtime whatever code produces them.
+    const pairs: [string, string][] = JSON.parse(Deno.env.get("BENCH_STACK_HEADERS") ?? "[]");
+    const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, () => {
+      const res = json({ pong: true });
+      for (const [k, v] of pairs) res.headers.set(k, v);
+      return Promise.resolve(res);
+    });
+    Deno.addSignalListener("SIGTERM", () => server.shutdown().then(() => Deno.exit(0)));
+    return;
+  }
+  if (variant !== "stack") throw new TypeError(`Cannot serve variant "${variant}": expected raw, headers or stack`);
   const svc = new Service({
     name: "bench-http",
     port,
@@ -88,14 +103,23 @@ interface Server {
 }
 
 /** Starts a variant in its own `deno run --allow-all` process, stdout appended to `logFile`; waits until it answers. */
-async function startServer(variant: "raw" | "stack", logFile: string): Promise<Server> {
+type Variant = "raw" | "headers" | "stack";
+
+/** Response headers of the stack that the runtime would not add itself, as name/value pairs. */
+async function stackHeaders(url: string): Promise<[string, string][]> {
+  const res = await fetch(url, { headers: { origin: ORIGIN, "x-api-key": API_KEY } });
+  await res.body?.cancel();
+  return [...res.headers].filter(([k]) => !["content-type", "content-length", "date"].includes(k));
+}
+
+async function startServer(variant: Variant, logFile: string, env: Record<string, string> = {}): Promise<Server> {
   const [port] = freePorts(1);
   const script = new URL(import.meta.url).pathname;
   // `exec` so the shell is replaced and the signal reaches Deno; `>>` (O_APPEND) so the file can be truncated.
   const child = new Deno.Command("sh", {
     args: ["-c", 'exec "$0" "$@" >>"$BENCH_LOG"', Deno.execPath(), "run", "--allow-all", script, "--serve", variant]
       .concat(["--port", String(port)]),
-    env: { BENCH_LOG: logFile, LOG_LEVEL: "info" },
+    env: { BENCH_LOG: logFile, LOG_LEVEL: "info", ...env },
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
@@ -164,13 +188,19 @@ async function main(): Promise<void> {
     script,
     `wrk.headers["Origin"] = "${ORIGIN}"\nwrk.headers["X-Api-Key"] = "${API_KEY}"\n${WRK_DONE_LUA}`,
   );
-  const variants = ["raw", "stack"] as const;
-  const results: Record<"raw" | "stack", WrkResult[]> = { raw: [], stack: [] };
+  const variants = ["raw", "headers", "stack"] as const;
+  const results: Record<Variant, WrkResult[]> = { raw: [], headers: [], stack: [] };
   const logLines: number[] = [];
-  const servers: Partial<Record<"raw" | "stack", Server>> = {};
+  const servers: Partial<Record<Variant, Server>> = {};
   let loadAfter = "";
+  let headerPairs: [string, string][] = [];
   try {
-    for (const v of variants) servers[v] = await startServer(v, `${dir}/${v}.log`);
+    servers.raw = await startServer("raw", `${dir}/raw.log`);
+    servers.stack = await startServer("stack", `${dir}/stack.log`);
+    headerPairs = await stackHeaders(servers.stack.url);
+    servers.headers = await startServer("headers", `${dir}/headers.log`, {
+      BENCH_STACK_HEADERS: JSON.stringify(headerPairs),
+    });
     for (const v of variants) await wrk(servers[v]!.url, script, 2, CONNECTIONS);
     for (const v of variants) await countAndTruncate(servers[v]!.logFile);
 
@@ -190,7 +220,7 @@ async function main(): Promise<void> {
           note = `  (${lines} access lines written)`;
         }
         console.log(
-          `round ${round} ${v.padEnd(5)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms` +
+          `round ${round} ${v.padEnd(7)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms` +
             `  p99 ${r.p99Ms.toFixed(2)} ms${note}`,
         );
       }
@@ -207,7 +237,11 @@ async function main(): Promise<void> {
     p99Ms: median(rs.map((r) => r.p99Ms)),
   });
   const raw = summary(results.raw);
+  const headers = summary(results.headers);
   const stack = summary(results.stack);
+  // The reference: raw answering with the stack's headers, against raw; and the stack against that reference.
+  const floorRatio = median(results.headers.map((r, i) => r.rps / results.raw[i].rps));
+  const overFloor = median(results.stack.map((r, i) => r.rps / results.headers[i].rps));
   // Each stack run against the raw run just before it, so drift in machine load cancels out.
   const ratios = results.stack.map((r, i) => r.rps / results.raw[i].rps);
   const ratio = median(ratios);
@@ -219,7 +253,12 @@ async function main(): Promise<void> {
     `${s.rps.toFixed(0)} req/s (p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms)`;
   const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
   console.log(`\nmedian raw   ${fmtSummary(raw)}`);
+  console.log(`median raw + stack's headers ${fmtSummary(headers)}`);
   console.log(`median stack ${fmtSummary(stack)}`);
+  console.log(
+    `raw + the stack's ${headerPairs.length} response headers / raw ${floorRatio.toFixed(3)}; ` +
+      `stack / (raw + headers) ${overFloor.toFixed(3)}`,
+  );
   console.log(
     `ratio stack/raw ${ratio.toFixed(3)} (median of per-round ${ratios.map((r) => r.toFixed(3)).join(", ")}; ` +
       `target >= ${TARGET_RATIO}: ${ratioMet ? "met" : "NOT met"})`,
@@ -241,7 +280,7 @@ Machine: ${nproc} cores (${await cpuModel()}), ${Deno.build.os}/${Deno.build.arc
     wrkVersion.split(" [")[0]
   }; servers and wrk on the same machine over loopback. Load average (1/5/15 min) before ${loadBefore}, after ${loadAfter}.
 
-The same handler (\`GET ${PATH}\` answering \`{"pong":true}\`) is served by two servers, each in its own
+The same handler (\`GET ${PATH}\` answering \`{"pong":true}\`) is served by the servers below, each in its own
 \`deno run --allow-all\` subprocess: **raw**, \`Deno.serve\` calling the handler directly; and **stack**, a platform
 \`Service\` with its default stack (request context, tracing, security headers, recovery, access log, RED metrics, body
 limit) plus \`cors()\` (an allowed origin) and \`rateLimit()\` keyed by the \`X-Api-Key\` header (capacity never
@@ -249,18 +288,29 @@ reached), behind a \`Router\`. The stack writes its access log as in production:
 redirected to a file (the lines are counted after each run: ${
     logLines.join(", ")
   } lines, at least one per completed request). wrk (1 thread, ${CONNECTIONS} connections, ${seconds} s per run) sends
-both the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (raw, stack) for ${rounds} rounds. The table
+both the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (raw, raw + headers, stack) for ${rounds} rounds. The table
 shows medians; the ratio is the median of each round's stack/raw ratio.
 
 | variant | req/s | p50 | p99 |
 | --- | ---: | ---: | ---: |
 | raw \`Deno.serve\` | ${raw.rps.toFixed(0)} | ${raw.p50Ms.toFixed(2)} ms | ${raw.p99Ms.toFixed(2)} ms |
+| raw + the stack's ${headerPairs.length} response headers | ${headers.rps.toFixed(0)} | ${
+    headers.p50Ms.toFixed(2)
+  } ms | ${headers.p99Ms.toFixed(2)} ms |
 | full stack | ${stack.rps.toFixed(0)} | ${stack.p50Ms.toFixed(2)} ms | ${stack.p99Ms.toFixed(2)} ms |
+
+The middle row is a reference, not a target: raw \`Deno.serve\` answering with the response headers the stack sends
+(copied from one of its answers: ${headerPairs.map(([k]) => `\`${k}\``).join(", ")}), each set once, with no code
+around it. It is what those headers cost the runtime (building, copying into the response, writing and parsing them)
+whatever code produces them: ${floorRatio.toFixed(3)} of raw. The stack reaches ${
+    overFloor.toFixed(3)
+  } of that reference.
 
 Ratio stack/raw: **${ratio.toFixed(3)}** (target >= ${TARGET_RATIO}: ${ratioMet ? "met" : "NOT met"}). p99 stack - raw:
 **${signed(p99Diff)} ms** (target <= +${TARGET_P99_MS} ms: ${p99Met ? "met" : "NOT met"}).
 
-Per round: raw ${results.raw.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")}. Stack ${
+Per round: raw ${results.raw.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")}. Raw +
+headers ${results.headers.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")}. Stack ${
     results.stack.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")
   }. Ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}; p99 differences ${p99Diffs.map(signed).join(", ")} ms.
 `;
