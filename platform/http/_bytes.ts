@@ -28,3 +28,50 @@ export async function readUpTo(
   }
   return out;
 }
+
+/**
+ * Where the body-building helpers (`json()`, `problemResponse()`) note a response's body size in bytes, for the access
+ * log: a `Response` cannot tell its body's size without being read. Internal to platform/http.
+ */
+export const BODY_BYTES: unique symbol = Symbol("trellis.http.bodyBytes");
+
+/** A response that may carry its body size under {@linkcode BODY_BYTES}. */
+export type SizedResponse = Response & { [BODY_BYTES]?: number };
+
+/** A string body's response, with its UTF-8 size noted. Internal to platform/http. */
+export function sizedResponse(body: string, init: ResponseInit): Response {
+  const res: SizedResponse = new Response(body, init);
+  res[BODY_BYTES] = utf8Length(body);
+  return res;
+}
+
+/** The UTF-8 size of `s` without encoding it. */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      // A surrogate pair: 4 bytes for its 2 UTF-16 units.
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 2;
+        i++;
+      } else n += 2; // a lone surrogate is encoded as U+FFFD, 3 bytes
+    } else n += 2;
+  }
+  return n;
+}
+
+/**
+ * The body size of `res` in bytes when it is known without reading the body: noted by our helpers, or declared in
+ * `Content-Length`; `undefined` for a stream of unknown length.
+ */
+export function knownBodyBytes(res: Response): number | undefined {
+  const noted = (res as SizedResponse)[BODY_BYTES];
+  if (noted !== undefined) return noted;
+  if (res.body === null) return 0;
+  const declared = res.headers.get("content-length");
+  return declared !== null && /^[0-9]{1,15}$/.test(declared) ? Number(declared) : undefined;
+}

@@ -1,4 +1,4 @@
-import { readUpTo } from "./_bytes.ts";
+import { readUpTo, sizedResponse } from "./_bytes.ts";
 import { HttpError } from "./problem.ts";
 
 /** Options for {@linkcode readJson}. */
@@ -61,10 +61,10 @@ function tooLarge(maxBytes: number): HttpError {
  */
 export function json(body: unknown, status = 200, headers?: HeadersInit): Response {
   // The common case builds no Headers object of its own (copying one into the Response costs about 1 µs).
-  if (headers === undefined) return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
+  if (headers === undefined) return sizedResponse(JSON.stringify(body), { status, headers: JSON_HEADERS });
   const h = new Headers(headers);
   h.set("content-type", "application/json");
-  return new Response(JSON.stringify(body), { status, headers: h });
+  return sizedResponse(JSON.stringify(body), { status, headers: h });
 }
 
 const JSON_HEADERS = { "content-type": "application/json" };

@@ -2,6 +2,7 @@ import { pathnameOf } from "./_url.ts";
 import { contextFromHeaders, currentContext, runWithContext } from "../context/context.ts";
 import type { Logger } from "../log/logger.ts";
 import { editHeaders } from "./_headers.ts";
+import { knownBodyBytes } from "./_bytes.ts";
 import type { Handler, Middleware } from "./handler.ts";
 import { errorResponse, HttpError } from "./problem.ts";
 
@@ -91,7 +92,10 @@ function deadlineExceeded(): HttpError {
 }
 
 /**
- * One log line per request: method, route template, status, duration and request id.
+ * One log line per request: method, route template, status, duration in ms, body size in bytes and, from the request
+ * context as on every log line, request id and trace id. The size is known without reading the body for bodies made by
+ * `json()` and the problem helpers, null bodies and any response declaring `Content-Length`; a stream of unknown
+ * length is logged without `bytes`.
  *
  * @example
  * ```ts
@@ -104,13 +108,28 @@ export function accessLog(log: Logger): Middleware {
   return (next) =>
     function accessLog(req) {
       const start = performance.now();
-      return withOutcome(next, req, (status) =>
+      const line = (status: number, bytes: number | undefined) =>
         log.info("request", {
           method: req.method,
           route: currentContext()?.route ?? "unmatched",
           status,
           ms: Math.round((performance.now() - start) * 100) / 100,
-        }));
+          bytes,
+        });
+      let work: Promise<Response>;
+      try {
+        work = next(req);
+      } catch (err) {
+        work = Promise.reject(err);
+      }
+      return work.then((res) => {
+        line(res.status, knownBodyBytes(res));
+        return res;
+      }, (err) => {
+        // recovery() answers a problem body whose size is not known here.
+        line(err instanceof HttpError ? err.status : 500, undefined);
+        throw err;
+      });
     };
 }
 

@@ -3,7 +3,9 @@ import { type Context, currentContext } from "../context/context.ts";
 import { createLogger } from "../log/logger.ts";
 import { chain, type Handler } from "./handler.ts";
 import { accessLog, recovery, requestContext } from "./middleware.ts";
-import { HttpError, notFound } from "./problem.ts";
+import { HttpError, notFound, problemResponse } from "./problem.ts";
+import { json } from "./json.ts";
+import { tracing } from "./tracing.ts";
 import { Router } from "./router.ts";
 
 function memoryLog() {
@@ -167,6 +169,33 @@ Deno.test("accessLog() writes one line with method, route template, status, dura
     assert.equal(line.requestId, "a-1");
     assert.equal(typeof line.ms, "number");
   });
+});
+
+Deno.test("accessLog() logs the body size when it is known without reading the body, and the trace id", async () => {
+  const { log, lines } = memoryLog();
+  const stream = () => new Response(new ReadableStream({ start: (c) => (c.enqueue(new Uint8Array(3)), c.close()) }));
+  const cases: { name: string; res: () => Response; known: boolean }[] = [
+    { name: "json() with non-ASCII text", res: () => json({ name: "Zoë 🚀 \ud800" }), known: true },
+    { name: "problem", res: () => problemResponse(409, "conflict", "Conflict"), known: true },
+    { name: "null body", res: () => new Response(null, { status: 204 }), known: true },
+    { name: "declared length", res: () => new Response("hello", { headers: { "content-length": "5" } }), known: true },
+    { name: "stream of unknown length", res: stream, known: false },
+  ];
+  for (const c of cases) {
+    const h = chain(requestContext(), tracing({ responseHeader: false }), accessLog(log))(() =>
+      Promise.resolve(c.res())
+    );
+    const res = await h(
+      new Request("http://svc/", {
+        headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
+      }),
+    );
+    const body = new Uint8Array(await res.arrayBuffer());
+    const line = lines.at(-1)!;
+    assert.equal(line.traceId, "0af7651916cd43dd8448eb211c80319c", c.name);
+    // The logged size is the size of the bytes the client gets.
+    assert.equal(line.bytes, c.known ? body.byteLength : undefined, c.name);
+  }
 });
 
 Deno.test("accessLog() writes a 500 line when the handler throws, and rethrows", async () => {

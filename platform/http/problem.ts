@@ -1,3 +1,4 @@
+import { sizedResponse } from "./_bytes.ts";
 import { currentContext } from "../context/context.ts";
 
 /** RFC 9457 problem details. */
@@ -87,7 +88,7 @@ export function problemResponse(
   Object.assign(body, options.extensions);
   const headers = new Headers(options.headers);
   headers.set("content-type", "application/problem+json");
-  return new Response(JSON.stringify(body), { status, headers });
+  return sizedResponse(JSON.stringify(body), { status, headers });
 }
 
 /**

@@ -46,7 +46,10 @@ export function createLogger(service: string, options: LoggerOptions = {}): Logg
       const ctx = currentContext();
       const line: Record<string, unknown> = { ts: isoNow(), level, service, msg };
       for (const k in base) line[k] = base[k];
-      if (ctx) line.requestId = ctx.requestId;
+      if (ctx) {
+        line.requestId = ctx.requestId;
+        if (ctx.traceId !== undefined) line.traceId = ctx.traceId;
+      }
       // A loop rather than spreads: this runs for every access line.
       if (fields) { for (const k in fields) line[k] = serialisableValue(fields[k]); }
       write(JSON.stringify(line), level);
