@@ -2,9 +2,11 @@
  * `deno task bench:messaging`: publish+consume throughput and end-to-end latency through the messaging adapters
  * (`platform/messaging`) against the raw client libraries, on the same broker in the same run.
  *
- * For each broker (NATS Core, JetStream, Kafka) two variants run the same workload on a fresh topic/stream/group:
+ * For each broker (NATS Core, JetStream, Kafka) these variants run the same workload on a fresh topic/stream/group:
  *
  * - raw: the client library as a careful user would drive it with the same guarantees;
+ * - envelope (NATS Core and Kafka only, a reference): raw plus the headers the adapter's envelope needs at the least
+ *   (the message id; on NATS also the publish time), sent and read back, and nothing else of the adapter;
  * - adapter: `createNatsPubSub`, `createJetStreamPubSub`, `createKafkaPubSub`.
  *
  * Workload: `--messages` payloads of 256 bytes, published with a sliding window of `--window` unconfirmed publishes
@@ -21,7 +23,7 @@
  * - Kafka: 3 partitions, keys `k0`..`k99`, one `send` per message with `acks: -1`, the adapter's consumer settings
  *   (session 10 s, heartbeat 500 ms, `maxWaitTimeInMs` 100), 3 partitions consumed concurrently.
  *
- * Each variant runs once as a warm-up (a fifth of the messages), then the variants alternate (raw, adapter) for
+ * Each variant runs once as a warm-up (a fifth of the messages), then the variants alternate (raw, envelope, adapter) for
  * `--rounds` rounds. The table shows medians; the ratio is the median of the per-round adapter/raw ratios.
  * Streams, consumers, Kafka topics and groups made by the run are deleted. Exits non-zero when a run fails (a message
  * missing after 30 s without progress, a broker error), not when a target is missed. With `--write` (only on a run of
@@ -31,7 +33,7 @@
  *     [--concurrency 64] [--write]
  */
 import { Buffer } from "node:buffer";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -43,15 +45,17 @@ import {
 import { type Admin, type Consumer, Kafka, logLevel, Partitioners } from "kafkajs";
 import { createLogger } from "../platform/log/logger.ts";
 import { createJetStreamPubSub } from "../platform/messaging/jetstream.ts";
-import { createKafkaPubSub } from "../platform/messaging/kafka.ts";
-import { createNatsPubSub } from "../platform/messaging/nats.ts";
+import { createKafkaPubSub, KafkaMessageHeaders } from "../platform/messaging/kafka.ts";
+import { createNatsPubSub, NatsMessageHeaders } from "../platform/messaging/nats.ts";
 import type { Message, PubSub, Subscription } from "../platform/messaging/message.ts";
 import { cpuModel, loadavg, median, writePerformanceSection } from "./wrk.ts";
 
 const BROKERS = ["nats", "jetstream", "kafka"] as const;
 type Broker = typeof BROKERS[number];
-const VARIANTS = ["raw", "adapter"] as const;
+const VARIANTS = ["raw", "envelope", "adapter"] as const;
 type Variant = typeof VARIANTS[number];
+/** The variants a broker runs: a raw client with the adapter's envelope headers is a reference for NATS Core and Kafka. */
+const variantsOf = (b: Broker): Variant[] => VARIANTS.filter((v) => rigs[b][v] !== undefined);
 
 const TARGET = 0.9;
 const PAYLOAD_BYTES = 256;
@@ -169,10 +173,10 @@ class Recorder {
   }
 }
 
-const rigs: Record<Broker, Record<Variant, (topic: string, rec: Recorder) => Promise<Rig>>> = {
-  nats: { raw: rawNats, adapter: adapterNats },
+const rigs: Record<Broker, Partial<Record<Variant, (topic: string, rec: Recorder) => Promise<Rig>>>> = {
+  nats: { raw: (t, r) => rawNats(t, r, false), envelope: (t, r) => rawNats(t, r, true), adapter: adapterNats },
   jetstream: { raw: rawJetStream, adapter: adapterJetStream },
-  kafka: { raw: rawKafka, adapter: adapterKafka },
+  kafka: { raw: (t, r) => rawKafka(t, r, false), envelope: (t, r) => rawKafka(t, r, true), adapter: adapterKafka },
 };
 
 const loadBefore = await loadavg();
@@ -184,14 +188,14 @@ const kafkaGroups: string[] = [];
 try {
   for (const broker of brokers) {
     const n = messagesFor(broker);
-    results[broker] = { raw: [], adapter: [] };
-    for (const variant of VARIANTS) await once(broker, variant, Math.max(1, Math.floor(n / 5)));
+    results[broker] = { raw: [], envelope: [], adapter: [] };
+    for (const variant of variantsOf(broker)) await once(broker, variant, Math.max(1, Math.floor(n / 5)));
     for (let round = 1; round <= rounds; round++) {
-      for (const variant of VARIANTS) {
+      for (const variant of variantsOf(broker)) {
         const r = await once(broker, variant, n);
         results[broker][variant].push(r);
         console.log(
-          `${broker.padEnd(9)} round ${round} ${variant.padEnd(7)} ${fmtRate(r.rate).padStart(7)} msg/s` +
+          `${broker.padEnd(9)} round ${round} ${variant.padEnd(8)} ${fmtRate(r.rate).padStart(7)} msg/s` +
             `  p50 ${r.p50Ms.toFixed(2)} ms` +
             `  p99 ${r.p99Ms.toFixed(2)} ms`,
         );
@@ -212,7 +216,8 @@ for (const s of summaries) {
   console.log(
     `${s.broker}: adapter/raw ${s.ratio.toFixed(3)} (target >= ${TARGET}: ${s.ratio >= TARGET ? "met" : "NOT met"});` +
       ` raw ${fmtRate(s.raw.rate)} msg/s p99 ${s.raw.p99Ms.toFixed(2)} ms, adapter ${fmtRate(s.adapter.rate)} msg/s` +
-      ` p99 ${s.adapter.p99Ms.toFixed(2)} ms; ${messagesFor(s.broker)} messages x ${rounds} rounds`,
+      ` p99 ${s.adapter.p99Ms.toFixed(2)} ms; ${messagesFor(s.broker)} messages x ${rounds} rounds` +
+      (s.envelopeRatio === undefined ? "" : `; raw + envelope headers / raw ${s.envelopeRatio.toFixed(3)}`),
   );
 }
 console.log(`\n${elapsedS.toFixed(0)} s; load average before ${loadBefore}, after ${loadAfter}`);
@@ -222,7 +227,7 @@ if (write) console.log(`wrote ${await writeSection(summaries)}`);
 async function once(broker: Broker, variant: Variant, n: number): Promise<RunResult> {
   const topic = `bench-messaging.${runId}.${broker}.${variant}.${++seq}`;
   const rec = new Recorder(n);
-  const rig = await rigs[broker][variant](topic, rec);
+  const rig = await rigs[broker][variant]!(topic, rec);
   let result: RunResult;
   try {
     const t0 = performance.now();
@@ -255,17 +260,29 @@ async function once(broker: Broker, variant: Variant, n: number): Promise<RunRes
 
 // ---------------------------------------------------------------------------------------------------- NATS Core
 
-async function rawNats(topic: string, rec: Recorder): Promise<Rig> {
+/** Raw NATS Core; with `envelope`, publishing and reading the headers the adapter sends (id and publish time). */
+async function rawNats(topic: string, rec: Recorder, envelope: boolean): Promise<Rig> {
   const nc = await connect({ servers: NATS_URL, name: "bench-messaging-raw" });
   const sub = nc.subscribe(topic);
   const loop = (async () => {
-    for await (const m of sub) rec.record(m.data);
+    for await (const m of sub) {
+      if (envelope) {
+        const h = m.headers;
+        if (!h?.get(NatsMessageHeaders.id) || !h.get(NatsMessageHeaders.timestamp)) throw new Error("no envelope");
+      }
+      rec.record(m.data);
+    }
   })();
   await nc.flush();
   let flushing: Promise<void> | undefined;
   return {
     publish(payload) {
-      nc.publish(topic, payload);
+      if (envelope) {
+        const h = natsHeaders();
+        h.append(NatsMessageHeaders.id, crypto.randomUUID());
+        h.append(NatsMessageHeaders.timestamp, String(Date.now()));
+        nc.publish(topic, payload, { headers: h });
+      } else nc.publish(topic, payload);
       flushing ??= Promise.resolve().then(() => {
         flushing = undefined;
         return nc.flush();
@@ -387,7 +404,8 @@ async function kafkaTopic(topic: string): Promise<{ topic: string; group: string
   return { topic, group };
 }
 
-async function rawKafka(name: string, rec: Recorder): Promise<Rig> {
+/** Raw kafkajs; with `envelope`, sending and reading the id header the adapter sends. */
+async function rawKafka(name: string, rec: Recorder, envelope: boolean): Promise<Rig> {
   const { topic, group } = await kafkaTopic(name);
   const kafka = new Kafka({ clientId: "bench-messaging-raw", brokers: KAFKA_BROKERS, logLevel: logLevel.WARN });
   const consumer: Consumer = kafka.consumer({ groupId: group, ...KAFKA_CONSUMER });
@@ -401,6 +419,7 @@ async function rawKafka(name: string, rec: Recorder): Promise<Rig> {
     await consumer.run({
       partitionsConsumedConcurrently: KAFKA_PARTITIONS,
       eachMessage: ({ message }) => {
+        if (envelope && !message.headers?.[KafkaMessageHeaders.id]?.toString()) throw new Error("no envelope");
         if (message.value) rec.record(message.value);
         return Promise.resolve();
       },
@@ -419,6 +438,7 @@ async function rawKafka(name: string, rec: Recorder): Promise<Rig> {
         messages: [{
           key: `k${i % KAFKA_KEYS}`,
           value: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+          headers: envelope ? { [KafkaMessageHeaders.id]: crypto.randomUUID() } : undefined,
         }],
       }),
     async close() {
@@ -491,9 +511,12 @@ function fmtRate(r: number): string {
 interface Summary {
   broker: Broker;
   raw: RunResult;
+  envelope?: RunResult;
   adapter: RunResult;
   ratios: number[];
   ratio: number;
+  /** Median per-round envelope/raw ratio, when the broker runs the envelope reference. */
+  envelopeRatio?: number;
   perRound: Record<Variant, RunResult[]>;
 }
 
@@ -505,7 +528,17 @@ function summarize(broker: Broker, runs: Record<Variant, RunResult[]>): Summary 
   });
   // Each adapter run against the raw run just before it, so drift in machine load cancels out.
   const ratios = runs.adapter.map((r, i) => r.rate / runs.raw[i].rate);
-  return { broker, raw: mid(runs.raw), adapter: mid(runs.adapter), ratios, ratio: median(ratios), perRound: runs };
+  const hasEnvelope = runs.envelope.length > 0;
+  return {
+    broker,
+    raw: mid(runs.raw),
+    envelope: hasEnvelope ? mid(runs.envelope) : undefined,
+    adapter: mid(runs.adapter),
+    ratios,
+    ratio: median(ratios),
+    envelopeRatio: hasEnvelope ? median(runs.envelope.map((r, i) => r.rate / runs.raw[i].rate)) : undefined,
+    perRound: runs,
+  };
 }
 
 function table(summaries: Summary[]): string {
@@ -516,13 +549,18 @@ function table(summaries: Summary[]): string {
   for (const s of summaries) {
     for (const v of VARIANTS) {
       const r = s[v];
+      if (!r) continue;
       rows.push([
         TITLES[s.broker],
-        v === "raw" ? rawName(s.broker) : adapterName(s.broker),
+        v === "raw"
+          ? rawName(s.broker)
+          : v === "envelope"
+          ? `${rawName(s.broker)} + envelope headers`
+          : adapterName(s.broker),
         fmtRate(r.rate),
         `${r.p50Ms.toFixed(2)} ms`,
         `${r.p99Ms.toFixed(2)} ms`,
-        v === "adapter" ? `**${s.ratio.toFixed(3)}**` : "",
+        v === "adapter" ? `**${s.ratio.toFixed(3)}**` : v === "envelope" ? `(${s.envelopeRatio!.toFixed(3)})` : "",
       ]);
     }
   }
@@ -545,7 +583,8 @@ async function writeSection(summaries: Summary[]): Promise<string> {
   const perRound = summaries.map((s) => {
     const fmt = (v: Variant) =>
       s.perRound[v].map((r) => `${fmtRate(r.rate)} msg/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ");
-    return `- ${TITLES[s.broker]}: raw ${fmt("raw")}. Adapter ${fmt("adapter")}. Ratios ${
+    const env = s.envelope ? ` Raw + envelope ${fmt("envelope")}.` : "";
+    return `- ${TITLES[s.broker]}: raw ${fmt("raw")}.${env} Adapter ${fmt("adapter")}. Ratios ${
       s.ratios.map((r) => r.toFixed(3)).join(", ")
     }.`;
   }).join("\n");
@@ -576,7 +615,13 @@ wait for the PubAck, a durable pull consumer with explicit acks holds at most ${
     KAFKA_KEYS - 1
   }\`, ${KAFKA_PARTITIONS} partitions consumed concurrently (adapter \`concurrency: ${KAFKA_PARTITIONS}\`) with the adapter's
 consumer settings. Messages per run: ${brokers.map((b) => `${TITLES[b]} ${messagesFor(b)}`).join(", ")}. After one
-warm-up run each (a fifth of the messages), the variants alternate (raw, adapter) for ${rounds} rounds. The table shows medians; the ratio is the median of each round's adapter/raw msg/s ratio.
+warm-up run each (a fifth of the messages), the variants alternate (raw, raw + envelope where run, adapter) for ${rounds}
+rounds. The table shows medians; the ratio is the median of each round's adapter/raw msg/s ratio.
+
+"Raw + envelope headers" is a reference, not a target: the raw client sending and reading the headers the adapter's
+envelope needs at the least (NATS Core: \`${NatsMessageHeaders.id}\` and \`${NatsMessageHeaders.timestamp}\`; Kafka:
+\`${KafkaMessageHeaders.id}\`), with nothing else of the adapter. In parentheses, its ratio to raw: what carrying the
+message id (and publish time) costs the client library itself, whatever code drives it.
 
 ${table(summaries)}
 
