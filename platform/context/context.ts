@@ -144,7 +144,7 @@ export interface ContextFromHeadersOptions {
    * ```
    * @default {undefined}
    */
-  onEnd?: () => void;
+  onEnd?: (reason: unknown) => void;
 }
 
 /**
@@ -188,6 +188,44 @@ export function contextFromHeaders(
 }
 
 /**
+ * A child of `parent` (or of a fresh context when there is none) with a deadline no later than `deadline`: same
+ * request id, trace, route and principals; its `signal` aborts when the deadline passes or the parent's signal aborts.
+ * `onEnd` is called once, with the abort reason, when either happens before `dispose()`. Deadlines share one coarse
+ * timer (a `setTimeout` per unit of work costs far more under load).
+ *
+ * @example Give one step of the work two seconds at most
+ * ```ts
+ * import { childContext, currentContext, runWithContext } from "./context.ts";
+ * const { ctx, dispose } = childContext(currentContext(), { deadline: Date.now() + 2_000 });
+ * try {
+ *   await runWithContext(ctx, () => fetch("http://inventory.internal/v1/stock", { signal: ctx.signal }).catch(() => {}));
+ * } finally {
+ *   dispose();
+ * }
+ * ```
+ */
+export function childContext(
+  parent: Context | undefined,
+  options: { deadline: number; onEnd?: (reason: unknown) => void },
+): { ctx: Context; dispose: () => void } {
+  const deadline = Math.min(options.deadline, parent?.deadline ?? Infinity);
+  const ctx = new WorkContext(
+    parent?.requestId ?? newRequestId(),
+    parent?.traceparent,
+    deadline,
+    parent && (() => parent.signal),
+    options.onEnd,
+  );
+  if (parent) {
+    ctx.traceId = parent.traceId;
+    ctx.route = parent.route;
+    ctx.principal = parent.principal;
+    ctx.endUser = parent.endUser;
+  }
+  return { ctx, dispose: ctx.dispose };
+}
+
+/**
  * The context {@linkcode contextFromHeaders} returns. A class, not an object literal with a `signal` getter: a getter
  * in a literal made per request gives every context its own hidden class, which V8 keeps alive until a full mark;
  * under load the young generation then promoted megabytes per scavenge (5-6 ms pauses, p99 from 1 to 8 ms).
@@ -203,7 +241,7 @@ class WorkContext implements Context {
   #parentOption: AbortSignal | (() => AbortSignal) | undefined;
   #parent: AbortSignal | undefined = undefined;
   #controller: AbortController | undefined = undefined;
-  #onEnd: (() => void) | undefined;
+  #onEnd: ((reason: unknown) => void) | undefined;
   #cancelDeadline: (() => void) | undefined = undefined;
   /** Why the work ended early, for a signal read afterwards. */
   #reason: unknown = undefined;
@@ -215,7 +253,7 @@ class WorkContext implements Context {
     traceparent: string | undefined,
     deadline: number | undefined,
     parent: AbortSignal | (() => AbortSignal) | undefined,
-    onEnd: (() => void) | undefined,
+    onEnd: ((reason: unknown) => void) | undefined,
   ) {
     this.requestId = requestId;
     this.traceparent = traceparent;
@@ -260,7 +298,7 @@ class WorkContext implements Context {
     this.#ended = true;
     this.#reason = why;
     this.#controller?.abort(why);
-    this.#onEnd?.();
+    this.#onEnd?.(why);
   }
 
   #linkParent(): void {

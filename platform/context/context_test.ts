@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import v8 from "node:v8";
 import vm from "node:vm";
 import {
+  childContext,
   type Context,
   contextFromHeaders,
   contextHeaders,
@@ -243,4 +244,55 @@ Deno.test("a disposed context no longer reaches its parent signal or its onEnd c
   gc();
   assert.equal(payload.deref(), undefined, "the disposed context still reaches its request");
   assert.equal(ctx.signal.aborted, false);
+});
+
+Deno.test("childContext() inherits the parent's identity, tightens its deadline and aborts with it", async (t) => {
+  const parentController = new AbortController();
+  const parent: Context = {
+    requestId: "r-9",
+    signal: parentController.signal,
+    deadline: Date.now() + 60_000,
+    traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    traceId: "0af7651916cd43dd8448eb211c80319c",
+    route: "/v1/orders/:id",
+    principal: { sub: "svc-orders", scopes: ["orders:write"] },
+  };
+  await t.step("fields and the earlier of the two deadlines", () => {
+    const later = childContext(parent, { deadline: Date.now() + 3_600_000 });
+    assert.equal(later.ctx.deadline, parent.deadline);
+    const sooner = childContext(parent, { deadline: Date.now() + 1_000 });
+    assert.ok(sooner.ctx.deadline! < parent.deadline!);
+    for (const k of ["requestId", "traceparent", "traceId", "route", "principal"] as const) {
+      assert.deepEqual(sooner.ctx[k], parent[k], k);
+    }
+    later.dispose();
+    sooner.dispose();
+  });
+  await t.step("its deadline aborts its signal and calls onEnd with the TimeoutError", async () => {
+    const ended = Promise.withResolvers<unknown>();
+    const { ctx, dispose } = childContext(parent, { deadline: Date.now() + 10, onEnd: ended.resolve });
+    const signal = ctx.signal;
+    const reason = await ended.promise;
+    assert.equal((reason as DOMException).name, "TimeoutError");
+    assert.equal(signal.aborted, true);
+    assert.equal(signal.reason, reason);
+    assert.equal(parent.signal.aborted, false, "the parent is not aborted by its child");
+    dispose();
+  });
+  await t.step("the parent's abort reaches a child whose signal is in use", () => {
+    const reasons: unknown[] = [];
+    const { ctx, dispose } = childContext(parent, { deadline: Date.now() + 60_000, onEnd: (r) => reasons.push(r) });
+    const signal = ctx.signal;
+    parentController.abort(new Error("client went away"));
+    assert.equal(signal.aborted, true);
+    assert.equal((signal.reason as Error).message, "client went away");
+    assert.deepEqual(reasons, [signal.reason]);
+    dispose();
+  });
+  await t.step("without a parent: a fresh request id and only its own deadline", () => {
+    const { ctx, dispose } = childContext(undefined, { deadline: Date.now() + 1_000 });
+    assert.ok(isValidRequestId(ctx.requestId));
+    assert.equal(ctx.signal.aborted, false);
+    dispose();
+  });
 });

@@ -1,4 +1,4 @@
-import { type Context, currentContext, newRequestId, runWithContext } from "../../context/context.ts";
+import { childContext, currentContext, runWithContext } from "../../context/context.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
 /** Options for {@linkcode timeout}. */
@@ -31,25 +31,23 @@ export function timeout(options: TimeoutOptions): HandlerMiddleware {
     throw new RangeError(`Cannot create timeout middleware as ms is not a positive number: current value is ${ms}`);
   }
   return (next) =>
-    async function timeoutHandler(msg) {
-      const parent = currentContext();
-      const controller = new AbortController();
+    function timeoutHandler(msg) {
       const expired = Promise.withResolvers<never>();
-      const timer = setTimeout(() => {
-        const reason = new DOMException(`message ${msg.id} was not handled within ${ms} ms`, "TimeoutError");
-        controller.abort(reason);
-        expired.reject(reason);
-      }, ms);
-      const deadline = Math.min(Date.now() + ms, parent?.deadline ?? Infinity);
-      const ctx: Context = {
-        ...(parent ?? { requestId: newRequestId() }),
-        signal: parent ? AbortSignal.any([parent.signal, controller.signal]) : controller.signal,
-        deadline,
-      };
+      const { ctx, dispose } = childContext(currentContext(), {
+        deadline: Date.now() + ms,
+        onEnd: (reason) =>
+          expired.reject(
+            reason instanceof DOMException && reason.name === "TimeoutError"
+              ? new DOMException(`message ${msg.id} was not handled within ${ms} ms`, "TimeoutError")
+              : reason,
+          ),
+      });
+      let attempt: Promise<void>;
       try {
-        await Promise.race([runWithContext(ctx, () => next(msg)), expired.promise]);
-      } finally {
-        clearTimeout(timer);
+        attempt = Promise.resolve(runWithContext(ctx, () => next(msg)));
+      } catch (err) {
+        attempt = Promise.reject(err);
       }
+      return Promise.race([attempt, expired.promise]).finally(dispose);
     };
 }
