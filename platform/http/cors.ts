@@ -1,5 +1,5 @@
 import { editHeaders } from "./_headers.ts";
-import type { Middleware } from "./handler.ts";
+import { invoke, type Middleware } from "./handler.ts";
 import { problemResponse } from "./problem.ts";
 
 /** Options for {@linkcode cors}. */
@@ -135,22 +135,23 @@ export function cors(options: CorsOptions): Middleware {
   }
 
   return (next) =>
-    async function cors(req) {
+    function cors(req) {
       const origin = req.headers.get("origin");
       if (origin !== null && req.method === "OPTIONS" && req.headers.has("access-control-request-method")) {
-        return preflight(req, origin);
+        return Promise.resolve(preflight(req, origin));
       }
-      const res = await next(req);
       const grant = origin !== null && isAllowed(origin);
-      if (!grant && anyOrigin) return res;
-      return editHeaders(res, (h) => {
-        // The answer depends on Origin whenever origins is a list, including when no Origin came: caches must know.
-        if (!anyOrigin) appendVary(h, "Origin");
-        if (!grant || h.has("access-control-allow-origin")) return;
-        h.set("access-control-allow-origin", allowOrigin(origin));
-        if (credentials) h.set("access-control-allow-credentials", "true");
-        if (expose && !h.has("access-control-expose-headers")) h.set("access-control-expose-headers", expose);
-      });
+      if (!grant && anyOrigin) return invoke(next, req);
+      return invoke(next, req).then((res) =>
+        editHeaders(res, (h) => {
+          // The answer depends on Origin whenever origins is a list, including when no Origin came: caches must know.
+          if (!anyOrigin) appendVary(h, "Origin");
+          if (!grant || h.has("access-control-allow-origin")) return;
+          h.set("access-control-allow-origin", allowOrigin(origin));
+          if (credentials) h.set("access-control-allow-credentials", "true");
+          if (expose && !h.has("access-control-expose-headers")) h.set("access-control-expose-headers", expose);
+        })
+      );
     };
 }
 

@@ -3,7 +3,7 @@ import { contextFromHeaders, currentContext, runWithContext } from "../context/c
 import type { Logger } from "../log/logger.ts";
 import { editHeaders } from "./_headers.ts";
 import { knownBodyBytes } from "./_bytes.ts";
-import type { Handler, Middleware } from "./handler.ts";
+import { type Handler, invoke, type Middleware } from "./handler.ts";
 import { errorResponse, HttpError } from "./problem.ts";
 
 /** Options for {@linkcode requestContext}. */
@@ -35,13 +35,7 @@ export function requestContext(options: RequestContextOptions = {}): Middleware 
         // The deadline passed before the handler answered: 504, built inside the context so it carries the request id.
         onEnd: () => answered.resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded()))),
       });
-      let work: Promise<Response>;
-      try {
-        work = runWithContext(ctx, () => next(req));
-      } catch (err) {
-        work = Promise.reject(err);
-      }
-      work.then(answered.resolve, (err) => {
+      runWithContext(ctx, () => invoke(next, req)).then(answered.resolve, (err) => {
         if (ctx.deadline !== undefined && Date.now() >= ctx.deadline && !(err instanceof HttpError)) {
           answered.resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
         } else answered.reject(err);
@@ -69,10 +63,8 @@ export function requestContext(options: RequestContextOptions = {}): Middleware 
  */
 export function recovery(log: Logger): Middleware {
   return (next) =>
-    async function recovery(req) {
-      try {
-        return await next(req);
-      } catch (err) {
+    function recovery(req) {
+      return invoke(next, req).catch((err) => {
         // A downstream timer can fire a moment before the context's own (coarse) deadline timer does: a failure at or
         // past the deadline is the deadline's, whatever the handler threw.
         const ctx = currentContext();
@@ -81,7 +73,7 @@ export function recovery(log: Logger): Middleware {
         }
         if (!(err instanceof HttpError)) log.error("handler failed", { err, path: pathnameOf(req) });
         return errorResponse(err);
-      }
+      });
     };
 }
 
@@ -116,13 +108,7 @@ export function accessLog(log: Logger): Middleware {
           ms: Math.round((performance.now() - start) * 100) / 100,
           bytes,
         });
-      let work: Promise<Response>;
-      try {
-        work = next(req);
-      } catch (err) {
-        work = Promise.reject(err);
-      }
-      return work.then((res) => {
+      return invoke(next, req).then((res) => {
         line(res.status, knownBodyBytes(res));
         return res;
       }, (err) => {
@@ -144,20 +130,16 @@ export function accessLog(log: Logger): Middleware {
  * const res = await withOutcome(async () => new Response("ok"), new Request("http://x/"), (s) => console.log(s));
  * ```
  */
-export async function withOutcome(
+export function withOutcome(
   next: Handler,
   req: Request,
   done: (status: number) => void,
 ): Promise<Response> {
-  let status = 500;
-  try {
-    const res = await next(req);
-    status = res.status;
+  return invoke(next, req).then((res) => {
+    done(res.status);
     return res;
-  } catch (err) {
-    if (err instanceof HttpError) status = err.status;
+  }, (err) => {
+    done(err instanceof HttpError ? err.status : 500);
     throw err;
-  } finally {
-    done(status);
-  }
+  });
 }

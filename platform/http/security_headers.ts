@@ -1,5 +1,5 @@
 import { editHeaders } from "./_headers.ts";
-import type { Middleware } from "./handler.ts";
+import { invoke, type Middleware } from "./handler.ts";
 
 /** `Strict-Transport-Security` settings for {@linkcode SecurityHeadersOptions.strictTransportSecurity}. */
 export interface StrictTransportSecurity {
@@ -109,7 +109,7 @@ export function securityHeaders(options: SecurityHeadersOptions = {}): Middlewar
     for (const [name, value] of pairs) if (!h.has(name)) h.set(name, value);
   };
   return (next) =>
-    async function securityHeaders(req) {
-      return editHeaders(await next(req), apply);
+    function securityHeaders(req) {
+      return invoke(next, req).then((res) => editHeaders(res, apply));
     };
 }

@@ -1,6 +1,6 @@
 import { currentContext } from "../context/context.ts";
 import { editHeaders } from "./_headers.ts";
-import type { Middleware } from "./handler.ts";
+import { invoke, type Middleware } from "./handler.ts";
 
 /** The W3C trace context of one request as {@linkcode tracing} sees it. */
 export interface TraceContext {
@@ -76,7 +76,7 @@ export interface TracingOptions {
 export function tracing(options: TracingOptions = {}): Middleware {
   const { onStart, onEnd, responseHeader = true } = options;
   return (next) =>
-    async function tracing(req) {
+    function tracing(req) {
       const trace = traceFrom(req.headers.get("traceparent"));
       const ctx = currentContext();
       if (ctx) {
@@ -85,14 +85,14 @@ export function tracing(options: TracingOptions = {}): Middleware {
       }
       onStart?.(req, trace);
       const start = onEnd ? performance.now() : 0;
-      let res: Response | undefined;
-      try {
-        res = await next(req);
-      } finally {
+      return invoke(next, req).then((res) => {
         onEnd?.(req, res, performance.now() - start, trace);
-      }
-      if (!responseHeader) return res;
-      return editHeaders(res, (h) => h.set("traceparent", trace.traceparent));
+        if (!responseHeader) return res;
+        return editHeaders(res, (h) => h.set("traceparent", trace.traceparent));
+      }, (err) => {
+        onEnd?.(req, undefined, performance.now() - start, trace);
+        throw err;
+      });
     };
 }
 
