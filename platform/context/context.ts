@@ -29,7 +29,10 @@ export interface Context {
    * one naming this hop's own span as the parent.
    */
   traceparent?: string;
-  /** W3C trace id (32 lowercase hex digits) this work belongs to, when tracing set one. */
+  /**
+   * W3C trace id (32 lowercase hex digits) this work belongs to: the incoming `traceparent`'s, or the one the HTTP
+   * `tracing()` middleware started; every log line in the context carries it.
+   */
   traceId?: string;
   /** Route template that matched (`/v1/orders/:id`), for logs and metric labels. */
   route?: string;
@@ -257,6 +260,7 @@ class WorkContext implements Context {
   ) {
     this.requestId = requestId;
     this.traceparent = traceparent;
+    this.traceId = traceIdOf(traceparent);
     this.deadline = deadline;
     this.#parentOption = parent;
     this.#onEnd = onEnd;
@@ -314,6 +318,16 @@ class WorkContext implements Context {
       parent.addEventListener("abort", this.#onParentAbort, { once: true });
     }
   }
+}
+
+const TRACEPARENT_TRACE_ID = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/;
+const ZERO_TRACE_ID = "0".repeat(32);
+
+/** The trace id of a W3C `traceparent`, or `undefined` when there is none or it is malformed. */
+function traceIdOf(traceparent: string | undefined): string | undefined {
+  if (traceparent === undefined || traceparent.length < 55) return undefined;
+  const id = TRACEPARENT_TRACE_ID.exec(traceparent)?.[1];
+  return id === ZERO_TRACE_ID ? undefined : id;
 }
 
 /** Shared by every context of the process: one coarse timer instead of one per request. */

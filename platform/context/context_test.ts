@@ -296,3 +296,21 @@ Deno.test("childContext() inherits the parent's identity, tightens its deadline 
     dispose();
   });
 });
+
+Deno.test("contextFromHeaders() takes the trace id from a valid incoming traceparent, so log lines carry it", () => {
+  const cases: { traceparent: string | null; traceId: string | undefined }[] = [
+    {
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      traceId: "0af7651916cd43dd8448eb211c80319c",
+    },
+    { traceparent: "00-00000000000000000000000000000000-b7ad6b7169203331-01", traceId: undefined },
+    { traceparent: "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", traceId: undefined },
+    { traceparent: "garbage", traceId: undefined },
+    { traceparent: null, traceId: undefined },
+  ];
+  for (const c of cases) {
+    const { ctx, dispose } = contextFromHeaders((n) => n === "traceparent" ? c.traceparent : null);
+    assert.equal(ctx.traceId, c.traceId, String(c.traceparent));
+    dispose();
+  }
+});
