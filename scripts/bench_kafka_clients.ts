@@ -32,17 +32,15 @@ import { Consumer as PltConsumer, ProduceAcks, Producer as PltProducer, stringSe
 import { createLogger } from "../platform/log/logger.ts";
 import { createKafkaPubSub, type KafkaPubSub } from "../platform/messaging/kafka.ts";
 import { createPlatformaticKafkaPubSub } from "../platform/messaging/kafka_platformatic.ts";
+import { percentile, Recorder, WARM_UP } from "./recorder.ts";
 import { loadavg, median } from "./wrk.ts";
 
 const BROKERS = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
 const PAYLOAD_BYTES = 256;
 const PARTITIONS = 3;
 const KEYS = 100;
-const STALL_MS = 30_000;
 const CONSUMER = { sessionTimeout: 10_000, heartbeatInterval: 500, rebalanceTimeout: 10_000 };
 const MAX_WAIT_MS = 100;
-/** Marks the untimed message that proves a variant is live; the recorder does not count it. */
-const WARM_UP = -1;
 
 const VARIANTS = {
   "kafkajs": rawKafkajs,
@@ -97,59 +95,6 @@ interface RunResult {
 interface Rig {
   publish(payload: Uint8Array, key: string): Promise<unknown>;
   close(): Promise<void>;
-}
-
-/** Counts consumed messages and keeps each one's latency; `warm` and `done` resolve as they arrive. */
-class Recorder {
-  readonly latencies: Float64Array;
-  received = 0;
-  lastProgress = performance.now();
-  readonly #warm = Promise.withResolvers<void>();
-  readonly #done = Promise.withResolvers<number>();
-
-  constructor(readonly expected: number) {
-    this.latencies = new Float64Array(expected);
-  }
-
-  /** Records a consumed payload (any `Uint8Array` view, Node `Buffer`s included). */
-  record(payload: Uint8Array): void {
-    const now = performance.now();
-    const sent = new DataView(payload.buffer, payload.byteOffset, 8).getFloat64(0, true);
-    if (sent === WARM_UP) return this.#warm.resolve();
-    if (this.received < this.expected) this.latencies[this.received] = now - sent;
-    this.lastProgress = now;
-    if (++this.received === this.expected) this.#done.resolve(now);
-  }
-
-  /** Resolves once the warm-up message arrived. */
-  warm(): Promise<void> {
-    this.lastProgress = performance.now();
-    return this.#stallGuard(this.#warm.promise);
-  }
-
-  /** Resolves with the time the last message was consumed. */
-  done(): Promise<number> {
-    this.lastProgress = performance.now();
-    return this.#stallGuard(this.#done.promise);
-  }
-
-  /** Rejects once `STALL_MS` pass without a consumed message. */
-  async #stallGuard<T>(promise: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stalled = new Promise<never>((_, reject) => {
-      const check = () => {
-        if (performance.now() - this.lastProgress > STALL_MS) {
-          reject(new Error(`consumed ${this.received} of ${this.expected} messages, none for ${STALL_MS} ms`));
-        } else timer = setTimeout(check, 1000);
-      };
-      timer = setTimeout(check, 1000);
-    });
-    try {
-      return await Promise.race([promise, stalled]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 }
 
 const runId = crypto.randomUUID().slice(0, 8);
@@ -339,10 +284,6 @@ async function cleanUp(): Promise<void> {
   } finally {
     await admin.disconnect();
   }
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 function table(): string {

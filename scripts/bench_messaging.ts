@@ -48,6 +48,7 @@ import { createJetStreamPubSub } from "../platform/messaging/jetstream.ts";
 import { createKafkaPubSub, KafkaMessageHeaders } from "../platform/messaging/kafka.ts";
 import { createNatsPubSub, NatsMessageHeaders } from "../platform/messaging/nats.ts";
 import type { Message, PubSub, Subscription } from "../platform/messaging/message.ts";
+import { percentile, Recorder } from "./recorder.ts";
 import { cpuModel, loadavg, median, writePerformanceSection } from "./wrk.ts";
 
 const BROKERS = ["nats", "jetstream", "kafka"] as const;
@@ -61,7 +62,6 @@ const TARGET = 0.9;
 const PAYLOAD_BYTES = 256;
 const KAFKA_PARTITIONS = 3;
 const KAFKA_KEYS = 100;
-const STALL_MS = 30_000;
 /**
  * Publishers also wait while more than this many windows of messages are published but not yet consumed, so every
  * broker runs with a bounded backlog and latency does not just grow with the run's length. NATS Core needs it anyway:
@@ -121,56 +121,6 @@ interface RunResult {
 interface Rig {
   publish(payload: Uint8Array, i: number): Promise<unknown>;
   close(): Promise<void>;
-}
-
-/** Counts consumed messages and keeps each one's latency; `done` resolves on the last one. */
-class Recorder {
-  readonly latencies: Float64Array;
-  received = 0;
-  lastProgress = performance.now();
-  readonly #done = Promise.withResolvers<number>();
-  /** Publishers waiting for consumption to catch up, in message order. */
-  readonly #waiting: { i: number; limit: number; resolve: () => void }[] = [];
-
-  constructor(readonly expected: number) {
-    this.latencies = new Float64Array(expected);
-  }
-
-  /** Records a consumed payload (any `Uint8Array` view, the Node `Buffer` kafkajs hands out included). */
-  record(payload: Uint8Array): void {
-    const now = performance.now();
-    const sent = new DataView(payload.buffer, payload.byteOffset, 8).getFloat64(0, true);
-    if (this.received < this.expected) this.latencies[this.received] = now - sent;
-    this.lastProgress = now;
-    if (++this.received === this.expected) this.#done.resolve(now);
-    while (this.#waiting.length > 0 && this.#waiting[0].i - this.received < this.#waiting[0].limit) {
-      this.#waiting.shift()!.resolve();
-    }
-  }
-
-  /** Resolves once fewer than `limit` messages before message `i` are unconsumed; `undefined` when that holds now. */
-  room(i: number, limit: number): Promise<void> | undefined {
-    if (i - this.received < limit) return undefined;
-    return new Promise((resolve) => this.#waiting.push({ i, limit, resolve }));
-  }
-
-  /** Resolves with the time the last message was consumed; rejects after `STALL_MS` without a new message. */
-  async done(): Promise<number> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stalled = new Promise<never>((_, reject) => {
-      const check = () => {
-        if (performance.now() - this.lastProgress > STALL_MS) {
-          reject(new Error(`consumed ${this.received} of ${this.expected} messages, none for ${STALL_MS} ms`));
-        } else timer = setTimeout(check, 1000);
-      };
-      timer = setTimeout(check, 1000);
-    });
-    try {
-      return await Promise.race([this.#done.promise, stalled]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 }
 
 const rigs: Record<Broker, Partial<Record<Variant, (topic: string, rec: Recorder) => Promise<Rig>>>> = {
@@ -494,10 +444,6 @@ async function closeNats(nc: NatsConnection): Promise<void> {
   if (nc.isClosed()) return;
   await nc.drain();
   await nc.closed();
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 function isBroker(s: string): s is Broker {
