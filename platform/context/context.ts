@@ -172,7 +172,7 @@ export function contextFromHeaders(
   get: Headers | ((name: string) => string | undefined | null),
   options: ContextFromHeadersOptions = {},
 ): { ctx: Context; dispose: () => void } {
-  let rid, traceparent, rawDeadline;
+  let rid: string | null | undefined, traceparent: string | null | undefined, rawDeadline: string | null | undefined;
   if (typeof get === "function") {
     rid = get(ContextHeaders.requestId);
     traceparent = get(ContextHeaders.traceparent);

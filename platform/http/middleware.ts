@@ -29,16 +29,16 @@ export function requestContext(options: RequestContextOptions = {}): Middleware 
   return (next) =>
     function requestContext(req) {
       const answered = Promise.withResolvers<Response>();
+      // The deadline passed before the handler answered: 504, built inside the context so it carries the request id.
+      const timedOut = () => answered.resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
       const { ctx, dispose } = contextFromHeaders(req.headers, {
         defaultBudgetMs,
         signal: () => req.signal,
-        // The deadline passed before the handler answered: 504, built inside the context so it carries the request id.
-        onEnd: () => answered.resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded()))),
+        onEnd: timedOut,
       });
       runWithContext(ctx, () => invoke(next, req)).then(answered.resolve, (err) => {
-        if (ctx.deadline !== undefined && Date.now() >= ctx.deadline && !(err instanceof HttpError)) {
-          answered.resolve(runWithContext(ctx, () => errorResponse(deadlineExceeded())));
-        } else answered.reject(err);
+        if (ctx.deadline !== undefined && Date.now() >= ctx.deadline && !(err instanceof HttpError)) timedOut();
+        else answered.reject(err);
       });
       return answered.promise.then((res) => {
         dispose();

@@ -2,6 +2,8 @@
 export interface Limiter {
   /** Resolves once a slot is free and taken; pair every call with one {@linkcode Limiter.release}. */
   acquire(): Promise<void>;
+  /** Takes a free slot at once and returns true, or returns false when none is free (and takes nothing). */
+  tryAcquire(): boolean;
   /** Gives a slot back, handing it to the oldest waiter. */
   release(): void;
   /** Slots currently taken. */
@@ -43,6 +45,11 @@ export function createLimiter(max: number): Limiter {
         return Promise.resolve();
       }
       return new Promise<void>((resolve) => waiters.push(resolve));
+    },
+    tryAcquire() {
+      if (active >= max || waiters.length > 0) return false;
+      active++;
+      return true;
     },
     release() {
       const next = waiters.shift();

@@ -27,3 +27,21 @@ Deno.test("createLimiter() throws RangeError for a max that is not a positive in
   throws(() => createLimiter(0), RangeError);
   throws(() => createLimiter(1.5), RangeError);
 });
+
+Deno.test("tryAcquire() takes a free slot at once, never one a waiter is owed, and nothing when none is free", async () => {
+  const limiter = createLimiter(1);
+  strictEqual(limiter.tryAcquire(), true);
+  strictEqual(limiter.active, 1);
+  strictEqual(limiter.tryAcquire(), false);
+  strictEqual(limiter.active, 1);
+  let waiterServed = false;
+  const waiter = limiter.acquire().then(() => (waiterServed = true));
+  limiter.release(); // goes to the waiter
+  strictEqual(limiter.tryAcquire(), false);
+  await waiter;
+  strictEqual(waiterServed, true);
+  limiter.release();
+  await limiter.idle();
+  strictEqual(limiter.tryAcquire(), true);
+  limiter.release();
+});

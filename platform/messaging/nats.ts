@@ -1,6 +1,7 @@
 import { connect, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
+import { createLimiter } from "./limiter.ts";
 import type {
   Features,
   Message,
@@ -155,22 +156,13 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
       const pending: Msg[] = [];
       let pendingBytes = 0;
       let dropped = 0;
-      /** Handlers running; at most `concurrency`. */
-      let active = 0;
-      let idleWaiters: (() => void)[] = [];
+      const slots = createLimiter(concurrency);
       /** A slot's handler is done: the slot takes the next pending message, or is given back. */
       const finished = (): void => {
         const next = pending.shift();
-        if (next) {
-          pendingBytes -= next.data.byteLength;
-          handle(next);
-          return;
-        }
-        if (--active === 0 && idleWaiters.length > 0) {
-          const waiters = idleWaiters;
-          idleWaiters = [];
-          for (const resolve of waiters) resolve();
-        }
+        if (!next) return slots.release();
+        pendingBytes -= next.data.byteLength;
+        handle(next);
       };
       /** Handles `m` in a slot already taken. */
       const handle = (m: Msg): void => {
@@ -208,9 +200,8 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
             logger.warn("subscription error", { topic, group: opts?.group, error: err });
             return;
           }
-          if (active < concurrency) {
+          if (slots.tryAcquire()) {
             reportDropped();
-            active++;
             handle(m);
             return;
           }
@@ -238,7 +229,7 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
           closed ??= (async () => {
             if (!sub.isClosed() && !nc.isClosed()) await sub.drain().catch(() => sub.unsubscribe());
             await sub.closed.catch(() => {});
-            if (active > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+            await slots.idle();
             reportDropped();
             subscriptions.delete(subscription);
           })();
