@@ -27,11 +27,12 @@
  */
 import { Buffer } from "node:buffer";
 import process from "node:process";
-import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { Kafka, logLevel } from "kafkajs";
 import { Consumer as PltConsumer, ProduceAcks, Producer as PltProducer, stringSerializer } from "@platformatic/kafka";
 import { createLogger } from "../platform/log/logger.ts";
 import { createKafkaPubSub, type KafkaPubSub } from "../platform/messaging/kafka.ts";
 import { createPlatformaticKafkaPubSub } from "../platform/messaging/kafka_platformatic.ts";
+import { rawKafkajs } from "./raw_kafkajs.ts";
 import { percentile, Recorder, WARM_UP } from "./recorder.ts";
 import { loadavg, median } from "./wrk.ts";
 
@@ -43,7 +44,7 @@ const CONSUMER = { sessionTimeout: 10_000, heartbeatInterval: 500, rebalanceTime
 const MAX_WAIT_MS = 100;
 
 const VARIANTS = {
-  "kafkajs": rawKafkajs,
+  "kafkajs": rawKafkajsRig,
   "kafkajs adapter": (topic: string, group: string, rec: Recorder) =>
     adapter(createKafkaPubSub({ brokers: BROKERS, clientId: "bench-kafkajs-adapter", logger }), topic, group, rec),
   "platformatic": rawPlatformatic,
@@ -188,37 +189,16 @@ async function once(variant: Variant, n: number): Promise<RunResult> {
   }
 }
 
-async function rawKafkajs(topic: string, group: string, rec: Recorder): Promise<Rig> {
-  const kafka = new Kafka({ clientId: "bench-kafkajs-raw", brokers: BROKERS, logLevel: logLevel.WARN });
-  const consumer = kafka.consumer({ groupId: group, ...CONSUMER, maxWaitTimeInMs: MAX_WAIT_MS });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  try {
-    const joined = Promise.withResolvers<void>();
-    consumer.on(consumer.events.GROUP_JOIN, () => joined.resolve());
-    consumer.on(consumer.events.CRASH, (e) => joined.reject(e.payload.error));
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({
-      partitionsConsumedConcurrently: PARTITIONS,
-      eachMessage: ({ message }) => {
-        if (message.value) rec.record(message.value);
-        return Promise.resolve();
-      },
-    });
-    await joined.promise;
-    await producer.connect();
-  } catch (err) {
-    await Promise.allSettled([consumer.disconnect(), producer.disconnect()]);
-    throw err;
-  }
-  return {
-    publish: (payload, key) =>
-      producer.send({ topic, acks: -1, messages: [{ key, value: Buffer.from(payload.buffer, 0, payload.length) }] }),
-    async close() {
-      await consumer.disconnect();
-      await producer.disconnect();
-    },
-  };
+function rawKafkajsRig(topic: string, group: string, rec: Recorder): Promise<Rig> {
+  return rawKafkajs({
+    clientId: "bench-kafkajs-raw",
+    brokers: BROKERS,
+    topic,
+    group,
+    consumer: { ...CONSUMER, maxWaitTimeInMs: MAX_WAIT_MS },
+    partitions: PARTITIONS,
+    rec,
+  });
 }
 
 async function rawPlatformatic(topic: string, group: string, rec: Recorder): Promise<Rig> {

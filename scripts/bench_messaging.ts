@@ -32,7 +32,6 @@
  *   deno task bench:messaging [--messages N] [--rounds 3] [--only nats|jetstream|kafka] [--window 256]
  *     [--concurrency 64] [--write]
  */
-import { Buffer } from "node:buffer";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
@@ -42,12 +41,13 @@ import {
   jetstreamManager,
   StorageType,
 } from "@nats-io/jetstream";
-import { type Admin, type Consumer, Kafka, logLevel, Partitioners } from "kafkajs";
+import { type Admin, Kafka, logLevel } from "kafkajs";
 import { createLogger } from "../platform/log/logger.ts";
 import { createJetStreamPubSub } from "../platform/messaging/jetstream.ts";
 import { createKafkaPubSub, KafkaMessageHeaders } from "../platform/messaging/kafka.ts";
 import { createNatsPubSub, NatsMessageHeaders } from "../platform/messaging/nats.ts";
 import type { Message, PubSub, Subscription } from "../platform/messaging/message.ts";
+import { rawKafkajs } from "./raw_kafkajs.ts";
 import { percentile, Recorder } from "./recorder.ts";
 import { cpuModel, loadavg, median, writePerformanceSection } from "./wrk.ts";
 
@@ -357,45 +357,17 @@ async function kafkaTopic(topic: string): Promise<{ topic: string; group: string
 /** Raw kafkajs; with `envelope`, sending and reading the id header the adapter sends. */
 async function rawKafka(name: string, rec: Recorder, envelope: boolean): Promise<Rig> {
   const { topic, group } = await kafkaTopic(name);
-  const kafka = new Kafka({ clientId: "bench-messaging-raw", brokers: KAFKA_BROKERS, logLevel: logLevel.WARN });
-  const consumer: Consumer = kafka.consumer({ groupId: group, ...KAFKA_CONSUMER });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: true });
-  try {
-    const joined = Promise.withResolvers<void>();
-    consumer.on(consumer.events.GROUP_JOIN, () => joined.resolve());
-    consumer.on(consumer.events.CRASH, (e) => joined.reject(e.payload.error));
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({
-      partitionsConsumedConcurrently: KAFKA_PARTITIONS,
-      eachMessage: ({ message }) => {
-        if (envelope && !message.headers?.[KafkaMessageHeaders.id]?.toString()) throw new Error("no envelope");
-        if (message.value) rec.record(message.value);
-        return Promise.resolve();
-      },
-    });
-    await joined.promise;
-    await producer.connect();
-  } catch (err) {
-    await Promise.allSettled([consumer.disconnect(), producer.disconnect()]);
-    throw err;
-  }
-  return {
-    publish: (payload, i) =>
-      producer.send({
-        topic,
-        acks: -1,
-        messages: [{
-          key: `k${i % KAFKA_KEYS}`,
-          value: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-          headers: envelope ? { [KafkaMessageHeaders.id]: crypto.randomUUID() } : undefined,
-        }],
-      }),
-    async close() {
-      await consumer.disconnect();
-      await producer.disconnect();
-    },
-  };
+  const rig = await rawKafkajs({
+    clientId: "bench-messaging-raw",
+    brokers: KAFKA_BROKERS,
+    topic,
+    group,
+    consumer: KAFKA_CONSUMER,
+    partitions: KAFKA_PARTITIONS,
+    rec,
+    envelope,
+  });
+  return { publish: (payload, i) => rig.publish(payload, `k${i % KAFKA_KEYS}`), close: () => rig.close() };
 }
 
 async function adapterKafka(name: string, rec: Recorder): Promise<Rig> {
