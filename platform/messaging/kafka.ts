@@ -69,6 +69,59 @@ export interface KafkaConsumerTuning {
   patternRefreshMs?: number;
 }
 
+/**
+ * `tuning` with every default filled in and checked (a `RangeError` names a bad value); `client` holds the settings
+ * the Kafka client takes itself. Shared by both Kafka adapters, so they accept and default the same options.
+ *
+ * @example
+ * ```ts
+ * import { kafkaConsumerSettings } from "./kafka.ts";
+ * kafkaConsumerSettings({ commitIntervalMs: 50 }).client.sessionTimeout; // 10000
+ * ```
+ */
+export function kafkaConsumerSettings(tuning: KafkaConsumerTuning = {}): {
+  joinTimeoutMs: number;
+  maxBufferedMessages: number;
+  maxBufferedBytes: number;
+  commitIntervalMs: number;
+  patternRefreshMs: number;
+  client: Required<
+    Pick<KafkaConsumerTuning, "sessionTimeout" | "heartbeatInterval" | "rebalanceTimeout" | "maxWaitTimeInMs">
+  >;
+} {
+  const {
+    joinTimeoutMs = 30_000,
+    maxBufferedMessages = 1000,
+    maxBufferedBytes = 16 * 1024 * 1024,
+    commitIntervalMs = 100,
+    patternRefreshMs = 5000,
+    ...client
+  } = tuning;
+  const action = "create a Kafka adapter";
+  positiveInteger(maxBufferedMessages, action, "consumer.maxBufferedMessages");
+  positiveInteger(maxBufferedBytes, action, "consumer.maxBufferedBytes");
+  positiveInteger(patternRefreshMs, action, "consumer.patternRefreshMs");
+  if (!Number.isInteger(commitIntervalMs) || commitIntervalMs < 0) {
+    throw new RangeError(
+      `Cannot ${action} as consumer.commitIntervalMs is not a non-negative integer: current value is ${commitIntervalMs}`,
+    );
+  }
+  return {
+    joinTimeoutMs,
+    maxBufferedMessages,
+    maxBufferedBytes,
+    commitIntervalMs,
+    patternRefreshMs,
+    client: {
+      sessionTimeout: 10_000,
+      heartbeatInterval: 500,
+      rebalanceTimeout: 10_000,
+      maxWaitTimeInMs: 100,
+      ...client,
+    },
+  };
+}
+
 /** Options for {@linkcode createKafkaPubSub}. */
 export interface KafkaPubSubOptions {
   /** Bootstrap brokers. @default {["127.0.0.1:9092"]} */
@@ -157,29 +210,14 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
   const logger = options.logger ?? createLogger("messaging");
   const redelivery = { initialDelayMs: 100, maxDelayMs: 2000, ...options.redelivery };
   const {
-    joinTimeoutMs = 30_000,
-    maxBufferedMessages = 1000,
-    maxBufferedBytes = 16 * 1024 * 1024,
-    commitIntervalMs = 100,
-    patternRefreshMs = 5000,
-    ...kafkaTuning
-  } = options.consumer ?? {};
-  const consumerTuning = {
-    sessionTimeout: 10_000,
-    heartbeatInterval: 500,
-    rebalanceTimeout: 10_000,
-    maxWaitTimeInMs: 100,
-    ...kafkaTuning,
-  };
+    joinTimeoutMs,
+    maxBufferedMessages,
+    maxBufferedBytes,
+    commitIntervalMs,
+    patternRefreshMs,
+    client: consumerTuning,
+  } = kafkaConsumerSettings(options.consumer);
   const action = "create a Kafka adapter";
-  positiveInteger(maxBufferedMessages, action, "consumer.maxBufferedMessages");
-  positiveInteger(maxBufferedBytes, action, "consumer.maxBufferedBytes");
-  positiveInteger(patternRefreshMs, action, "consumer.patternRefreshMs");
-  if (!Number.isInteger(commitIntervalMs) || commitIntervalMs < 0) {
-    throw new RangeError(
-      `Cannot ${action} as consumer.commitIntervalMs is not a non-negative integer: current value is ${commitIntervalMs}`,
-    );
-  }
   const kafka = new Kafka({
     clientId: options.clientId ?? "trellis",
     brokers: options.brokers ?? ["127.0.0.1:9092"],

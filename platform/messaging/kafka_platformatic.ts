@@ -17,6 +17,7 @@ import { backoffDelay, type BackoffOptions, delay } from "../async/backoff.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
 import {
   type EnsureTopicsOptions,
+  kafkaConsumerSettings,
   kafkaFeatures,
   KafkaMessageHeaders,
   type KafkaPubSub,
@@ -76,25 +77,14 @@ export function createPlatformaticKafkaPubSub(options: KafkaPubSubOptions = {}):
   const logger = options.logger ?? createLogger("messaging");
   const redelivery = { initialDelayMs: 100, maxDelayMs: 2000, ...options.redelivery };
   const {
-    joinTimeoutMs = 30_000,
-    sessionTimeout = 10_000,
-    heartbeatInterval = 500,
-    rebalanceTimeout = 10_000,
-    maxWaitTimeInMs = 100,
-    maxBufferedMessages = 1000,
-    maxBufferedBytes = 16 * 1024 * 1024,
-    commitIntervalMs = 100,
-    patternRefreshMs = 5000,
-  } = options.consumer ?? {};
+    joinTimeoutMs,
+    maxBufferedMessages,
+    maxBufferedBytes,
+    commitIntervalMs,
+    patternRefreshMs,
+    client: { sessionTimeout, heartbeatInterval, rebalanceTimeout, maxWaitTimeInMs },
+  } = kafkaConsumerSettings(options.consumer);
   const action = "create a Kafka adapter";
-  positiveInteger(maxBufferedMessages, action, "consumer.maxBufferedMessages");
-  positiveInteger(maxBufferedBytes, action, "consumer.maxBufferedBytes");
-  positiveInteger(patternRefreshMs, action, "consumer.patternRefreshMs");
-  if (!Number.isInteger(commitIntervalMs) || commitIntervalMs < 0) {
-    throw new RangeError(
-      `Cannot ${action} as consumer.commitIntervalMs is not a non-negative integer: current value is ${commitIntervalMs}`,
-    );
-  }
   const maxMessageBytes = positiveInteger(
     options.maxMessageBytes ?? kafkaFeatures.maxMessageBytes,
     action,
