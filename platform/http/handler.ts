@@ -10,7 +10,8 @@
 export type Handler = (req: Request) => Promise<Response>;
 
 /**
- * Decorates a handler (go-kit's shape, so a middleware can call `next` more than once).
+ * Decorates a handler (go-kit's shape, so a middleware can call `next` more than once). `async`/`await` is fine; the
+ * platform's own middleware chain with `then` through {@linkcode invoke}, which is cheaper per request.
  *
  * @example
  * ```ts
