@@ -99,7 +99,19 @@ async function serve(variant: string, port: number): Promise<void> {
 interface Server {
   url: string;
   logFile: string;
+  /** CPU time (user + system) the server process has used so far, in microseconds. */
+  cpuUs(): Promise<number>;
   stop(): Promise<void>;
+}
+
+/** User + system CPU of process `pid` in microseconds, from /proc (NaN where there is no /proc). */
+async function processCpuUs(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => undefined);
+  if (!stat) return NaN;
+  // Fields after the command name (which may hold spaces) start at "state"; utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // In clock ticks: Linux's USER_HZ, 100 on every common build.
+  return (Number(fields[11]) + Number(fields[12])) * 1e6 / 100;
 }
 
 /** Starts a variant in its own `deno run --allow-all` process, stdout appended to `logFile`; waits until it answers. */
@@ -142,7 +154,7 @@ async function startServer(variant: Variant, logFile: string, env: Record<string
           if (!res.headers.has(h)) throw new Error(`stack answered without ${h}: is the stack in place?`);
         }
       }
-      return { url, logFile, stop };
+      return { url, logFile, cpuUs: () => processCpuUs(child.pid), stop };
     } catch (err) {
       if (err instanceof Error && err.message.includes("answered")) {
         await stop();
@@ -190,6 +202,8 @@ async function main(): Promise<void> {
   );
   const variants = ["raw", "headers", "stack"] as const;
   const results: Record<Variant, WrkResult[]> = { raw: [], headers: [], stack: [] };
+  /** Server CPU (user + system) per completed request, in µs, per round. */
+  const cpuPerRequest: Record<Variant, number[]> = { raw: [], headers: [], stack: [] };
   const logLines: number[] = [];
   const servers: Partial<Record<Variant, Server>> = {};
   let loadAfter = "";
@@ -207,7 +221,9 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       for (const v of variants) {
         const server = servers[v]!;
+        const cpuBefore = await server.cpuUs();
         const r = await wrk(server.url, script, seconds, CONNECTIONS);
+        cpuPerRequest[v].push((await server.cpuUs() - cpuBefore) / r.requests);
         results[v].push(r);
         const lines = await countAndTruncate(server.logFile);
         let note = "";
@@ -252,9 +268,13 @@ async function main(): Promise<void> {
   const fmtSummary = (s: typeof raw) =>
     `${s.rps.toFixed(0)} req/s (p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms)`;
   const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
+  const cpu = (v: Variant) => `${median(cpuPerRequest[v]).toFixed(1)} µs`;
   console.log(`\nmedian raw   ${fmtSummary(raw)}`);
   console.log(`median raw + stack's headers ${fmtSummary(headers)}`);
   console.log(`median stack ${fmtSummary(stack)}`);
+  console.log(
+    `server CPU per request (median): raw ${cpu("raw")}, raw + headers ${cpu("headers")}, stack ${cpu("stack")}`,
+  );
   console.log(
     `raw + the stack's ${headerPairs.length} response headers / raw ${floorRatio.toFixed(3)}; ` +
       `stack / (raw + headers) ${overFloor.toFixed(3)}`,
@@ -291,13 +311,17 @@ redirected to a file (the lines are counted after each run: ${
 both the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (raw, raw + headers, stack) for ${rounds} rounds. The table
 shows medians; the ratio is the median of each round's stack/raw ratio.
 
-| variant | req/s | p50 | p99 |
-| --- | ---: | ---: | ---: |
-| raw \`Deno.serve\` | ${raw.rps.toFixed(0)} | ${raw.p50Ms.toFixed(2)} ms | ${raw.p99Ms.toFixed(2)} ms |
+| variant | req/s | p50 | p99 | server CPU per request |
+| --- | ---: | ---: | ---: | ---: |
+| raw \`Deno.serve\` | ${raw.rps.toFixed(0)} | ${raw.p50Ms.toFixed(2)} ms | ${raw.p99Ms.toFixed(2)} ms | ${cpu("raw")} |
 | raw + the stack's ${headerPairs.length} response headers | ${headers.rps.toFixed(0)} | ${
     headers.p50Ms.toFixed(2)
-  } ms | ${headers.p99Ms.toFixed(2)} ms |
-| full stack | ${stack.rps.toFixed(0)} | ${stack.p50Ms.toFixed(2)} ms | ${stack.p99Ms.toFixed(2)} ms |
+  } ms | ${headers.p99Ms.toFixed(2)} ms | ${cpu("headers")} |
+| full stack | ${stack.rps.toFixed(0)} | ${stack.p50Ms.toFixed(2)} ms | ${stack.p99Ms.toFixed(2)} ms | ${cpu("stack")} |
+
+Server CPU per request is the server process's user + system time over the run (from \`/proc/<pid>/stat\`) divided by
+the requests wrk completed, median of the rounds: it includes the kernel's share of the loopback TCP, and it is the
+figure a target in CPU per request would use.
 
 The middle row is a reference, not a target: raw \`Deno.serve\` answering with the response headers the stack sends
 (copied from one of its answers: ${headerPairs.map(([k]) => `\`${k}\``).join(", ")}), each set once, with no code
