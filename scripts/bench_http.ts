@@ -308,7 +308,7 @@ reached), behind a \`Router\`. The stack writes its access log as in production:
 redirected to a file (the lines are counted after each run: ${
     logLines.join(", ")
   } lines, at least one per completed request). wrk (1 thread, ${CONNECTIONS} connections, ${seconds} s per run) sends
-both the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (raw, raw + headers, stack) for ${rounds} rounds. The table
+all the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (raw, raw + headers, stack) for ${rounds} rounds. The table
 shows medians; the ratio is the median of each round's stack/raw ratio.
 
 | variant | req/s | p50 | p99 | server CPU per request |
