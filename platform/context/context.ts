@@ -320,14 +320,36 @@ class WorkContext implements Context {
   }
 }
 
-const TRACEPARENT_TRACE_ID = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/;
-const ZERO_TRACE_ID = "0".repeat(32);
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-|$)/;
+const ZERO_TRACE = "0".repeat(32);
+const ZERO_SPAN = "0".repeat(16);
 
-/** The trace id of a W3C `traceparent`, or `undefined` when there is none or it is malformed. */
+/**
+ * Parses a `traceparent` header by the W3C rules (version `ff` and all-zero ids are invalid; version `00` has
+ * exactly four fields; later versions may append fields), or `undefined` when it is not valid.
+ *
+ * @example
+ * ```ts
+ * import { parseTraceparent } from "./context.ts";
+ * parseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+ * // { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", parentSpanId: "00f067aa0ba902b7", sampled: true }
+ * ```
+ */
+export function parseTraceparent(
+  header: string | null | undefined,
+): { traceId: string; parentSpanId: string; sampled: boolean } | undefined {
+  if (!header || header.length < 55) return undefined;
+  const m = TRACEPARENT.exec(header);
+  if (!m) return undefined;
+  const [, version, traceId, parentSpanId, flags] = m;
+  if (version === "ff" || (version === "00" && header.length !== 55)) return undefined;
+  if (traceId === ZERO_TRACE || parentSpanId === ZERO_SPAN) return undefined;
+  return { traceId, parentSpanId, sampled: (parseInt(flags, 16) & 1) === 1 };
+}
+
+/** The trace id of a W3C `traceparent`, or `undefined` when there is none or it is not valid. */
 function traceIdOf(traceparent: string | undefined): string | undefined {
-  if (traceparent === undefined || traceparent.length < 55) return undefined;
-  const id = TRACEPARENT_TRACE_ID.exec(traceparent)?.[1];
-  return id === ZERO_TRACE_ID ? undefined : id;
+  return parseTraceparent(traceparent)?.traceId;
 }
 
 /** Shared by every context of the process: one coarse timer instead of one per request. */

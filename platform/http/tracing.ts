@@ -1,4 +1,6 @@
-import { currentContext } from "../context/context.ts";
+import { currentContext, parseTraceparent } from "../context/context.ts";
+
+export { parseTraceparent };
 import { editHeaders } from "./_headers.ts";
 import { invoke, type Middleware } from "./handler.ts";
 
@@ -96,32 +98,8 @@ export function tracing(options: TracingOptions = {}): Middleware {
     };
 }
 
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-|$)/;
 const ZERO_TRACE = "0".repeat(32);
 const ZERO_SPAN = "0".repeat(16);
-
-/**
- * Parses a `traceparent` header by the W3C rules (version `ff` and all-zero ids are invalid; version `00` has
- * exactly four fields; later versions may append fields), or `undefined` when it is not valid.
- *
- * @example
- * ```ts
- * import { parseTraceparent } from "./tracing.ts";
- * parseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
- * // { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", parentSpanId: "00f067aa0ba902b7", sampled: true }
- * ```
- */
-export function parseTraceparent(
-  header: string | null | undefined,
-): { traceId: string; parentSpanId: string; sampled: boolean } | undefined {
-  if (!header || header.length < 55) return undefined;
-  const m = TRACEPARENT.exec(header);
-  if (!m) return undefined;
-  const [, version, traceId, parentSpanId, flags] = m;
-  if (version === "ff" || (version === "00" && header.length !== 55)) return undefined;
-  if (traceId === ZERO_TRACE || parentSpanId === ZERO_SPAN) return undefined;
-  return { traceId, parentSpanId, sampled: (parseInt(flags, 16) & 1) === 1 };
-}
 
 function traceFrom(header: string | null): TraceContext {
   const parent = parseTraceparent(header);
