@@ -32,7 +32,7 @@ import { Consumer as PltConsumer, ProduceAcks, Producer as PltProducer, stringSe
 import { createLogger } from "../platform/log/logger.ts";
 import { createKafkaPubSub, type KafkaPubSub } from "../platform/messaging/kafka.ts";
 import { createPlatformaticKafkaPubSub } from "../platform/messaging/kafka_platformatic.ts";
-import { rawKafkajs } from "./raw_kafkajs.ts";
+import { rawKafkajs, type RawKafkajsRig } from "./raw_kafkajs.ts";
 import { percentile, Recorder, WARM_UP } from "./recorder.ts";
 import { loadavg, median } from "./wrk.ts";
 
@@ -93,10 +93,7 @@ interface RunResult {
 }
 
 /** A variant subscribed on a fresh topic: `publish` resolves once the broker confirmed the send. */
-interface Rig {
-  publish(payload: Uint8Array, key: string): Promise<unknown>;
-  close(): Promise<void>;
-}
+type Rig = RawKafkajsRig;
 
 const runId = crypto.randomUUID().slice(0, 8);
 const admin = new Kafka({ clientId: "bench-kafka-clients-admin", brokers: BROKERS, logLevel: logLevel.WARN }).admin();

@@ -209,14 +209,7 @@ export interface KafkaPubSub extends PubSub {
 export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub {
   const logger = options.logger ?? createLogger("messaging");
   const redelivery = { initialDelayMs: 100, maxDelayMs: 2000, ...options.redelivery };
-  const {
-    joinTimeoutMs,
-    maxBufferedMessages,
-    maxBufferedBytes,
-    commitIntervalMs,
-    patternRefreshMs,
-    client: consumerTuning,
-  } = kafkaConsumerSettings(options.consumer);
+  const { client: consumerTuning, ...buffering } = kafkaConsumerSettings(options.consumer);
   const action = "create a Kafka adapter";
   const kafka = new Kafka({
     clientId: options.clientId ?? "trellis",
@@ -325,12 +318,9 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
         group: opts.group,
         handler,
         concurrency,
-        maxBufferedMessages: Math.max(maxBufferedMessages, concurrency),
-        maxBufferedBytes,
-        commitIntervalMs,
-        patternRefreshMs,
+        ...buffering,
+        maxBufferedMessages: Math.max(buffering.maxBufferedMessages, concurrency),
         heartbeatInterval: consumerTuning.heartbeatInterval,
-        joinTimeoutMs,
         redelivery,
         logger,
         listTopics: async () => (await getAdmin()).listTopics(),

@@ -76,14 +76,7 @@ import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positive
 export function createPlatformaticKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub {
   const logger = options.logger ?? createLogger("messaging");
   const redelivery = { initialDelayMs: 100, maxDelayMs: 2000, ...options.redelivery };
-  const {
-    joinTimeoutMs,
-    maxBufferedMessages,
-    maxBufferedBytes,
-    commitIntervalMs,
-    patternRefreshMs,
-    client: { sessionTimeout, heartbeatInterval, rebalanceTimeout, maxWaitTimeInMs },
-  } = kafkaConsumerSettings(options.consumer);
+  const { client: consumerClient, ...buffering } = kafkaConsumerSettings(options.consumer);
   const action = "create a Kafka adapter";
   const maxMessageBytes = positiveInteger(
     options.maxMessageBytes ?? kafkaFeatures.maxMessageBytes,
@@ -184,21 +177,18 @@ export function createPlatformaticKafkaPubSub(options: KafkaPubSubOptions = {}):
         group,
         handler,
         limiter: createLimiter(concurrency),
-        maxBufferedMessages: Math.max(maxBufferedMessages, concurrency),
-        maxBufferedBytes,
-        commitIntervalMs,
-        patternRefreshMs,
-        joinTimeoutMs,
+        ...buffering,
+        maxBufferedMessages: Math.max(buffering.maxBufferedMessages, concurrency),
         redelivery,
         logger,
         newConsumer: () =>
           new Consumer<string, Buffer, string, string>({
             ...client,
             groupId: group,
-            sessionTimeout,
-            heartbeatInterval,
-            rebalanceTimeout,
-            maxWaitTime: maxWaitTimeInMs,
+            sessionTimeout: consumerClient.sessionTimeout,
+            heartbeatInterval: consumerClient.heartbeatInterval,
+            rebalanceTimeout: consumerClient.rebalanceTimeout,
+            maxWaitTime: consumerClient.maxWaitTimeInMs,
             autocommit: false,
             autocreateTopics: true,
             // A fetch brings at most this much per partition (a bigger first record still comes whole), so the
