@@ -47,6 +47,8 @@ export function sizedResponse(body: string, init: ResponseInit): Response {
 
 /** The UTF-8 size of `s` without encoding it. */
 export function utf8Length(s: string): number {
+  // Most bodies are ASCII: one regex scan (fast in V8) instead of a loop over every character.
+  if (!NON_ASCII.test(s)) return s.length;
   let n = s.length;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -63,6 +65,8 @@ export function utf8Length(s: string): number {
   }
   return n;
 }
+
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /**
  * The body size of `res` in bytes when it is known without reading the body: noted by our helpers, or declared in
