@@ -66,7 +66,7 @@ export function utf8Length(s: string): number {
   return n;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /**
  * The body size of `res` in bytes when it is known without reading the body: noted by our helpers, or declared in
