@@ -122,11 +122,39 @@ export async function startCluster(options: ClusterOptions = {}) {
     await Deno.remove(storageDir, { recursive: true });
     throw err;
   }
+  const running = (name: string): Proc => {
+    const p = procs.find((p) => p.name === name);
+    if (!p) throw new TypeError(`Cannot find service "${name}" in the cluster: it is not running`);
+    return p;
+  };
   return {
     endpoints: { gateway: `http://127.0.0.1:${gateway}`, auth: `http://127.0.0.1:${auth}` },
+    /** Prepended to every Kafka topic and NATS subject of this cluster (`TOPIC_PREFIX`), e.g. `t0123456789.`. */
+    topicPrefix: env.TOPIC_PREFIX,
     procs,
     /** SIGTERMs every service; resolves to each one's exit code. */
     stop,
+    /**
+     * SIGKILLs one service process (no shutdown hooks run) and waits until it is gone; it leaves `procs`, so `stop()`
+     * does not count its exit. Start it again with `restart(name)`.
+     */
+    async kill(name: (typeof SERVICES)[number]): Promise<void> {
+      const p = running(name);
+      p.child.kill("SIGKILL");
+      await p.child.status;
+      await p.drained;
+      procs.splice(procs.indexOf(p), 1);
+    },
+    /**
+     * Starts a service killed by `kill(name)` again, with the same ports, environment and log file (appended to),
+     * resolving once its `/readyz` answers 200; rejects with its log's tail after `timeoutMs`.
+     */
+    async restart(name: (typeof SERVICES)[number], timeoutMs = 90_000): Promise<void> {
+      if (procs.some((p) => p.name === name)) {
+        throw new TypeError(`Cannot restart service "${name}": it is running (kill it first)`);
+      }
+      await ready(await spawn(name), timeoutMs);
+    },
     async tail(name: string) {
       return await tail(procs.find((p) => p.name === name)!.log);
     },
