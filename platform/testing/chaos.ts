@@ -1,0 +1,244 @@
+/**
+ * Private infrastructure for fault tests: a Postgres, NATS (with JetStream) or Kafka of the test's own, started by
+ * `scripts/infra.sh` in a temporary directory on free ports, that the test may kill, pause, stop and start again
+ * without touching the machine's shared servers.
+ *
+ * @module
+ */
+
+const SCRIPT = new URL("../../scripts/infra.sh", import.meta.url).pathname;
+
+/** The components {@linkcode startComponent} can run. */
+export type ComponentKind = "postgres" | "nats" | "kafka";
+
+/** A private server a test owns. Every method resolves once the server is in the state it names. */
+export interface Component extends AsyncDisposable {
+  readonly kind: ComponentKind;
+  /** Client port on 127.0.0.1. */
+  readonly port: number;
+  /**
+   * What a client connects to: `postgres://postgres@127.0.0.1:<port>/postgres`, `nats://127.0.0.1:<port>` or
+   * `127.0.0.1:<port>` (a Kafka bootstrap address).
+   */
+  readonly url: string;
+  /** Process ids of the server (for Postgres: the postmaster and every backend); empty when it is not running. */
+  pids(): number[];
+  /** SIGKILL to every process of the server, as a crash or an OOM kill would; resolves once they are gone. */
+  kill(): Promise<void>;
+  /** SIGSTOP to every process of the server: it hangs, connections stay open, nothing answers. */
+  pause(): Promise<void>;
+  /** SIGCONT after {@linkcode Component.pause}. */
+  resume(): Promise<void>;
+  /** Graceful stop (`infra.sh down`); its data stays. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data (crash recovery included); resolves once it serves clients. */
+  start(): Promise<void>;
+}
+
+/** Options for {@linkcode startComponent}. */
+export interface ComponentOptions {
+  /** Extra environment for `scripts/infra.sh` (e.g. `TRELLIS_PG_UNSAFE=1` for throwaway speed). @default {{}} */
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts a private `kind` server through `scripts/infra.sh` with its own `TRELLIS_INFRA_DIR` and free ports;
+ * disposing stops it and removes its data. Postgres runs with the same durability as `deno task up` runs it.
+ *
+ * @example Kill Postgres under a client and see it come back
+ * ```ts ignore
+ * import { startComponent } from "./chaos.ts";
+ * await using pg = await startComponent("postgres");
+ * await pg.kill();   // SIGKILL: acknowledged commits must survive
+ * await pg.start();  // crash recovery, then it serves again
+ * ```
+ */
+export async function startComponent(kind: ComponentKind, options: ComponentOptions = {}): Promise<Component> {
+  const dir = await Deno.makeTempDir({ prefix: `trellis-${kind}-` });
+  // 0700 by default; a Postgres run as the postgres user must be able to reach its data directory below.
+  await Deno.chmod(dir, 0o755);
+  const [port, controllerPort] = freePorts(2);
+  const env: Record<string, string> = { TRELLIS_INFRA_DIR: dir, ...options.env };
+  if (kind === "postgres") env.TRELLIS_PG_PORT = String(port);
+  if (kind === "nats") env.TRELLIS_NATS_PORT = String(port);
+  if (kind === "kafka") {
+    env.TRELLIS_KAFKA_PORT = String(port);
+    env.TRELLIS_KAFKA_CONTROLLER_PORT = String(controllerPort);
+  }
+  const infra = async (action: "up" | "down") => {
+    const out = await new Deno.Command("bash", {
+      args: [SCRIPT, action, kind],
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) {
+      const text = new TextDecoder();
+      throw new Error(
+        `Cannot ${action} a private ${kind} on port ${port} as infra.sh failed: exit code is ${out.code}\n${
+          text.decode(out.stdout)
+        }${text.decode(out.stderr)}`,
+      );
+    }
+  };
+  const mainPid = (): number | undefined => {
+    const file = kind === "postgres"
+      ? `${dir}/postgres-${port}/data/postmaster.pid`
+      : kind === "nats"
+      ? `${dir}/nats-${port}/nats.pid`
+      : `${dir}/kafka-${port}/kafka.pid`;
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(file);
+    } catch {
+      return undefined;
+    }
+    const pid = Number(text.split("\n")[0].trim());
+    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+  };
+  const pids = (): number[] => {
+    const pid = mainPid();
+    if (pid === undefined) return [];
+    // A Postgres crash takes its backends with it; the other servers are single processes.
+    return kind === "postgres" ? [pid, ...childrenOf(pid)] : [pid];
+  };
+  const signalAll = (signal: Deno.Signal) => {
+    const targets = pids();
+    if (targets.length === 0) throw new Error(`Cannot send ${signal} to the private ${kind}: it is not running`);
+    for (const pid of targets) {
+      try {
+        Deno.kill(pid, signal);
+      } catch { /* exited meanwhile */ }
+    }
+    return targets;
+  };
+  const remove = async () => {
+    try {
+      // A paused server would ignore SIGTERM until resumed.
+      for (const pid of pids()) {
+        try {
+          Deno.kill(pid, "SIGCONT");
+        } catch { /* gone */ }
+      }
+      await infra("down");
+    } finally {
+      for (const pid of pids()) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  };
+  try {
+    await infra("up");
+  } catch (err) {
+    await remove().catch(() => {});
+    throw err;
+  }
+  return {
+    kind,
+    port,
+    url: kind === "postgres"
+      ? `postgres://postgres@127.0.0.1:${port}/postgres`
+      : kind === "nats"
+      ? `nats://127.0.0.1:${port}`
+      : `127.0.0.1:${port}`,
+    pids,
+    async kill() {
+      const targets = signalAll("SIGKILL");
+      await waitUntil(() => targets.every((pid) => !alive(pid)), 10_000, `the private ${kind} to die after SIGKILL`);
+      // A zombie still counts as running for `kill -0`, so Postgres' lock file check and infra.sh's pid checks
+      // would take it for a live server; wait until whoever adopted the orphans has reaped them.
+      await waitUntil(() => targets.every((pid) => !exists(pid)), 30_000, `the killed ${kind} processes to be reaped`);
+    },
+    pause() {
+      signalAll("SIGSTOP");
+      return Promise.resolve();
+    },
+    resume() {
+      signalAll("SIGCONT");
+      return Promise.resolve();
+    },
+    stop: () => infra("down"),
+    start: () => infra("up"),
+    [Symbol.asyncDispose]: remove,
+  };
+}
+
+/** A private Postgres ({@linkcode startComponent}). */
+export function startPostgres(options?: ComponentOptions): Promise<Component> {
+  return startComponent("postgres", options);
+}
+
+/** A private NATS server with JetStream ({@linkcode startComponent}). */
+export function startNats(options?: ComponentOptions): Promise<Component> {
+  return startComponent("nats", options);
+}
+
+/** A private single-node Kafka in KRaft mode ({@linkcode startComponent}). */
+export function startKafka(options?: ComponentOptions): Promise<Component> {
+  return startComponent("kafka", options);
+}
+
+/** `n` distinct ports the kernel just handed out on 127.0.0.1 (held at once, then released). */
+export function freePorts(n: number): number[] {
+  const listeners = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of listeners) l.close();
+  return ports;
+}
+
+/** Whether a process exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+function exists(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Direct children of `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(entry.name));
+    } catch { /* exited meanwhile */ }
+  }
+  return out;
+}
+
+/**
+ * Polls `done` every 50 ms until it returns true; rejects naming `what` after `timeoutMs`.
+ *
+ * @example
+ * ```ts ignore
+ * await waitUntil(() => seen.size === 10, 5_000, "ten messages");
+ * ```
+ */
+export async function waitUntil(
+  done: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
