@@ -24,8 +24,24 @@ export type Tx = Queryable;
 export interface Database extends Queryable {
   /** Runs `fn` in one transaction (READ COMMITTED). */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
-  /** Subscribes to `NOTIFY channel`; resolves once listening. Returns an unsubscribe function. */
-  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Subscribes to `NOTIFY channel`; resolves once listening. Returns an unsubscribe function.
+   *
+   * `onListen` is called every time the subscription is (re)established: once before `listen()` resolves, and again
+   * after each reconnect of an adapter that reconnects (Postgres). Notifications sent while the connection was down
+   * are lost, so `onListen` is where a consumer sweeps for work whose NOTIFY it may have missed. It should not throw
+   * (an exception from it is ignored); it is not called after unsubscribing.
+   *
+   * @example Sweep for rows whose NOTIFY was lost while disconnected
+   * ```ts ignore
+   * const unlisten = await db.listen("outbox", (id) => relay(id), () => void sweepPending());
+   * ```
+   */
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListen?: () => void,
+  ): Promise<() => Promise<void>>;
   /** Cheap liveness probe for readiness checks. */
   ping(signal?: AbortSignal): Promise<void>;
   /** Closes connections; idempotent. */

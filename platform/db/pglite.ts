@@ -152,7 +152,11 @@ export async function createPglite(options: PgliteOptions = {}): Promise<SharedP
           }));
       },
 
-      async listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>> {
+      async listen(
+        channel: string,
+        onNotify: (payload: string) => void,
+        onListen?: () => void,
+      ): Promise<() => Promise<void>> {
         assertViewOpen("listen");
         const global = `${schema}:${channel}`;
         if (new TextEncoder().encode(global).length > MAX_CHANNEL_BYTES) {
@@ -169,6 +173,12 @@ export async function createPglite(options: PgliteOptions = {}): Promise<SharedP
           }
           callbacks.add(onNotify);
         });
+        // The embedded instance never loses its connection, so the subscription is established exactly once.
+        try {
+          onListen?.();
+        } catch {
+          // Documented on Database.listen: an exception from onListen is ignored.
+        }
         let subscribed = true;
         const unlisten = async () => {
           if (!subscribed) return;

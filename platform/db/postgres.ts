@@ -53,7 +53,9 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
     connect_timeout: connectTimeout / 1000,
     connection: { application_name: applicationName },
     onnotice: () => {},
+    backoff: reconnectDelaySeconds,
   });
+  const channels = new Map<string, Channel>();
   let closing: Promise<void> | undefined;
 
   return {
@@ -78,13 +80,31 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
       }) as T;
     },
 
-    async listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>> {
-      const { unlisten } = await sql.listen(channel, onNotify);
-      let subscribed = true;
+    async listen(
+      channel: string,
+      onNotify: (payload: string) => void,
+      onListen?: () => void,
+    ): Promise<() => Promise<void>> {
+      let entry = channels.get(channel);
+      if (!entry) {
+        entry = subscribeChannel(sql, channels, channel);
+        channels.set(channel, entry);
+      }
+      try {
+        await entry.ready;
+      } catch (error) {
+        if (channels.get(channel) === entry && entry.subscribers.size === 0) channels.delete(channel);
+        throw error;
+      }
+      const subscriber: Subscriber = { onNotify, onListen };
+      entry.subscribers.add(subscriber);
+      callQuietly(onListen);
+      const subscribed = entry;
       return async () => {
-        if (!subscribed) return;
-        subscribed = false;
-        await unlisten();
+        if (!subscribed.subscribers.delete(subscriber)) return;
+        if (subscribed.subscribers.size > 0 || channels.get(channel) !== subscribed) return;
+        channels.delete(channel);
+        await subscribed.unlisten?.();
       };
     },
 
@@ -144,6 +164,63 @@ export async function ensureDatabase(url: string): Promise<boolean> {
     }
   } finally {
     await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * Seconds before a pool connection retries after a failed connect. The driver's default grows to 10-20 s after a few
+ * failures, so a listener (which reconnects on its own) and the pool came back up to 20 s after the server did; this
+ * caps it at 1 s.
+ */
+function reconnectDelaySeconds(attempt: number): number {
+  return Math.min(0.05 * 2 ** attempt, 1);
+}
+
+interface Subscriber {
+  onNotify: (payload: string) => void;
+  onListen: (() => void) | undefined;
+}
+
+/** One driver-level LISTEN per channel, shared by every subscriber of this database to it. */
+interface Channel {
+  subscribers: Set<Subscriber>;
+  ready: Promise<void>;
+  unlisten?: () => Promise<unknown>;
+}
+
+/**
+ * LISTENs on `channel` through the driver's dedicated connection, which LISTENs again after each reconnect and then
+ * calls its `onlisten` again. The driver forgets its own unlisten handle across a reconnect (it re-registers a new
+ * listener object, so the old `unlisten()` finds nothing to remove), hence a stale registration must stay inert: the
+ * callbacks deliver only while this `Channel` is still the current one for its name.
+ */
+function subscribeChannel(sql: Sql, channels: Map<string, Channel>, channel: string): Channel {
+  let established = false;
+  const entry: Channel = { subscribers: new Set(), ready: Promise.resolve() };
+  const current = () => channels.get(channel) === entry;
+  entry.ready = sql.listen(
+    channel,
+    (payload) => {
+      if (current()) { for (const subscriber of entry.subscribers) subscriber.onNotify(payload); }
+    },
+    () => {
+      // The first LISTEN is reported by listen() itself, to each subscriber as it joins.
+      if (!established || !current()) return;
+      for (const subscriber of entry.subscribers) callQuietly(subscriber.onListen);
+    },
+  ).then(({ unlisten }) => {
+    established = true;
+    entry.unlisten = unlisten;
+  });
+  return entry;
+}
+
+function callQuietly(fn: (() => void) | undefined): void {
+  if (!fn) return;
+  try {
+    fn();
+  } catch {
+    // Documented on Database.listen: an exception from onListen is ignored, it must not break the reconnect.
   }
 }
 

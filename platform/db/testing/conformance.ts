@@ -202,6 +202,19 @@ export function databaseConformance(
     await stopSecond();
   });
 
+  test("listen() calls onListen once before it resolves, and not again after unlisten()", async ({ db, reopen }) => {
+    let listened = 0;
+    const received = deferred<string>();
+    const unlisten = await db.listen("events", (payload) => received.resolve(payload), () => listened++);
+    assert.equal(listened, 1);
+    await reopen().query("select pg_notify($1, $2)", ["events", "after listen"]);
+    assert.equal(await within(received.promise, 5_000), "after listen");
+    await unlisten();
+    const again = await db.listen("events", () => {});
+    assert.equal(listened, 1);
+    await again();
+  });
+
   test("two databases from the factory share neither tables nor notification channels", async ({ db }) => {
     await using other = await factory();
     await db.query("create table items (name text)");
