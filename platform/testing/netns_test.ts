@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import { isolate, type IsolatedNetwork } from "./netns.ts";
+
+const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const PG_PORT = Number(new URL(DATABASE_URL).port || 5432);
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** Reads lines from a stream; each wait is bounded, and a line that arrives after a timeout is kept for the next read. */
+class LineReader {
+  readonly #lines: AsyncIterator<string>;
+  #pending: Promise<IteratorResult<string>> | undefined;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#lines = (async function* () {
+      let buffered = "";
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+        buffered += text;
+        let newline;
+        while ((newline = buffered.indexOf("\n")) >= 0) {
+          yield buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+        }
+      }
+    })();
+  }
+
+  /** The next line, or undefined if none came within `ms` (or the stream ended). */
+  async next(ms: number): Promise<string | undefined> {
+    this.#pending ??= this.#lines.next();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), ms));
+    const result = await Promise.race([this.#pending, timeout]);
+    clearTimeout(timer);
+    if (result === "timeout") return undefined;
+    this.#pending = undefined;
+    return result.done ? undefined : result.value;
+  }
+
+  async drain(): Promise<void> {
+    while (await this.next(10_000) !== undefined);
+  }
+}
+
+/**
+ * A `deno eval` process inside the namespace holding one Postgres connection: each line on its stdin runs
+ * `select 1` and prints the round trip in ms.
+ */
+class PgProbe implements AsyncDisposable {
+  readonly #child: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #out: LineReader;
+
+  constructor(net: IsolatedNetwork) {
+    const code = `
+      import postgres from "postgres";
+      const sql = postgres(${JSON.stringify(DATABASE_URL)}, { max: 1, onnotice: () => {} });
+      for await (const _ of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+        const start = performance.now();
+        await sql\`select 1\`;
+        console.log((performance.now() - start).toFixed(2));
+      }
+      await sql.end({ timeout: 1 });`;
+    this.#child = net.spawn(Deno.execPath(), ["eval", code], {
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    });
+    this.#stdin = this.#child.stdin.getWriter();
+    this.#out = new LineReader(this.#child.stdout);
+  }
+
+  /** Sends one query. */
+  async send(): Promise<void> {
+    await this.#stdin.write(new TextEncoder().encode("q\n"));
+  }
+
+  /** The round trip of the oldest query not yet answered, or undefined if it takes longer than `ms`. */
+  async answer(ms: number): Promise<number | undefined> {
+    const line = await this.#out.next(ms);
+    return line === undefined ? undefined : Number(line);
+  }
+
+  /** Round trips of `n` queries one after the other, each bounded by 10 s. */
+  async roundTrips(n: number): Promise<number[]> {
+    const rtts = [];
+    for (let i = 0; i < n; i++) {
+      await this.send();
+      const rtt = await this.answer(10_000);
+      assert(rtt !== undefined, `query ${i + 1} of ${n} got no answer within 10 s`);
+      rtts.push(rtt);
+    }
+    return rtts;
+  }
+
+  async [Symbol.asyncDispose]() {
+    await this.#stdin.close().catch(() => {});
+    const timer = setTimeout(() => this.#child.kill("SIGKILL"), 5000);
+    await this.#out.drain();
+    await this.#child.status;
+    clearTimeout(timer);
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = values.toSorted((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+async function ipText(args: string[]): Promise<string> {
+  const out = await new Deno.Command("/usr/sbin/ip", { args, stdout: "piped", stderr: "inherit" }).output();
+  return new TextDecoder().decode(out.stdout);
+}
+
+Deno.test("latency() adds its round trip to queries from inside the namespace to the shared Postgres, and 0 removes it", async () => {
+  await using net = await isolate({ links: { postgres: { outbound: [PG_PORT] } } });
+  await using probe = new PgProbe(net);
+  await probe.roundTrips(3); // connect and warm up
+  const baseline = median(await probe.roundTrips(9));
+
+  await net.latency("postgres", 100);
+  const slowed = await probe.roundTrips(5);
+  for (const rtt of slowed) assert.ok(rtt >= 100, `a query took ${rtt} ms with 100 ms latency`);
+  assert.ok(median(slowed) < baseline + 150, `baseline ${baseline} ms, with 100 ms latency ${slowed} ms`);
+
+  await net.latency("postgres", 0);
+  const healed = median(await probe.roundTrips(5));
+  assert.ok(healed < baseline + 50, `baseline ${baseline} ms, after latency 0: ${healed} ms`);
+  console.log(`select 1 through the namespace: ${baseline} ms; with latency 100: ${median(slowed)} ms`);
+});
+
+Deno.test("partition() makes a query across the link hang, and heal() lets it and new queries through", async () => {
+  await using net = await isolate({ links: { postgres: { outbound: [PG_PORT] } } });
+  await using probe = new PgProbe(net);
+  await probe.roundTrips(2);
+
+  await net.partition("postgres");
+  await probe.send();
+  assert.equal(await probe.answer(1500), undefined, "a query answered across a partitioned link");
+
+  await net.heal("postgres");
+  const stuck = await probe.answer(10_000);
+  assert(stuck !== undefined, "the query sent during the partition got no answer within 10 s of heal()");
+  assert.equal((await probe.roundTrips(3)).length, 3);
+});
+
+Deno.test("an inbound port reaches a server inside the namespace at 127.0.0.1:<port>, and faults on other links leave it alone", async () => {
+  const port = freePort();
+  await using net = await isolate({
+    links: { postgres: { outbound: [PG_PORT] }, rest: { inbound: [port] } },
+  });
+  // The server answers with the inode of its network namespace, which proves where it runs.
+  const server = net.spawn(Deno.execPath(), [
+    "eval",
+    `Deno.serve({ hostname: "127.0.0.1", port: ${port}, onListen: () => console.log("listening") },
+      () => new Response(Deno.readLinkSync("/proc/self/ns/net")));`,
+  ], { stdout: "piped", stderr: "inherit" });
+  const out = new LineReader(server.stdout);
+  assert.equal(await out.next(15_000), "listening", "the server inside did not start within 15 s");
+  using client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+  const get = async () => {
+    const start = performance.now();
+    const response = await fetch(`http://127.0.0.1:${port}/`, { client, signal: AbortSignal.timeout(10_000) });
+    return { body: await response.text(), ms: performance.now() - start };
+  };
+
+  const { ino } = await Deno.stat(`/run/netns/${net.name}`);
+  assert.equal((await get()).body, `net:[${ino}]`);
+  assert(Deno.readLinkSync("/proc/self/ns/net") !== `net:[${ino}]`);
+
+  await net.latency("postgres", 300);
+  await net.partition("postgres");
+  const other = await get();
+  assert.ok(other.ms < 300, `a fault on link postgres slowed link rest: ${other.ms} ms`);
+
+  await net.latency("rest", 100);
+  const slowed = await get();
+  assert.ok(slowed.ms >= 100, `a request with 100 ms latency took ${slowed.ms} ms`);
+
+  await net.partition("rest");
+  await assert.rejects(
+    () => fetch(`http://127.0.0.1:${port}/`, { client, signal: AbortSignal.timeout(1000) }),
+    { name: "TimeoutError" },
+  );
+
+  await net[Symbol.asyncDispose]();
+  await out.drain();
+});
+
+Deno.test("disposing an isolated network kills what it spawned and leaves no namespace and no veth", async () => {
+  const net = await isolate({ links: { a: { outbound: [freePort()] }, b: { inbound: [freePort()] } } });
+  const sleeper = net.spawn("sleep", ["60"]);
+  const id = net.name.split("-").at(-1)!;
+  assert((await ipText(["netns", "list"])).includes(net.name));
+  assert((await ipText(["-o", "link"])).includes(`tr${id}`));
+
+  await net[Symbol.asyncDispose]();
+
+  assert.equal((await sleeper.status).signal, "SIGKILL");
+  assert(!(await ipText(["netns", "list"])).includes(net.name), "the namespace is still listed");
+  assert(!(await ipText(["-o", "link"])).includes(`tr${id}`), "a veth is still listed");
+  assert.throws(() => net.spawn("true"), { name: "TypeError", message: /disposed/ });
+});
+
+Deno.test("isolate() rejects a port forwarded twice, a port out of range and an unknown link", async () => {
+  await assert.rejects(
+    () => isolate({ links: { a: { outbound: [5432] }, b: { inbound: [5432] } } }),
+    new RangeError('Cannot forward as port 5432 on link "b": current value is forwarded twice'),
+  );
+  await assert.rejects(() => isolate({ links: { a: { inbound: [70000] } } }), {
+    name: "RangeError",
+    message: /not in 1\.\.65535/,
+  });
+  await assert.rejects(() => isolate({ links: {} }), { name: "TypeError", message: /has no link/ });
+  await using net = await isolate({ links: { a: { outbound: [freePort()] } } });
+  await assert.rejects(
+    () => net.partition("b"),
+    new RangeError('Cannot partition as link "b": current value is not one of a'),
+  );
+});
