@@ -9,7 +9,14 @@
 #   TRELLIS_INFRA_DIR [<repo>/.trellis/infra]      data, logs and pid files, one directory per component and port
 #   TRELLIS_JAVA [Java 17 from /usr/lib/jvm, else java on PATH]
 #   XDG_CACHE_HOME [~/.cache]                       Kafka jars are cached in $XDG_CACHE_HOME/trellis/kafka-3.9.1
+#   TRELLIS_PG_UNSAFE [unset]                       1: start PostgreSQL with fsync, synchronous_commit and
+#                                                   full_page_writes off. Throwaway data only; never for the chaos
+#                                                   suite (a killed server then loses commits it acknowledged).
 #
+# PostgreSQL is durable by default: every start passes fsync=on, synchronous_commit=on and full_page_writes=on on the
+# command line, which overrides postgresql.conf, so a data directory initialised by an older infra.sh (which wrote
+# those settings off into postgresql.conf) also comes up durable. The start line and `status` say which mode a
+# server runs in, read from the server itself (`show fsync` ...).
 # `up` reuses anything already answering on a port; `down` stops only what this script started (it recognises its
 # own processes by their pid file and by the component directory on their command line), never a pre-existing server.
 # Missing PostgreSQL, nats-server, Java or Maven are installed with apt-get.
@@ -26,6 +33,11 @@ KAFKA_CONTROLLER_PORT=${TRELLIS_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 INFRA_DIR=${TRELLIS_INFRA_DIR:-$REPO/.trellis/infra}
 KAFKA_LIBS=${XDG_CACHE_HOME:-$HOME/.cache}/trellis/kafka-$KAFKA_VERSION
 START_TIMEOUT_S=${TRELLIS_START_TIMEOUT_S:-90}
+case ${TRELLIS_PG_UNSAFE:-0} in
+  1) PG_DURABILITY=off ;;
+  0 | "") PG_DURABILITY=on ;;
+  *) echo "infra.sh: TRELLIS_PG_UNSAFE must be 1 or unset, not '$TRELLIS_PG_UNSAFE'" >&2; exit 2 ;;
+esac
 
 usage() {
   echo "usage: $0 up|down|status [postgres|nats|kafka ...]" >&2
@@ -143,10 +155,44 @@ as_pg() {
   fi
 }
 
+# The durability mode the server on PG_PORT reports: "durable", or "UNSAFE (fsync=off, ...)" naming every setting
+# that is off, or "mode unknown" when it cannot be asked.
+pg_mode() {
+  local psql settings
+  psql=$(command -v psql || echo "$(pg_bin)/psql")
+  settings=$(PGCONNECT_TIMEOUT=3 timeout 5 "$psql" -X -A -t -F ' ' -h "$HOST" -p "$PG_PORT" -U postgres -d postgres -c \
+    "select current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')" \
+    2>/dev/null </dev/null) || { echo "mode unknown"; return; }
+  local fsync sync fpw off=() joined
+  read -r fsync sync fpw <<<"$settings"
+  [ "$fsync" = on ] || off+=("fsync=$fsync")
+  [ "$sync" = off ] && off+=("synchronous_commit=off")
+  [ "$fpw" = on ] || off+=("full_page_writes=$fpw")
+  if [ ${#off[@]} -eq 0 ]; then
+    echo "durable"
+  else
+    joined=$(printf '%s, ' "${off[@]}")
+    echo "UNSAFE (${joined%, })"
+  fi
+}
+
+# Warns when a server that `up` reuses runs in the other mode than the one asked for; it is left as it is, since
+# restarting it would cut off whoever else is using it.
+pg_mode_check() {
+  local mode=$1
+  if [ "$PG_DURABILITY" = on ] && [ "${mode%% *}" = UNSAFE ]; then
+    echo "infra.sh: warning: postgres on $HOST:$PG_PORT runs $mode; restart it (down postgres, then up postgres) to make it durable" >&2
+  elif [ "$PG_DURABILITY" = off ] && [ "$mode" = durable ]; then
+    echo "infra.sh: note: TRELLIS_PG_UNSAFE=1 asked for, but the running postgres on $HOST:$PG_PORT is durable" >&2
+  fi
+}
+
 pg_start() {
   say "postgres on $HOST:$PG_PORT… "
   if pg_up_probe; then
-    if is_ours "$(pg_pid)" "$PG_DATA"; then echo "already running (pid $(pg_pid))"; else echo "already running (not started by infra.sh)"; fi
+    local mode; mode=$(pg_mode)
+    if is_ours "$(pg_pid)" "$PG_DATA"; then echo "already running (pid $(pg_pid), $mode)"; else echo "already running (not started by infra.sh, $mode)"; fi
+    pg_mode_check "$mode"
     return
   fi
   local bin
@@ -180,23 +226,23 @@ pg_start() {
     rm -rf "$PG_DATA"
     as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \
       || { cat "$PG_DIR/initdb.log" >&2; fail "initdb failed"; }
-    # Throwaway test data: durability settings off for speed.
+    # Durability settings are not written here but passed at every start (pg_start_opts), so the mode follows
+    # TRELLIS_PG_UNSAFE of each `up` rather than of the `up` that happened to initialise the directory.
     as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null <<CONF
 
 # --- written by scripts/infra.sh
 listen_addresses = '$HOST'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCK'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 max_connections = 200
 CONF
   fi
-  as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/postgres.log" -w -t "$START_TIMEOUT_S" start >/dev/null 2>&1 \
+  as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/postgres.log" -w -t "$START_TIMEOUT_S" \
+    -o "-c fsync=$PG_DURABILITY -c synchronous_commit=$PG_DURABILITY -c full_page_writes=$PG_DURABILITY" \
+    start >/dev/null 2>&1 \
     || { tail -n 40 "$PG_DIR/postgres.log" >&2; fail "pg_ctl start failed"; }
   wait_until "$(pg_pid)" "$PG_DIR/postgres.log" pg_up_probe
-  echo "started (pid $(pg_pid)) in $(since "$t0")"
+  echo "started (pid $(pg_pid), $(pg_mode)) in $(since "$t0")"
 }
 
 pg_stop() {
@@ -217,7 +263,8 @@ pg_stop() {
 pg_status() {
   local pid; pid=$(pg_pid)
   if pg_up_probe; then
-    if is_ours "$pid" "$PG_DATA"; then echo "postgres  running  $HOST:$PG_PORT  pid $pid"; else echo "postgres  running  $HOST:$PG_PORT  (not started by infra.sh)"; fi
+    local mode; mode=$(pg_mode)
+    if is_ours "$pid" "$PG_DATA"; then echo "postgres  running  $HOST:$PG_PORT  pid $pid  $mode"; else echo "postgres  running  $HOST:$PG_PORT  (not started by infra.sh)  $mode"; fi
   else
     echo "postgres  stopped  $HOST:$PG_PORT"
     return 1

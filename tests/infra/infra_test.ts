@@ -148,6 +148,7 @@ Deno.test("infra.sh brings postgres, nats and kafka up from nothing on free port
     const up = await infra("up");
     console.log(`infra.sh up (${up.seconds.toFixed(1)} s):\n${up.stdout}`);
     assert.equal(up.code, 0, up.stdout + up.stderr);
+    assert.match(up.stdout, /postgres .* started \(pid \d+, durable\)/);
   });
 
   await t.step("postgres answers select 1", () => assertPostgresAnswers(ports.pg));
@@ -157,7 +158,7 @@ Deno.test("infra.sh brings postgres, nats and kafka up from nothing on free port
   await t.step("a second up reports every component already running and is fast", async () => {
     const again = await infra("up");
     assert.equal(again.code, 0, again.stdout + again.stderr);
-    assert.equal(again.stdout.match(/already running \(pid \d+\)/g)?.length, 3, again.stdout);
+    assert.equal(again.stdout.match(/already running \(pid \d+[,)]/g)?.length, 3, again.stdout);
     assert.ok(again.seconds < 5, `second up took ${again.seconds.toFixed(1)} s`);
   });
 
