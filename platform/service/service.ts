@@ -14,6 +14,26 @@ import { redMetrics } from "./metrics.ts";
 /** A dependency probe: resolves when the dependency answers, throws (or times out) when it does not. */
 export type Check = (signal: AbortSignal) => Promise<void>;
 
+/**
+ * One dependency's line in `/readyz`: whether its check passed, how long it took (whole milliseconds) and, when it
+ * failed, why.
+ *
+ * @example The body of a `/readyz` answered while the database is down
+ * ```ts
+ * import type { CheckResult } from "./service.ts";
+ * const checks: Record<string, CheckResult> = {
+ *   database: { ok: false, error: "connection refused", ms: 12 },
+ *   events: { ok: true, ms: 3 },
+ * };
+ * const body = { status: "not ready", service: "orders", checks };
+ * ```
+ */
+export interface CheckResult {
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+
 /** Options for {@linkcode Service}. */
 export interface ServiceOptions {
   /** Service name, used in logs and metrics. */
@@ -34,6 +54,8 @@ export interface ServiceOptions {
   checkTimeoutMs?: number;
   /** How long a readiness result is reused. @default {1000} */
   checkCacheMs?: number;
+  /** Milliseconds on a monotonic clock, by which `checkCacheMs` is judged (tests pass a fake). @default {performance.now} */
+  now?: () => number;
   /** How long `start()` waits for every readiness check to pass before it gives up. @default {30000} */
   startTimeoutMs?: number;
   /** Largest request body accepted (413 beyond it). @default {1048576} */
@@ -47,7 +69,9 @@ type State = "created" | "starting" | "ready" | "draining" | "stopped";
  * answers at once; readiness stays false), runs every readiness check and only then marks the service ready.
  * `stop()` marks it not ready, stops accepting and drains in-flight HTTP requests, runs stop hooks in reverse order
  * (consumers, servers, pools), each bounded by the drain deadline. Every service exposes `/healthz`, `/readyz` and
- * `/metrics`.
+ * `/metrics`. Once ready, `/readyz` runs the checks again (at most once per `checkCacheMs`) and answers 200
+ * `{"status":"ready","service":…,"checks":{…}}` or 503 `{"status":"not ready",…}` with the same `checks`, one
+ * {@linkcode CheckResult} per dependency; so it turns 503 while a dependency is down and 200 again by itself.
  *
  * @example A minimal service
  * ```ts
@@ -67,14 +91,17 @@ export class Service {
   #startHooks: { name: string; fn: () => Promise<void> }[] = [];
   #stopHooks: { name: string; fn: (signal: AbortSignal) => Promise<void> }[] = [];
   #checks = new Map<string, Check>();
-  #checkCache?: { at: number; failures: Record<string, string> };
+  #checkCache?: { at: number; results: Record<string, CheckResult> };
+  #checkRound?: Promise<Record<string, CheckResult>>;
   #server?: Deno.HttpServer<Deno.NetAddr>;
   #stopping?: Promise<void>;
   #releaseDeadlineTimer?: () => void;
+  #now: () => number;
 
   constructor(options: ServiceOptions) {
     this.name = options.name;
     this.#options = options;
+    this.#now = options.now ?? (() => performance.now());
     this.log = options.log ?? createLogger(options.name);
     this.registry = new Registry();
     this.registry.setDefaultLabels({ service: options.name });
@@ -98,7 +125,10 @@ export class Service {
     return this;
   }
 
-  /** Registers a readiness check, named in `/readyz` when it fails. */
+  /**
+   * Registers a readiness check, reported under `name` in `/readyz`: `{ ok, ms }`, with `error` when it failed. Checks
+   * run concurrently, each bounded by `checkTimeoutMs`, and a round's results are reused for `checkCacheMs`.
+   */
   check(name: string, fn: Check): this {
     this.#checks.set(name, fn);
     return this;
@@ -186,35 +216,51 @@ export class Service {
 
   async #readyz(): Promise<Response> {
     if (this.#state !== "ready") {
-      // While start() waits on dependencies, name the ones its last round of checks found failing.
-      const failing = this.#state === "starting" ? this.#checkCache?.failures : undefined;
-      return json({ status: "not ready", service: this.name, state: this.#state, failing }, 503);
+      // While start() waits on dependencies, show what its last round of checks found.
+      const checks = this.#state === "starting" ? this.#checkCache?.results : undefined;
+      return json({ status: "not ready", service: this.name, state: this.#state, checks }, 503);
     }
-    const failures = await this.#runChecks();
-    if (Object.keys(failures).length > 0) {
-      return json({ status: "not ready", service: this.name, failing: failures }, 503);
-    }
-    return json({ status: "ready", service: this.name });
+    const checks = await this.#runChecks();
+    const ok = Object.values(checks).every((c) => c.ok);
+    return json({ status: ok ? "ready" : "not ready", service: this.name, checks }, ok ? 200 : 503);
   }
 
-  async #runChecks(): Promise<Record<string, string>> {
+  /** The latest round of checks: the cached one while fresh, else a new one, shared by concurrent callers. */
+  #runChecks(): Promise<Record<string, CheckResult>> {
     const cacheMs = this.#options.checkCacheMs ?? 1000;
-    if (this.#checkCache && performance.now() - this.#checkCache.at < cacheMs) return this.#checkCache.failures;
+    if (this.#checkCache && this.#now() - this.#checkCache.at < cacheMs) {
+      return Promise.resolve(this.#checkCache.results);
+    }
+    this.#checkRound ??= this.#checkRoundNow().finally(() => this.#checkRound = undefined);
+    return this.#checkRound;
+  }
+
+  async #checkRoundNow(): Promise<Record<string, CheckResult>> {
     const timeoutMs = this.#options.checkTimeoutMs ?? 1000;
-    const failures: Record<string, string> = {};
-    await Promise.all([...this.#checks].map(async ([name, fn]) => {
+    const entries = await Promise.all([...this.#checks].map(async ([name, fn]): Promise<[string, CheckResult]> => {
       const signal = AbortSignal.timeout(timeoutMs);
+      const started = performance.now();
+      let onAbort: (() => void) | undefined;
       try {
+        // A check that ignores its signal still counts as failed once the signal fires.
         await Promise.race([
           fn(signal),
-          new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true })),
+          new Promise((_, reject) => {
+            onAbort = () => reject(signal.reason);
+            signal.addEventListener("abort", onAbort, { once: true });
+          }),
         ]);
+        return [name, { ok: true, ms: Math.round(performance.now() - started) }];
       } catch (err) {
-        failures[name] = err instanceof Error ? err.message : String(err);
+        const error = err instanceof Error ? err.message : String(err);
+        return [name, { ok: false, error, ms: Math.round(performance.now() - started) }];
+      } finally {
+        if (onAbort) signal.removeEventListener("abort", onAbort);
       }
     }));
-    this.#checkCache = { at: performance.now(), failures };
-    return failures;
+    const results = Object.fromEntries(entries);
+    this.#checkCache = { at: this.#now(), results };
+    return results;
   }
 
   async #waitForChecks(): Promise<void> {
@@ -224,7 +270,7 @@ export class Service {
         throw new Error(`service "${this.name}" was stopped before its dependencies were ready`);
       }
       this.#checkCache = undefined;
-      const failures = await this.#runChecks();
+      const failures = failuresOf(await this.#runChecks());
       if (Object.keys(failures).length === 0) return;
       if (Date.now() > deadline) {
         throw new Error(`service "${this.name}" dependencies not ready: ${JSON.stringify(failures)}`);
@@ -264,6 +310,13 @@ export class Service {
     this.#state = "stopped";
     this.log.info("stopped");
   }
+}
+
+/** The error of each failed check, by name. */
+function failuresOf(results: Record<string, CheckResult>): Record<string, string> {
+  const failures: Record<string, string> = {};
+  for (const [name, r] of Object.entries(results)) if (!r.ok) failures[name] = r.error ?? "failed";
+  return failures;
 }
 
 /** Resolves true when `signal` fired before `p` settled, false when `p` resolved first; rejects when `p` rejected first. */

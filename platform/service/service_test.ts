@@ -52,7 +52,7 @@ Deno.test("/healthz answers 200 with the service name", async () => {
   assert.deepEqual(await res.json(), { status: "ok", service: "svc-test" });
 });
 
-Deno.test("/readyz is 503 naming the failing dependency while a check fails, and 200 once it passes", async () => {
+Deno.test("/readyz is 503 naming the failing dependency while start() waits on it, and 200 with every check once it passes", async () => {
   await using env = setup();
   let dbUp = false;
   let checked = deferred();
@@ -68,7 +68,12 @@ Deno.test("/readyz is 503 naming the failing dependency while a check fails, and
   assert.equal(waiting.status, 503);
   const body = await waiting.json();
   assert.equal(body.status, "not ready");
-  assert.deepEqual(body.failing, { db: "connection refused" });
+  assert.equal(body.state, "starting");
+  assert.deepEqual(Object.keys(body.checks).sort(), ["cache", "db"]);
+  assert.equal(body.checks.db.ok, false);
+  assert.equal(body.checks.db.error, "connection refused");
+  assert.equal(body.checks.cache.ok, true);
+  assert.equal(body.checks.cache.error, undefined);
   assert.equal(await env.fetch("/healthz").then((r) => r.body?.cancel()), undefined, "liveness answers meanwhile");
 
   dbUp = true;
@@ -76,7 +81,15 @@ Deno.test("/readyz is 503 naming the failing dependency while a check fails, and
   await started;
   const ready = await env.fetch("/readyz");
   assert.equal(ready.status, 200);
-  assert.deepEqual(await ready.json(), { status: "ready", service: "svc-test" });
+  const readyBody = await ready.json();
+  assert.equal(readyBody.status, "ready");
+  assert.equal(readyBody.service, "svc-test");
+  for (const name of ["db", "cache"]) {
+    const c = readyBody.checks[name];
+    assert.equal(c.ok, true, name);
+    assert.ok(Number.isInteger(c.ms) && c.ms >= 0, `${name}.ms is ${c.ms}`);
+    assert.deepEqual(Object.keys(c).sort(), ["ms", "ok"], `${name} carries no error when it passed`);
+  }
 });
 
 Deno.test("/readyz turns 503 when a dependency fails after the service is ready", async () => {
@@ -89,9 +102,10 @@ Deno.test("/readyz turns 503 when a dependency fails after the service is ready"
     return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
   });
   await env.svc.start();
-  const cases: { mode: Mode; status: number; failing?: RegExp }[] = [
-    { mode: "down", status: 503, failing: /^broker unreachable$/ },
-    { mode: "hang", status: 503, failing: /timeout/i },
+  env.svc.check("database", () => Promise.resolve());
+  const cases: { mode: Mode; status: number; error?: RegExp }[] = [
+    { mode: "down", status: 503, error: /^broker unreachable$/ },
+    { mode: "hang", status: 503, error: /timeout/i },
     { mode: "up", status: 200 },
   ];
   for (const c of cases) {
@@ -99,8 +113,45 @@ Deno.test("/readyz turns 503 when a dependency fails after the service is ready"
     const res = await env.fetch("/readyz");
     const body = await res.json();
     assert.equal(res.status, c.status, c.mode);
-    if (c.failing) assert.match(body.failing.broker, c.failing, c.mode);
+    assert.equal(body.status, c.status === 200 ? "ready" : "not ready", c.mode);
+    assert.equal(body.checks.broker.ok, c.status === 200, c.mode);
+    if (c.error) assert.match(body.checks.broker.error, c.error, c.mode);
+    else assert.equal(body.checks.broker.error, undefined, c.mode);
+    assert.deepEqual(body.checks.database.ok, true, `${c.mode}: the healthy dependency is listed as ok`);
+    if (c.mode === "hang") assert.ok(body.checks.broker.ms >= 40, `a hung check took ${body.checks.broker.ms} ms`);
   }
+});
+
+Deno.test("/readyz reuses a round of checks for checkCacheMs, then runs them again and flips back to 200 by itself", async () => {
+  let now = 0;
+  await using env = setup({ checkCacheMs: 1000, now: () => now });
+  let up = true;
+  let runs = 0;
+  env.svc.check("events", () => {
+    runs++;
+    return up ? Promise.resolve() : Promise.reject(new Error("broker down"));
+  });
+  await env.svc.start();
+  const status = async () => {
+    const res = await env.fetch("/readyz");
+    const body = await res.json();
+    return { status: res.status, events: body.checks.events };
+  };
+  runs = 0;
+  now += 1001;
+  up = false;
+  const down = await status();
+  assert.equal(down.status, 503);
+  assert.deepEqual({ ok: down.events.ok, error: down.events.error }, { ok: false, error: "broker down" });
+  up = true;
+  const cached = await Promise.all([status(), status(), status()]);
+  assert.deepEqual(cached.map((c) => c.status), [503, 503, 503], "within checkCacheMs the failed round is reused");
+  assert.equal(runs, 1);
+  now += 1001;
+  const concurrent = await Promise.all([status(), status(), status()]);
+  assert.deepEqual(concurrent.map((c) => c.status), [200, 200, 200], "after checkCacheMs it is ready again");
+  assert.equal(runs, 2, "concurrent requests share one round of checks");
+  assert.equal(concurrent[0].events.ok, true);
 });
 
 Deno.test("/metrics exposes http_requests_total labelled with the route template", async () => {
