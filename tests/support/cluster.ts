@@ -30,7 +30,8 @@ export async function startCluster(options: ClusterOptions = {}) {
   const storageDir = await Deno.makeTempDir({ prefix: "trellis-cluster-" });
   const [gateway, auth, orders, ordersGrpc, inventory, inventoryGrpc, payments, paymentsGrpc, notifications] =
     freePorts(9);
-  const databaseUrl = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const databaseUrl = options.env?.DATABASE_URL ?? Deno.env.get("DATABASE_URL") ??
+    "postgres://postgres@127.0.0.1:5432/postgres";
   const env: Record<string, string> = {
     GATEWAY_PORT: String(gateway),
     AUTH_PORT: String(auth),
@@ -52,6 +53,13 @@ export async function startCluster(options: ClusterOptions = {}) {
     ...options.env,
   };
   const ports: Record<string, number> = { gateway, auth, orders, inventory, payments, notifications };
+  const dbUrl = (service: string) => {
+    const url = new URL(databaseUrl);
+    url.pathname = `/${id}_${service}`;
+    return url.href;
+  };
+  const exits: { name: string; code: number; signal: Deno.Signal | null }[] = [];
+  let stopping = false;
   const procs: Proc[] = [];
   const spawn = async (name: string): Promise<Proc> => {
     const log = `${storageDir}/${name}.log`;
@@ -69,6 +77,9 @@ export async function startCluster(options: ClusterOptions = {}) {
       .then(() => file.close());
     const proc = { name, child, log, url: `http://127.0.0.1:${ports[name]}`, drained };
     procs.push(proc);
+    child.status.then((status) => {
+      if (!stopping && procs.includes(proc)) exits.push({ name, code: status.code, signal: status.signal });
+    });
     return proc;
   };
   const ready = async (p: Proc, timeoutMs = 90_000) => {
@@ -89,6 +100,7 @@ export async function startCluster(options: ClusterOptions = {}) {
   const stop = async () => {
     if (stopped) return [];
     stopped = true;
+    stopping = true;
     const results: { name: string; code: number; log: string }[] = [];
     for (const wave of stopOrder) {
       results.push(
@@ -131,6 +143,12 @@ export async function startCluster(options: ClusterOptions = {}) {
     endpoints: { gateway: `http://127.0.0.1:${gateway}`, auth: `http://127.0.0.1:${auth}` },
     /** Prepended to every Kafka topic and NATS subject of this cluster (`TOPIC_PREFIX`), e.g. `t0123456789.`. */
     topicPrefix: env.TOPIC_PREFIX,
+    /** Each service's own database. */
+    databases: Object.fromEntries(SERVICES.map((s) => [s, dbUrl(s)])) as Record<(typeof SERVICES)[number], string>,
+    /** Local object storage of the cluster (receipts under `receipts/`). */
+    storageDir,
+    /** Services that exited without being asked to (neither `kill()` nor `stop()`), with how they ended. */
+    exits,
     procs,
     /** SIGTERMs every service; resolves to each one's exit code. */
     stop,
@@ -140,10 +158,10 @@ export async function startCluster(options: ClusterOptions = {}) {
      */
     async kill(name: (typeof SERVICES)[number]): Promise<void> {
       const p = running(name);
+      procs.splice(procs.indexOf(p), 1);
       p.child.kill("SIGKILL");
       await p.child.status;
       await p.drained;
-      procs.splice(procs.indexOf(p), 1);
     },
     /**
      * Starts a service killed by `kill(name)` again, with the same ports, environment and log file (appended to),
