@@ -1,4 +1,4 @@
-import { delay } from "../async/backoff.ts";
+import { backoffDelay, type BackoffOptions } from "../async/backoff.ts";
 import { ContextHeaders, contextHeaders } from "../context/context.ts";
 import type { Database, Tx } from "../db/db.ts";
 import type { Logger } from "../log/logger.ts";
@@ -88,118 +88,482 @@ export interface PendingMessage {
 
 /** Options for {@linkcode startRelay}. */
 export interface RelayOptions {
-  /** Publishes one message; throwing leaves it (and everything after it) for the next attempt. */
+  /**
+   * Publishes one message. A rejection leaves the row, and every later row of the same topic and key, for a later
+   * attempt, and backs the topic off; other topics keep flowing. Calls for different keys may run concurrently;
+   * calls for one topic and key never do.
+   */
   publish: (msg: PendingMessage) => Promise<void>;
   log: Logger;
-  /** Rows per transaction. @default {100} */
+  /** Rows selected (and locked) per transaction. @default {100} */
   batchSize?: number;
-  /** Poll interval when no notification arrives (notifications can be lost across reconnects). @default {1000} */
+  /**
+   * Interval of the safety sweep. Sweeps also run on start, on every NOTIFY and every time the LISTEN is
+   * (re)established, so this only bounds how long a row waits when a notification is lost some other way.
+   * @default {5000}
+   */
   pollMs?: number;
   /** How long published rows are kept. @default {3600000} */
   retainMs?: number;
+  /** Keys (topic and key) published at the same time within a batch. @default {16} */
+  concurrency?: number;
+  /**
+   * Backoff of a failing topic, and of the relay while the database does not answer; each delay is jittered
+   * between half and all of it.
+   * @default {{ initialDelayMs: 100, maxDelayMs: 5000 }}
+   */
+  backoff?: BackoffOptions;
+  /**
+   * How long a batch waits for a slow `publish` before it commits without it. The slow publish keeps running; its
+   * row is marked once it resolves and its topic is left out of batches until then, so one hanging destination
+   * holds neither the transaction nor the other topics.
+   * @default {2000}
+   */
+  stallMs?: number;
+}
+
+/** The last error the relay saw. */
+export interface RelayError {
+  message: string;
+  /** The topic whose publish failed; absent for a database error. */
+  topic?: string;
+  at: Date;
+}
+
+/** What a relay reports for readiness checks and metrics. */
+export interface RelayStatus {
+  /** Unpublished rows; absent when not asked for, when the database is unreachable or did not answer in time. */
+  backlog?: number;
+  /** Topics whose last publish failed (backed off or being retried) or is stalled, sorted. */
+  failingTopics: string[];
+  /** False from a failed sweep until the next one succeeds. */
+  databaseReachable: boolean;
+  lastError?: RelayError;
+}
+
+/** Options for {@linkcode Relay.status}. */
+export interface RelayStatusOptions {
+  /** Count the unpublished rows (one `count(*)` query). @default {true} */
+  backlog?: boolean;
+  /** Gives up waiting for the count (the status then has no `backlog`); the query itself still runs to its end. */
+  signal?: AbortSignal;
 }
 
 /** A running relay. */
 export interface Relay {
-  /** Stops after the batch in flight; idempotent. */
+  /** Stops after the batch in flight and any stalled publish; idempotent. */
   stop(): Promise<void>;
+  /** The relay's health; cheap without the backlog, one count query with it. */
+  status(options?: RelayStatusOptions): Promise<RelayStatus>;
 }
 
 /**
- * Publishes outbox rows in `seq` order, woken by `NOTIFY` and by a poll timer. Rows are locked with
- * `FOR UPDATE SKIP LOCKED`, so several relays can run; a row is marked published only after `publish` resolved
- * (at-least-once: a crash between the two publishes it again, and consumers deduplicate on the id).
+ * Publishes outbox rows, keeping order per topic and key: rows of other topics, or other keys, do not wait for each
+ * other. A topic whose publish fails is backed off (exponential, jittered) and left out of the batches until its
+ * backoff expires, while the others flow. The relay sweeps on start, on every NOTIFY, every time the LISTEN is
+ * (re)established and on a safety timer, so no row waits for a lost notification; while the database is down it
+ * backs off, logs one warning for the outage and resumes by itself.
  *
- * @example
+ * A row is marked published only after `publish` resolved (at-least-once: a crash between the two publishes it
+ * again, and consumers deduplicate on the id). Several relays may run on one database: a transaction-scoped advisory
+ * lock lets one publish at a time, so per-key order holds across them (a stalled publish aside, see `stallMs`).
+ *
+ * @example Start, read its status, stop
  * ```ts ignore
  * const relay = await startRelay(db, { publish: (m) => publisher.publish(m.topic, m), log });
+ * const { backlog, failingTopics } = await relay.status();
  * await relay.stop();
  * ```
  */
-export async function startRelay(db: Database, options: RelayOptions): Promise<Relay> {
-  const batchSize = options.batchSize ?? 100;
-  const pollMs = options.pollMs ?? 1000;
-  const retainMs = options.retainMs ?? 3_600_000;
-  let running = true;
-  const stopping = new AbortController();
-  let wake: (() => void) | undefined;
-  let pending = true;
-  const poke = () => {
-    pending = true;
-    wake?.();
+export function startRelay(db: Database, options: RelayOptions): Promise<Relay> {
+  return Promise.resolve(new OutboxRelay(db, options));
+}
+
+type OutboxRow = {
+  seq: string;
+  id: string;
+  topic: string;
+  key: string | null;
+  headers: Record<string, string> | string;
+  payload: string;
+};
+
+const PURGE_EVERY_MS = 60_000;
+const encoder = new TextEncoder();
+
+class OutboxRelay implements Relay {
+  readonly #db: Database;
+  readonly #publish: (msg: PendingMessage) => Promise<void>;
+  readonly #log: Logger;
+  readonly #batchSize: number;
+  readonly #pollMs: number;
+  readonly #retainMs: number;
+  readonly #concurrency: number;
+  readonly #stallMs: number;
+  readonly #backoff: BackoffOptions;
+  readonly #topics: TopicHealth;
+  readonly #stopping = new AbortController();
+  /** Publishes that outlived their batch (see `stallMs`), each settling into a late mark. */
+  readonly #late = new Set<Promise<void>>();
+  readonly #loop: Promise<void>;
+  #pending = true;
+  #wake?: () => void;
+  #unlisten?: () => Promise<void>;
+  #excluded: string[] = [];
+  #dbFailures = 0;
+  #dbDownSince = 0;
+  #lastError?: RelayError;
+  #lastPurge = 0;
+  #stopped?: Promise<void>;
+
+  constructor(db: Database, options: RelayOptions) {
+    this.#db = db;
+    this.#publish = options.publish;
+    this.#log = options.log;
+    this.#batchSize = positiveInteger("batchSize", options.batchSize ?? 100);
+    this.#concurrency = positiveInteger("concurrency", options.concurrency ?? 16);
+    this.#pollMs = positive("pollMs", options.pollMs ?? 5_000);
+    this.#retainMs = positive("retainMs", options.retainMs ?? 3_600_000);
+    this.#stallMs = positive("stallMs", options.stallMs ?? 2_000);
+    this.#backoff = { initialDelayMs: 100, maxDelayMs: 5_000, ...options.backoff };
+    this.#topics = new TopicHealth(this.#backoff);
+    this.#loop = this.#run();
+  }
+
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      this.#stopping.abort();
+      this.#wake?.();
+      await this.#loop;
+      await Promise.all(this.#late);
+      await this.#unlisten?.().catch((err) => this.#log.debug("outbox relay could not unlisten", { err }));
+    })();
+    return this.#stopped;
+  }
+
+  async status(options: RelayStatusOptions = {}): Promise<RelayStatus> {
+    const status: RelayStatus = { failingTopics: this.#topics.failing(), databaseReachable: this.#dbFailures === 0 };
+    if (this.#lastError) status.lastError = { ...this.#lastError };
+    if ((options.backlog ?? true) && status.databaseReachable) {
+      const backlog = await this.#countBacklog(options.signal);
+      if (backlog !== undefined) status.backlog = backlog;
+    }
+    return status;
+  }
+
+  readonly #poke = () => {
+    this.#pending = true;
+    this.#wake?.();
   };
-  const unlisten = await db.listen(OUTBOX_CHANNEL, poke);
-  const enc = new TextEncoder();
-  let lastPurge = 0;
 
-  const drainOnce = () =>
-    db.transaction(async (tx) => {
-      const rows = await tx.query<
-        { seq: string; id: string; topic: string; key: string | null; headers: Record<string, string>; payload: string }
-      >(
-        `select seq, id, topic, key, headers, payload from outbox where published_at is null
-         order by seq limit $1 for update skip locked`,
-        [batchSize],
-      );
-      for (const r of rows) {
-        await options.publish({
-          id: r.id,
-          topic: r.topic,
-          key: r.key ?? undefined,
-          headers: typeof r.headers === "string" ? JSON.parse(r.headers) : r.headers,
-          payload: enc.encode(r.payload),
-        });
-      }
-      if (rows.length > 0) {
-        await tx.query("update outbox set published_at = now() where seq = any($1::bigint[])", [
-          rows.map((r) => r.seq),
-        ]);
-      }
-      return rows.length;
-    });
-
-  const loop = (async () => {
-    let backoff = 100;
-    while (running) {
+  async #run(): Promise<void> {
+    while (!this.#stopping.signal.aborted) {
+      this.#pending = false;
+      let more: boolean;
       try {
-        pending = false;
-        const n = await drainOnce();
-        backoff = 100;
-        if (n === batchSize) continue;
-        if (Date.now() - lastPurge > 60_000) {
-          lastPurge = Date.now();
-          await db.query("delete from outbox where published_at < now() - $1::interval", [`${retainMs} milliseconds`]);
-        }
+        await this.#listen();
+        more = await this.#sweep();
+        if (!more) await this.#purgeIfDue();
+        this.#databaseAnswered();
       } catch (err) {
-        if (!running) break;
-        options.log.warn("outbox relay failed; retrying", { err, backoffMs: backoff });
-        await delay(backoff, stopping.signal).catch(() => {});
-        backoff = Math.min(backoff * 2, 5_000);
+        if (this.#stopping.signal.aborted) break;
+        await this.#sleep(this.#databaseFailed(err));
         continue;
       }
-      if (pending || !running) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, pollMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      if (!more) await this.#sleep(this.#idleMs());
     }
-  })();
+  }
 
-  let stopped: Promise<void> | undefined;
-  return {
-    stop() {
-      stopped ??= (async () => {
-        running = false;
-        stopping.abort();
-        wake?.();
-        await loop;
-        await unlisten();
-      })();
-      return stopped;
-    },
-  };
+  /** Subscribes once; from then on the adapter re-establishes the LISTEN and calls `onListen`, which sweeps. */
+  async #listen(): Promise<void> {
+    if (this.#unlisten) return;
+    this.#unlisten = await this.#db.listen(OUTBOX_CHANNEL, this.#poke, this.#poke);
+  }
+
+  /** One batch in one transaction; true when it was full, so more rows are probably waiting. */
+  #sweep(): Promise<boolean> {
+    const excluded = this.#topics.excluded(Date.now());
+    this.#excluded = excluded;
+    return this.#db.transaction(async (tx) => {
+      // One relay publishes at a time: with two, SKIP LOCKED would let the second publish a key's next row while
+      // the first still publishes the one before it.
+      const [lock] = await tx.query<{ ok: boolean }>("select pg_try_advisory_xact_lock(hashtext($1)) as ok", [
+        OUTBOX_CHANNEL,
+      ]);
+      if (!lock.ok) return false;
+      const rows = await tx.query<OutboxRow>(
+        `select seq, id, topic, key, headers, payload from outbox
+         where published_at is null and topic <> all($2::text[])
+         order by seq limit $1 for update skip locked`,
+        [this.#batchSize, excluded],
+      );
+      if (rows.length === 0) return false;
+      const published = await this.#publishBatch(rows);
+      if (published.length > 0) {
+        await tx.query("update outbox set published_at = now() where seq = any($1::bigint[])", [published]);
+      }
+      return rows.length === this.#batchSize;
+    });
+  }
+
+  /**
+   * Publishes a batch, each topic+key in seq order and up to `concurrency` keys at once; returns the seqs whose
+   * publish resolved before the batch ended (a stalled publish marks its row itself, later).
+   */
+  async #publishBatch(rows: OutboxRow[]): Promise<string[]> {
+    const lanes = new Map<string, OutboxRow[]>();
+    for (const row of rows) {
+      const lane = JSON.stringify([row.topic, row.key]);
+      const queued = lanes.get(lane);
+      if (queued) queued.push(row);
+      else lanes.set(lane, [row]);
+    }
+    const queue = [...lanes.values()];
+    const failed = new Set<string>();
+    const published: string[] = [];
+    const inFlight = new Map<OutboxRow, Promise<boolean>>();
+    let open = true;
+    const work = async () => {
+      for (let lane = queue.shift(); lane && open; lane = queue.shift()) {
+        for (const row of lane) {
+          if (!open || failed.has(row.topic) || this.#stopping.signal.aborted) break;
+          const attempt = this.#attempt(row, failed);
+          inFlight.set(row, attempt);
+          const ok = await attempt;
+          inFlight.delete(row);
+          if (!open) return;
+          if (!ok) break;
+          published.push(row.seq);
+        }
+      }
+    };
+    const workers = Promise.all(Array.from({ length: Math.min(this.#concurrency, queue.length) }, work));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), this.#stallMs));
+    const stall = await Promise.race([workers.then(() => false), stalled]);
+    clearTimeout(timer);
+    if (stall) {
+      open = false;
+      for (const [row, attempt] of inFlight) this.#abandon(row, attempt);
+    }
+    return [...published];
+  }
+
+  /** Publishes one row; resolves whether it worked, recording the topic's failure or recovery. */
+  #attempt(row: OutboxRow, failedInBatch: Set<string>): Promise<boolean> {
+    const msg: PendingMessage = {
+      id: row.id,
+      topic: row.topic,
+      key: row.key ?? undefined,
+      headers: typeof row.headers === "string" ? JSON.parse(row.headers) : row.headers,
+      payload: encoder.encode(row.payload),
+    };
+    return new Promise<void>((resolve) => resolve(this.#publish(msg))).then(
+      () => {
+        // A sibling key's failure in the same batch wins: the topic stays backed off.
+        if (!failedInBatch.has(row.topic)) this.#topicAnswered(row.topic);
+        return true;
+      },
+      (err) => {
+        if (!failedInBatch.has(row.topic)) {
+          failedInBatch.add(row.topic);
+          this.#topicFailed(row.topic, err);
+        }
+        return false;
+      },
+    );
+  }
+
+  /** Leaves a slow publish behind its committed batch: its topic sits out until it settles, then its row is marked. */
+  #abandon(row: OutboxRow, attempt: Promise<boolean>): void {
+    if (this.#topics.stall(row.topic) === 1) {
+      this.#log.warn("outbox publish is slow; its topic waits while the others flow", {
+        topic: row.topic,
+        stallMs: this.#stallMs,
+      });
+    }
+    const late: Promise<void> = attempt
+      .then(async (ok) => {
+        if (!ok) return;
+        // Not marked means published again later: at-least-once, the same as a crash before the commit.
+        await this.#db.query("update outbox set published_at = now() where seq = $1 and published_at is null", [
+          row.seq,
+        ]).catch((err) => this.#log.debug("outbox could not mark a late publish", { seq: row.seq, err }));
+      })
+      .finally(() => {
+        this.#topics.unstall(row.topic);
+        this.#late.delete(late);
+        this.#poke();
+      });
+    this.#late.add(late);
+  }
+
+  #topicFailed(topic: string, err: unknown): void {
+    const { failures, delayMs } = this.#topics.failed(topic, Date.now());
+    this.#lastError = { message: messageOf(err), topic, at: new Date() };
+    const fields = { topic, err, failures, retryInMs: Math.round(delayMs) };
+    if (failures === 1) this.#log.warn("outbox publish failing; the topic is backed off, others flow", fields);
+    else this.#log.debug("outbox publish still failing", fields);
+  }
+
+  #topicAnswered(topic: string): void {
+    const episode = this.#topics.succeeded(topic);
+    if (episode) {
+      this.#log.info("outbox publish recovered", { topic, failures: episode.failures, downMs: episode.downMs });
+    }
+  }
+
+  /** Records a failed sweep; returns how long to wait before the next. */
+  #databaseFailed(err: unknown): number {
+    this.#dbFailures++;
+    this.#lastError = { message: messageOf(err), at: new Date() };
+    const delayMs = jittered(backoffDelay(this.#dbFailures, this.#backoff));
+    const fields = { err, failures: this.#dbFailures, retryInMs: Math.round(delayMs) };
+    if (this.#dbFailures === 1) {
+      this.#dbDownSince = Date.now();
+      this.#log.warn("outbox relay cannot reach the database; retrying with backoff", fields);
+    } else {
+      this.#log.debug("outbox relay still cannot reach the database", fields);
+    }
+    return delayMs;
+  }
+
+  #databaseAnswered(): void {
+    if (this.#dbFailures === 0) return;
+    this.#log.info("outbox relay reached the database again", {
+      failures: this.#dbFailures,
+      downMs: Date.now() - this.#dbDownSince,
+    });
+    this.#dbFailures = 0;
+  }
+
+  /** Until the safety sweep, or sooner when a topic left out of the last sweep may be retried. */
+  #idleMs(): number {
+    const now = Date.now();
+    const retryAt = this.#topics.nextRetryAt(this.#excluded);
+    return Math.max(0, Math.min(this.#pollMs, (retryAt ?? Infinity) - now));
+  }
+
+  /** Resolves after `ms`, or at once on a poke or stop. */
+  #sleep(ms: number): Promise<void> {
+    if (this.#pending || this.#stopping.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.#wake?.(), ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  async #purgeIfDue(): Promise<void> {
+    if (Date.now() - this.#lastPurge < PURGE_EVERY_MS) return;
+    await this.#db.query("delete from outbox where published_at < now() - $1::interval", [
+      `${this.#retainMs} milliseconds`,
+    ]);
+    this.#lastPurge = Date.now();
+  }
+
+  #countBacklog(signal?: AbortSignal): Promise<number | undefined> {
+    if (signal?.aborted) return Promise.resolve(undefined);
+    const count = this.#db.query<{ n: string }>("select count(*) as n from outbox where published_at is null")
+      .then(([row]) => Number(row.n), () => undefined);
+    if (!signal) return count;
+    return new Promise((resolve) => {
+      const onAbort = () => resolve(undefined);
+      signal.addEventListener("abort", onAbort, { once: true });
+      count.then((n) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(n);
+      });
+    });
+  }
+}
+
+/** Per topic: its failure episode and backoff, and how many of its publishes outlived their batch. */
+class TopicHealth {
+  readonly #backoff: BackoffOptions;
+  readonly #failing = new Map<string, { failures: number; since: number; retryAt: number }>();
+  readonly #stalled = new Map<string, number>();
+
+  constructor(backoff: BackoffOptions) {
+    this.#backoff = backoff;
+  }
+
+  /** Records a failure and backs the topic off; `failures` is 1 for the first of an episode. */
+  failed(topic: string, now: number): { failures: number; delayMs: number } {
+    const previous = this.#failing.get(topic);
+    const failures = (previous?.failures ?? 0) + 1;
+    const delayMs = jittered(backoffDelay(failures, this.#backoff));
+    this.#failing.set(topic, { failures, since: previous?.since ?? now, retryAt: now + delayMs });
+    return { failures, delayMs };
+  }
+
+  /** Ends the topic's failure episode, returning it when there was one. */
+  succeeded(topic: string): { failures: number; downMs: number } | undefined {
+    const episode = this.#failing.get(topic);
+    if (!episode) return undefined;
+    this.#failing.delete(topic);
+    return { failures: episode.failures, downMs: Date.now() - episode.since };
+  }
+
+  /** Counts one more stalled publish of the topic; returns how many there are now. */
+  stall(topic: string): number {
+    const n = (this.#stalled.get(topic) ?? 0) + 1;
+    this.#stalled.set(topic, n);
+    return n;
+  }
+
+  unstall(topic: string): void {
+    const n = (this.#stalled.get(topic) ?? 0) - 1;
+    if (n > 0) this.#stalled.set(topic, n);
+    else this.#stalled.delete(topic);
+  }
+
+  /** Topics to leave out of a batch selected at `now`. */
+  excluded(now: number): string[] {
+    const out = new Set(this.#stalled.keys());
+    for (const [topic, { retryAt }] of this.#failing) if (retryAt > now) out.add(topic);
+    return [...out];
+  }
+
+  /** The earliest retry time among `topics` that are still backed off. */
+  nextRetryAt(topics: readonly string[]): number | undefined {
+    let next: number | undefined;
+    for (const topic of topics) {
+      const retryAt = this.#failing.get(topic)?.retryAt;
+      if (retryAt !== undefined && (next === undefined || retryAt < next)) next = retryAt;
+    }
+    return next;
+  }
+
+  failing(): string[] {
+    return [...new Set([...this.#failing.keys(), ...this.#stalled.keys()])].sort();
+  }
+}
+
+/** Between half and all of `ms`, so relays that failed together do not retry together. */
+function jittered(ms: number): number {
+  return ms / 2 + Math.random() * ms / 2;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function positive(name: string, value: number): number {
+  if (!(value > 0)) {
+    throw new RangeError(`Cannot start the outbox relay as ${name} must be positive: current value is ${value}`);
+  }
+  return value;
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot start the outbox relay as ${name} must be a positive integer: current value is ${value}`,
+    );
+  }
+  return value;
 }

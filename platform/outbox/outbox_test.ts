@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
+import { delay } from "../async/backoff.ts";
 import type { Database } from "../db/db.ts";
 import { migrate } from "../db/migrate.ts";
+import { connectPostgres } from "../db/postgres.ts";
 import { freshDatabase } from "../db/testing/fresh_postgres.ts";
-import { createLogger } from "../log/logger.ts";
+import { createLogger, type Logger } from "../log/logger.ts";
 import { runWithContext } from "../context/context.ts";
+import { startPostgres, waitUntil } from "../testing/chaos.ts";
 import { claimOnce, enqueue, OUTBOX_MIGRATIONS, type PendingMessage, startRelay } from "./outbox.ts";
 
 const log = createLogger("outbox-test", { write: () => {} });
@@ -122,4 +125,242 @@ Deno.test("claimOnce() is true the first time a consumer sees a message id and f
     throw new Error("rollback");
   }).catch(() => {});
   assert.equal(await f.db.transaction((tx) => claimOnce(tx, "c", "m-2")), true);
+});
+
+/** Enqueues `n` rows of `topic` in one transaction, spread round-robin over `keys` keys; `i` counts per topic. */
+async function enqueueSpread(db: Database, topic: string, n: number, keys: number) {
+  await db.transaction(async (tx) => {
+    for (let i = 0; i < n; i++) await enqueue(tx, { topic, key: `${topic}-k${i % keys}`, payload: { i } });
+  });
+}
+
+/** Writes rows straight into the table, without the NOTIFY that `enqueue` sends. */
+async function insertSilently(db: Database, topic: string, n: number) {
+  for (let i = 0; i < n; i++) {
+    await db.query("insert into outbox (id, topic, key, payload) values (gen_random_uuid(), $1, 'k', $2)", [
+      topic,
+      JSON.stringify({ i }),
+    ]);
+  }
+}
+
+/** Publishes that resolved, in the order they resolved. */
+function recorder() {
+  const ok: PendingMessage[] = [];
+  return {
+    ok,
+    count: (topic: string) => ok.filter((m) => m.topic === topic).length,
+    /** Per key, the payload counters in publish order. */
+    byKey(topic: string) {
+      const keys = new Map<string, number[]>();
+      for (const m of ok.filter((m) => m.topic === topic)) keys.set(m.key!, [...keys.get(m.key!) ?? [], text(m).i]);
+      return keys;
+    },
+    assertEachOnce(n: number) {
+      assert.equal(ok.length, n, "every row published exactly once");
+      assert.equal(new Set(ok.map((m) => m.id)).size, n);
+    },
+  };
+}
+
+/** A logger that keeps every line, debug included, as parsed JSON. */
+function capturingLog(): { log: Logger; lines: { level: string; msg: string; [k: string]: unknown }[] } {
+  const lines: { level: string; msg: string }[] = [];
+  return { lines, log: createLogger("outbox-test", { level: "debug", write: (line) => lines.push(JSON.parse(line)) }) };
+}
+
+function unpublished(db: Database): Promise<number> {
+  return db.query<{ n: string }>("select count(*) as n from outbox where published_at is null").then(([r]) =>
+    Number(r.n)
+  );
+}
+
+Deno.test("startRelay() keeps publishing topic B while topic A fails, then publishes A's rows in seq order per key once A recovers", async () => {
+  await using f = await outboxDb();
+  let aDown = true;
+  let aAttempts = 0;
+  const r = recorder();
+  const relay = await startRelay(f.db, {
+    log,
+    batchSize: 10,
+    pollMs: 60_000,
+    publish: (m) => {
+      if (m.topic === "A" && aDown) {
+        aAttempts++;
+        return Promise.reject(new Error("nats down"));
+      }
+      r.ok.push(m);
+      return Promise.resolve();
+    },
+  });
+  try {
+    // A's backlog comes first in seq order and is twenty batches long: B must not wait behind it.
+    await enqueueSpread(f.db, "A", 200, 4);
+    const bStarted = Date.now();
+    await enqueueSpread(f.db, "B", 30, 3);
+    await waitUntil(() => r.count("B") === 30, 3_000, "all of B's rows while A fails");
+    const bMs = Date.now() - bStarted;
+    assert.ok(bMs < 1_000, `B's 30 rows took ${bMs} ms behind a failing A`);
+    assert.equal(r.count("A"), 0);
+
+    await delay(1_000);
+    const failing = await relay.status();
+    assert.deepEqual(failing.failingTopics, ["A"]);
+    assert.equal(failing.backlog, 200);
+    assert.equal(failing.databaseReachable, true);
+    assert.equal(failing.lastError?.topic, "A");
+    assert.equal(failing.lastError?.message, "nats down");
+    // Backed off (100 ms doubling, jittered) and one failure per key stops the rest of the batch's A rows: a handful
+    // of attempts per second, not one per row per batch.
+    assert.ok(aAttempts >= 4 && aAttempts <= 40, `A was attempted ${aAttempts} times in ~1 s`);
+
+    aDown = false;
+    await waitUntil(() => r.count("A") === 200, 10_000, "all of A's rows after A recovered");
+    for (const [key, order] of r.byKey("A")) {
+      assert.deepEqual(order, [...order].sort((x, y) => x - y), `order of ${key}`);
+      assert.equal(order.length, 50);
+    }
+    r.assertEachOnce(230);
+    await waitUntil(async () => (await unpublished(f.db)) === 0, 2_000, "every row marked published");
+    const recovered = await relay.status();
+    assert.deepEqual(recovered.failingTopics, []);
+    assert.equal(recovered.backlog, 0);
+  } finally {
+    await relay.stop();
+  }
+});
+
+Deno.test("startRelay() publishes keys concurrently and keeps each key's rows in seq order", async () => {
+  await using f = await outboxDb();
+  const r = recorder();
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const relay = await startRelay(f.db, {
+    log,
+    batchSize: 50,
+    concurrency: 8,
+    pollMs: 60_000,
+    publish: async (m) => {
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      await delay(Math.random() * 4);
+      inFlight--;
+      r.ok.push(m);
+    },
+  });
+  try {
+    await f.db.transaction(async (tx) => {
+      for (let i = 0; i < 25; i++) {
+        for (let k = 0; k < 20; k++) await enqueue(tx, { topic: `T${k % 2}`, key: `k${k}`, payload: { i } });
+      }
+    });
+    await waitUntil(() => r.ok.length >= 500, 15_000, "500 rows");
+    for (const topic of ["T0", "T1"]) {
+      const keys = r.byKey(topic);
+      assert.equal(keys.size, 10);
+      for (const [key, order] of keys) {
+        assert.deepEqual(order, Array.from({ length: 25 }, (_, i) => i), `order of ${topic}/${key}`);
+      }
+    }
+    r.assertEachOnce(500);
+    assert.ok(maxInFlight > 1, `publishes never overlapped (max in flight ${maxInFlight})`);
+    assert.ok(maxInFlight <= 8, `more than concurrency publishes at once (${maxInFlight})`);
+  } finally {
+    await relay.stop();
+  }
+});
+
+Deno.test("startRelay() publishes a row whose NOTIFY never came within one safety-sweep interval", async () => {
+  await using f = await outboxDb();
+  const r = recorder();
+  const relay = await startRelay(f.db, { log, pollMs: 400, publish: (m) => Promise.resolve(void r.ok.push(m)) });
+  try {
+    await insertAndEnqueue(f.db, 1);
+    await waitUntil(() => r.ok.length === 1, 3_000, "the notified row");
+    const started = Date.now();
+    await insertSilently(f.db, "silent", 3);
+    await waitUntil(() => r.count("silent") === 3, 3_000, "the rows written without NOTIFY");
+    const ms = Date.now() - started;
+    assert.ok(ms < 400 + 300, `rows without NOTIFY took ${ms} ms with a 400 ms safety sweep`);
+  } finally {
+    await relay.stop();
+  }
+});
+
+Deno.test("startRelay() survives Postgres being SIGKILLed and restarted, sweeping as soon as its LISTEN is back", async () => {
+  await using pg = await startPostgres();
+  const db = connectPostgres(pg.url, { max: 2, connectTimeout: 2_000 });
+  const r = recorder();
+  let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
+  try {
+    await migrate(db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
+    // The safety sweep is far beyond the test's waits: only a NOTIFY or a (re)established LISTEN can wake the relay.
+    relay = await startRelay(db, { log, pollMs: 60_000, publish: (m) => Promise.resolve(void r.ok.push(m)) });
+    await enqueueSpread(db, "before", 3, 1);
+    await waitUntil(() => r.count("before") === 3, 5_000, "rows before the kill");
+
+    // Written without NOTIFY, as if the notification had been lost with the connection: nothing wakes the relay.
+    await insertSilently(db, "unnoticed", 5);
+    await delay(300);
+    assert.equal(r.count("unnoticed"), 0, "rows without NOTIFY were published before any sweep trigger");
+
+    await pg.kill();
+    await pg.start();
+    const restarted = Date.now();
+    await waitUntil(() => r.count("unnoticed") === 5, 20_000, "the unnoticed rows after the restart");
+    const sweptMs = Date.now() - restarted;
+
+    await enqueueSpread(db, "after", 3, 1);
+    await waitUntil(() => r.count("after") === 3, 10_000, "rows enqueued after the restart");
+    assert.ok(sweptMs < 15_000, `the re-LISTEN sweep came ${sweptMs} ms after the restart`);
+    r.assertEachOnce(11);
+    assert.equal((await relay.status()).databaseReachable, true);
+  } finally {
+    await relay?.stop();
+    await db.close();
+  }
+});
+
+Deno.test("startRelay() backs off while Postgres is down, warns once for the outage and resumes by itself", async () => {
+  await using pg = await startPostgres();
+  const db = connectPostgres(pg.url, { max: 2, connectTimeout: 2_000 });
+  const captured = capturingLog();
+  const r = recorder();
+  let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
+  try {
+    await migrate(db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
+    relay = await startRelay(db, {
+      log: captured.log,
+      pollMs: 100,
+      backoff: { initialDelayMs: 50, maxDelayMs: 400 },
+      publish: (m) => Promise.resolve(void r.ok.push(m)),
+    });
+    await enqueueSpread(db, "before", 2, 1);
+    await waitUntil(() => r.count("before") === 2, 5_000, "rows before the kill");
+
+    await pg.kill();
+    await waitUntil(async () => !(await relay!.status()).databaseReachable, 5_000, "the relay to notice the outage");
+    await delay(1_500);
+    const down = await relay.status();
+    assert.equal(down.databaseReachable, false);
+    assert.equal(down.backlog, undefined);
+    assert.equal(down.lastError?.topic, undefined);
+    assert.ok(down.lastError?.message);
+    const sweepWarnings = () => captured.lines.filter((l) => l.msg.startsWith("outbox relay cannot reach"));
+    const retries = captured.lines.filter((l) => l.msg.startsWith("outbox relay still cannot reach")).length;
+    assert.equal(sweepWarnings().length, 1);
+    assert.equal(sweepWarnings()[0].level, "warn");
+    // 50 ms doubling to 400 ms, jittered: a few retries in 1.5 s, not a storm and not a give-up.
+    assert.ok(retries >= 2 && retries <= 30, `${retries} retries in ~1.5 s`);
+
+    await pg.start();
+    await enqueueSpread(db, "after", 2, 1).catch(() => enqueueSpread(db, "after", 2, 1));
+    await waitUntil(() => r.count("after") === 2, 10_000, "rows after the restart");
+    await waitUntil(async () => (await relay!.status()).databaseReachable, 5_000, "the relay to see the database");
+    assert.equal(captured.lines.filter((l) => l.msg === "outbox relay reached the database again").length, 1);
+    assert.equal(sweepWarnings().length, 1);
+    r.assertEachOnce(4);
+  } finally {
+    await relay?.stop();
+    await db.close();
+  }
 });
