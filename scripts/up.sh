@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# `deno task up`: distributed mode. Brings up Postgres, NATS and Kafka (scripts/infra.sh), then the six services as
-# six background processes with logs in .trellis/logs/, and waits until each answers /readyz. `deno task down` stops them.
+# `deno task up`: distributed mode. Brings up Postgres, NATS and Kafka (scripts/infra.sh), then the six services as six
+# processes under a supervisor (scripts/supervise.ts) that restarts any that exits (backoff 1 s doubling to 30 s) and
+# logs each restart, and waits until each service answers /readyz. `deno task down` stops them.
+#
+# Environment (defaults in brackets): TRELLIS_RUN_DIR [.trellis/run] pid files; TRELLIS_LOG_DIR [.trellis/logs] logs;
+# <SERVICE>_PORT and <SERVICE>_GRPC_PORT as the services read them; TRELLIS_*_PORT and TRELLIS_PG_UNSAFE for infra.sh;
+# DATABASE_URL, NATS_URL, KAFKA_BROKERS, STORAGE_DIR, DATABASE_PREFIX, TOPIC_PREFIX ... pass through to the services.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deno_bin=${DENO:-$(command -v deno || echo "npx -y deno@2.9.6")}
-run=.trellis/run
-logs=.trellis/logs
+run=${TRELLIS_RUN_DIR:-.trellis/run}
+logs=${TRELLIS_LOG_DIR:-.trellis/logs}
 mkdir -p "$run" "$logs"
+# the supervisor resolves relative directories against the repository root, which is where we are
+export TRELLIS_RUN_DIR=$run TRELLIS_LOG_DIR=$logs
+services=(auth inventory payments orders notifications gateway)
 
 bash scripts/infra.sh up
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:${TRELLIS_PG_PORT:-5432}/postgres}
@@ -17,34 +25,56 @@ export STORAGE_DIR=${STORAGE_DIR:-$PWD/.trellis/storage}
 declare -A port=([gateway]=${GATEWAY_PORT:-8080} [auth]=${AUTH_PORT:-8081} [orders]=${ORDERS_PORT:-8082}
   [inventory]=${INVENTORY_PORT:-8083} [payments]=${PAYMENTS_PORT:-8084} [notifications]=${NOTIFICATIONS_PORT:-8085})
 
-start() {
-  local name=$1
-  if [ -f "$run/$name.pid" ] && kill -0 "$(cat "$run/$name.pid")" 2>/dev/null; then
-    echo "$name… already running (pid $(cat "$run/$name.pid"))"
-    return
-  fi
-  # shellcheck disable=SC2086
-  nohup $deno_bin run -A "services/$name/main.ts" >>"$logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$run/$name.pid"
+# `pid` is alive and its command line contains `what` (guards against a recycled pid).
+is_running() {
+  local pid=$1 what=$2
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$what"
 }
+pid_of() { cat "$run/$1.pid" 2>/dev/null || true; }
+
+sup_pid=$(pid_of supervisor)
+if is_running "$sup_pid" scripts/supervise.ts; then
+  echo "supervisor… already running (pid $sup_pid)"
+else
+  for s in "${services[@]}"; do
+    if is_running "$(pid_of "$s")" "services/$s/main.ts"; then
+      echo "up.sh: $s (pid $(pid_of "$s")) still runs from an unsupervised start; run 'deno task down' first" >&2
+      exit 1
+    fi
+  done
+  rm -f "$run/supervisor.pid"
+  # own session: a Ctrl-C in this terminal must not reach the services; the supervisor writes its own pid file
+  # shellcheck disable=SC2086
+  setsid $deno_bin run -A scripts/supervise.ts </dev/null >>"$logs/supervisor.log" 2>&1 &
+  for _ in $(seq 1 150); do
+    [ -s "$run/supervisor.pid" ] && break
+    sleep 0.2
+  done
+  sup_pid=$(pid_of supervisor)
+  if ! is_running "$sup_pid" scripts/supervise.ts; then
+    echo "up.sh: the supervisor did not start; last lines of $logs/supervisor.log:" >&2
+    tail -n 20 "$logs/supervisor.log" >&2
+    exit 1
+  fi
+  echo "supervisor… started (pid $sup_pid)"
+fi
 
 wait_ready() {
   local name=$1 url="http://127.0.0.1:${port[$1]}/readyz" started=$SECONDS
   printf 'waiting for %s on %s… ' "$name" "${url%/readyz}"
   while [ $((SECONDS - started)) -lt 90 ]; do
-    if curl -fsS -o /dev/null "$url" 2>/dev/null; then echo "ready"; return; fi
-    if ! kill -0 "$(cat "$run/$name.pid")" 2>/dev/null; then
-      echo "exited"; tail -n 20 "$logs/$name.log" >&2; exit 1
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then echo "ready (pid $(pid_of "$name"))"; return; fi
+    if ! kill -0 "$sup_pid" 2>/dev/null; then
+      echo "the supervisor exited"; tail -n 20 "$logs/supervisor.log" >&2; exit 1
     fi
     sleep 0.2
   done
   echo "not ready after 90 s"; tail -n 20 "$logs/$name.log" >&2; exit 1
 }
 
-start auth
-wait_ready auth
-for s in inventory payments orders notifications gateway; do start "$s"; done
-for s in inventory payments orders notifications gateway; do wait_ready "$s"; done
+for s in "${services[@]}"; do wait_ready "$s"; done
 echo
 echo "Trellis is running (distributed mode). Gateway: http://127.0.0.1:${port[gateway]}  Auth: http://127.0.0.1:${port[auth]}"
+echo "Processes are supervised (scripts/supervise.ts, pid $sup_pid): a service that exits is restarted after 1 s,"
+echo "doubling to 30 s while it keeps failing; restarts are logged to $logs/supervisor.log and the service's log."
 echo "Logs: $logs/<service>.log   Stop: deno task down"
