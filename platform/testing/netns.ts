@@ -256,7 +256,7 @@ export async function isolate(options: IsolateOptions): Promise<IsolatedNetwork>
       seen.add(port);
     }
   }
-  await removeStaleNamespaces();
+  await removeStaleNamespaces().catch(() => {});
 
   const id = randomHex(3);
   const name = `${PREFIX}${Deno.pid}-${id}`;
@@ -408,26 +408,52 @@ async function removeNamespace(name: string, devices: string[]): Promise<void> {
   await run("ip", ["netns", "del", name]);
 }
 
-/** Removes `trellis-<pid>-*` namespaces whose creating process is gone and which are older than an hour. */
-async function removeStaleNamespaces(): Promise<void> {
+/** Options for {@linkcode removeStaleNamespaces}. */
+export interface RemoveStaleOptions {
+  /**
+   * Minimum age of a namespace to remove.
+   * @default {3_600_000}
+   */
+  olderThanMs?: number;
+}
+
+/**
+ * Removes the `trellis-<pid>-<hex>` namespaces (with what runs in them and their veth pairs) whose creating process
+ * is gone and which are older than `olderThanMs`: what a crashed test run left behind. {@linkcode isolate} calls it
+ * with the default age; a CI job may call it with 0 before a run. Returns the names removed.
+ *
+ * @example Clean up after crashed runs
+ * ```ts ignore
+ * import { removeStaleNamespaces } from "./netns.ts";
+ * console.log(await removeStaleNamespaces({ olderThanMs: 0 }));
+ * ```
+ */
+export async function removeStaleNamespaces(options: RemoveStaleOptions = {}): Promise<string[]> {
+  const olderThanMs = options.olderThanMs ?? STALE_AFTER_MS;
+  if (!Number.isFinite(olderThanMs) || olderThanMs < 0) {
+    throw new RangeError(`Cannot remove stale namespaces as olderThanMs ${olderThanMs}: current value is not ≥ 0`);
+  }
+  const removed: string[] = [];
   let entries: Deno.DirEntry[];
   try {
     entries = await Array.fromAsync(Deno.readDir("/run/netns"));
   } catch {
-    return;
+    return removed;
   }
   for (const entry of entries) {
     const match = entry.name.match(/^trellis-(\d+)-([0-9a-f]+)$/);
     if (!match) continue;
     const creatorAlive = await Deno.stat(`/proc/${match[1]}`).then(() => true, () => false);
     const { mtime } = await Deno.stat(`/run/netns/${entry.name}`);
-    if (creatorAlive || !mtime || Date.now() - mtime.getTime() < STALE_AFTER_MS) continue;
+    if (creatorAlive || !mtime || Date.now() - mtime.getTime() < olderThanMs) continue;
     const devices = (await output("ip", ["-o", "link", "show"]))
       .split("\n")
       .map((line) => line.split(":")[1]?.trim().split("@")[0])
       .filter((device) => device?.startsWith(`tr${match[2]}`));
-    await removeNamespace(entry.name, devices).catch(() => {});
+    await removeNamespace(entry.name, devices);
+    removed.push(entry.name);
   }
+  return removed;
 }
 
 /** The /30 networks (as their first three octets and base) already on the host, from `ip -4 addr`. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isolate, type IsolatedNetwork } from "./netns.ts";
+import { isolate, type IsolatedNetwork, removeStaleNamespaces } from "./netns.ts";
 
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const PG_PORT = Number(new URL(DATABASE_URL).port || 5432);
@@ -115,7 +115,8 @@ function freePort(): number {
 }
 
 async function ipText(args: string[]): Promise<string> {
-  const out = await new Deno.Command("/usr/sbin/ip", { args, stdout: "piped", stderr: "inherit" }).output();
+  const out = await new Deno.Command("/usr/sbin/ip", { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) throw new Error(`ip ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
   return new TextDecoder().decode(out.stdout);
 }
 
@@ -224,4 +225,30 @@ Deno.test("isolate() rejects a port forwarded twice, a port out of range and an 
     () => net.partition("b"),
     new RangeError('Cannot partition as link "b": current value is not one of a'),
   );
+});
+
+Deno.test("isolate() fails with the forwarder's reason when an inbound port is taken on the host, and leaves nothing behind", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  const before = await ipText(["netns", "list"]);
+  await assert.rejects(
+    () => isolate({ links: { a: { inbound: [port] } } }),
+    { message: new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${port} for link "a"`) },
+  );
+  assert.equal(await ipText(["netns", "list"]), before);
+});
+
+Deno.test("removeStaleNamespaces() removes trellis- namespaces whose creator is gone and keeps younger or owned ones", async () => {
+  const dead = "trellis-99999-0badc0"; // above pid_max (32768 here), so its creator cannot be running
+  const owned = `trellis-${Deno.pid}-0badc1`;
+  for (const name of [dead, owned]) await ipText(["netns", "add", name]);
+  try {
+    assert.deepEqual(await removeStaleNamespaces(), [], "a namespace younger than an hour was removed");
+    assert.ok((await removeStaleNamespaces({ olderThanMs: 0 })).includes(dead));
+    const list = await ipText(["netns", "list"]);
+    assert.ok(!list.includes(dead), "the stale namespace is still listed");
+    assert.ok(list.includes(owned), "a namespace whose creator runs was removed");
+  } finally {
+    for (const name of [dead, owned]) await ipText(["netns", "del", name]).catch(() => {});
+  }
 });
