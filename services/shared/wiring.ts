@@ -1,4 +1,5 @@
 import type { Metadata } from "@grpc/grpc-js";
+import { Gauge } from "prom-client";
 import { AuthError } from "../../platform/auth/auth_error.ts";
 import { createVerifier, type Verifier } from "../../platform/auth/verifier.ts";
 import { type RemoteJwks, remoteJwks } from "../../platform/auth/remote_jwks.ts";
@@ -11,7 +12,7 @@ import { chainHandlers } from "../../platform/messaging/middleware/chain.ts";
 import { deadLetter } from "../../platform/messaging/middleware/dead_letter.ts";
 import { retry } from "../../platform/messaging/middleware/retry.ts";
 import { timeout } from "../../platform/messaging/middleware/timeout.ts";
-import { type PendingMessage, startRelay } from "../../platform/outbox/outbox.ts";
+import { type PendingMessage, type Relay, startRelay } from "../../platform/outbox/outbox.ts";
 import type { Service } from "../../platform/service/service.ts";
 import { ContextHeaders, currentContext } from "../../platform/context/context.ts";
 import type { ServiceClient, SystemConfig } from "./config.ts";
@@ -129,8 +130,51 @@ export function consume(
   });
 }
 
-/** Runs the outbox relay of `db` from start to stop of `svc`, publishing each row through `route(topic)`. */
+/**
+ * Runs the outbox relay of `db` from start to stop of `svc`, publishing each row through `route(topic)`, and reports
+ * it on `/metrics`: `outbox_backlog` (unpublished rows), `outbox_topic_failing{topic}` and
+ * `outbox_database_reachable`. It is deliberately not a readiness check: while a broker is down the service still
+ * takes writes, and keeping them until the broker is back is the outbox's job.
+ */
 export function relay(svc: Service, db: () => Database, route: (topic: string) => Promise<PubSub>): void {
+  let running: Relay | undefined;
+  const registers = [svc.registry];
+  new Gauge({
+    name: "outbox_backlog",
+    help: "Outbox rows not yet published (NaN while the database does not answer within 1 s).",
+    registers,
+    async collect() {
+      if (!running) return;
+      const gaveUp = new AbortController();
+      const timer = setTimeout(() => gaveUp.abort(), 1_000);
+      try {
+        const { backlog } = await running.status({ signal: gaveUp.signal });
+        if (backlog === undefined) this.set(Number.NaN);
+        else this.set(backlog);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  });
+  new Gauge({
+    name: "outbox_topic_failing",
+    help: "1 for each topic whose outbox publishes are failing (backed off) or stalled.",
+    labelNames: ["topic"] as const,
+    registers,
+    async collect() {
+      this.reset();
+      for (const topic of (await running?.status({ backlog: false }))?.failingTopics ?? []) this.set({ topic }, 1);
+    },
+  });
+  new Gauge({
+    name: "outbox_database_reachable",
+    help: "0 while the outbox relay's sweeps fail to reach its database, else 1.",
+    registers,
+    async collect() {
+      const status = await running?.status({ backlog: false });
+      if (status) this.set(status.databaseReachable ? 1 : 0);
+    },
+  });
   svc.onStart("outbox relay", async () => {
     const r = await startRelay(db(), {
       log: svc.log,
@@ -138,6 +182,10 @@ export function relay(svc: Service, db: () => Database, route: (topic: string) =
         await (await route(m.topic)).publish(m.topic, { id: m.id, key: m.key, headers: m.headers, payload: m.payload });
       },
     });
-    svc.onStop("outbox relay", () => r.stop());
+    running = r;
+    svc.onStop("outbox relay", async () => {
+      await r.stop();
+      running = undefined;
+    });
   });
 }

@@ -2,11 +2,15 @@ import assert from "node:assert/strict";
 import { UnavailableError } from "../../platform/grpc/errors.ts";
 import { freePorts } from "../../tests/support/ports.ts";
 import { loadConfig } from "./config.ts";
-import { consume, tokensFor } from "./wiring.ts";
+import { consume, relay, tokensFor } from "./wiring.ts";
 import { currentContext } from "../../platform/context/context.ts";
 import { createLogger } from "../../platform/log/logger.ts";
 import { createMemoryBroker } from "../../platform/messaging/memory.ts";
 import { Service } from "../../platform/service/service.ts";
+import { migrate } from "../../platform/db/migrate.ts";
+import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
+import { enqueue, OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
+import { waitUntil } from "../../platform/testing/chaos.ts";
 
 const quiet = createLogger("test", { level: "error", write: () => {} });
 
@@ -45,6 +49,39 @@ Deno.test("consume() absorbs brief failures in place and dead-letters a handler 
     assert.equal(stuck.length, 15);
     assert.deepEqual([...new Set(stuck.map((c) => c.attempt))], [1, 2, 3, 4, 5]);
     assert.ok(stuck.every((c) => c.aborted), "every stuck call saw its signal abort");
+  } finally {
+    await svc.stop();
+    await bus.close();
+  }
+});
+
+Deno.test("relay() publishes through the routed bus and reports the backlog and a failing topic on /metrics", async () => {
+  await using f = await freshDatabase();
+  await migrate(f.db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
+  const bus = createMemoryBroker({ logger: quiet });
+  const svc = new Service({ name: "wiring-relay-test", log: quiet });
+  relay(
+    svc,
+    () => f.db,
+    (topic) => topic === "dead.events" ? Promise.reject(new Error("broker down")) : Promise.resolve(bus),
+  );
+  const delivered: string[] = [];
+  await bus.subscribe("live.events", (msg) => void delivered.push(msg.id), { group: "wiring" });
+  await svc.start();
+  const metrics = async () => await (await fetch(`${svc.url}/metrics`)).text();
+  const liveId = crypto.randomUUID();
+  try {
+    await f.db.transaction(async (tx) => {
+      for (const key of ["a", "b", "a"]) await enqueue(tx, { topic: "dead.events", key, payload: {} });
+      await enqueue(tx, { topic: "live.events", id: liveId, payload: {} });
+    });
+    await waitUntil(() => delivered.length === 1, 5_000, "the live topic's message behind the dead one");
+    assert.deepEqual(delivered, [liveId]);
+    await waitUntil(async () => /^outbox_backlog\{[^}]*\} 3$/m.test(await metrics()), 5_000, "a backlog of 3");
+    const text = await metrics();
+    assert.match(text, /^outbox_topic_failing\{[^}]*topic="dead.events"[^}]*\} 1$/m);
+    assert.doesNotMatch(text, /topic="live.events"/);
+    assert.match(text, /^outbox_database_reachable\{[^}]*\} 1$/m);
   } finally {
     await svc.stop();
     await bus.close();
