@@ -1,13 +1,35 @@
 /** A row as returned by a query: column name to value. */
 export type Row = Record<string, unknown>;
 
+/**
+ * Options of one call: {@linkcode Queryable.query} or {@linkcode Database.transaction}.
+ *
+ * @example Bound one query by its own deadline
+ * ```ts ignore
+ * await db.query("select pg_sleep(1)", [], { signal: AbortSignal.timeout(300) });
+ * ```
+ */
+export interface QueryOptions {
+  /**
+   * Aborts the call: it rejects with the signal's reason at once, and the running statement is cancelled in the
+   * server where the adapter can (Postgres sends a CancelRequest). Without one, the current request context's signal
+   * (`currentContext()?.signal`) bounds the call.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
 /** What both a database and a transaction can do. */
 export interface Queryable {
   /**
    * Runs one statement with positional parameters (`$1`, `$2`, ...) and returns its rows.
    * `bigint`/`int8` columns come back as strings in every adapter; cast in SQL when you need a number.
+   *
+   * Runs under the deadline of the current request context (or `options.signal`): when it aborts, the call rejects
+   * with its reason (the context's deadline error, which the HTTP layer answers with 504). Rejects with a
+   * `DatabaseUnavailableError` when the database cannot be reached, at once while it is known to be down.
    */
-  query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
+  query<T extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]>;
 }
 
 /** A transaction handle; only valid inside the `transaction()` callback. */
@@ -22,8 +44,12 @@ export type Tx = Queryable;
  * transaction committed; `close()` is idempotent.
  */
 export interface Database extends Queryable {
-  /** Runs `fn` in one transaction (READ COMMITTED). */
-  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction (READ COMMITTED), under the deadline of the current request context (or
+   * `options.signal`, which the `tx` handle's queries then also use): when it aborts, the call rejects with its reason,
+   * the running statement is cancelled and the transaction rolls back.
+   */
+  transaction<T>(fn: (tx: Tx) => Promise<T>, options?: QueryOptions): Promise<T>;
   /**
    * Subscribes to `NOTIFY channel`; resolves once listening. Returns an unsubscribe function.
    *
@@ -42,7 +68,10 @@ export interface Database extends Queryable {
     onNotify: (payload: string) => void,
     onListen?: () => void,
   ): Promise<() => Promise<void>>;
-  /** Cheap liveness probe for readiness checks. */
+  /**
+   * Cheap liveness probe for readiness checks. It always tries the server, even while queries fail fast, and rejects
+   * with the signal's reason when `signal` aborts first.
+   */
   ping(signal?: AbortSignal): Promise<void>;
   /** Closes connections; idempotent. */
   close(): Promise<void>;

@@ -3,7 +3,9 @@
  * confines each service to a schema of one shared instance, and file-based migrations that work on both.
  * @module
  */
-export type { Database, Queryable, Row, Tx } from "./db.ts";
+export type { Database, Queryable, QueryOptions, Row, Tx } from "./db.ts";
+export { DatabaseUnavailableError, findDatabaseUnavailable, isConnectionError, isUnreachableError } from "./errors.ts";
+export { FailFast } from "./fail_fast.ts";
 export { connectPostgres, ensureDatabase, type PostgresOptions } from "./postgres.ts";
 export { createPglite, type PgliteOptions, type SharedPglite } from "./pglite.ts";
 export { migrate, type MigrateOptions, type Migration } from "./migrate.ts";

@@ -1,5 +1,8 @@
 import postgres from "postgres";
-import type { Database, Row, Tx } from "./db.ts";
+import { currentContext } from "../context/context.ts";
+import type { Database, QueryOptions, Row, Tx } from "./db.ts";
+import { DatabaseUnavailableError, isConnectionError } from "./errors.ts";
+import { FailFast } from "./fail_fast.ts";
 
 /** Options for {@linkcode connectPostgres}. */
 export interface PostgresOptions {
@@ -18,9 +21,19 @@ export interface PostgresOptions {
    * @default {"trellis"}
    */
   applicationName?: string;
+  /**
+   * Once connecting to the server failed, how long queries and transactions reject at once with a
+   * `DatabaseUnavailableError` instead of each waiting for a connect attempt; then one call probes the server again.
+   * `ping()` always tries. 0 turns failing fast off.
+   * @default {1_000}
+   */
+  failFastMs?: number;
 }
 
 type Sql = postgres.Sql<Record<string, never>>;
+type TxSql = postgres.TransactionSql<Record<string, never>>;
+// deno-lint-ignore no-explicit-any
+type Pending = postgres.PendingQuery<any>;
 
 /**
  * Connects a {@linkcode Database} to a real Postgres through the `postgres` driver. Connections open lazily, so call
@@ -29,6 +42,13 @@ type Sql = postgres.Sql<Record<string, never>>;
  * Types: int8 and numeric come back as strings, timestamptz/timestamp/date as `Date`, bytea as a `Buffer` (a
  * `Uint8Array`), json/jsonb parsed. A query without parameters runs through the simple protocol and may hold several
  * statements; the rows of the last one are returned. Server notices are dropped.
+ *
+ * Failures: a server that cannot be reached, or a connection that breaks, rejects calls with a
+ * {@linkcode DatabaseUnavailableError}; once a connect failed, calls fail fast for `failFastMs`. The pool reconnects by
+ * itself (within about a second of the server coming back), and `listen` subscriptions LISTEN again and call their
+ * `onListen`. A call whose signal (or request context) aborts rejects at once with the abort reason, and its running
+ * statement is cancelled in the server; a statement still queued for a connection is not cancelled and runs once one
+ * is free.
  *
  * @example Connect, query, close
  * ```ts ignore
@@ -39,7 +59,7 @@ type Sql = postgres.Sql<Record<string, never>>;
  * ```
  */
 export function connectPostgres(url: string, options: PostgresOptions = {}): Database {
-  const { max = 10, connectTimeout = 10_000, applicationName = "trellis" } = options;
+  const { max = 10, connectTimeout = 10_000, applicationName = "trellis", failFastMs = 1_000 } = options;
   if (!Number.isInteger(max) || max < 1) {
     throw new RangeError(`Cannot connect to Postgres as max must be a positive integer: current value is ${max}`);
   }
@@ -48,86 +68,286 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
       `Cannot connect to Postgres as connectTimeout must be positive: current value is ${connectTimeout}`,
     );
   }
-  const sql: Sql = postgres(url, {
-    max,
-    connect_timeout: connectTimeout / 1000,
-    connection: { application_name: applicationName },
-    onnotice: () => {},
-    backoff: reconnectDelaySeconds,
-  });
-  const channels = new Map<string, Channel>();
-  let closing: Promise<void> | undefined;
+  if (!(failFastMs >= 0) || !Number.isFinite(failFastMs)) {
+    throw new RangeError(
+      `Cannot connect to Postgres as failFastMs must be a finite number >= 0: current value is ${failFastMs}`,
+    );
+  }
+  return new PostgresDatabase(url, { max, connectTimeout, applicationName, failFastMs });
+}
 
-  return {
-    query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]> {
-      return runQuery<T>(sql, text, params);
-    },
+class PostgresDatabase implements Database {
+  readonly sql: Sql;
+  readonly failFast: FailFast;
+  /**
+   * Bumped synchronously by the driver whenever one of its pool connections closes, before any promise reaction of
+   * that close runs; a transaction that sees it move waits one macrotask before touching its connection again (see
+   * {@linkcode PostgresTransaction}).
+   */
+  closures = 0;
+  readonly #channels = new Map<string, Channel>();
+  /** CancelRequests under way, awaited by close() so none outlives the database. */
+  readonly #cancels = new Set<Promise<unknown>>();
+  #closing: Promise<void> | undefined;
 
-    async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-      return await sql.begin(async (txSql) => {
-        let done = false;
-        const tx: Tx = {
-          query<R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<R[]> {
-            if (done) return Promise.reject(new Error("Cannot run a query: the transaction has ended"));
-            return runQuery<R>(txSql, text, params);
-          },
-        };
-        try {
-          return await fn(tx);
-        } finally {
-          done = true;
-        }
-      }) as T;
-    },
+  constructor(url: string, options: Required<PostgresOptions>) {
+    this.failFast = new FailFast(options.failFastMs);
+    this.sql = postgres(url, {
+      max: options.max,
+      connect_timeout: options.connectTimeout / 1000,
+      connection: { application_name: options.applicationName },
+      onnotice: () => {},
+      onclose: () => void this.closures++,
+      backoff: reconnectDelaySeconds,
+    });
+  }
 
-    async listen(
-      channel: string,
-      onNotify: (payload: string) => void,
-      onListen?: () => void,
-    ): Promise<() => Promise<void>> {
-      let entry = channels.get(channel);
-      if (!entry) {
-        entry = subscribeChannel(sql, channels, channel);
-        channels.set(channel, entry);
-      }
-      try {
-        await entry.ready;
-      } catch (error) {
-        if (channels.get(channel) === entry && entry.subscribers.size === 0) channels.delete(channel);
-        throw error;
-      }
-      const subscriber: Subscriber = { onNotify, onListen };
-      entry.subscribers.add(subscriber);
-      callQuietly(onListen);
-      const subscribed = entry;
-      return async () => {
-        if (!subscribed.subscribers.delete(subscriber)) return;
-        if (subscribed.subscribers.size > 0 || channels.get(channel) !== subscribed) return;
-        channels.delete(channel);
-        await subscribed.unlisten?.();
+  query<T extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]> {
+    const signal = options?.signal ?? currentContext()?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (!this.failFast.tryAcquire()) return Promise.reject(this.failFast.error());
+    return this.settle(this.sql.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[]), signal)
+      .then(lastRows<T>);
+  }
+
+  async transaction<T>(fn: (tx: Tx) => Promise<T>, options?: QueryOptions): Promise<T> {
+    const signal = options?.signal ?? currentContext()?.signal;
+    signal?.throwIfAborted();
+    if (!this.failFast.tryAcquire()) throw this.failFast.error();
+    const tx = new PostgresTransaction(this, signal);
+    const outcome = this.sql.begin((txSql) => tx.run(txSql, fn)).then((value) => {
+      this.failFast.succeeded();
+      return value as T;
+    }, (error) => {
+      tx.ended();
+      throw this.failed(error);
+    });
+    if (!signal) return await outcome;
+    return await new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        reject(signal.reason);
+        tx.abort();
       };
-    },
+      signal.addEventListener("abort", onAbort, { once: true });
+      outcome.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
 
-    async ping(signal?: AbortSignal): Promise<void> {
-      signal?.throwIfAborted();
-      const pending = sql.unsafe("select 1");
-      const onAbort = () => pending.cancel();
-      signal?.addEventListener("abort", onAbort, { once: true });
-      try {
-        await pending;
-      } catch (error) {
-        if (signal?.aborted) throw signal.reason;
-        throw error;
-      } finally {
-        signal?.removeEventListener("abort", onAbort);
-      }
-    },
+  async listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListen?: () => void,
+  ): Promise<() => Promise<void>> {
+    const channels = this.#channels;
+    let entry = channels.get(channel);
+    if (!entry) {
+      entry = subscribeChannel(this.sql, channels, channel);
+      channels.set(channel, entry);
+    }
+    try {
+      await entry.ready;
+    } catch (error) {
+      if (channels.get(channel) === entry && entry.subscribers.size === 0) channels.delete(channel);
+      throw this.failed(error);
+    }
+    const subscriber: Subscriber = { onNotify, onListen };
+    entry.subscribers.add(subscriber);
+    callQuietly(onListen);
+    const subscribed = entry;
+    return async () => {
+      if (!subscribed.subscribers.delete(subscriber)) return;
+      if (subscribed.subscribers.size > 0 || channels.get(channel) !== subscribed) return;
+      channels.delete(channel);
+      await subscribed.unlisten?.();
+    };
+  }
 
-    close(): Promise<void> {
-      closing ??= sql.end({ timeout: 5 });
-      return closing;
-    },
-  };
+  async ping(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    await this.settle(this.sql.unsafe("select 1"), signal);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.sql.end({ timeout: 5 });
+      await Promise.all(this.#cancels);
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * Waits for `pending` or for `signal`, whichever comes first, recording the outcome in `failFast`. On abort it
+   * rejects at once with the reason (a hung server would otherwise hold the caller until the TCP keepalive gives up)
+   * and cancels the statement in the server.
+   */
+  settle<R>(pending: Pending, signal: AbortSignal | undefined, onError?: (error: unknown) => void): Promise<R> {
+    if (!signal) {
+      return pending.then((rows) => {
+        this.failFast.succeeded();
+        return rows as R;
+      }, (error) => {
+        onError?.(error);
+        throw this.failed(error);
+      });
+    }
+    return new Promise<R>((resolve, reject) => {
+      const onAbort = () => {
+        reject(signal.reason);
+        this.failFast.released();
+        this.cancel(pending);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      pending.then((rows) => {
+        signal.removeEventListener("abort", onAbort);
+        this.failFast.succeeded();
+        resolve(rows as R);
+      }, (error) => {
+        signal.removeEventListener("abort", onAbort);
+        onError?.(error);
+        reject(this.failed(error));
+      });
+    });
+  }
+
+  /** Records a failure in `failFast` and turns a connection-class one into a {@linkcode DatabaseUnavailableError}. */
+  failed(error: unknown): unknown {
+    this.failFast.failed(error);
+    if (error instanceof DatabaseUnavailableError || !isConnectionError(error)) return error;
+    const code = (error as { code?: string }).code;
+    return new DatabaseUnavailableError(`database unavailable: ${(error as Error).message}`, { cause: error, code });
+  }
+
+  /**
+   * Sends a CancelRequest for `pending` when it was handed to a connection. The driver's own `cancel()` is not used
+   * as is: for a query not yet on a connection it marks the query cancelled without taking it out of a connection's
+   * hands, and that connection then never returns to the pool; and it drops the promise of the CancelRequest, whose
+   * rejection (the server is down) is unhandled and ends the process. So this calls the driver's canceller only for a
+   * query on a connection (`state` set) and keeps its promise.
+   */
+  cancel(pending: Pending): void {
+    const query = pending as unknown as DriverQuery;
+    if (query.state === null || typeof query.canceller !== "function") return;
+    const canceller = query.canceller;
+    query.canceller = null;
+    const sent = Promise.resolve(canceller(query)).catch(() => {});
+    // A query still waiting behind others on its connection is cancelled by the driver when its turn comes, possibly
+    // never (the connection breaks first): only an immediate CancelRequest is bounded (by connectTimeout).
+    if (!query.active) return;
+    this.#cancels.add(sent);
+    sent.finally(() => this.#cancels.delete(sent));
+  }
+}
+
+/** The driver's query object beyond its typings: what {@linkcode PostgresDatabase.cancel} needs. */
+interface DriverQuery {
+  /** The connection's backend key once the query was handed to a connection, else null. */
+  state: unknown;
+  /** Whether it is the statement the connection is running now. */
+  active: boolean;
+  canceller: ((query: DriverQuery) => Promise<void>) | null;
+}
+
+/** Never settles: what a transaction callback returns to the driver once the connection is gone (see below). */
+const NEVER = new Promise<never>(() => {});
+
+/**
+ * A transaction's handle and the guard against the driver's crash on a lost connection.
+ *
+ * The crash (postgres 3.4.9, upstream issues #1066, #1154, #1208): `sql.begin()` rejects as soon as its connection
+ * closes, but the callback keeps running, and every statement issued for it afterwards goes to that connection, now
+ * without a socket: `execute()` buffers the bytes and `setImmediate(nextWrite)` calls `socket.write` on `null`, an
+ * uncaught TypeError ("Cannot read properties of null (reading 'write')") in connection.js that ends the process.
+ * Such statements come from the callback (its next `tx.query`) and from the driver itself: it sends `rollback` when
+ * the callback rejects (or a swallowed statement failed) and `commit` when it resolves. Reproduced by
+ * postgres_faults_test.ts (SIGKILL under a load of transactions).
+ *
+ * The guard, here rather than a patched or swapped driver: once the connection is known lost (a statement failed
+ * with a connection error, or `begin()` rejected), `tx.query` rejects without touching the driver, and the callback
+ * handed to the driver never settles, so the driver never sends its rollback or commit (the pending callback is
+ * garbage once unreachable; no timer or socket holds it). The connection is known lost one macrotask after its close
+ * at the latest; a transaction that sees any pool connection close (`closures` moved) waits that macrotask before
+ * sending anything else.
+ */
+class PostgresTransaction implements Tx {
+  readonly #db: PostgresDatabase;
+  readonly #signal: AbortSignal | undefined;
+  readonly #inFlight = new Set<Pending>();
+  #sql: TxSql | undefined;
+  #epoch: number;
+  #done = false;
+  #lost = false;
+
+  constructor(db: PostgresDatabase, signal: AbortSignal | undefined) {
+    this.#db = db;
+    this.#signal = signal;
+    this.#epoch = db.closures;
+  }
+
+  /** The callback given to `sql.begin()`. */
+  run<T>(txSql: TxSql, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    this.#sql = txSql;
+    this.#epoch = this.#db.closures;
+    // begin() may have waited for a connection past the caller's deadline: roll back without running fn.
+    if (this.#signal?.aborted) return Promise.reject(this.#signal.reason);
+    let result: Promise<T>;
+    try {
+      result = Promise.resolve(fn(this));
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    return result.then(async (value) => {
+      this.#done = true;
+      await this.#settled();
+      return this.#lost ? NEVER : value;
+    }, async (error) => {
+      this.#done = true;
+      await this.#settled();
+      if (this.#lost) return NEVER;
+      throw error;
+    });
+  }
+
+  query<R extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]> {
+    if (this.#done) return Promise.reject(new Error("Cannot run a query: the transaction has ended"));
+    if (this.#lost) return Promise.reject(lostConnection());
+    const signal = options?.signal ?? this.#signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#db.closures !== this.#epoch) {
+      return this.#settled().then(() => this.query<R>(text, params, options));
+    }
+    const pending = this.#sql!.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[]);
+    this.#inFlight.add(pending);
+    return this.#db.settle<R[]>(pending, signal, (error) => {
+      if (isConnectionError(error)) this.#lost = true;
+    }).then((rows) => {
+      this.#inFlight.delete(pending);
+      return lastRows<R>(rows);
+    }, (error) => {
+      this.#inFlight.delete(pending);
+      throw error;
+    });
+  }
+
+  /** The transaction's signal aborted: cancel its statements (the callback then fails and the driver rolls back). */
+  abort(): void {
+    for (const pending of this.#inFlight) this.#db.cancel(pending);
+  }
+
+  /** `begin()` rejected: the transaction is over, whatever the callback still does. */
+  ended(): void {
+    this.#lost = true;
+  }
+
+  /** Waits, when a pool connection closed since last looked, for the driver to have reported it (see the class). */
+  async #settled(): Promise<void> {
+    if (this.#db.closures === this.#epoch) return;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    this.#epoch = this.#db.closures;
+  }
+}
+
+function lostConnection(): DatabaseUnavailableError {
+  return new DatabaseUnavailableError("database unavailable: the connection of this transaction was lost");
 }
 
 /**
@@ -224,9 +444,10 @@ function callQuietly(fn: (() => void) | undefined): void {
   }
 }
 
-async function runQuery<T>(sql: postgres.Sql | postgres.TransactionSql, text: string, params?: readonly unknown[]) {
-  const result = await sql.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[]);
-  const last = isMultiStatement(result) ? result.at(-1) ?? [] : result;
+/** The rows of the last statement: a parameterless query may hold several. */
+function lastRows<T>(result: unknown): T[] {
+  const rows = result as readonly unknown[];
+  const last = isMultiStatement(rows) ? rows.at(-1) ?? [] : rows;
   return [...last] as T[];
 }
 
