@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { advance, type Order, startSaga } from "./saga.ts";
+import { advance, expire, type Order, startSaga } from "./saga.ts";
 
 const base: Order = {
   id: "o-1",
@@ -10,7 +10,12 @@ const base: Order = {
   status: "PENDING",
   step: "RESERVING",
   reason: "",
+  deadlineAt: "2026-01-01T00:01:00.000Z",
 };
+
+const due = new Date("2026-01-01T00:01:00.000Z");
+const topicsAndTypes = (d: { publish: { topic: string; payload: { type: string } }[] }) =>
+  d.publish.map((o) => [o.topic, o.payload.type]);
 
 Deno.test("startSaga() announces the order and asks inventory to reserve its items", () => {
   const out = startSaga(base);
@@ -63,5 +68,99 @@ Deno.test("advance() ignores replies that do not fit the current step (duplicate
     ] as const
   ) {
     assert.deepEqual(advance(done, ev), { publish: [] });
+  }
+});
+
+Deno.test("expire() cancels an order stuck RESERVING and releases whatever stock a late reservation may take", () => {
+  const d = expire(base, due);
+  assert.deepEqual(d.order, { status: "CANCELLED", step: "DONE", reason: "deadline exceeded while RESERVING" });
+  assert.deepEqual(topicsAndTypes(d), [
+    ["inventory.commands", "inventory.release.v1"],
+    ["orders.events", "orders.cancelled.v1"],
+  ]);
+  assert.deepEqual(d.publish[1].payload, {
+    type: "orders.cancelled.v1",
+    orderId: "o-1",
+    customerId: "alice",
+    reason: "deadline exceeded while RESERVING",
+  });
+});
+
+Deno.test("expire() cancels an order stuck CHARGING, refunding or voiding its payment and releasing its stock", () => {
+  const d = expire({ ...base, step: "CHARGING" }, due);
+  assert.deepEqual(d.order, { status: "CANCELLED", step: "DONE", reason: "deadline exceeded while CHARGING" });
+  assert.deepEqual(topicsAndTypes(d), [
+    ["payments.commands", "payments.refund.v1"],
+    ["inventory.commands", "inventory.release.v1"],
+    ["orders.events", "orders.cancelled.v1"],
+  ]);
+  assert.deepEqual(d.publish[0].payload, {
+    type: "payments.refund.v1",
+    orderId: "o-1",
+    reason: "deadline exceeded while CHARGING",
+  });
+});
+
+Deno.test("expire() cancels an order stuck RELEASING with its payment's reason and asks for the release again", () => {
+  const d = expire({ ...base, step: "RELEASING", reason: "card declined" }, due);
+  assert.deepEqual(d.order, { status: "CANCELLED", step: "DONE", reason: "card declined" });
+  assert.deepEqual(topicsAndTypes(d), [
+    ["inventory.commands", "inventory.release.v1"],
+    ["orders.events", "orders.cancelled.v1"],
+  ]);
+});
+
+Deno.test("expire() leaves alone an order before its deadline, and one already CONFIRMED or CANCELLED", () => {
+  assert.deepEqual(expire(base, new Date(due.getTime() - 1)), { publish: [] });
+  assert.deepEqual(expire({ ...base, status: "CONFIRMED", step: "DONE" }, due), { publish: [] });
+  assert.deepEqual(expire({ ...base, status: "CANCELLED", step: "DONE", reason: "x" }, due), { publish: [] });
+});
+
+Deno.test("advance() releases the stock of a reservation that arrives after the order was cancelled, changing nothing else", () => {
+  const cancelled = { ...base, ...expire(base, due).order! };
+  const d = advance(cancelled, { type: "inventory.reserved.v1", orderId: "o-1" });
+  assert.equal(d.order, undefined);
+  assert.deepEqual(d.publish, [{
+    topic: "inventory.commands",
+    payload: { type: "inventory.release.v1", orderId: "o-1" },
+  }]);
+});
+
+Deno.test("advance() refunds a charge that succeeds after the order was cancelled, changing nothing else", () => {
+  const cancelled = { ...base, ...expire({ ...base, step: "CHARGING" }, due).order! };
+  const d = advance(cancelled, { type: "payments.succeeded.v1", orderId: "o-1", providerRef: "ch_1" });
+  assert.equal(d.order, undefined);
+  assert.deepEqual(d.publish, [{
+    topic: "payments.commands",
+    payload: {
+      type: "payments.refund.v1",
+      orderId: "o-1",
+      reason: "order cancelled: deadline exceeded while CHARGING",
+    },
+  }]);
+});
+
+Deno.test("advance() takes no action on late failures, rejections, releases, refunds and voids of a cancelled order", () => {
+  const cancelled = { ...base, status: "CANCELLED" as const, step: "DONE" as const, reason: "deadline exceeded" };
+  for (
+    const ev of [
+      { type: "inventory.rejected.v1", orderId: "o-1", reason: "out of stock: tea" },
+      { type: "inventory.released.v1", orderId: "o-1" },
+      { type: "payments.failed.v1", orderId: "o-1", reason: "card declined" },
+      { type: "payments.refunded.v1", orderId: "o-1", amountCents: 900, refundRef: "re_1" },
+      { type: "payments.voided.v1", orderId: "o-1" },
+    ] as const
+  ) {
+    assert.deepEqual(advance(cancelled, ev), { publish: [] }, ev.type);
+  }
+});
+
+Deno.test("advance() ignores refund and void answers while the saga is still running", () => {
+  for (const step of ["RESERVING", "CHARGING", "RELEASING"] as const) {
+    assert.deepEqual(advance({ ...base, step }, { type: "payments.voided.v1", orderId: "o-1" }), { publish: [] });
+    assert.deepEqual(
+      advance({ ...base, step }, { type: "payments.refunded.v1", orderId: "o-1", amountCents: 1, refundRef: "r" }),
+      { publish: [] },
+    );
   }
 });

@@ -20,6 +20,7 @@ import {
   verifierFor,
 } from "../shared/wiring.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
+import { startDeadlineSweeper } from "./sweeper.ts";
 
 const ORDER_ID = /^[0-9a-f-]{36}$/;
 
@@ -29,11 +30,15 @@ const REPLY_TYPES = [
   "inventory.released.v1",
   "payments.succeeded.v1",
   "payments.failed.v1",
+  "payments.refunded.v1",
+  "payments.voided.v1",
 ] as const;
 
 /**
  * The orders service: accepts orders over gRPC (pricing them from inventory), stores each with its saga's first
- * messages in one transaction, and drives the saga from inventory and payment replies to CONFIRMED or CANCELLED.
+ * messages in one transaction, and drives the saga from inventory and payment replies to CONFIRMED or CANCELLED. An
+ * order still PENDING at its deadline (`ORDER_DEADLINE_MS`) is cancelled and compensated by a sweep every
+ * `ORDER_SWEEP_MS`.
  */
 export function createOrdersService(config: SystemConfig, infra: Infra): Service {
   const svc = new Service({ name: "orders", hostname: config.hostname, port: config.ports.orders });
@@ -42,6 +47,11 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     db = await infra.database("orders", { with: [OUTBOX_MIGRATIONS] });
   });
   svc.check("database", (signal) => db.ping(signal));
+  svc.onStart("deadline sweeper", () => {
+    const sweeper = startDeadlineSweeper(db, { intervalMs: config.orders.sweepMs, log: svc.log });
+    svc.onStop("deadline sweeper", () => sweeper.stop());
+    return Promise.resolve();
+  });
   relay(svc, () => db, (topic) => topic === Notices.orderConfirmed ? infra.notices() : infra.events());
   for (const topic of [Topics.inventoryEvents, Topics.paymentEvents]) {
     consume(svc, () => infra.events(), topic, async (msg) => {
@@ -76,6 +86,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
           totalCents,
           paymentToken: req.paymentToken || "tok_visa",
           idempotencyKey: req.idempotencyKey || undefined,
+          deadlineMs: config.orders.deadlineMs,
         });
         return toMessage(order);
       },

@@ -11,12 +11,21 @@ export class ProviderUnavailableError extends Error {
   }
 }
 
-/** A payment provider. `idempotencyKey` makes retries of the same charge safe. */
+/** The outcome of a refund the provider answered: `refunded: false` when nothing was charged under the key. */
+export type RefundResult = { refunded: true; ref: string } | { refunded: false };
+
+/** A payment provider. `idempotencyKey` makes retries of the same charge, and of the same refund, safe. */
 export interface PaymentProvider {
   charge(
     request: { idempotencyKey: string; amountCents: number; token: string },
     signal?: AbortSignal,
   ): Promise<ChargeResult>;
+  /**
+   * Returns the money of the charge made under `idempotencyKey` (or identified by `chargeRef`, the reference its
+   * charge answered); answers the first refund's reference again when repeated, and `refunded: false` when no
+   * successful charge exists.
+   */
+  refund(request: { idempotencyKey: string; chargeRef?: string }, signal?: AbortSignal): Promise<RefundResult>;
 }
 
 /** Options for {@linkcode simulatedProvider}. */
@@ -37,7 +46,18 @@ export const DECLINED_TOKENS: Readonly<Record<string, string>> = {
 
 /**
  * A simulated card processor: declines the tokens in {@linkcode DECLINED_TOKENS}, fails transiently at
- * `failureRate`, adds `latencyMs`, and answers a repeated idempotency key with the first answer.
+ * `failureRate`, adds `latencyMs`, and answers a repeated idempotency key with the first answer. It refunds the
+ * charges it made, and any `chargeRef` it is given (a real provider keeps its charges; this one forgets them when
+ * the process restarts).
+ *
+ * @example
+ * ```ts
+ * import { simulatedProvider } from "./provider.ts";
+ * const provider = simulatedProvider();
+ * await provider.charge({ idempotencyKey: "order-1", amountCents: 450, token: "tok_visa" }); // { ok: true, ref: "ch_…" }
+ * await provider.refund({ idempotencyKey: "order-1" }); // { refunded: true, ref: "re_…" }
+ * await provider.refund({ idempotencyKey: "order-2" }); // { refunded: false }
+ * ```
  */
 export function simulatedProvider(options: SimulatedProviderOptions = {}): PaymentProvider {
   const failureRate = options.failureRate ?? 0;
@@ -47,6 +67,8 @@ export function simulatedProvider(options: SimulatedProviderOptions = {}): Payme
   const latencyMs = options.latencyMs ?? 0;
   const random = options.random ?? Math.random;
   const answered = new Map<string, ChargeResult>();
+  const refunds = new Map<string, string>();
+  const reference = (prefix: string) => `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
   return {
     async charge(request, signal) {
       if (latencyMs > 0) await delay(latencyMs, signal);
@@ -59,9 +81,20 @@ export function simulatedProvider(options: SimulatedProviderOptions = {}): Payme
         ? { ok: false, reason: declined }
         : request.amountCents <= 0
         ? { ok: false, reason: "invalid amount" }
-        : { ok: true, ref: `ch_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}` };
+        : { ok: true, ref: reference("ch") };
       answered.set(request.idempotencyKey, result);
       return result;
+    },
+    async refund(request, signal) {
+      if (latencyMs > 0) await delay(latencyMs, signal);
+      signal?.throwIfAborted();
+      const previous = refunds.get(request.idempotencyKey);
+      if (previous) return { refunded: true, ref: previous };
+      if (random() < failureRate) throw new ProviderUnavailableError();
+      if (!answered.get(request.idempotencyKey)?.ok && !request.chargeRef) return { refunded: false };
+      const ref = reference("re");
+      refunds.set(request.idempotencyKey, ref);
+      return { refunded: true, ref };
     },
   };
 }

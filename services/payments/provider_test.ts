@@ -30,3 +30,27 @@ Deno.test("simulatedProvider() latency is cancelled by the caller's signal", asy
   c.abort(new Error("caller gave up"));
   await assert.rejects(pending, /caller gave up/);
 });
+
+Deno.test("simulatedProvider() refunds a charge once, answering a repeated refund with the same reference", async () => {
+  const p = simulatedProvider();
+  await p.charge({ idempotencyKey: "o-1", amountCents: 100, token: "tok_visa" });
+  const first = await p.refund({ idempotencyKey: "o-1" });
+  assert.ok(first.refunded && first.ref.startsWith("re_"));
+  assert.deepEqual(await p.refund({ idempotencyKey: "o-1" }), first);
+});
+
+Deno.test("simulatedProvider() has nothing to refund for an unknown key or a declined charge, unless given a charge reference", async () => {
+  const p = simulatedProvider();
+  assert.deepEqual(await p.refund({ idempotencyKey: "never-charged" }), { refunded: false });
+  await p.charge({ idempotencyKey: "declined", amountCents: 100, token: "tok_decline" });
+  assert.deepEqual(await p.refund({ idempotencyKey: "declined" }), { refunded: false });
+  const byRef = await p.refund({ idempotencyKey: "charged-before-a-restart", chargeRef: "ch_1" });
+  assert.equal(byRef.refunded, true);
+});
+
+Deno.test("simulatedProvider() fails refunds transiently at its failure rate", async () => {
+  const rolls = [0.1, 0.9];
+  const p = simulatedProvider({ failureRate: 0.5, random: () => rolls.shift()! });
+  await assert.rejects(p.refund({ idempotencyKey: "k", chargeRef: "ch_1" }), ProviderUnavailableError);
+  assert.equal((await p.refund({ idempotencyKey: "k", chargeRef: "ch_1" })).refunded, true);
+});

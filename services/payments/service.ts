@@ -10,12 +10,13 @@ import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { consume, grpcServer, jwksFor, relay, serviceTokenAuthorizer, verifierFor } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
-import { getPayment, recordCharge } from "./store.ts";
+import { handleCharge, handleRefund } from "./commands.ts";
+import { getPayment } from "./store.ts";
 
 /**
  * The payments service: charges orders through a payment provider on commands from the order saga (a transient
- * provider failure throws, so the command is redelivered and retried with the same idempotency key), publishes the
- * outcome through its outbox, and serves payments over gRPC.
+ * provider failure throws, so the command is redelivered and retried with the same idempotency key), refunds or voids
+ * the payment of a cancelled order, publishes the outcome through its outbox, and serves payments over gRPC.
  */
 export function createPaymentsService(
   config: SystemConfig,
@@ -30,13 +31,12 @@ export function createPaymentsService(
   svc.check("database", (signal) => db.ping(signal));
   relay(svc, () => db, () => infra.events());
   consume(svc, () => infra.events(), Topics.paymentCommands, async (msg) => {
-    const cmd = decodeEvent(msg, ["payments.charge.v1"]);
-    const result = await provider.charge(
-      { idempotencyKey: cmd.orderId, amountCents: cmd.amountCents, token: cmd.paymentToken },
-      currentContext()?.signal,
-    );
-    const outcome = await recordCharge(db, msg.id, cmd.orderId, cmd.amountCents, result);
-    svc.log.info("charge handled", { orderId: cmd.orderId, ok: result.ok, outcome });
+    const cmd = decodeEvent(msg, ["payments.charge.v1", "payments.refund.v1"]);
+    const signal = currentContext()?.signal;
+    const outcome = cmd.type === "payments.charge.v1"
+      ? await handleCharge(db, provider, msg.id, cmd, signal)
+      : await handleRefund(db, provider, msg.id, cmd, signal);
+    svc.log.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
   }, { group: "payments" });
   const jwks = jwksFor(svc, config);
   grpcServer(svc, config.ports.paymentsGrpc, config.hostname, () => [
@@ -44,7 +44,13 @@ export function createPaymentsService(
       getPayment: async (req) => {
         const p = await getPayment(db, req.orderId);
         if (!p) throw new NotFoundError(`no payment for order ${req.orderId}`);
-        return p;
+        return {
+          orderId: p.orderId,
+          status: p.status,
+          amountCents: p.amountCents,
+          providerRef: p.providerRef,
+          reason: p.reason,
+        };
       },
     }),
   ], serviceTokenAuthorizer(verifierFor(config, jwks, "payments")));

@@ -48,6 +48,16 @@ export interface SystemConfig {
   jwksCooldownMs: number;
   /** Simulated payment provider behaviour. */
   payments: { failureRate: number; latencyMs: number };
+  /** Order saga deadlines. */
+  orders: {
+    /**
+     * Milliseconds an order may stay PENDING (`ORDER_DEADLINE_MS`); past it the saga is compensated to CANCELLED
+     * (stock released, charge voided or refunded). @default {60000}
+     */
+    deadlineMs: number;
+    /** Milliseconds between sweeps for orders past their deadline (`ORDER_SWEEP_MS`). @default {5000} */
+    sweepMs: number;
+  };
   /** Gateway rate limit per user: a burst of `burst` requests, refilled at `perSec`. */
   rateLimit: { burst: number; perSec: number };
   /**
@@ -132,6 +142,10 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     payments: {
       failureRate: numIn(env, "PAYMENTS_FAILURE_RATE", 0, 1, 0),
       latencyMs: numIn(env, "PAYMENTS_LATENCY_MS", 0, 60_000, 0),
+    },
+    orders: {
+      deadlineMs: numIn(env, "ORDER_DEADLINE_MS", 1, 7 * 86_400_000, 60_000),
+      sweepMs: numIn(env, "ORDER_SWEEP_MS", 10, 3_600_000, 5_000),
     },
     rateLimit: {
       burst: numIn(env, "GATEWAY_RATE_LIMIT_BURST", 1, 1_000_000, 2_000),

@@ -20,3 +20,31 @@ Deno.test("loadConfig() refuses a GATEWAY_CORS_ORIGINS entry that is not an orig
     );
   }
 });
+
+Deno.test("loadConfig() reads ORDER_DEADLINE_MS and ORDER_SWEEP_MS, defaulting to a 60 s deadline swept every 5 s", () => {
+  assert.deepEqual(loadConfig({}).orders, { deadlineMs: 60_000, sweepMs: 5_000 });
+  assert.deepEqual(loadConfig({ ORDER_DEADLINE_MS: "5000", ORDER_SWEEP_MS: "500" }).orders, {
+    deadlineMs: 5_000,
+    sweepMs: 500,
+  });
+});
+
+Deno.test("loadConfig() refuses an ORDER_DEADLINE_MS or ORDER_SWEEP_MS that is not a number in range, in one line", () => {
+  for (
+    const [name, bad] of [
+      ["ORDER_DEADLINE_MS", "soon"],
+      ["ORDER_DEADLINE_MS", "0"],
+      ["ORDER_DEADLINE_MS", "-5"],
+      ["ORDER_DEADLINE_MS", ""],
+      ["ORDER_SWEEP_MS", "1"],
+      ["ORDER_SWEEP_MS", "Infinity"],
+    ]
+  ) {
+    assert.throws(
+      () => loadConfig({ [name]: bad }),
+      (err) =>
+        err instanceof RangeError && err.message.startsWith(`Cannot use ${name}=`) && !err.message.includes("\n"),
+      `${name}=${bad}`,
+    );
+  }
+});

@@ -19,7 +19,7 @@ export { SchemaError };
  * each payload carries a `type` with its version.
  */
 
-/** Durable topics (Kafka in distributed mode). */
+/** Durable topics, ordered per key: the saga's events and commands (`Infra.events()`, Kafka in distributed mode). */
 export const Topics = {
   orderEvents: "orders.events",
   inventoryCommands: "inventory.commands",
@@ -28,7 +28,11 @@ export const Topics = {
   paymentEvents: "payments.events",
 } as const;
 
-/** At-most-once notification subjects (NATS Core in distributed mode). */
+/**
+ * What the system tells a customer: an `order.confirmed` notice is a receipt the customer is owed, so it travels on
+ * the durable jobs bus (`Infra.jobs()`: a JetStream stream and durable consumer in distributed mode), not on the
+ * at-most-once `Infra.notices()` bus, which carries nothing the customer is owed.
+ */
 export const Notices = {
   orderConfirmed: "order.confirmed",
 } as const;
@@ -69,6 +73,13 @@ export const EventTypes = [
   }),
   defineMessageType({ type: "payments.succeeded.v1", schema: s.object({ orderId: OrderId, providerRef: s.string() }) }),
   defineMessageType({ type: "payments.failed.v1", schema: s.object({ orderId: OrderId, reason: Reason }) }),
+  // Compensation for a cancelled order: refund its charge, or void the order so a charge arriving later is refused.
+  defineMessageType({ type: "payments.refund.v1", schema: s.object({ orderId: OrderId, reason: Reason }) }),
+  defineMessageType({
+    type: "payments.refunded.v1",
+    schema: s.object({ orderId: OrderId, amountCents: Cents, refundRef: s.string() }),
+  }),
+  defineMessageType({ type: "payments.voided.v1", schema: s.object({ orderId: OrderId }) }),
   defineMessageType({
     type: "order.confirmed.v1",
     schema: s.object({
@@ -93,8 +104,10 @@ export type Item = Infer<typeof ItemSchema>;
 export type OrderEvent = Event<"orders.created.v1" | "orders.confirmed.v1" | "orders.cancelled.v1">;
 export type InventoryCommand = Event<"inventory.reserve.v1" | "inventory.release.v1">;
 export type InventoryEvent = Event<"inventory.reserved.v1" | "inventory.rejected.v1" | "inventory.released.v1">;
-export type PaymentCommand = Event<"payments.charge.v1">;
-export type PaymentEvent = Event<"payments.succeeded.v1" | "payments.failed.v1">;
+export type PaymentCommand = Event<"payments.charge.v1" | "payments.refund.v1">;
+export type PaymentEvent = Event<
+  "payments.succeeded.v1" | "payments.failed.v1" | "payments.refunded.v1" | "payments.voided.v1"
+>;
 export type OrderConfirmedNotice = Event<"order.confirmed.v1">;
 
 /**

@@ -8,6 +8,7 @@ import {
   type OrderConfirmedNotice,
   type OrderEvent,
   type PaymentCommand,
+  type PaymentEvent,
   publishEvent,
   SchemaError,
 } from "./events.ts";
@@ -37,7 +38,20 @@ Deno.test("the event types inferred from the schemas are the hand-written contra
     >
   >();
   assertType<
-    Equals<PaymentCommand, { type: "payments.charge.v1"; orderId: string; amountCents: number; paymentToken: string }>
+    Equals<
+      PaymentCommand,
+      | { type: "payments.charge.v1"; orderId: string; amountCents: number; paymentToken: string }
+      | { type: "payments.refund.v1"; orderId: string; reason: string }
+    >
+  >();
+  assertType<
+    Equals<
+      PaymentEvent,
+      | { type: "payments.succeeded.v1"; orderId: string; providerRef: string }
+      | { type: "payments.failed.v1"; orderId: string; reason: string }
+      | { type: "payments.refunded.v1"; orderId: string; amountCents: number; refundRef: string }
+      | { type: "payments.voided.v1"; orderId: string }
+    >
   >();
   assertType<
     Equals<OrderConfirmedNotice, {
@@ -49,7 +63,7 @@ Deno.test("the event types inferred from the schemas are the hand-written contra
       confirmedAt: string;
     }>
   >();
-  assert.equal(EventTypes.length, 12);
+  assert.equal(EventTypes.length, 15);
 });
 
 Deno.test("decodeEvent() validates the payload and narrows to the expected types", () => {

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
+import { createLogger } from "../../platform/log/logger.ts";
+import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
+import { waitUntil } from "../../platform/testing/chaos.ts";
+import { migrateService } from "../shared/infra.ts";
+import { createOrder, getOrder } from "./store.ts";
+import { startDeadlineSweeper } from "./sweeper.ts";
+
+const tea = { customerId: "alice", items: [{ sku: "tea", quantity: 1 }], totalCents: 450, paymentToken: "tok_visa" };
+
+Deno.test("startDeadlineSweeper() cancels an order once its deadline passes, logging it, and stops cleanly", async () => {
+  await using fx = await freshDatabase();
+  await migrateService(fx.db, "orders", [OUTBOX_MIGRATIONS]);
+  const lines: string[] = [];
+  const log = createLogger("orders", { level: "info", write: (line) => lines.push(line) });
+  const sweeper = startDeadlineSweeper(fx.db, { intervalMs: 50, log });
+  try {
+    const { order } = await createOrder(fx.db, { ...tea, deadlineMs: 1_000 });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await getOrder(fx.db, order.id))!.status, "PENDING", "not cancelled before its deadline");
+    await waitUntil(
+      async () => (await getOrder(fx.db, order.id))!.status === "CANCELLED",
+      5_000,
+      "the sweeper to cancel the overdue order",
+    );
+    assert.equal((await getOrder(fx.db, order.id))!.reason, "deadline exceeded while RESERVING");
+    const logged = lines.map((l) => JSON.parse(l)).find((l) => l.orderId === order.id);
+    assert.equal(logged?.msg, "order deadline exceeded: cancelled");
+  } finally {
+    await sweeper.stop();
+  }
+});
+
+Deno.test("startDeadlineSweeper() refuses an interval that is not a positive number", () => {
+  const log = createLogger("orders", { write: () => {} });
+  for (const bad of [0, -1, Number.NaN]) {
+    assert.throws(
+      // The database is never touched: the options are checked first.
+      () => startDeadlineSweeper(undefined as never, { intervalMs: bad, log }),
+      (err) => err instanceof RangeError && err.message.includes(`current value is ${bad}`),
+    );
+  }
+});
