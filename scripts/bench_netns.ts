@@ -10,7 +10,7 @@
  * Needs root, wrk and pgbench. Run: `deno run -A scripts/bench_netns.ts [seconds per run, default 5]`.
  */
 import { isolate } from "../platform/testing/netns.ts";
-import { median, run, wrk, WRK_DONE_LUA } from "./wrk.ts";
+import { loadavg, median, run, wrk, WRK_DONE_LUA } from "./wrk.ts";
 
 const SECONDS = Number(Deno.args[0] ?? 5);
 const ROUNDS = 3;
@@ -64,59 +64,49 @@ const lua = `${dir}/done.lua`;
 const sql = `${dir}/select1.sql`;
 await Deno.writeTextFile(lua, WRK_DONE_LUA);
 await Deno.writeTextFile(sql, "select 1;\n");
-const pgbenchArgs = [
-  "-n",
-  "-f",
-  sql,
-  "-c",
-  "10",
-  "-j",
-  "1",
-  "-T",
-  String(SECONDS),
-  "-h",
-  "127.0.0.1",
-  "-U",
-  "postgres",
-];
+const pgbenchArgs = (clients: number) =>
+  ["-n", "-f", sql, "-c", String(clients), "-j", "1", "-T", String(SECONDS), "-h", "127.0.0.1", "-U", "postgres"]
+    .concat("postgres");
 
-const http = {
-  direct: [] as number[],
-  isolated: [] as number[],
-  directP99: [] as number[],
-  isolatedP99: [] as number[],
-};
-const pg = { direct: [] as number[], isolated: [] as number[], directMs: [] as number[], isolatedMs: [] as number[] };
+/** pgbench on the host, or inside the namespace. */
+async function pgbench(clients: number, inside: boolean): Promise<{ tps: number; latencyMs: number }> {
+  if (!inside) return pgbenchFigures(await run("pgbench", pgbenchArgs(clients)));
+  const out = await net.spawn("pgbench", pgbenchArgs(clients), { stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`pgbench inside the namespace exited ${out.code}:\n${text}`);
+  return pgbenchFigures(text);
+}
+
+type Figures = Record<"direct" | "isolated", { rate: number[]; ms: number[] }>;
+const figures = (): Figures => ({ direct: { rate: [], ms: [] }, isolated: { rate: [], ms: [] } });
+const http = figures();
+const pg10 = figures();
+const pg1 = figures();
 try {
   for (let round = 0; round < ROUNDS; round++) {
-    const d = await wrk(`http://127.0.0.1:${directPort}/`, lua, SECONDS, 20);
-    const i = await wrk(`http://127.0.0.1:${isolatedPort}/`, lua, SECONDS, 20);
-    http.direct.push(d.rps), http.directP99.push(d.p99Ms), http.isolated.push(i.rps), http.isolatedP99.push(i.p99Ms);
-
-    const pd = pgbenchFigures(await run("pgbench", [...pgbenchArgs, "postgres"]));
-    const pi = net.spawn("pgbench", [...pgbenchArgs, "postgres"], { stdout: "piped", stderr: "piped" });
-    const out = await pi.output();
-    const pdi = pgbenchFigures(new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr));
-    pg.direct.push(pd.tps),
-      pg.directMs.push(pd.latencyMs),
-      pg.isolated.push(pdi.tps),
-      pg.isolatedMs.push(pdi.latencyMs);
+    for (const [side, port] of [["direct", directPort], ["isolated", isolatedPort]] as const) {
+      const r = await wrk(`http://127.0.0.1:${port}/`, lua, SECONDS, 20);
+      http[side].rate.push(r.rps), http[side].ms.push(r.p99Ms);
+      for (const [clients, into] of [[10, pg10], [1, pg1]] as const) {
+        const p = await pgbench(clients, side === "isolated");
+        into[side].rate.push(p.tps), into[side].ms.push(p.latencyMs);
+      }
+    }
     console.error(`round ${round + 1}/${ROUNDS} done`);
   }
 } finally {
   await Deno.remove(dir, { recursive: true });
 }
 
-const fmt = (n: number) => n.toFixed(0);
-console.log(`forwarder overhead (${ROUNDS} rounds of ${SECONDS} s, medians; ${Deno.args.length ? "" : "default "}run:
-  deno run -A scripts/bench_netns.ts ${SECONDS})`);
-console.log(
-  `HTTP wrk -c20: direct ${fmt(median(http.direct))} req/s (p99 ${median(http.directP99).toFixed(2)} ms), ` +
-    `through the namespace ${fmt(median(http.isolated))} req/s (p99 ${median(http.isolatedP99).toFixed(2)} ms): ` +
-    `ratio ${(median(http.isolated) / median(http.direct)).toFixed(2)}`,
-);
-console.log(
-  `Postgres pgbench select 1 -c10: direct ${fmt(median(pg.direct))} tps (mean ${median(pg.directMs).toFixed(2)} ms), ` +
-    `through the namespace ${fmt(median(pg.isolated))} tps (mean ${median(pg.isolatedMs).toFixed(2)} ms): ` +
-    `ratio ${(median(pg.isolated) / median(pg.direct)).toFixed(2)}`,
-);
+const line = (what: string, f: Figures, unit: string, ms: string) => {
+  const [d, i] = [f.direct, f.isolated].map((x) => ({ rate: median(x.rate), ms: median(x.ms) }));
+  console.log(
+    `${what}: direct ${d.rate.toFixed(0)} ${unit} (${ms} ${d.ms.toFixed(2)} ms), through the namespace ` +
+      `${i.rate.toFixed(0)} ${unit} (${ms} ${i.ms.toFixed(2)} ms): ratio ${(i.rate / d.rate).toFixed(2)}`,
+  );
+};
+console.log(`forwarder overhead (${ROUNDS} rounds of ${SECONDS} s, medians; run:
+  deno run -A scripts/bench_netns.ts ${SECONDS}; load average ${await loadavg()}, ${navigator.hardwareConcurrency} cores)`);
+line("HTTP wrk -c20", http, "req/s", "p99");
+line("Postgres pgbench select 1 -c10", pg10, "tps", "mean");
+line("Postgres pgbench select 1 -c1", pg1, "tps", "mean");
