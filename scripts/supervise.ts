@@ -72,8 +72,12 @@ export interface SupervisorOptions {
   runDir: string;
   /** Where `supervisor.log` and `<service>.log` go. */
   logDir: string;
-  /** `/readyz` base URL of each service, used between start waves. */
+  /** `/readyz` base URL of each service, used between start waves; a service without one is not waited for. */
   urls: Record<string, string>;
+  /** Services to start, wave after wave. @default {START_WAVES} */
+  startWaves?: readonly (readonly string[])[];
+  /** Order to stop them in, wave after wave; services in no wave stop last. @default {STOP_WAVES} */
+  stopWaves?: readonly (readonly string[])[];
   /** SIGTERM-to-SIGKILL grace per service. @default {10000} */
   stopGraceMs?: number;
   /** How long a start wave may take to become ready before the next starts anyway. @default {90000} */
@@ -111,7 +115,14 @@ export class Supervisor {
   #stopped?: Promise<void>;
 
   constructor(options: SupervisorOptions) {
-    this.#options = { stopGraceMs: 10_000, readyTimeoutMs: 90_000, backoff: {}, ...options };
+    this.#options = {
+      stopGraceMs: 10_000,
+      readyTimeoutMs: 90_000,
+      backoff: {},
+      startWaves: START_WAVES,
+      stopWaves: STOP_WAVES,
+      ...options,
+    };
   }
 
   /** Starts the services wave by wave; resolves once the last wave is started (not necessarily ready). */
@@ -120,7 +131,7 @@ export class Supervisor {
     await Deno.mkdir(this.#options.logDir, { recursive: true });
     await Deno.writeTextFile(this.#pidFile("supervisor"), `${Deno.pid}\n`);
     await this.#log(`supervisor: started (pid ${Deno.pid}); restarts exited services with backoff`);
-    for (const wave of START_WAVES) {
+    for (const wave of this.#options.startWaves) {
       if (this.#stopping.signal.aborted) return;
       for (const name of wave) this.#spawn(this.#slot(name));
       await Promise.all(wave.map((name) => this.#waitReady(name)));
@@ -137,10 +148,11 @@ export class Supervisor {
     this.#stopping.abort();
     await this.#log("supervisor: stopping services edge inwards");
     for (const slot of this.#slots.values()) clearTimeout(slot.timer);
-    for (const wave of STOP_WAVES) {
-      await Promise.all(
-        wave.map((name) => this.#slots.get(name)).filter((s) => s !== undefined).map((s) => this.#stopOne(s)),
-      );
+    const listed = new Set(this.#options.stopWaves.flat());
+    const rest = [...this.#slots.keys()].filter((name) => !listed.has(name));
+    for (const wave of [...this.#options.stopWaves, rest]) {
+      const slots = wave.map((name) => this.#slots.get(name)).filter((s) => s !== undefined);
+      await Promise.all(slots.map((s) => this.#stopOne(s)));
     }
     await Deno.remove(this.#pidFile("supervisor")).catch(() => {});
     await this.#log("supervisor: every service stopped; exiting");
@@ -170,19 +182,27 @@ export class Supervisor {
 
   #spawn(slot: Slot): void {
     const log = this.#logFile(slot.name);
-    // The child writes its log itself (no pipe through us), so it keeps logging even if the supervisor dies.
-    const child = new Deno.Command("sh", {
-      args: ["-c", 'exec "$0" run -A "$1" >>"$2" 2>&1', Deno.execPath(), `services/${slot.name}/main.ts`, log],
-      cwd: this.#options.root,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    let child: Deno.ChildProcess;
+    try {
+      // The child writes its log itself (no pipe through us), so it keeps logging even if the supervisor dies.
+      child = new Deno.Command("sh", {
+        args: ["-c", 'exec "$0" run -A "$1" >>"$2" 2>&1', Deno.execPath(), `services/${slot.name}/main.ts`, log],
+        cwd: this.#options.root,
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+    } catch (err) {
+      slot.startedAt = performance.now();
+      void this.#scheduleRestart(slot, `could not be spawned (${(err as Error).message})`);
+      return;
+    }
     slot.child = child;
     slot.startedAt = performance.now();
-    Deno.writeTextFileSync(this.#pidFile(slot.name), `${child.pid}\n`);
     const what = slot.restarts === 0 ? "started" : `restarted (restart ${slot.restarts})`;
-    const logged = this.#log(`supervisor: ${what} ${slot.name} (pid ${child.pid})`, slot.name);
+    const logged = Deno.writeTextFile(this.#pidFile(slot.name), `${child.pid}\n`)
+      .catch((err) => this.#log(`supervisor: cannot write ${slot.name}.pid: ${err.message}`))
+      .then(() => this.#log(`supervisor: ${what} ${slot.name} (pid ${child.pid})`, slot.name));
     slot.exited = child.status.then(async (status) => {
       await logged;
       await this.#onExit(slot, child, status);
@@ -191,25 +211,26 @@ export class Supervisor {
 
   async #onExit(slot: Slot, child: Deno.ChildProcess, status: Deno.CommandStatus): Promise<void> {
     if (slot.child === child) slot.child = undefined;
-    if (this.#stopping.signal.aborted) {
-      await Deno.remove(this.#pidFile(slot.name)).catch(() => {});
-      return;
-    }
+    // a pid file names a live child only: none while the service waits for its restart or after stop
+    await Deno.remove(this.#pidFile(slot.name)).catch(() => {});
+    if (this.#stopping.signal.aborted) return;
+    await this.#scheduleRestart(slot, `(pid ${child.pid}) exited (${describe(status)})`);
+  }
+
+  async #scheduleRestart(slot: Slot, what: string): Promise<void> {
     const ranMs = performance.now() - slot.startedAt;
     const delay = restartDelay(slot.lastDelayMs, ranMs, this.#options.backoff);
     slot.lastDelayMs = delay;
     slot.restarts++;
-    await this.#log(
-      `supervisor: ${slot.name} (pid ${child.pid}) exited (${describe(status)}) after ${
-        (ranMs / 1000).toFixed(1)
-      } s; ` +
-        `restart ${slot.restarts} in ${(delay / 1000).toFixed(0)} s`,
-      slot.name,
-    );
     slot.timer = setTimeout(() => {
       slot.timer = undefined;
       if (!this.#stopping.signal.aborted) this.#spawn(slot);
     }, delay);
+    await this.#log(
+      `supervisor: ${slot.name} ${what} after ${(ranMs / 1000).toFixed(1)} s; ` +
+        `restart ${slot.restarts} in ${delay % 1000 === 0 ? `${delay / 1000} s` : `${delay} ms`}`,
+      slot.name,
+    );
   }
 
   /** Polls `/readyz` until it answers 200, the child exits, the supervisor stops, or the timeout passes. */
@@ -234,10 +255,16 @@ export class Supervisor {
     }
   }
 
+  /** Appends `line` to supervisor.log and the service's log; a log that cannot be written must not stop supervision. */
   async #log(line: string, service?: string): Promise<void> {
     const text = `${new Date().toISOString()} ${line}\n`;
-    await Deno.writeTextFile(this.#logFile("supervisor"), text, { append: true });
-    if (service !== undefined) await Deno.writeTextFile(this.#logFile(service), text, { append: true });
+    for (const name of service === undefined ? ["supervisor"] : ["supervisor", service]) {
+      try {
+        await Deno.writeTextFile(this.#logFile(name), text, { append: true });
+      } catch (err) {
+        console.error(`cannot write ${this.#logFile(name)}: ${(err as Error).message}; lost line: ${text}`);
+      }
+    }
   }
 
   #pidFile(name: string): string {

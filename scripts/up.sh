@@ -69,7 +69,9 @@ wait_ready() {
     fi
     sleep 0.2
   done
-  echo "not ready after 90 s"; tail -n 20 "$logs/$name.log" >&2; exit 1
+  echo "not ready after 90 s"; tail -n 20 "$logs/$name.log" >&2
+  echo "up.sh: the supervisor (pid $sup_pid) keeps restarting it; 'deno task down' stops everything" >&2
+  exit 1
 }
 
 for s in "${services[@]}"; do wait_ready "$s"; done

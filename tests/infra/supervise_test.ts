@@ -3,7 +3,7 @@
 // ports, run and log directories, database and topic prefixes) against the shared Postgres, NATS and Kafka.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { restartDelay } from "../../scripts/supervise.ts";
+import { restartDelay, Supervisor, type SupervisorOptions } from "../../scripts/supervise.ts";
 import { freePorts } from "../support/ports.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -131,6 +131,102 @@ Deno.test("restartDelay() starts at 1 s, doubles up to 30 s and resets after a r
   assert.equal(restartDelay(30_000, 59_999), 30_000);
   assert.equal(restartDelay(30_000, 60_000), 1_000);
   assert.throws(() => restartDelay(1_000, -1), RangeError);
+});
+
+/**
+ * A Supervisor over stand-in services (`services/<name>/main.ts` in a temp root, given as source text), with its
+ * run and log directories in that root; disposing stops it and removes the root.
+ */
+async function fakeSupervisor(
+  services: Record<string, string>,
+  options: Omit<SupervisorOptions, "root" | "runDir" | "logDir" | "urls">,
+) {
+  const root = await Deno.makeTempDir({ prefix: "trellis-supervisor-" });
+  for (const [name, source] of Object.entries(services)) {
+    await Deno.mkdir(`${root}/services/${name}`, { recursive: true });
+    await Deno.writeTextFile(`${root}/services/${name}/main.ts`, source);
+  }
+  const supervisor = new Supervisor({ root, runDir: `${root}/run`, logDir: `${root}/logs`, urls: {}, ...options });
+  const log = (name = "supervisor") => Deno.readTextFile(`${root}/logs/${name}.log`).catch(() => "");
+  return {
+    root,
+    supervisor,
+    log,
+    pidOf: async (name: string) =>
+      Number(await Deno.readTextFile(`${root}/run/${name}.pid`).catch(() => "")) || undefined,
+    /** Waits until supervisor.log matches `pattern`. */
+    logShows: (pattern: RegExp, timeoutMs = 15_000) =>
+      waitFor(`supervisor.log to show ${pattern}`, timeoutMs, async () => pattern.test(await log()) || undefined),
+    async [Symbol.asyncDispose]() {
+      await supervisor.stop();
+      await Deno.remove(root, { recursive: true });
+    },
+  };
+}
+
+Deno.test("Supervisor restarts a service that keeps exiting, with doubling delays, one log line per restart", async () => {
+  await using fake = await fakeSupervisor({ crasher: "Deno.exit(3);\n" }, {
+    startWaves: [["crasher"]],
+    stopWaves: [["crasher"]],
+    backoff: { initialMs: 200, maxMs: 800 },
+  });
+  await fake.supervisor.start();
+  await fake.logShows(/restart 5 in/);
+  await fake.supervisor.stop();
+  const lines = (await fake.log()).split("\n").filter((l) => l.includes(": crasher (pid"));
+  const restarts = lines.map((l) => l.match(/exited \(exit code 3\) after [\d.]+ s; restart (\d+) in (\d+) ms$/));
+  assert.ok(restarts.every((m) => m !== null), lines.join("\n"));
+  assert.deepEqual(restarts.slice(0, 5).map((m) => [Number(m![1]), Number(m![2])]), [
+    [1, 200],
+    [2, 400],
+    [3, 800],
+    [4, 800],
+    [5, 800],
+  ]);
+  const own = await fake.log("crasher");
+  for (const line of lines) assert.ok(own.includes(line), `crasher.log lacks: ${line}`);
+  assert.equal(await fake.pidOf("crasher"), undefined, "crasher.pid left after stop");
+  assert.equal(await fake.pidOf("supervisor"), undefined, "supervisor.pid left after stop");
+});
+
+Deno.test("Supervisor.stop() cancels a pending restart instead of starting the service again", async () => {
+  await using fake = await fakeSupervisor({ crasher: "Deno.exit(3);\n" }, {
+    startWaves: [["crasher"]],
+    backoff: { initialMs: 5_000 },
+  });
+  await fake.supervisor.start();
+  await fake.logShows(/restart 1 in 5 s/);
+  const t0 = performance.now();
+  await fake.supervisor.stop();
+  assert.ok(performance.now() - t0 < 2_000, `stop took ${performance.now() - t0} ms`);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.doesNotMatch(await fake.log(), /restarted/);
+});
+
+Deno.test("Supervisor.stop() goes wave by wave and SIGKILLs a service that ignores SIGTERM after the grace period", async () => {
+  const stubborn = 'Deno.addSignalListener("SIGTERM", () => {});\n' +
+    'await Deno.writeTextFile(new URL("./armed", import.meta.url), "");\nsetInterval(() => {}, 1_000);\n';
+  await using fake = await fakeSupervisor({ stubborn, polite: "setInterval(() => {}, 1_000);\n" }, {
+    startWaves: [["polite", "stubborn"]],
+    stopWaves: [["stubborn"], ["polite"]],
+    stopGraceMs: 500,
+  });
+  await fake.supervisor.start();
+  await waitFor(
+    "stubborn to ignore SIGTERM",
+    15_000,
+    () => Deno.stat(`${fake.root}/services/stubborn/armed`).then(() => true, () => undefined),
+  );
+  const pids = [await fake.pidOf("stubborn"), await fake.pidOf("polite")];
+  const t0 = performance.now();
+  await fake.supervisor.stop();
+  const ms = performance.now() - t0;
+  assert.ok(ms >= 500, `stopped after ${ms} ms, before the grace period`);
+  const log = await fake.log();
+  const killed = log.indexOf("stopped stubborn (signal SIGKILL)");
+  const termed = log.indexOf("stopped polite (signal SIGTERM)");
+  assert.ok(killed >= 0 && termed > killed, log);
+  for (const pid of pids) assert.equal(alive(pid!), false, `pid ${pid} still alive`);
 });
 
 Deno.test("deno task up restarts a SIGKILLed service and deno task down stops every process", async (t) => {
