@@ -209,7 +209,7 @@ class OutboxRelay implements Relay {
   #pending = true;
   #wake?: () => void;
   #unlisten?: () => Promise<void>;
-  #excluded: string[] = [];
+  #sweepStartedAt = 0;
   #dbFailures = 0;
   #dbDownSince = 0;
   #lastError?: RelayError;
@@ -282,8 +282,8 @@ class OutboxRelay implements Relay {
 
   /** One batch in one transaction; true when it was full, so more rows are probably waiting. */
   #sweep(): Promise<boolean> {
-    const excluded = this.#topics.excluded(Date.now());
-    this.#excluded = excluded;
+    this.#sweepStartedAt = Date.now();
+    const excluded = this.#topics.excluded(this.#sweepStartedAt);
     return this.#db.transaction(async (tx) => {
       // One relay publishes at a time: with two, SKIP LOCKED would let the second publish a key's next row while
       // the first still publishes the one before it.
@@ -437,11 +437,13 @@ class OutboxRelay implements Relay {
     this.#dbFailures = 0;
   }
 
-  /** Until the safety sweep, or sooner when a topic left out of the last sweep may be retried. */
+  /**
+   * Until the safety sweep, or sooner when a topic the last sweep could not publish (left out, or failed during it)
+   * may be retried. A topic whose retry time had come before that sweep started was in it: no wake-up for it.
+   */
   #idleMs(): number {
-    const now = Date.now();
-    const retryAt = this.#topics.nextRetryAt(this.#excluded);
-    return Math.max(0, Math.min(this.#pollMs, (retryAt ?? Infinity) - now));
+    const retryAt = this.#topics.nextRetryAfter(this.#sweepStartedAt);
+    return Math.max(0, Math.min(this.#pollMs, (retryAt ?? Infinity) - Date.now()));
   }
 
   /** Resolves after `ms`, or at once on a poke or stop. */
@@ -528,12 +530,11 @@ class TopicHealth {
     return [...out];
   }
 
-  /** The earliest retry time among `topics` that are still backed off. */
-  nextRetryAt(topics: readonly string[]): number | undefined {
+  /** The earliest retry time later than `time` of any failing topic. */
+  nextRetryAfter(time: number): number | undefined {
     let next: number | undefined;
-    for (const topic of topics) {
-      const retryAt = this.#failing.get(topic)?.retryAt;
-      if (retryAt !== undefined && (next === undefined || retryAt < next)) next = retryAt;
+    for (const { retryAt } of this.#failing.values()) {
+      if (retryAt > time && (next === undefined || retryAt < next)) next = retryAt;
     }
     return next;
   }

@@ -6,6 +6,7 @@ import { connectPostgres } from "../db/postgres.ts";
 import { freshDatabase } from "../db/testing/fresh_postgres.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { runWithContext } from "../context/context.ts";
+import { createPglite } from "../db/pglite.ts";
 import { startPostgres, waitUntil } from "../testing/chaos.ts";
 import { claimOnce, enqueue, OUTBOX_MIGRATIONS, type PendingMessage, startRelay } from "./outbox.ts";
 
@@ -77,17 +78,19 @@ Deno.test("enqueue() in a rolled-back transaction publishes nothing", async () =
   }
 });
 
-Deno.test("startRelay() retries after a publish failure without skipping or reordering", async () => {
+Deno.test("startRelay() retries a failed publish once its topic's backoff expires, without skipping, reordering or waiting for the safety sweep", async () => {
   await using f = await outboxDb();
   let failures = 2;
   const c = collector(3, (m) => text(m).i === 1 && failures-- > 0);
-  const relay = await startRelay(f.db, { publish: c.publish, log, pollMs: 50 });
+  const relay = await startRelay(f.db, { publish: c.publish, log, pollMs: 60_000 });
   try {
+    const started = Date.now();
     await insertAndEnqueue(f.db, 3);
-    await c.all;
-    // Row 0 may be published again after a failed batch (at-least-once); the last occurrences stay in order.
-    const order = c.got.map((m) => text(m).i);
-    assert.deepEqual(order.slice(-3), [0, 1, 2]);
+    await waitUntil(() => c.got.length === 3, 3_000, "three rows with the middle one failing twice");
+    // Row 0 was marked with the batch whose row 1 failed, so nothing is published twice.
+    assert.deepEqual(c.got.map((m) => text(m).i), [0, 1, 2]);
+    const ms = Date.now() - started;
+    assert.ok(ms < 1_000, `two backoffs (100 and 200 ms, jittered) took ${ms} ms`);
   } finally {
     await relay.stop();
   }
@@ -280,7 +283,7 @@ Deno.test("startRelay() publishes a row whose NOTIFY never came within one safet
     await insertSilently(f.db, "silent", 3);
     await waitUntil(() => r.count("silent") === 3, 3_000, "the rows written without NOTIFY");
     const ms = Date.now() - started;
-    assert.ok(ms < 400 + 300, `rows without NOTIFY took ${ms} ms with a 400 ms safety sweep`);
+    assert.ok(ms < 400 + 600, `rows without NOTIFY took ${ms} ms with a 400 ms safety sweep`);
   } finally {
     await relay.stop();
   }
@@ -362,5 +365,78 @@ Deno.test("startRelay() backs off while Postgres is down, warns once for the out
   } finally {
     await relay?.stop();
     await db.close();
+  }
+});
+
+Deno.test("startRelay() commits a batch without a publish slower than stallMs and marks that row once it resolves", async () => {
+  await using f = await outboxDb();
+  const r = recorder();
+  const slow = Promise.withResolvers<void>();
+  let slowCalls = 0;
+  const relay = await startRelay(f.db, {
+    log,
+    pollMs: 60_000,
+    stallMs: 200,
+    publish: async (m) => {
+      if (m.topic === "slow" && text(m).i === 0) {
+        slowCalls++;
+        await slow.promise;
+      }
+      r.ok.push(m);
+    },
+  });
+  const markedOf = async (topic: string) =>
+    Number(
+      (await f.db.query<{ n: string }>(
+        "select count(*) as n from outbox where topic = $1 and published_at is not null",
+        [topic],
+      ))[0].n,
+    );
+  try {
+    await enqueueSpread(f.db, "slow", 3, 1);
+    await enqueueSpread(f.db, "fast", 5, 1);
+    await waitUntil(async () => (await markedOf("fast")) === 5, 3_000, "the fast topic marked while slow hangs");
+    assert.equal(r.count("slow"), 0, "a row behind the hanging one of its key was published");
+    assert.deepEqual((await relay.status()).failingTopics, ["slow"]);
+    // Committed batches go on for the other topics.
+    await enqueueSpread(f.db, "fast", 5, 1);
+    await waitUntil(async () => (await markedOf("fast")) === 10, 3_000, "fast rows enqueued during the stall");
+
+    slow.resolve();
+    await waitUntil(async () => (await markedOf("slow")) === 3, 3_000, "the slow topic after its publish resolved");
+    assert.deepEqual(r.byKey("slow").get("slow-k0"), [0, 1, 2]);
+    assert.equal(slowCalls, 1, "the stalled row was published again");
+    r.assertEachOnce(13);
+    assert.deepEqual((await relay.status()).failingTopics, []);
+  } finally {
+    slow.resolve();
+    await relay.stop();
+  }
+});
+
+Deno.test("startRelay() backs a failing topic off and recovers on the embedded PGlite adapter too", async () => {
+  await using pglite = await createPglite();
+  const db = pglite.database("outbox_test");
+  await migrate(db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
+  let aDown = true;
+  const r = recorder();
+  const relay = await startRelay(db, {
+    log,
+    pollMs: 60_000,
+    publish: (m) => m.topic === "A" && aDown ? Promise.reject(new Error("down")) : Promise.resolve(void r.ok.push(m)),
+  });
+  try {
+    await enqueueSpread(db, "A", 6, 2);
+    await enqueueSpread(db, "B", 6, 2);
+    await waitUntil(() => r.count("B") === 6, 3_000, "B while A fails");
+    const status = await relay.status();
+    assert.deepEqual(status.failingTopics, ["A"]);
+    assert.equal(status.backlog, 6);
+    aDown = false;
+    await waitUntil(() => r.count("A") === 6, 8_000, "A after it recovered");
+    assert.deepEqual([...r.byKey("A").values()], [[0, 2, 4], [1, 3, 5]]);
+    r.assertEachOnce(12);
+  } finally {
+    await relay.stop();
   }
 });
