@@ -246,6 +246,9 @@ export async function isolate(options: IsolateOptions): Promise<IsolatedNetwork>
   }
   const seen = new Set<number>();
   for (const [name, link] of entries) {
+    if ((link.outbound?.length ?? 0) + (link.inbound?.length ?? 0) === 0) {
+      throw new RangeError(`Cannot isolate as link "${name}": current value carries no port`);
+    }
     for (const port of [...(link.outbound ?? []), ...(link.inbound ?? [])]) {
       if (!Number.isInteger(port) || port < 1 || port > 65535) {
         throw new RangeError(`Cannot forward as port ${port} on link "${name}": current value is not in 1..65535`);
@@ -294,11 +297,15 @@ export async function isolate(options: IsolateOptions): Promise<IsolatedNetwork>
         nsSide.push({ listen: { hostname: nsIp, port }, connect: { hostname: local, port }, link: linkName });
       }
     }
-    [hostForwarder, nsForwarder] = await Promise.all([
+    const [host, ns] = await Promise.allSettled([
       Forwarder.start([], hostSide),
       Forwarder.start(["netns", "exec", name], nsSide),
     ]);
-    return new IsolatedNetwork(name, links, sink, hostForwarder, nsForwarder);
+    if (host.status === "fulfilled") hostForwarder = host.value;
+    if (ns.status === "fulfilled") nsForwarder = ns.value;
+    if (host.status === "rejected") throw host.reason;
+    if (ns.status === "rejected") throw ns.reason;
+    return new IsolatedNetwork(name, links, sink, host.value, ns.value);
   } catch (err) {
     await Promise.all([hostForwarder?.close(), nsForwarder?.close()]);
     await removeNamespace(name, devices).catch(() => {});

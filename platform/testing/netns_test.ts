@@ -211,7 +211,7 @@ Deno.test("disposing an isolated network kills what it spawned and leaves no nam
   assert.throws(() => net.spawn("true"), { name: "TypeError", message: /disposed/ });
 });
 
-Deno.test("isolate() rejects a port forwarded twice, a port out of range and an unknown link", async () => {
+Deno.test("isolate() rejects a port forwarded twice, a port out of range, a link without ports and an unknown link", async () => {
   await assert.rejects(
     () => isolate({ links: { a: { outbound: [5432] }, b: { inbound: [5432] } } }),
     new RangeError('Cannot forward as port 5432 on link "b": current value is forwarded twice'),
@@ -221,6 +221,7 @@ Deno.test("isolate() rejects a port forwarded twice, a port out of range and an 
     message: /not in 1\.\.65535/,
   });
   await assert.rejects(() => isolate({ links: {} }), { name: "TypeError", message: /has no link/ });
+  await assert.rejects(() => isolate({ links: { a: {} } }), { name: "RangeError", message: /carries no port/ });
   await using net = await isolate({ links: { a: { outbound: [freePort()] } } });
   await assert.rejects(
     () => net.partition("b"),
