@@ -1,6 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { Database, Row, Tx } from "./db.ts";
+import { currentContext } from "../context/context.ts";
+import type { Database, QueryOptions, Row, Tx } from "./db.ts";
 
 /** Options for {@linkcode createPglite}. */
 export interface PgliteOptions {
@@ -47,6 +48,11 @@ const INT8 = 20;
  * - `listen(channel)` subscribes to the global channel `<schema>:<channel>`, and each schema gets a `pg_notify(text,
  *   text)` function that shadows the built-in and prefixes the channel, so `select pg_notify('orders', $1)` works
  *   unchanged in both adapters (the `NOTIFY` command is not rewritten: use `pg_notify()`).
+ *
+ * Deadlines: queries and transactions run under the current request context's signal (or `options.signal`) like on
+ * Postgres, but PGlite cannot interrupt a statement running inside WebAssembly: the signal is checked before each
+ * statement (and while waiting for the shared connection), so an abort rejects the call at once and stops the work at
+ * the next statement; a transaction whose signal aborted then rolls back.
  *
  * Types: int8 comes back as a string, numeric as a string, timestamptz as a `Date`, bytea as a `Uint8Array`,
  * json/jsonb parsed. A query without parameters runs through the simple protocol and may hold several statements;
@@ -126,30 +132,48 @@ export async function createPglite(options: PgliteOptions = {}): Promise<SharedP
     };
 
     const view: Database = {
-      async query<T extends Row = Row>(text: string, params?: readonly unknown[]): Promise<T[]> {
+      async query<T extends Row = Row>(
+        text: string,
+        params?: readonly unknown[],
+        options?: QueryOptions,
+      ): Promise<T[]> {
         assertViewOpen("run a query");
         assertConfined(text);
-        return await confined(schema, () => runQuery<T>(pg, text, params));
+        const signal = options?.signal ?? currentContext()?.signal;
+        signal?.throwIfAborted();
+        return await confined(schema, () => {
+          signal?.throwIfAborted();
+          return runQuery<T>(pg, text, params);
+        }, signal);
       },
 
-      async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+      async transaction<T>(fn: (tx: Tx) => Promise<T>, options?: QueryOptions): Promise<T> {
         assertViewOpen("start a transaction");
+        const txSignal = options?.signal ?? currentContext()?.signal;
+        txSignal?.throwIfAborted();
         return await confined(schema, () =>
           pg.transaction(async (raw) => {
             let done = false;
             const tx: Tx = {
-              async query<R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<R[]> {
+              async query<R extends Row = Row>(
+                text: string,
+                params?: readonly unknown[],
+                options?: QueryOptions,
+              ): Promise<R[]> {
                 if (done) throw new Error("Cannot run a query: the transaction has ended");
                 assertConfined(text);
+                // PGlite runs a statement to its end inside WebAssembly; a deadline stops the next statement only.
+                (options?.signal ?? txSignal)?.throwIfAborted();
                 return await runQuery<R>(raw, text, params);
               },
             };
             try {
+              txSignal?.throwIfAborted();
               return await inTransaction.run(true, () => fn(tx));
             } finally {
               done = true;
             }
-          }));
+          }), txSignal);
       },
 
       async listen(

@@ -1,6 +1,29 @@
 import assert from "node:assert/strict";
 import { connectPostgres } from "./postgres.ts";
+import { DatabaseUnavailableError } from "./errors.ts";
+import { BASE_URL } from "./testing/fresh_postgres.ts";
 import { startPostgres, waitUntil } from "../testing/chaos.ts";
+import { childContext, runWithContext } from "../context/context.ts";
+import { chain } from "../http/handler.ts";
+import { recovery, requestContext } from "../http/middleware.ts";
+import { createLogger } from "../log/logger.ts";
+import { createGrpcClient } from "../grpc/client.ts";
+import { GrpcError, status } from "../grpc/errors.ts";
+import { implement, serveGrpc } from "../grpc/server.ts";
+import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+
+const isTimeout = (error: unknown) => (error as Error).name === "TimeoutError";
+const isUnavailable = (error: unknown) => error instanceof DatabaseUnavailableError;
+
+/** Runs `call` and returns how long it took to reject, failing when it resolved. */
+async function rejectsWithin(call: () => Promise<unknown>, check: (error: unknown) => boolean): Promise<number> {
+  const started = performance.now();
+  await assert.rejects(call(), (error) => {
+    assert.ok(check(error), `unexpected rejection: ${(error as Error).stack ?? error}`);
+    return true;
+  });
+  return performance.now() - started;
+}
 
 Deno.test("listen() calls onListen again after Postgres is killed and restarted, and notifications flow again", async () => {
   await using pg = await startPostgres();
@@ -116,4 +139,208 @@ Deno.test("a process running queries and transactions survives Postgres being ki
   const names = Object.keys(load.latest.failed);
   assert.ok(names.length > 0, "no call failed while Postgres was down");
   assert.deepEqual(names, ["DatabaseUnavailableError"], `failures: ${JSON.stringify(load.latest.failed)}`);
+});
+
+Deno.test("while Postgres is killed, calls fail fast with DatabaseUnavailableError, ping really tries, and the same Database works again after the restart", async () => {
+  await using pg = await startPostgres();
+  const db = connectPostgres(pg.url, { max: 4, connectTimeout: 5_000 });
+  try {
+    await db.query("select 1");
+    await pg.kill();
+    // The first call finds the pool's connections gone and tries to connect: refused.
+    const first = await rejectsWithin(() => db.query("select 1"), isUnavailable);
+    assert.ok(first < 1_000, `the first call took ${first.toFixed(0)} ms`);
+    // Now the database is known to be down: calls fail without trying, whatever their number.
+    const started = performance.now();
+    const burst = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) => i % 2 ? db.query("select 1") : db.transaction((tx) => tx.query("select 1"))),
+    );
+    const burstMs = performance.now() - started;
+    assert.ok(
+      burst.every((r) => r.status === "rejected" && isUnavailable(r.reason)),
+      "a call did not fail as unavailable",
+    );
+    assert.ok(burstMs < 100, `50 calls took ${burstMs.toFixed(0)} ms to fail`);
+    const failedFast = (burst[0] as PromiseRejectedResult).reason as DatabaseUnavailableError;
+    assert.ok(
+      failedFast.retryAfterMs > 0 && failedFast.retryAfterMs <= 1_000,
+      `retryAfterMs ${failedFast.retryAfterMs}`,
+    );
+    assert.equal(failedFast.code, "ECONNREFUSED");
+    // Readiness always asks the server.
+    await assert.rejects(db.ping(AbortSignal.timeout(2_000)), (error) => {
+      assert.ok(isUnavailable(error));
+      assert.match((error as Error).message, /ECONNREFUSED/);
+      return true;
+    });
+
+    await pg.start();
+    let attempts = 0;
+    await waitUntil(
+      () => (attempts++, db.query("select 1 as one").then(([row]) => row.one === 1, () => false)),
+      10_000,
+      "a query to succeed after the restart",
+    );
+    await db.transaction((tx) => tx.query("select 1"));
+    await db.ping();
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("with Postgres hung by SIGSTOP, a query, a transaction and ping bounded by a signal or deadline fail at it, not later", async () => {
+  await using pg = await startPostgres();
+  const db = connectPostgres(pg.url, { max: 2, connectTimeout: 3_000 });
+  try {
+    await db.query("select 1");
+    await pg.pause();
+    try {
+      const timings = {
+        query: await rejectsWithin(() => db.query("select 1", [], { signal: AbortSignal.timeout(300) }), isTimeout),
+        transaction: await rejectsWithin(
+          () => db.transaction((tx) => tx.query("select 1"), { signal: AbortSignal.timeout(300) }),
+          isTimeout,
+        ),
+        ping: await rejectsWithin(() => db.ping(AbortSignal.timeout(300)), isTimeout),
+        context: await rejectsWithin(() => {
+          const { ctx, dispose } = childContext(undefined, { deadline: Date.now() + 300 });
+          return runWithContext(ctx, () => db.query("select 1")).finally(dispose);
+        }, isTimeout),
+      };
+      for (const [call, ms] of Object.entries(timings)) {
+        assert.ok(
+          ms >= 250 && ms < 800,
+          `${call} rejected after ${ms.toFixed(0)} ms instead of at its 300 ms deadline`,
+        );
+      }
+    } finally {
+      await pg.resume();
+    }
+    const [row] = await db.query("select 1 as one", [], { signal: AbortSignal.timeout(5_000) });
+    assert.equal(row.one, 1);
+  } finally {
+    await db.close();
+  }
+});
+
+/** Active statements of `applicationName` other than the caller's, whose text contains `fragment`. */
+async function activeStatements(db: ReturnType<typeof connectPostgres>, applicationName: string, fragment: string) {
+  const [row] = await db.query<{ n: number }>(
+    `select count(*)::int as n from pg_stat_activity
+      where application_name = $1 and state = 'active' and pid <> pg_backend_pid() and position($2 in query) > 0`,
+    [applicationName, fragment],
+  );
+  return row.n;
+}
+
+Deno.test("a query under a 300 ms request deadline rejects with the deadline error and its pg_sleep is cancelled in Postgres", async () => {
+  const app = `trellis-deadline-${crypto.randomUUID().slice(0, 8)}`;
+  const db = connectPostgres(BASE_URL, { max: 2, applicationName: app });
+  try {
+    const elapsed = await rejectsWithin(() => {
+      const { ctx, dispose } = childContext(undefined, { deadline: Date.now() + 300 });
+      return runWithContext(ctx, () => db.query("select pg_sleep(10)")).finally(dispose);
+    }, isTimeout);
+    assert.ok(elapsed < 2_000, `rejected after ${elapsed.toFixed(0)} ms`);
+    await waitUntil(async () => (await activeStatements(db, app, "pg_sleep(10)")) === 0, 2_000, "pg_sleep to stop");
+    const [row] = await db.query("select 2 as two");
+    assert.equal(row.two, 2);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("a transaction whose signal aborts rejects with its reason, cancels the running statement and rolls back", async () => {
+  const app = `trellis-deadline-${crypto.randomUUID().slice(0, 8)}`;
+  const table = `deadline_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const db = connectPostgres(BASE_URL, { max: 2, applicationName: app });
+  try {
+    await db.query(`create table ${table} (id int)`);
+    const elapsed = await rejectsWithin(
+      () =>
+        db.transaction(async (tx) => {
+          await tx.query(`insert into ${table} values (1)`);
+          await tx.query("select pg_sleep(10)");
+        }, { signal: AbortSignal.timeout(300) }),
+      isTimeout,
+    );
+    assert.ok(elapsed < 2_000, `rejected after ${elapsed.toFixed(0)} ms`);
+    await waitUntil(async () => (await activeStatements(db, app, "pg_sleep(10)")) === 0, 2_000, "pg_sleep to stop");
+    await waitUntil(
+      async () => (await db.query(`select count(*)::int as n from ${table}`))[0].n === 0,
+      2_000,
+      "the insert to be rolled back",
+    );
+  } finally {
+    await db.query(`drop table if exists ${table}`).catch(() => {});
+    await db.close();
+  }
+});
+
+Deno.test("an HTTP request whose deadline passes during a query answers 504 and the statement is cancelled", async () => {
+  const app = `trellis-deadline-${crypto.randomUUID().slice(0, 8)}`;
+  const db = connectPostgres(BASE_URL, { max: 2, applicationName: app });
+  try {
+    const log = createLogger("test", { write: () => {} });
+    const handler = chain(requestContext(), recovery(log))(async () => {
+      await db.query("select pg_sleep(10)");
+      return new Response("slept");
+    });
+    const started = performance.now();
+    const res = await handler(
+      new Request("http://svc/v1/slow", { headers: { "x-deadline-ms": String(Date.now() + 300) } }),
+    );
+    const elapsed = performance.now() - started;
+    assert.equal(res.status, 504);
+    await res.body?.cancel();
+    assert.ok(elapsed < 2_000, `answered after ${elapsed.toFixed(0)} ms`);
+    await waitUntil(async () => (await activeStatements(db, app, "pg_sleep(10)")) === 0, 2_000, "pg_sleep to stop");
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("with its Postgres killed, an HTTP handler answers 503 problem+json with Retry-After and a gRPC handler UNAVAILABLE", async () => {
+  await using pg = await startPostgres();
+  const db = connectPostgres(pg.url, { max: 2, connectTimeout: 2_000 });
+  const log = createLogger("test", { write: () => {} });
+  const http = chain(requestContext(), recovery(log))(async () => {
+    await db.query("select 1");
+    return new Response("ok");
+  });
+  const server = await serveGrpc({
+    services: [
+      implement(OrdersServiceService, {
+        createOrder: () => Promise.reject(new GrpcError(status.UNIMPLEMENTED, "not in this test")),
+        getOrder: async () => {
+          await db.query("select 1");
+          throw new GrpcError(status.NOT_FOUND, "reached the database");
+        },
+      }),
+    ],
+  });
+  const client = createGrpcClient(OrdersServiceService, server.address, { timeoutMs: 3_000 });
+  try {
+    assert.equal((await http(new Request("http://svc/"))).status, 200);
+    await pg.kill();
+    for (let i = 0; i < 2; i++) { // the first call tries to connect, the second fails fast
+      const started = performance.now();
+      const res = await http(new Request("http://svc/"));
+      assert.ok(performance.now() - started < 1_000);
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get("content-type"), "application/problem+json");
+      const retryAfter = Number(res.headers.get("retry-after"));
+      assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After: ${res.headers.get("retry-after")}`);
+      assert.equal((await res.json()).status, 503);
+    }
+    await assert.rejects(client.getOrder({ id: "o-1", customerId: "c-1" }), (error) => {
+      assert.ok(error instanceof GrpcError);
+      assert.equal(error.code, status.UNAVAILABLE);
+      return true;
+    });
+  } finally {
+    client.close();
+    await server.close();
+    await db.close();
+  }
 });

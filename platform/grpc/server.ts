@@ -17,6 +17,7 @@ import {
   runWithContext,
 } from "../context/context.ts";
 import type { Logger } from "../log/logger.ts";
+import { findDatabaseUnavailable } from "../db/errors.ts";
 import { createServer as createNetServer, type Socket } from "node:net";
 import { GrpcError, PermissionDeniedError, status, UnauthenticatedError } from "./errors.ts";
 
@@ -297,6 +298,9 @@ function toStatus(err: unknown, ctx: Context, path: string, logger: Logger | und
       ? { code: status.DEADLINE_EXCEEDED, details: "deadline exceeded" }
       : { code: status.CANCELLED, details: "cancelled" };
   }
+  // A database that cannot be reached is the callee's transient state, not a bug: the caller may retry later (the
+  // gateway answers 503 with Retry-After).
+  if (findDatabaseUnavailable(err)) return { code: status.UNAVAILABLE, details: "database unavailable" };
   logger?.error("grpc handler failed", { method: path, error: err });
   return { code: status.INTERNAL, details: "internal error" };
 }

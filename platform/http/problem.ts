@@ -1,5 +1,6 @@
 import { sizedResponse } from "./_bytes.ts";
 import { currentContext } from "../context/context.ts";
+import { findDatabaseUnavailable } from "../db/errors.ts";
 
 /** RFC 9457 problem details. */
 export interface Problem {
@@ -92,23 +93,41 @@ export function problemResponse(
 }
 
 /**
- * Maps any thrown value to a problem response: `HttpError`s keep their status; anything else is a 500 that reveals
- * nothing of its internals.
+ * Maps any thrown value to a problem response: `HttpError`s keep their status; a `DatabaseUnavailableError` (or an
+ * error caused by one) is a 503 with `Retry-After`; anything else is a 500 that reveals nothing of its internals.
+ * Every 503 carries `Retry-After` (1 s unless the error says otherwise), so clients back off instead of hammering.
  *
  * @example
  * ```ts
  * import { HttpError, errorResponse } from "./problem.ts";
  * errorResponse(new HttpError(409, "conflict", "Conflict")).status; // 409
+ * errorResponse(new HttpError(503, "upstream", "Upstream failure")).headers.get("retry-after"); // "1"
  * ```
  */
 export function errorResponse(err: unknown, instance?: string): Response {
   if (err instanceof HttpError) {
+    const headers = err.status === 503 && !hasRetryAfter(err.headers)
+      ? { ...err.headers, "retry-after": "1" }
+      : err.headers;
     return problemResponse(err.status, err.type, err.title, {
       detail: err.detail,
       instance,
       extensions: err.extensions,
-      headers: err.headers,
+      headers,
+    });
+  }
+  const unavailable = findDatabaseUnavailable(err);
+  if (unavailable) {
+    return problemResponse(503, "unavailable", "Service unavailable", {
+      detail: "the service's database cannot be reached; retry later",
+      instance,
+      headers: { "retry-after": String(Math.max(1, Math.ceil(unavailable.retryAfterMs / 1000))) },
     });
   }
   return problemResponse(500, "internal", "Internal server error", { instance });
+}
+
+function hasRetryAfter(headers: Record<string, string>): boolean {
+  for (const name in headers) if (name.toLowerCase() === "retry-after") return true;
+  return false;
 }

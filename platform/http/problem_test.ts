@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { runWithContext } from "../context/context.ts";
+import { DatabaseUnavailableError } from "../db/errors.ts";
 import { badRequest, errorResponse, HttpError, notFound, problemResponse, unprocessable } from "./problem.ts";
 
 const ctx = { requestId: "req-42", signal: new AbortController().signal };
@@ -97,4 +98,24 @@ Deno.test("badRequest(), notFound() and unprocessable() build HttpErrors with th
     assert.equal(c.err.message, c.detail);
   }
   assert.deepEqual(unprocessable([{ path: "/a", reason: "r" }]).extensions, { errors: [{ path: "/a", reason: "r" }] });
+});
+
+Deno.test("errorResponse() answers a DatabaseUnavailableError, even as a cause, with 503 and Retry-After in whole seconds", async () => {
+  const wrapped = new Error("cannot list orders", {
+    cause: new DatabaseUnavailableError("database unavailable", { retryAfterMs: 1_200 }),
+  });
+  const res = errorResponse(wrapped);
+  assert.equal(res.status, 503);
+  assert.equal(res.headers.get("retry-after"), "2");
+  assert.equal(res.headers.get("content-type"), "application/problem+json");
+  const body = await res.json();
+  assert.equal(body.status, 503);
+  assert.ok(!JSON.stringify(body).includes("cannot list orders"), "the problem leaks the internal message");
+});
+
+Deno.test("errorResponse() gives every 503 HttpError a Retry-After unless it has one", () => {
+  assert.equal(errorResponse(new HttpError(503, "upstream", "Upstream failure")).headers.get("retry-after"), "1");
+  const own = new HttpError(503, "draining", "Draining", { headers: { "Retry-After": "7" } });
+  assert.equal(errorResponse(own).headers.get("retry-after"), "7");
+  assert.equal(errorResponse(new HttpError(502, "upstream", "Bad gateway")).headers.get("retry-after"), null);
 });

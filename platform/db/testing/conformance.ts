@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { runWithContext } from "../../context/context.ts";
 import type { Database } from "../db.ts";
 import { migrate } from "../migrate.ts";
 
@@ -286,6 +287,44 @@ export function databaseConformance(
     await db.ping(AbortSignal.timeout(5_000));
     const reason = new Error("gave up");
     await assert.rejects(db.ping(AbortSignal.abort(reason)), (error) => error === reason);
+  });
+
+  test("query() and transaction() reject with an aborted signal's reason, the current context's too", async ({ db }) => {
+    await db.query("create table ledger (id int)");
+    const reason = new Error("gave up");
+    const signal = AbortSignal.abort(reason);
+    await assert.rejects(db.query("insert into ledger values (1)", [], { signal }), (error) => error === reason);
+    await assert.rejects(
+      db.transaction((tx) => tx.query("insert into ledger values (2)"), { signal }),
+      (e) => e === reason,
+    );
+    await assert.rejects(
+      runWithContext({ requestId: "r-1", signal }, () => db.query("insert into ledger values (3)")),
+      (error) => error === reason,
+    );
+    assert.deepEqual(await db.query("select id from ledger"), []);
+  });
+
+  test("a transaction whose signal aborts between statements rejects with the reason and rolls back", async ({ db }) => {
+    await db.query("create table ledger (id int)");
+    const controller = new AbortController();
+    const reason = new Error("deadline");
+    let second: Promise<unknown> | undefined;
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.query("insert into ledger values (1)");
+        controller.abort(reason);
+        second = tx.query("insert into ledger values (2)");
+        await second;
+      }, { signal: controller.signal }),
+      (error) => error === reason,
+    );
+    await assert.rejects(second!, (error) => error === reason);
+    const deadline = Date.now() + 2_000;
+    while ((await db.query("select id from ledger")).length > 0) {
+      assert.ok(Date.now() < deadline, "the aborted transaction did not roll back within 2 s");
+      await delay(20);
+    }
   });
 
   test("close() is idempotent and later queries reject", async ({ db }) => {
