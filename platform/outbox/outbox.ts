@@ -188,6 +188,30 @@ type OutboxRow = {
   payload: string;
 };
 
+/** The oldest unpublished rows. */
+const SELECT_ALL = `select seq, id, topic, key, headers, payload from outbox where published_at is null
+  order by seq limit $1 for update skip locked`;
+
+/**
+ * The oldest unpublished rows of the topics not in `$2`. A plain `topic <> all($2)` filter on the seq index reads
+ * through a dead topic's whole backlog for every batch (36 ms per batch behind 200k rows), so this walks the topics
+ * that have unpublished rows (a loose index scan of outbox_unpublished_topic) and takes each one's oldest rows.
+ */
+const SELECT_EXCLUDING = `with recursive topics (topic) as (
+    select min(topic) from outbox where published_at is null
+    union all
+    select (select min(o.topic) from outbox o where o.published_at is null and o.topic > t.topic)
+    from topics t where t.topic is not null
+  )
+  select r.seq, r.id, r.topic, r.key, r.headers, r.payload
+  from topics t cross join lateral (
+    select seq, id, topic, key, headers, payload from outbox
+    where published_at is null and topic = t.topic
+    order by seq limit $1 for update skip locked
+  ) r
+  where t.topic is not null and t.topic <> all($2::text[])
+  order by r.seq limit $1`;
+
 const PURGE_EVERY_MS = 60_000;
 const encoder = new TextEncoder();
 
@@ -291,12 +315,9 @@ class OutboxRelay implements Relay {
         OUTBOX_CHANNEL,
       ]);
       if (!lock.ok) return false;
-      const rows = await tx.query<OutboxRow>(
-        `select seq, id, topic, key, headers, payload from outbox
-         where published_at is null and topic <> all($2::text[])
-         order by seq limit $1 for update skip locked`,
-        [this.#batchSize, excluded],
-      );
+      const rows = excluded.length === 0
+        ? await tx.query<OutboxRow>(SELECT_ALL, [this.#batchSize])
+        : await tx.query<OutboxRow>(SELECT_EXCLUDING, [this.#batchSize, excluded]);
       if (rows.length === 0) return false;
       const published = await this.#publishBatch(rows);
       if (published.length > 0) {
