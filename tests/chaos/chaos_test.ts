@@ -34,6 +34,8 @@ interface Case {
   name: string;
   /** Breaks something, resolves once it is repaired; returns when recovery happened (epoch ms). */
   fault: (rig: Rig, cluster: Cluster) => Promise<number>;
+  /** A service to run in a network namespace of its own, for network faults. */
+  isolate?: ServiceName;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -62,6 +64,20 @@ const killService = (name: ServiceName): Case["fault"] => async (_rig, cluster) 
   return Date.now();
 };
 
+/** 200 ms more per round trip on one link of the isolated service for 5 s, then that link cut for 10 s. */
+const slowThenCut = (link: "postgres" | "kafka"): Case["fault"] => async (_rig, cluster) => {
+  const network = cluster.network!;
+  await network.latency(link, 200);
+  try {
+    await sleep(5_000);
+    await network.partition(link);
+    await sleep(10_000);
+  } finally {
+    await network.heal(link);
+  }
+  return Date.now();
+};
+
 const SERVICES: ServiceName[] = ["gateway", "auth", "orders", "inventory", "payments", "notifications"];
 
 const CASES: Case[] = [
@@ -71,6 +87,8 @@ const CASES: Case[] = [
   ...SERVICES.map((s) => ({ name: `${s}-kill`, fault: killService(s) })),
   { name: "postgres-pause", fault: pause("postgres", 10_000) },
   { name: "kafka-pause", fault: pause("kafka", 10_000) },
+  { name: "orders-postgres-slow-then-partitioned", fault: slowThenCut("postgres"), isolate: "orders" },
+  { name: "orders-kafka-slow-then-partitioned", fault: slowThenCut("kafka"), isolate: "orders" },
 ];
 
 function selected(): Set<string> {
@@ -137,6 +155,7 @@ async function runCase(c: Case, rig: Rig): Promise<Report & { problems: string[]
       KAFKA_BROKERS: rig.kafka.url,
       LOG_LEVEL: "warn",
     },
+    isolate: c.isolate,
   });
   const state = { databases: cluster.databases, storageDir: cluster.storageDir };
   const initial = await readStock(state);
@@ -166,7 +185,15 @@ async function runCase(c: Case, rig: Rig): Promise<Report & { problems: string[]
     }`,
   );
   if (found.length > 0) {
-    for (const p of cluster.procs) console.error(`--- ${p.name} ---\n${await cluster.tail(p.name)}`);
+    // Keep every service's whole log for the post-mortem; the cluster's own directory goes with it.
+    const keep = `${new URL("../../.trellis/chaos/", import.meta.url).pathname}${c.name}-${Date.now()}`;
+    await Deno.mkdir(keep, { recursive: true });
+    for (const entry of Deno.readDirSync(cluster.storageDir)) {
+      if (entry.name.endsWith(".log")) {
+        await Deno.copyFile(`${cluster.storageDir}/${entry.name}`, `${keep}/${entry.name}`);
+      }
+    }
+    found.push(`logs in ${keep}`);
   }
   assert.deepEqual(found, [], `${c.name}: ${found.join("; ")}`);
   return row;

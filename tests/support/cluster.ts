@@ -1,5 +1,6 @@
 import postgres from "postgres";
 import { freePorts } from "./ports.ts";
+import { isolate, type IsolatedNetwork } from "../../platform/testing/netns.ts";
 
 const SERVICES = ["auth", "inventory", "payments", "orders", "notifications", "gateway"] as const;
 const root = new URL("../../", import.meta.url).pathname;
@@ -18,6 +19,12 @@ interface Proc {
 export interface ClusterOptions {
   /** Extra environment for every service (e.g. `PAYMENTS_LATENCY_MS`). */
   env?: Record<string, string>;
+  /**
+   * Runs this one service in a network namespace of its own ({@linkcode isolate}), with three links a test can slow
+   * down or cut through `cluster.network`: `postgres` (its database server), `kafka` (the broker) and `rest`
+   * (NATS, the other services, and the ports it serves).
+   */
+  isolate?: (typeof SERVICES)[number];
 }
 
 /**
@@ -58,19 +65,17 @@ export async function startCluster(options: ClusterOptions = {}) {
     url.pathname = `/${id}_${service}`;
     return url.href;
   };
+  const network = options.isolate ? await isolatedNetwork(options.isolate, env, ports) : undefined;
   const exits: { name: string; code: number; signal: Deno.Signal | null }[] = [];
   let stopping = false;
   const procs: Proc[] = [];
   const spawn = async (name: string): Promise<Proc> => {
     const log = `${storageDir}/${name}.log`;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${root}services/${name}/main.ts`],
-      cwd: root,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const args = ["run", "-A", `${root}services/${name}/main.ts`];
+    const spawnOptions = { cwd: root, env, stdin: "null", stdout: "piped", stderr: "piped" } as const;
+    const child = network && name === options.isolate
+      ? network.spawn(Deno.execPath(), args, spawnOptions)
+      : new Deno.Command(Deno.execPath(), { args, ...spawnOptions }).spawn();
     const file = await Deno.open(log, { create: true, append: true });
     const sink = () => new WritableStream<Uint8Array>({ write: (chunk) => file.write(chunk).then(() => {}) });
     const drained = Promise.allSettled([child.stdout.pipeTo(sink()), child.stderr.pipeTo(sink())])
@@ -116,6 +121,7 @@ export async function startCluster(options: ClusterOptions = {}) {
         ),
       );
     }
+    await network?.[Symbol.asyncDispose]();
     const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
     try {
       for (const s of SERVICES) await sql.unsafe(`drop database if exists "${id}_${s}" with (force)`);
@@ -143,6 +149,8 @@ export async function startCluster(options: ClusterOptions = {}) {
     endpoints: { gateway: `http://127.0.0.1:${gateway}`, auth: `http://127.0.0.1:${auth}` },
     /** Prepended to every Kafka topic and NATS subject of this cluster (`TOPIC_PREFIX`), e.g. `t0123456789.`. */
     topicPrefix: env.TOPIC_PREFIX,
+    /** The isolated service's network (`options.isolate`): `latency()`, `partition()` and `heal()` its links. */
+    network,
     /** Each service's own database. */
     databases: Object.fromEntries(SERVICES.map((s) => [s, dbUrl(s)])) as Record<(typeof SERVICES)[number], string>,
     /** Local object storage of the cluster (receipts under `receipts/`). */
@@ -181,6 +189,32 @@ export async function startCluster(options: ClusterOptions = {}) {
       await Deno.remove(storageDir, { recursive: true });
     },
   };
+}
+
+/** The links of an isolated service: its database, its broker, and everything else it talks to or serves. */
+async function isolatedNetwork(
+  service: string,
+  env: Record<string, string>,
+  ports: Record<string, number>,
+): Promise<IsolatedNetwork> {
+  const portOf = (address: string) => Number(new URL(address.includes("://") ? address : `tcp://${address}`).port);
+  const own = (name: string) => name === service || name === `${service}Grpc`;
+  const all: Record<string, number> = {
+    ...ports,
+    ordersGrpc: Number(env.ORDERS_GRPC_PORT),
+    inventoryGrpc: Number(env.INVENTORY_GRPC_PORT),
+    paymentsGrpc: Number(env.PAYMENTS_GRPC_PORT),
+  };
+  return await isolate({
+    links: {
+      postgres: { outbound: [portOf(env.DATABASE_URL)] },
+      kafka: { outbound: env.KAFKA_BROKERS.split(",").map(portOf) },
+      rest: {
+        outbound: [portOf(env.NATS_URL), ...Object.entries(all).filter(([n]) => !own(n)).map(([, p]) => p)],
+        inbound: Object.entries(all).filter(([n]) => own(n)).map(([, p]) => p),
+      },
+    },
+  });
 }
 
 async function tail(path: string, lines = 40): Promise<string> {
