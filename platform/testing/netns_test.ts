@@ -196,6 +196,51 @@ Deno.test("an inbound port reaches a server inside the namespace at 127.0.0.1:<p
   await out.drain();
 });
 
+Deno.test("outbound links carry NATS and Kafka (whose advertised listener is 127.0.0.1:<port>) from inside the namespace", async () => {
+  const nats = new URL(Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222");
+  const kafka = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",")[0];
+  await using net = await isolate({
+    links: { nats: { outbound: [Number(nats.port)] }, kafka: { outbound: [Number(kafka.split(":")[1])] } },
+  });
+  const topic = `netns-${crypto.randomUUID()}`;
+  // Creating a topic goes to the controller and producing to the partition leader: both are reached at the address
+  // the broker advertises, which must work inside the namespace too.
+  const code = `
+    import { connect } from "@nats-io/transport-node";
+    import { Kafka, logLevel } from "kafkajs";
+    const nc = await connect({ servers: ${JSON.stringify(nats.href)}, timeout: 10_000 });
+    nc.subscribe("netns.echo", { callback: (_, m) => m.respond(m.data) });
+    const reply = await nc.request("netns.echo", "ping", { timeout: 10_000 });
+    console.log("nats", reply.string());
+    await nc.close();
+    const client = new Kafka({ brokers: [${
+    JSON.stringify(kafka)
+  }], logLevel: logLevel.NOTHING, connectionTimeout: 10_000 });
+    const admin = client.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: ${JSON.stringify(topic)}, numPartitions: 1 }], waitForLeaders: true });
+    const producer = client.producer();
+    await producer.connect();
+    await producer.send({ topic: ${JSON.stringify(topic)}, messages: [{ value: "hello" }] });
+    await producer.disconnect();
+    const [offsets] = await admin.fetchTopicOffsets(${JSON.stringify(topic)});
+    console.log("kafka", offsets.high);
+    await admin.deleteTopics({ topics: [${JSON.stringify(topic)}] });
+    await admin.disconnect();`;
+  const child = net.spawn(Deno.execPath(), ["eval", code], { cwd: ROOT, stdout: "piped", stderr: "piped" });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const out = await child.output();
+  clearTimeout(timer);
+  const text = new TextDecoder();
+  assert.equal(
+    text.decode(out.stdout),
+    "nats ping\nkafka 1\n",
+    `the process inside exited ${out.code}${out.signal ? ` (${out.signal}, killed after 60 s)` : ""}: ${
+      text.decode(out.stderr)
+    }`,
+  );
+});
+
 Deno.test("disposing an isolated network kills what it spawned and leaves no namespace and no veth", async () => {
   const net = await isolate({ links: { a: { outbound: [freePort()] }, b: { inbound: [freePort()] } } });
   const sleeper = net.spawn("sleep", ["60"]);
