@@ -272,6 +272,34 @@ Deno.test("startRelay() publishes keys concurrently and keeps each key's rows in
   }
 });
 
+Deno.test("two relays on one database keep each key's rows in seq order between them", async () => {
+  await using f = await outboxDb();
+  const r = recorder();
+  const publish = async (m: PendingMessage) => {
+    await delay(Math.random() * 3);
+    r.ok.push(m);
+  };
+  const relays = await Promise.all(
+    [f.db, f.reopen()].map((db) => startRelay(db, { log, batchSize: 20, pollMs: 60_000, publish })),
+  );
+  try {
+    for (let round = 0; round < 3; round++) {
+      await f.db.transaction(async (tx) => {
+        for (let i = round * 10; i < round * 10 + 10; i++) {
+          for (let k = 0; k < 10; k++) await enqueue(tx, { topic: "t", key: `k${k}`, payload: { i } });
+        }
+      });
+    }
+    await waitUntil(() => r.ok.length >= 300, 15_000, "300 rows");
+    for (const [key, order] of r.byKey("t")) {
+      assert.deepEqual(order, Array.from({ length: 30 }, (_, i) => i), `order of ${key}`);
+    }
+    r.assertEachOnce(300);
+  } finally {
+    await Promise.all(relays.map((relay) => relay.stop()));
+  }
+});
+
 Deno.test("startRelay() publishes a row whose NOTIFY never came within one safety-sweep interval", async () => {
   await using f = await outboxDb();
   const r = recorder();
