@@ -1,4 +1,4 @@
-import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -25,7 +25,8 @@ import type {
   SubscribeOptions,
   Subscription,
 } from "./message.ts";
-import { decodeNatsMessage, natsFeatures, NatsMessageHeaders, natsPayloadLimit } from "./nats.ts";
+import { connectNats, decodeNatsMessage, natsFeatures, NatsMessageHeaders, natsPayloadLimit } from "./nats.ts";
+import { sharedProbe } from "./_probe.ts";
 import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
 
 /** What the JetStream adapter guarantees; see {@linkcode createJetStreamPubSub}. */
@@ -88,6 +89,8 @@ export interface JetStreamPubSub extends PubSub {
    * topic as its only subject. `publish` and `subscribe` call it; call it to set up streams ahead of time.
    */
   ensureStream(topic: string): Promise<string>;
+  /** A PING round trip, then a JetStream account info request: see {@linkcode PubSub.ping}. */
+  ping(signal?: AbortSignal): Promise<void>;
 }
 
 /**
@@ -112,6 +115,8 @@ export interface JetStreamPubSub extends PubSub {
  *   message is terminated (never redelivered) and logged, after `onDeadLetter` if given. A handler still running
  *   after `ackWaitMs` gets its message redelivered concurrently: keep handlers shorter than that.
  * - Not ordered per key: a nak'd message is redelivered after later ones, and group members pull independently.
+ * - `ping` is a PING round trip followed by a JetStream account info request, so it fails when the server answers
+ *   but JetStream does not. A connection the adapter opened reconnects without limit, as NATS Core's does.
  * - `close()` is idempotent: stops pulling, waits for in-flight handlers and their acks, then drains and closes the
  *   connection if the adapter opened it. Messages pulled but not handled are redelivered after `ackWaitMs`.
  *
@@ -139,8 +144,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
   }
   const redelivery = { initialDelayMs: 100, maxDelayMs: 5000, ...options.redelivery };
   const owned = !options.connection;
-  const nc = options.connection ??
-    await connect({ servers: options.servers ?? "nats://127.0.0.1:4222", name: options.name ?? "trellis-jetstream" });
+  const nc = options.connection ?? await connectNats(options.servers, options.name ?? "trellis-jetstream");
   let maxMessageBytes: number;
   let jsm: JetStreamManager;
   try {
@@ -317,8 +321,18 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
     endOfTurn();
   };
 
+  // The connection answering is not enough: JetStream may be disabled, out of resources or without a meta leader.
+  const roundTrip = sharedProbe(async () => {
+    await nc.rtt();
+    await jsm.getAccountInfo();
+  });
+
   return {
     features,
+    ping(signal?: AbortSignal): Promise<void> {
+      if (closing) return Promise.reject(new Error("Cannot ping as the JetStream adapter is closed"));
+      return roundTrip(signal);
+    },
     ensureStream(topic: string): Promise<string> {
       try {
         assertTopic(topic, "ensure a stream");

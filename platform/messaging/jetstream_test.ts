@@ -50,6 +50,7 @@ export async function jetStreamTarget(url = servers): Promise<ConformanceTarget>
   const topics = new Set<string>();
   const tracked: PubSub = {
     features: bus.features,
+    ping: (signal) => bus.ping(signal),
     publish(topic, msg) {
       topics.add(topic);
       return bus.publish(topic, msg);

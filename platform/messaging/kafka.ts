@@ -24,6 +24,7 @@ import type {
   Subscription,
 } from "./message.ts";
 import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
+import { sharedProbe } from "./_probe.ts";
 
 /** What the Kafka adapter guarantees; see {@linkcode createKafkaPubSub}. */
 export const kafkaFeatures: Features = Object.freeze({
@@ -154,6 +155,8 @@ export interface EnsureTopicsOptions {
 export interface KafkaPubSub extends PubSub {
   /** Creates the topics that do not exist yet (and grows ones with too few partitions), waiting for their leaders. */
   ensureTopics(topics: string[], options?: EnsureTopicsOptions): Promise<void>;
+  /** A metadata round trip to a broker: see {@linkcode PubSub.ping}. */
+  ping(signal?: AbortSignal): Promise<void>;
 }
 
 /**
@@ -185,6 +188,8 @@ export interface KafkaPubSub extends PubSub {
  *   the payloads of neighbouring messages of its batch (at most 16 KiB together): read it through its `byteOffset`
  *   and `byteLength`, and copy it to keep it past the handler without keeping the others.
  * - Payloads over `maxMessageBytes` are rejected by `publish` before anything is sent.
+ * - `ping` is a metadata request (`describeCluster`) on the admin client; kafkajs cannot cancel it, so its signal
+ *   only bounds the wait, and a ping still running is shared by the next ones instead of sending another.
  *
  * @example Payments consumes order events
  * ```ts ignore
@@ -251,8 +256,16 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
     if (closing) throw new Error(`Cannot ${action} as the Kafka adapter is closed`);
   };
 
+  // A metadata request to a broker (kafkajs connects the admin client first if it is not connected).
+  const roundTrip = sharedProbe(async () => (await getAdmin()).describeCluster());
+
   return {
     features,
+
+    ping(signal?: AbortSignal): Promise<void> {
+      if (closing) return Promise.reject(new Error("Cannot ping as the Kafka adapter is closed"));
+      return roundTrip(signal);
+    },
 
     async ensureTopics(topics: string[], opts: EnsureTopicsOptions = {}): Promise<void> {
       for (const topic of topics) assertTopic(topic, "ensure topics");

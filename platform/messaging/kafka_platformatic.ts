@@ -27,6 +27,7 @@ import {
 import { createLimiter, type Limiter } from "./limiter.ts";
 import type { Features, Message, MessageHandler, OutgoingMessage, SubscribeOptions, Subscription } from "./message.ts";
 import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
+import { sharedProbe } from "./_probe.ts";
 
 /**
  * Creates a Kafka publisher/subscriber on `@platformatic/kafka`, with the contract, options and wire format of
@@ -59,6 +60,8 @@ import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positive
  * - Payloads over `maxMessageBytes` are rejected by `publish` before anything is sent.
  * - `options.logger` gets handler, commit and consumer failures; the library's own debug output is behind
  *   `DEBUG=plt:kafka:*`.
+ * - `ping` is a metadata request for no topic, forced past the cached metadata; the library cannot cancel it, so its
+ *   signal only bounds the wait, and a ping still running is shared by the next ones instead of sending another.
  *
  * @example Payments consumes order events
  * ```ts ignore
@@ -114,8 +117,16 @@ export function createPlatformaticKafkaPubSub(options: KafkaPubSubOptions = {}):
     if (closing) throw new Error(`Cannot ${action} as the Kafka adapter is closed`);
   };
 
+  // A metadata request for no topic, sent to the broker even when cached metadata is fresh.
+  const roundTrip = sharedProbe(() => getAdmin().metadata({ topics: [], forceUpdate: true }));
+
   return {
     features,
+
+    ping(signal?: AbortSignal): Promise<void> {
+      if (closing) return Promise.reject(new Error("Cannot ping as the Kafka adapter is closed"));
+      return roundTrip(signal);
+    },
 
     async ensureTopics(topics: string[], opts: EnsureTopicsOptions = {}): Promise<void> {
       for (const topic of topics) assertTopic(topic, "ensure topics");

@@ -100,7 +100,8 @@ interface Topic {
  * - Not persistent: everything is lost when the process exits.
  * - Payloads over `maxMessageBytes` (1 MiB by default, like the NATS and Kafka defaults) are rejected by `publish`.
  *
- * `close()` stops delivery, waits for in-flight handlers, and drops pending redeliveries.
+ * `ping` resolves at once (there is no broker to lose) until the broker is closed. `close()` stops delivery, waits
+ * for in-flight handlers, and drops pending redeliveries.
  *
  * @example Publish to a group that subscribes later
  * ```ts
@@ -243,6 +244,12 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
 
   const broker: MemoryBroker = {
     features,
+
+    ping(signal?: AbortSignal): Promise<void> {
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      if (closing) return Promise.reject(new Error("Cannot ping as the memory broker is closed"));
+      return Promise.resolve();
+    },
 
     publish(topic: string, out: OutgoingMessage): Promise<void> {
       try {

@@ -187,5 +187,21 @@ export interface Subscriber {
  */
 export interface PubSub extends Publisher, Subscriber {
   readonly features: Features;
+  /**
+   * A cheap liveness probe for readiness checks: resolves once the broker answered one round trip (NATS: a PING;
+   * JetStream: also the JetStream API; Kafka: a metadata request; in-memory: at once), rejects when it cannot, when
+   * the adapter is closed, or with `signal.reason` as soon as `signal` aborts. It never waits longer than `signal`
+   * allows, and concurrent pings share one round trip, so a probe that outlives its signal cannot pile up.
+   * Optional so that wrappers written before it still type-check; every adapter here has it.
+   *
+   * @example A readiness check on a bus
+   * ```ts
+   * import type { PubSub } from "./message.ts";
+   * async function busReady(bus: PubSub): Promise<void> {
+   *   await bus.ping?.(AbortSignal.timeout(1000));
+   * }
+   * ```
+   */
+  ping?(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }

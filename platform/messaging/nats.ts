@@ -2,6 +2,7 @@ import { connect, headers as natsHeaders, type Msg, type NatsConnection } from "
 import { createLogger, type Logger } from "../log/logger.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
 import { createLimiter } from "./limiter.ts";
+import { sharedProbe } from "./_probe.ts";
 import type {
   Features,
   Message,
@@ -76,6 +77,8 @@ export interface NatsPubSubOptions {
  *   `maxPendingBytes`) waiting and drops the rest with a warning, instead of buffering without bound.
  * - `publish` resolves once the server acknowledged a flush covering it (one flush shared by publishes issued in the
  *   same tick).
+ * - A connection the adapter opened reconnects without limit (see {@linkcode connectNats}); `ping` is a PING round
+ *   trip, refused at once while disconnected.
  * - `close()` drains every subscription (in-flight handlers finish) and then drains and closes the connection if the
  *   adapter opened it.
  *
@@ -94,8 +97,7 @@ export interface NatsPubSubOptions {
 export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise<PubSub> {
   const logger = options.logger ?? createLogger("messaging");
   const owned = !options.connection;
-  const nc = options.connection ??
-    await connect({ servers: options.servers ?? "nats://127.0.0.1:4222", name: options.name ?? "trellis-messaging" });
+  const nc = options.connection ?? await connectNats(options.servers, options.name ?? "trellis-messaging");
   const maxMessageBytes = natsPayloadLimit(nc, options.maxMessageBytes, "create a NATS adapter");
   const maxPendingMessages = positiveInteger(
     options.maxPendingMessages ?? 10_000,
@@ -120,8 +122,16 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
     return flushing;
   };
 
+  // rtt() refuses at once while the client is disconnected, where a bare flush() would wait for the reconnection.
+  const roundTrip = sharedProbe(() => nc.rtt());
+
   return {
     features,
+
+    ping(signal?: AbortSignal): Promise<void> {
+      if (closing) return Promise.reject(new Error("Cannot ping as the NATS adapter is closed"));
+      return roundTrip(signal);
+    },
 
     publish(topic: string, out: OutgoingMessage): Promise<void> {
       try {
@@ -252,6 +262,23 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
       return closing;
     },
   };
+}
+
+/**
+ * Opens the connection of an adapter that owns it. It reconnects for as long as it is open (nats.js gives up after
+ * 10 attempts, about 20 s, and closes the connection for good by default): a broker that is back after a longer
+ * outage finds its clients again, and until then `ping` fails and readiness says so, instead of the service being
+ * left with a dead connection it never notices.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectNats } from "./nats.ts";
+ * const nc = await connectNats("nats://127.0.0.1:4222", "trellis-orders");
+ * await nc.close();
+ * ```
+ */
+export function connectNats(servers: string | string[] | undefined, name: string): Promise<NatsConnection> {
+  return connect({ servers: servers ?? "nats://127.0.0.1:4222", name, maxReconnectAttempts: -1 });
 }
 
 /**

@@ -7,7 +7,15 @@ import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/in
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { consume, grpcServer, jwksFor, relay, serviceTokenAuthorizer, verifierFor } from "../shared/wiring.ts";
+import {
+  checkBus,
+  consume,
+  grpcServer,
+  jwksFor,
+  relay,
+  serviceTokenAuthorizer,
+  verifierFor,
+} from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
 
 /**
@@ -21,6 +29,7 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     db = await infra.database("inventory", { with: [OUTBOX_MIGRATIONS] });
   });
   svc.check("database", (signal) => db.ping(signal));
+  checkBus(svc, "events", () => infra.events());
   relay(svc, () => db, () => infra.events());
   consume(svc, () => infra.events(), Topics.inventoryCommands, async (msg) => {
     const cmd = decodeEvent(msg, ["inventory.reserve.v1", "inventory.release.v1"]);

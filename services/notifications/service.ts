@@ -6,7 +6,7 @@ import { Service } from "../../platform/service/service.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { consume, jwksFor, verifierFor } from "../shared/wiring.ts";
+import { checkBus, consume, jwksFor, verifierFor } from "../shared/wiring.ts";
 
 const ORDER_ID = /^[A-Za-z0-9-]{1,64}$/;
 
@@ -16,16 +16,28 @@ export function receiptKey(orderId: string): string {
 }
 
 /**
- * The notifications service: on each `order.confirmed` notice (at most once, one member of the queue group) writes a
- * receipt to object storage; serves receipts to callers holding a service token.
+ * The notifications service: on each `order.confirmed` notice writes a receipt to object storage; serves receipts to
+ * callers holding a service token. The notices come on the durable jobs bus (a JetStream durable consumer when
+ * distributed): those published while the service is down wait for it, and one may come twice, so a receipt that
+ * already exists is left as it is (its `issuedAt` is when it was first written).
  */
 export function createNotificationsService(config: SystemConfig, infra: Infra): Service {
   const svc = new Service({ name: "notifications", hostname: config.hostname, port: config.ports.notifications });
   const storage = infra.storage();
-  consume(svc, () => infra.notices(), Notices.orderConfirmed, async (msg) => {
+  checkBus(svc, "jobs", () => infra.jobs());
+  consume(svc, () => infra.jobs(), Notices.orderConfirmed, async (msg) => {
     const n = decodeEvent(msg, ["order.confirmed.v1"]);
     if (!ORDER_ID.test(n.orderId)) {
       throw new TypeError(`Cannot write a receipt for order id ${JSON.stringify(n.orderId)}`);
+    }
+    // One receipt per order, keyed by it: a redelivery (or a second relay of the notice) finds it written.
+    if (await storage.get(receiptKey(n.orderId))) {
+      svc.log.info("receipt already written; duplicate notice skipped", {
+        orderId: n.orderId,
+        messageId: msg.id,
+        attempt: msg.attempt,
+      });
+      return;
     }
     const receipt = {
       receiptId: `rcpt-${n.orderId}`,

@@ -11,6 +11,7 @@ import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import {
+  checkBus,
   consume,
   grpcServer,
   jwksFor,
@@ -52,7 +53,10 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     svc.onStop("deadline sweeper", () => sweeper.stop());
     return Promise.resolve();
   });
-  relay(svc, () => db, (topic) => topic === Notices.orderConfirmed ? infra.notices() : infra.events());
+  checkBus(svc, "events", () => infra.events());
+  checkBus(svc, "jobs", () => infra.jobs());
+  // A receipt is owed to the customer: its notice goes on the durable jobs bus, everything else is a saga event.
+  relay(svc, () => db, (topic) => topic === Notices.orderConfirmed ? infra.jobs() : infra.events());
   for (const topic of [Topics.inventoryEvents, Topics.paymentEvents]) {
     consume(svc, () => infra.events(), topic, async (msg) => {
       const event = decodeEvent(msg, REPLY_TYPES);

@@ -8,7 +8,15 @@ import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/paym
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { consume, grpcServer, jwksFor, relay, serviceTokenAuthorizer, verifierFor } from "../shared/wiring.ts";
+import {
+  checkBus,
+  consume,
+  grpcServer,
+  jwksFor,
+  relay,
+  serviceTokenAuthorizer,
+  verifierFor,
+} from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
@@ -29,6 +37,7 @@ export function createPaymentsService(
     db = await infra.database("payments", { with: [OUTBOX_MIGRATIONS] });
   });
   svc.check("database", (signal) => db.ping(signal));
+  checkBus(svc, "events", () => infra.events());
   relay(svc, () => db, () => infra.events());
   consume(svc, () => infra.events(), Topics.paymentCommands, async (msg) => {
     const cmd = decodeEvent(msg, ["payments.charge.v1", "payments.refund.v1"]);

@@ -2,9 +2,10 @@ import type { Database } from "../../platform/db/db.ts";
 import { createKafkaPubSub } from "../../platform/messaging/kafka.ts";
 import type { PubSub } from "../../platform/messaging/message.ts";
 import { createNatsPubSub } from "../../platform/messaging/nats.ts";
+import { createJetStreamPubSub } from "../../platform/messaging/jetstream.ts";
 import type { Logger } from "../../platform/log/logger.ts";
 import { localStore } from "../../platform/storage/local.ts";
-import { Topics } from "./events.ts";
+import { Notices, Topics } from "./events.ts";
 import { connectServiceDatabase, type Infra, migrateService, once } from "./infra.ts";
 
 /** Where the distributed infrastructure is. */
@@ -59,7 +60,7 @@ function kafkaClientOf(value: string | undefined): KafkaClient {
 
 /**
  * Distributed infrastructure: a Postgres database per service, Kafka for durable topics (created up front with three
- * partitions each), NATS Core for notices, local-disk storage.
+ * partitions each), NATS JetStream for jobs (streams created up front), NATS Core for notices, local-disk storage.
  */
 export function distributedInfra(options: DistributedOptions): Infra {
   const prefix = options.topicPrefix ?? "";
@@ -69,8 +70,28 @@ export function distributedInfra(options: DistributedOptions): Infra {
     const kafka = options.kafkaClient === "platformatic"
       ? (await import("../../platform/messaging/kafka_platformatic.ts")).createPlatformaticKafkaPubSub(kafkaOptions)
       : createKafkaPubSub(kafkaOptions);
-    await kafka.ensureTopics(Object.values(Topics).map((t) => prefix + t), { partitions: 3 });
+    try {
+      await kafka.ensureTopics(Object.values(Topics).map((t) => prefix + t), { partitions: 3 });
+    } catch (err) {
+      await kafka.close();
+      throw err;
+    }
     return prefixTopics(kafka, prefix);
+  });
+  const jobs = once(async () => {
+    const js = await createJetStreamPubSub({
+      servers: options.natsUrl,
+      name: `${options.clientId}-jobs`,
+      logger: options.log,
+    });
+    try {
+      // Up front, like the Kafka topics, so a JetStream that cannot hold the stream fails the start, not a receipt.
+      for (const subject of Object.values(Notices)) await js.ensureStream(prefix + subject);
+    } catch (err) {
+      await js.close();
+      throw err;
+    }
+    return prefixTopics(js, prefix);
   });
   const notices = once(async () =>
     prefixTopics(
@@ -88,11 +109,12 @@ export function distributedInfra(options: DistributedOptions): Infra {
       return db;
     },
     events: events.get,
+    jobs: jobs.get,
     notices: notices.get,
     storage: () => storage,
     close() {
       closing ??= (async () => {
-        const open = [events.peek(), notices.peek()].filter((p) => p !== undefined);
+        const open = [events.peek(), jobs.peek(), notices.peek()].filter((p) => p !== undefined);
         await Promise.all(open.map(async (p) => (await p.catch(() => undefined))?.close()));
         await Promise.all(dbs.map((db) => db.close()));
       })();
@@ -106,6 +128,7 @@ export function prefixTopics(bus: PubSub, prefix: string): PubSub {
   if (!prefix) return bus;
   return {
     features: bus.features,
+    ping: bus.ping && ((signal) => bus.ping!(signal)),
     publish: (topic, msg) => bus.publish(prefix + topic, msg),
     subscribe: (topic, handler, options) => bus.subscribe(prefix + topic, handler, options),
     close: () => bus.close(),

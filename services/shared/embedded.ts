@@ -12,6 +12,7 @@ import { connectServiceDatabase, type Infra, migrateService, once } from "./infr
 export function embeddedInfra(options: { storageDir: string; databaseUrl?: string }): Infra {
   const pglite = once(() => createPglite());
   const events = createMemoryBroker();
+  const jobs = createMemoryBroker();
   const notices = createMemoryBroker();
   const dbs: Database[] = [];
   const storage = localStore(options.storageDir);
@@ -26,11 +27,12 @@ export function embeddedInfra(options: { storageDir: string; databaseUrl?: strin
       return db;
     },
     events: () => Promise.resolve(events),
+    jobs: () => Promise.resolve(jobs),
     notices: () => Promise.resolve(notices),
     storage: () => storage,
     close() {
       closing ??= (async () => {
-        await Promise.all([events.close(), notices.close()]);
+        await Promise.all([events.close(), jobs.close(), notices.close()]);
         for (const db of dbs) await db.close();
         await (await pglite.peek())?.close();
       })();

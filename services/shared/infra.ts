@@ -8,6 +8,10 @@ import type { ObjectStore } from "../../platform/storage/object_store.ts";
  * The infrastructure a service is wired to. The same service code runs on either implementation: embedded (one
  * process, PGlite, in-memory messaging) or distributed (Postgres, Kafka, NATS). Connections are made on first use,
  * so a process only opens what its service needs.
+ *
+ * Three buses, chosen by what losing a message would cost: `events` for the saga's events and commands (durable,
+ * ordered per key), `jobs` for work somebody is owed that needs no order (durable: a receipt), `notices` only for
+ * what may be lost (at most once).
  */
 export interface Infra {
   /**
@@ -17,7 +21,17 @@ export interface Infra {
   database(service: string, options?: { with?: readonly MigrationSet[] }): Promise<Database>;
   /** Durable, at-least-once topics, ordered per key (Kafka when distributed). */
   events(): Promise<PubSub>;
-  /** At-most-once notifications with queue groups (NATS Core when distributed). */
+  /**
+   * Durable, at-least-once work items, each handled by one member of a consumer group, not ordered (JetStream durable
+   * consumers when distributed, the in-memory broker when embedded). A message published while no consumer runs
+   * waits for one, so work owed to somebody (a receipt) survives its consumer being down; handlers must be
+   * idempotent, since a message can come twice.
+   */
+  jobs(): Promise<PubSub>;
+  /**
+   * At-most-once notifications with queue groups (NATS Core when distributed): only for what may be lost, since a
+   * message published while no subscriber runs, or whose handler fails, is gone.
+   */
   notices(): Promise<PubSub>;
   storage(): ObjectStore;
   /** Closes everything opened; idempotent. */
@@ -50,8 +64,22 @@ export async function connectServiceDatabase(base: string, prefix: string, servi
   return connectPostgres(url, { applicationName: `trellis-${service}` });
 }
 
-/** Memoises an async factory so concurrent first callers share one result. */
+/**
+ * Memoises an async factory so concurrent first callers share one result. A failed attempt is forgotten, so the next
+ * caller tries again (a broker that was down at the first connection may be up by then).
+ */
 export function once<T>(make: () => Promise<T>): { get: () => Promise<T>; peek: () => Promise<T> | undefined } {
   let p: Promise<T> | undefined;
-  return { get: () => (p ??= make()), peek: () => p };
+  return {
+    get: () => {
+      if (p) return p;
+      const attempt = make();
+      p = attempt;
+      attempt.catch(() => {
+        if (p === attempt) p = undefined;
+      });
+      return attempt;
+    },
+    peek: () => p,
+  };
 }

@@ -26,6 +26,17 @@ export function jwksFor(svc: Service, config: SystemConfig): RemoteJwks {
   return jwks;
 }
 
+/**
+ * A readiness check named `name` on a bus the service publishes to or consumes from: it gets the bus (connecting on
+ * first use) and pings its broker (`PubSub.ping`), so `/readyz` names the bus while its broker does not answer and
+ * turns ready again by itself once it does. A bus without `ping` counts as ready once connected.
+ */
+export function checkBus(svc: Service, name: string, bus: () => Promise<PubSub>): void {
+  svc.check(name, async (signal) => {
+    await (await bus()).ping?.(signal);
+  });
+}
+
 /** A verifier for tokens addressed to `audience`. */
 export function verifierFor(config: SystemConfig, jwks: RemoteJwks, audience: string): Verifier {
   return createVerifier({ issuer: config.issuer, audience, keys: jwks });

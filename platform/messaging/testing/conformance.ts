@@ -2,7 +2,7 @@ import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { type Context, currentContext, runWithContext } from "../../context/context.ts";
-import type { Features, Message, OutgoingMessage, Publisher, Subscriber } from "../message.ts";
+import type { Features, Message, OutgoingMessage, Publisher, PubSub, Subscriber } from "../message.ts";
 import { startConsumerProcess } from "./consumer_process.ts";
 
 /** A fresh publisher/subscriber pair for one conformance case. */
@@ -416,6 +416,25 @@ export function testPubSubConformance(
   });
 
   test(
+    "ping() answers while the broker does, also when called 20 times at once, and rejects with an aborted signal's reason and after close()",
+    [],
+    async (t) => {
+      const ping = pingOf(t.publisher);
+      const started = performance.now();
+      await ping(AbortSignal.timeout(timeoutMs));
+      const first = performance.now() - started;
+      const again = performance.now();
+      await Promise.all(Array.from({ length: 20 }, () => ping(AbortSignal.timeout(timeoutMs))));
+      const twenty = performance.now() - again;
+      const reason = new Error("the caller gave up");
+      await rejects(ping(AbortSignal.abort(reason)), (err) => err === reason);
+      await t.publisher.close();
+      await rejects(ping(AbortSignal.timeout(timeoutMs)), /closed/);
+      log(`[${name}] ping: first ${first.toFixed(1)} ms, then 20 concurrent in ${twenty.toFixed(1)} ms`);
+    },
+  );
+
+  test(
     "a subscription with * and > wildcards gets the messages of every matching topic and of no other",
     ["wildcards"],
     async (t, topic, wait) => {
@@ -629,8 +648,15 @@ export function testPubSubConformance(
         for (const id of before) await t.publisher.publish(topic, { id, payload: bytes(id) });
         await wait.until(() => before.every((id) => live.has(id)), () => `${before}, got ${[...live]}`);
 
+        const ping = pingOf(t.publisher);
+        await ping(AbortSignal.timeout(timeoutMs));
         const stopped = performance.now();
         await broker.stop();
+        // Down: a ping must fail, and no later than its signal allows, however the client waits for the broker.
+        const pingedDown = performance.now();
+        await rejects(ping(AbortSignal.timeout(PING_BOUND_MS)), "ping() resolved while the broker was stopped");
+        const downPingMs = performance.now() - pingedDown;
+        ok(downPingMs < PING_BOUND_MS + 500, `ping() took ${downPingMs.toFixed(0)} ms to fail, past its signal`);
         await broker.start();
         const restarted = performance.now();
         // Probe until one gets through: that is the subscriber back after reconnecting (and resubscribing).
@@ -641,6 +667,7 @@ export function testPubSubConformance(
           await sleep(250);
         }
         const resumed = performance.now();
+        const answered = await pingEventually(ping, deadline);
         const after = ids("after");
         for (const id of after) await publishEventually(t.publisher, topic, { id, payload: bytes(id) }, deadline);
         await wait.until(() => after.every((id) => live.has(id)), () => `${after}, got ${[...live]}`);
@@ -658,7 +685,8 @@ export function testPubSubConformance(
         }
         log(
           `[${name}] restart: the broker was down and up again in ${seconds(restarted - stopped)}, ` +
-            `the subscriber got messages again ${seconds(resumed - restarted)} later`,
+            `the subscriber got messages again ${seconds(resumed - restarted)} later; ping failed in ` +
+            `${downPingMs.toFixed(0)} ms while down and answered ${seconds(answered - restarted)} after the restart`,
         );
       } finally {
         await t.subscriber.close();
@@ -725,6 +753,31 @@ async function publishAll(
     while (next < count) await publisher.publish(topic, message(next++));
   };
   await Promise.all(Array.from({ length: Math.min(window, count) }, worker));
+}
+
+/** How long a ping may wait while the broker is down, in the restart case. */
+const PING_BOUND_MS = 2000;
+
+/** The adapter's `ping`; every adapter must have one (it is optional in the type only for older wrappers). */
+function pingOf(publisher: Publisher): (signal?: AbortSignal) => Promise<void> {
+  const bus = publisher as Partial<PubSub>;
+  ok(typeof bus.ping === "function", "the adapter has no ping()");
+  return (signal) => bus.ping!(signal);
+}
+
+/** Pings every 250 ms until one answers; resolves to when it did (performance.now()), rejects after `deadline`. */
+async function pingEventually(ping: (signal: AbortSignal) => Promise<void>, deadline: number): Promise<number> {
+  for (;;) {
+    try {
+      await ping(AbortSignal.timeout(PING_BOUND_MS));
+      return performance.now();
+    } catch (err) {
+      if (performance.now() >= deadline) {
+        throw new Error("ping() never answered after the broker restarted", { cause: err });
+      }
+      await sleep(250);
+    }
+  }
 }
 
 /** Publishes, retrying every 250 ms while the publisher rejects (its broker is still coming back) until `deadline`. */
