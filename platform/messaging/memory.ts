@@ -43,8 +43,11 @@ export interface MemoryBrokerOptions {
   maxMessageBytes?: number;
 }
 
-/** The in-memory broker: a {@linkcode PubSub} living in this process. */
-export type MemoryBroker = PubSub;
+/** The in-memory broker: a {@linkcode PubSub} living in this process, whose `ping` is always there. */
+export interface MemoryBroker extends PubSub {
+  /** Resolves at once unless the broker is closed: see {@linkcode PubSub.ping}. */
+  ping(signal?: AbortSignal): Promise<void>;
+}
 
 interface Delivery {
   msg: Message;

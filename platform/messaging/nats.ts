@@ -41,6 +41,21 @@ export const NatsMessageHeaders = Object.freeze({
   timestamp: "Trellis-Timestamp",
 });
 
+/**
+ * The NATS Core adapter: a {@linkcode PubSub} whose `ping` is always there.
+ *
+ * @example
+ * ```ts ignore
+ * import { createNatsPubSub, type NatsPubSub } from "./nats.ts";
+ * const bus: NatsPubSub = await createNatsPubSub();
+ * await bus.ping(AbortSignal.timeout(1000));
+ * ```
+ */
+export interface NatsPubSub extends PubSub {
+  /** A PING round trip to the server, refused at once while disconnected: see {@linkcode PubSub.ping}. */
+  ping(signal?: AbortSignal): Promise<void>;
+}
+
 /** Options for {@linkcode createNatsPubSub}. */
 export interface NatsPubSubOptions {
   /** An open connection to share; the adapter drains only its own subscriptions and never closes it. */
@@ -94,7 +109,7 @@ export interface NatsPubSubOptions {
  * await bus.close();
  * ```
  */
-export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise<PubSub> {
+export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise<NatsPubSub> {
   const logger = options.logger ?? createLogger("messaging");
   const owned = !options.connection;
   const nc = options.connection ?? await connectNats(options.servers, options.name ?? "trellis-messaging");

@@ -3,6 +3,9 @@ import { currentContext } from "../context/context.ts";
 import { HttpError } from "../http/problem.ts";
 import { Router } from "../http/router.ts";
 import { createLogger } from "../log/logger.ts";
+import { createJetStreamPubSub } from "../messaging/jetstream.ts";
+import { createNatsPubSub } from "../messaging/nats.ts";
+import { startNats } from "../testing/chaos.ts";
 import { type Check, Service, type ServiceOptions } from "./service.ts";
 
 /** A service on a free port with a quiet logger, and an HTTP client the test closes so no connection outlives it. */
@@ -314,4 +317,49 @@ Deno.test("stop() during start() ends the wait for dependencies: start() rejects
   await svc.stop();
   await assert.rejects(starting, /stopped before its dependencies were ready/);
   assert.equal(svc.state, "stopped");
+});
+
+/** Polls `/readyz` every 100 ms until it answers `status`; resolves to the body and how long it took. */
+async function readyzUntil(env: ReturnType<typeof setup>, status: number, timeoutMs: number) {
+  const started = performance.now();
+  for (;;) {
+    const res = await env.fetch("/readyz");
+    const body = await res.json();
+    if (res.status === status) return { body, ms: performance.now() - started };
+    if (performance.now() - started > timeoutMs) {
+      assert.fail(`/readyz still ${res.status} after ${timeoutMs} ms, not ${status}: ${JSON.stringify(body)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+Deno.test("/readyz names a NATS bus (Core and JetStream) whose private server is paused or SIGKILLed, and is 200 again by itself once it is back", async () => {
+  await using nats = await startNats();
+  const quiet = createLogger("messaging", { write: () => {} });
+  const core = await createNatsPubSub({ servers: nats.url, logger: quiet });
+  const js = await createJetStreamPubSub({ servers: nats.url, logger: quiet });
+  try {
+    await using env = setup({ checkCacheMs: 0, checkTimeoutMs: 500 });
+    env.svc.check("notices", (signal) => core.ping(signal)).check("jobs", (signal) => js.ping(signal));
+    await env.svc.start();
+    const figures: string[] = [];
+    for (const fault of ["pause", "kill"] as const) {
+      await (fault === "pause" ? nats.pause() : nats.kill());
+      const down = await readyzUntil(env, 503, 5_000);
+      assert.equal(down.body.status, "not ready", fault);
+      for (const name of ["notices", "jobs"]) {
+        assert.equal(down.body.checks[name].ok, false, `${fault}: ${name} ${JSON.stringify(down.body.checks)}`);
+        assert.ok(down.body.checks[name].error, `${fault}: ${name} says why`);
+        assert.ok(down.body.checks[name].ms <= 700, `${fault}: ${name} took ${down.body.checks[name].ms} ms`);
+      }
+      await (fault === "pause" ? nats.resume() : nats.start());
+      const up = await readyzUntil(env, 200, 30_000);
+      assert.ok(up.body.checks.notices.ok && up.body.checks.jobs.ok, JSON.stringify(up.body));
+      figures.push(`${fault}: 503 after ${down.ms.toFixed(0)} ms, 200 ${up.ms.toFixed(0)} ms after it was back`);
+    }
+    console.log(figures.join("; "));
+  } finally {
+    await js.close();
+    await core.close();
+  }
 });
