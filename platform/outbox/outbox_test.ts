@@ -137,6 +137,11 @@ async function enqueueSpread(db: Database, topic: string, n: number, keys: numbe
   });
 }
 
+/** {@linkcode enqueueSpread} retried until the database takes it (the pool fails fast for a while after an outage). */
+async function enqueueOnceUp(db: Database, topic: string, n: number) {
+  await waitUntil(() => enqueueSpread(db, topic, n, 1).then(() => true, () => false), 10_000, `enqueueing ${topic}`);
+}
+
 /** Writes rows straight into the table, without the NOTIFY that `enqueue` sends. */
 async function insertSilently(db: Database, topic: string, n: number) {
   for (let i = 0; i < n; i++) {
@@ -340,7 +345,7 @@ Deno.test("startRelay() survives Postgres being SIGKILLed and restarted, sweepin
     await waitUntil(() => r.count("unnoticed") === 5, 20_000, "the unnoticed rows after the restart");
     const sweptMs = Date.now() - restarted;
 
-    await enqueueSpread(db, "after", 3, 1);
+    await enqueueOnceUp(db, "after", 3);
     await waitUntil(() => r.count("after") === 3, 10_000, "rows enqueued after the restart");
     assert.ok(sweptMs < 15_000, `the re-LISTEN sweep came ${sweptMs} ms after the restart`);
     r.assertEachOnce(11);
@@ -384,7 +389,7 @@ Deno.test("startRelay() backs off while Postgres is down, warns once for the out
     assert.ok(retries >= 2 && retries <= 30, `${retries} retries in ~1.5 s`);
 
     await pg.start();
-    await enqueueSpread(db, "after", 2, 1).catch(() => enqueueSpread(db, "after", 2, 1));
+    await enqueueOnceUp(db, "after", 2);
     await waitUntil(() => r.count("after") === 2, 10_000, "rows after the restart");
     await waitUntil(async () => (await relay!.status()).databaseReachable, 5_000, "the relay to see the database");
     assert.equal(captured.lines.filter((l) => l.msg === "outbox relay reached the database again").length, 1);
@@ -467,4 +472,39 @@ Deno.test("startRelay() backs a failing topic off and recovers on the embedded P
   } finally {
     await relay.stop();
   }
+});
+
+Deno.test("startRelay() started while Postgres is down retries by itself and publishes once it is up", async () => {
+  await using pg = await startPostgres();
+  const db = connectPostgres(pg.url, { max: 2, connectTimeout: 2_000 });
+  const r = recorder();
+  let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
+  try {
+    await migrate(db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
+    await pg.stop();
+    relay = await startRelay(db, { log, pollMs: 60_000, publish: (m) => Promise.resolve(void r.ok.push(m)) });
+    await waitUntil(
+      async () => !(await relay!.status()).databaseReachable,
+      5_000,
+      "the relay to find the database down",
+    );
+    await pg.start();
+    await enqueueOnceUp(db, "t", 3);
+    await waitUntil(() => r.count("t") === 3, 10_000, "rows enqueued once the database is up");
+    assert.equal((await relay.status()).databaseReachable, true);
+  } finally {
+    await relay?.stop();
+    await db.close();
+  }
+});
+
+Deno.test("startRelay() rejects a batchSize, concurrency or interval that is not positive with a RangeError", () => {
+  const db = {} as Database; // never reached: the options are checked first
+  const publish = () => Promise.resolve();
+  assert.throws(() => startRelay(db, { log, publish, batchSize: 0 }), RangeError);
+  assert.throws(() => startRelay(db, { log, publish, concurrency: 1.5 }), RangeError);
+  assert.throws(
+    () => startRelay(db, { log, publish, pollMs: -1 }),
+    new RangeError("Cannot start the outbox relay as pollMs must be positive: current value is -1"),
+  );
 });
