@@ -17,6 +17,11 @@ export class DatabaseUnavailableError extends Error {
   readonly code: string | undefined;
   /** How long the caller should wait before trying again, in milliseconds. */
   readonly retryAfterMs: number;
+  /**
+   * Marks an outage rather than a fault of the work itself: message consumers keep retrying such a failure instead
+   * of counting it toward dead-lettering (see `isTransient` in platform/messaging).
+   */
+  readonly transient = true;
 
   /** Creates the error; `cause` is the driver's error when there was one. */
   constructor(message: string, options: ErrorOptions & { code?: string; retryAfterMs?: number } = {}) {

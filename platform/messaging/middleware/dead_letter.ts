@@ -1,4 +1,4 @@
-import { isHopeless } from "./_hopeless.ts";
+import { isHopeless, isTransient } from "./_hopeless.ts";
 import { DeadLetterHeaders } from "../dlq.ts";
 import type { Message, Publisher } from "../message.ts";
 import type { HandlerMiddleware } from "./chain.ts";
@@ -63,7 +63,7 @@ export function deadLetter(sourceTopic: string, options: DeadLetterOptions): Han
       try {
         await next(msg);
       } catch (err) {
-        if (msg.attempt < maxAttempts && !isHopeless(err)) throw err;
+        if (isTransient(err) || (msg.attempt < maxAttempts && !isHopeless(err))) throw err;
         try {
           await publisher.publish(dlqTopic, {
             key: msg.key,

@@ -5,6 +5,7 @@ import { createKafkaPubSub } from "../kafka.ts";
 import { createMemoryBroker } from "../memory.ts";
 import type { Message, Publisher } from "../message.ts";
 import { deadLetter } from "./dead_letter.ts";
+import { DatabaseUnavailableError } from "../../db/errors.ts";
 
 const logger = createLogger("messaging", { level: Deno.env.get("KAFKA_TEST_LOG") ? "debug" : "error" });
 const unique = (name: string) => `${name}.${crypto.randomUUID().slice(0, 8)}`;
@@ -151,4 +152,17 @@ Deno.test("deadLetter() dead-letters at once an error that says retrying cannot 
   await deadLetter("orders", { publisher, maxAttempts: 5 })(() => Promise.reject(hopeless))(msg(1));
   strictEqual(sent.length, 1);
   strictEqual(sent[0].msg.headers?.["dlq-attempts"], "1");
+});
+
+Deno.test("deadLetter() never parks a message whose failure is an outage (transient: true), however often it fails", async () => {
+  const { sent, publisher } = recorder();
+  const outage = new DatabaseUnavailableError("database unavailable: connect ECONNREFUSED");
+  const handler = deadLetter("orders", { publisher, maxAttempts: 5 })(() => Promise.reject(outage));
+  for (const attempt of [1, 5, 6, 50]) {
+    await rejects(Promise.resolve(handler(msg(attempt))), (err) => err === outage);
+  }
+  strictEqual(sent.length, 0);
+  // The same failure count with an ordinary error is parked at maxAttempts.
+  await deadLetter("orders", { publisher, maxAttempts: 5 })(() => Promise.reject(new Error("bug")))(msg(5));
+  strictEqual(sent.length, 1);
 });
