@@ -4,8 +4,10 @@ import { HttpError } from "../http/problem.ts";
 import { Router } from "../http/router.ts";
 import { createLogger } from "../log/logger.ts";
 import { createJetStreamPubSub } from "../messaging/jetstream.ts";
+import { createKafkaPubSub } from "../messaging/kafka.ts";
+import { createPlatformaticKafkaPubSub } from "../messaging/kafka_platformatic.ts";
 import { createNatsPubSub } from "../messaging/nats.ts";
-import { startNats } from "../testing/chaos.ts";
+import { startKafka, startNats } from "../testing/chaos.ts";
 import { type Check, Service, type ServiceOptions } from "./service.ts";
 
 /** A service on a free port with a quiet logger, and an HTTP client the test closes so no connection outlives it. */
@@ -361,5 +363,38 @@ Deno.test("/readyz names a NATS bus (Core and JetStream) whose private server is
   } finally {
     await js.close();
     await core.close();
+  }
+});
+
+Deno.test("/readyz names a Kafka bus (kafkajs and @platformatic/kafka) whose private broker is SIGKILLed, and is 200 again by itself once it restarts", async () => {
+  await using kafka = await startKafka();
+  const quiet = createLogger("messaging", { write: () => {} });
+  const kafkajs = createKafkaPubSub({ brokers: [kafka.url], logger: quiet });
+  const platformatic = createPlatformaticKafkaPubSub({ brokers: [kafka.url], logger: quiet });
+  try {
+    await using env = setup({ checkCacheMs: 0, checkTimeoutMs: 1000, startTimeoutMs: 60_000 });
+    env.svc.check("kafkajs", (signal) => kafkajs.ping(signal))
+      .check("platformatic", (signal) => platformatic.ping(signal));
+    await env.svc.start();
+    await kafka.kill();
+    const down = await readyzUntil(env, 503, 10_000);
+    for (const name of ["kafkajs", "platformatic"]) {
+      const c = down.body.checks[name];
+      assert.equal(c.ok, false, `${name}: ${JSON.stringify(down.body.checks)}`);
+      assert.ok(c.error, `${name} says why`);
+      assert.ok(c.ms <= 1200, `${name} took ${c.ms} ms, past the check timeout`);
+    }
+    const restarting = performance.now();
+    await kafka.start();
+    const started = performance.now();
+    const up = await readyzUntil(env, 200, 60_000);
+    assert.ok(up.body.checks.kafkajs.ok && up.body.checks.platformatic.ok, JSON.stringify(up.body));
+    console.log(
+      `503 ${down.ms.toFixed(0)} ms after the kill; broker restarted in ${(started - restarting).toFixed(0)} ms, ` +
+        `then 200 ${up.ms.toFixed(0)} ms later`,
+    );
+  } finally {
+    await platformatic.close();
+    await kafkajs.close();
   }
 });
