@@ -1,6 +1,6 @@
 /**
- * The TCP forwarder process behind {@linkcode isolate} (see `netns.ts`): one process on each side of an isolated
- * namespace's veth pairs, run as `deno run --allow-net _forwarder.ts '<spec json>'`.
+ * The TCP forwarder process behind `isolate()` (see `netns.ts`): one on the host and one in the router namespace,
+ * run as `deno run --allow-net _forwarder.ts '<spec json>'`. Latency is added by the router's.
  *
  * Protocol with its parent: it prints `ready` on stdout once every listener is bound (or an error on stderr and
  * exits 1); then each JSON line on stdin (`{"link":"postgres","latencyMs":100}`) sets a link's added round-trip time

@@ -2,6 +2,15 @@
  * Puts one process behind a network of its own (a Linux network namespace), so a test can add latency between it
  * and one dependency, or cut it off, while everybody keeps addressing everybody at `127.0.0.1:<port>`.
  *
+ * How: the process runs in namespace `trellis-<pid>-<hex>`, whose only way out is one veth pair per link to a
+ * router namespace (`…-router`). Inside, policy routing (`ip rule … dport <port>`, with `route_localnet` on the
+ * veth) sends a connection to 127.0.0.1:<outbound port> across its link's veth, so the process's own TCP connection
+ * crosses the faulty wire. In the router, a forwarder accepts it on the router's 127.0.0.1:<port> and relays it over
+ * a second veth pair (never faulted) to a forwarder on the host, which connects to the host's 127.0.0.1:<port>: the
+ * server sees a local client, as before. Inbound ports go the other way: host forwarder on 127.0.0.1:<port> →
+ * router forwarder → 127.0.0.1:<port> routed across the link's veth to the process. Partitions are tc filters on
+ * the router's end of a link; latency is added by the router's forwarder (this kernel has no `netem`).
+ *
  * @module
  */
 import type { ForwardSpec, LatencyCommand } from "./_forwarder.ts";
@@ -10,6 +19,10 @@ const FORWARDER = new URL("./_forwarder.ts", import.meta.url).href;
 const PREFIX = "trellis-";
 /** Namespaces left by a crashed run are removed once their creator is gone and they are this old. */
 const STALE_AFTER_MS = 60 * 60 * 1000;
+/** The router namespace of `trellis-<pid>-<hex>` is `trellis-<pid>-<hex>-router`. */
+const ROUTER_SUFFIX = "-router";
+/** A device in the router namespace that stays down. */
+const SINK = "sink";
 const READY_TIMEOUT_MS = 15_000;
 
 /** The ports one link carries. */
@@ -45,36 +58,33 @@ export type IsolatedSpawnOptions = Pick<
 
 interface LinkDevices {
   name: string;
-  /** Host end of the veth pair. */
-  host: string;
-  hostIp: string;
-  nsIp: string;
+  /** The router's end of the link's veth pair, where faults are set. */
+  device: string;
   partitioned: boolean;
 }
 
 /**
- * A network namespace with one veth pair per link and the forwarders that make `127.0.0.1:<port>` mean the same
- * inside and outside it. Create it with {@linkcode isolate}; disposing it kills what it spawned, its forwarders,
- * and removes its devices and namespace.
+ * A network namespace with one veth pair per link, a router namespace and the forwarders that make
+ * `127.0.0.1:<port>` mean the same inside and outside it (see the module doc). Create it with {@linkcode isolate};
+ * disposing it kills what it spawned and its forwarders, and removes its devices and namespaces.
  *
- * Faults act on the path between the two forwarders of a link:
- * - {@linkcode IsolatedNetwork.partition}: every IP packet crossing the link's veth is dropped in the kernel (tc
- *   on the host end), so traffic across it hangs and nothing is reset, as in a real partition.
- * - {@linkcode IsolatedNetwork.latency}: the host-side forwarder holds each byte for half the given time in each
- *   direction, so the round trip grows by the given time. This kernel has no `netem`, so the delay is added in the
- *   forwarder (in order, pipelined: throughput is not cut); the TCP handshake itself is not delayed, only the data.
+ * Faults act on a link's veth pair, which the isolated process's own TCP connections cross:
+ * - {@linkcode IsolatedNetwork.partition}: every IP packet on the link is dropped in the kernel, so open connections
+ *   hang (their retransmissions are dropped too), connects from inside hang in the handshake, keepalives fail and
+ *   nothing is reset, as in a real partition.
+ * - {@linkcode IsolatedNetwork.latency}: the router's forwarder holds each byte for half the given time in each
+ *   direction, so the round trip grows by the given time (in order, pipelined: throughput is not cut). The TCP
+ *   handshake itself is not delayed, only the data.
  *
- * What differs from a real network, because each side talks to a forwarder on its own loopback: a connect always
- * succeeds at once (even across a partition: the bytes sent then hang, so a client's connect timeout does not fire,
- * its read or query timeout does); TCP keepalives of the isolated process are answered by the forwarder; the far
- * end sees connections from 127.0.0.1 (inbound: the forwarder) as if local. Each round trip through a link costs
- * about 1 ms more than loopback on a loaded 2-core machine (scripts/bench_netns.ts).
+ * What differs from a real network: on an inbound link the host-side client connects to a forwarder, so its connect
+ * succeeds at once even across a partition (then its bytes hang: its read timeout fires, not its connect timeout);
+ * the far end of an outbound port sees a client on 127.0.0.1 (the host's forwarder). Each round trip through a
+ * link costs about 1 ms more than loopback on a loaded 2-core machine (scripts/bench_netns.ts).
  */
 export class IsolatedNetwork implements AsyncDisposable {
   readonly #links: Map<string, LinkDevices>;
-  readonly #sink: string;
   readonly #hostForwarder: Forwarder;
-  readonly #nsForwarder: Forwarder;
+  readonly #routerForwarder: Forwarder;
   readonly #children = new Set<Deno.ChildProcess>();
   #disposed = false;
 
@@ -83,19 +93,17 @@ export class IsolatedNetwork implements AsyncDisposable {
     /** The namespace's name (`trellis-<pid>-<hex>`), for `ip netns exec` by hand. */
     readonly name: string,
     links: Map<string, LinkDevices>,
-    sink: string,
     hostForwarder: Forwarder,
-    nsForwarder: Forwarder,
+    routerForwarder: Forwarder,
   ) {
     this.#links = links;
-    this.#sink = sink;
     this.#hostForwarder = hostForwarder;
-    this.#nsForwarder = nsForwarder;
+    this.#routerForwarder = routerForwarder;
   }
 
   /**
-   * Starts `command` inside the namespace (through `ip netns exec`). The process sees only its own loopback, on
-   * which the links' outbound ports are forwarded to the host. It is killed (SIGKILL) on disposal if still running.
+   * Starts `command` inside the namespace (through `ip netns exec`). The process sees its own loopback, on which
+   * the links' outbound ports reach the host. It is killed (SIGKILL) on disposal if still running.
    *
    * @example Run a script inside
    * ```ts ignore
@@ -129,7 +137,7 @@ export class IsolatedNetwork implements AsyncDisposable {
       throw new RangeError(`Cannot add latency as ${ms} ms: current value is not a finite number ≥ 0`);
     }
     const command: LatencyCommand = { link, latencyMs: ms };
-    const answer = await this.#hostForwarder.command(JSON.stringify(command));
+    const answer = await this.#routerForwarder.command(JSON.stringify(command));
     if (answer !== "ok") throw new Error(`Cannot add latency to link "${link}": the forwarder answered ${answer}`);
   }
 
@@ -148,10 +156,12 @@ export class IsolatedNetwork implements AsyncDisposable {
     if (devices.partitioned) return;
     for (const hook of ["egress", "ingress"]) {
       await run("tc", [
+        "-n",
+        this.#router,
         "filter",
         "add",
         "dev",
-        devices.host,
+        devices.device,
         hook,
         "protocol",
         "ip",
@@ -168,7 +178,7 @@ export class IsolatedNetwork implements AsyncDisposable {
         "egress",
         "redirect",
         "dev",
-        this.#sink,
+        SINK,
       ]);
     }
     devices.partitioned = true;
@@ -188,7 +198,7 @@ export class IsolatedNetwork implements AsyncDisposable {
     const devices = this.#link(link, "heal");
     if (devices.partitioned) {
       for (const hook of ["egress", "ingress"]) {
-        await run("tc", ["filter", "del", "dev", devices.host, hook, "pref", "1"]);
+        await run("tc", ["-n", this.#router, "filter", "del", "dev", devices.device, hook, "pref", "1"]);
       }
       devices.partitioned = false;
     }
@@ -207,8 +217,12 @@ export class IsolatedNetwork implements AsyncDisposable {
       }
       await child.status;
     }));
-    await Promise.all([this.#hostForwarder.close(), this.#nsForwarder.close()]);
-    await removeNamespace(this.name, [...[...this.#links.values()].map((l) => l.host), this.#sink]);
+    await Promise.all([this.#hostForwarder.close(), this.#routerForwarder.close()]);
+    await removeNamespaces(this.name);
+  }
+
+  get #router(): string {
+    return `${this.name}${ROUTER_SUFFIX}`;
   }
 
   #assertOpen(action: string) {
@@ -227,10 +241,10 @@ export class IsolatedNetwork implements AsyncDisposable {
 }
 
 /**
- * Creates a network namespace in which {@linkcode IsolatedNetwork.spawn} runs processes whose traffic to and from
- * `127.0.0.1:<port>` crosses one veth pair per named link, so a test can slow down or cut one link. Needs root and
- * iproute2 (`ip`, `tc`). Each forwarded port costs two forwarders (one per side of the veth, in two child processes
- * per namespace); other addresses (e.g. `localhost` resolving to `::1`) are not forwarded.
+ * Creates a network namespace in which {@linkcode IsolatedNetwork.spawn} runs processes whose TCP traffic to and
+ * from `127.0.0.1:<port>` crosses one veth pair per named link, so a test can slow down or cut one link. Needs root
+ * and iproute2 (`ip`, `tc`); starts two forwarder processes (on the host and in the router namespace). Only TCP to
+ * 127.0.0.1 on the listed ports leaves the namespace (e.g. `localhost` resolving to `::1` does not).
  *
  * @example Slow down and cut off a service's database
  * ```ts ignore
@@ -269,54 +283,106 @@ export async function isolate(options: IsolateOptions): Promise<IsolatedNetwork>
 
   const id = randomHex(3);
   const name = `${PREFIX}${Deno.pid}-${id}`;
-  const sink = `tr${id}s`;
+  const router = `${name}${ROUTER_SUFFIX}`;
+  const hostDevice = hostDeviceOf(name);
   const links = new Map<string, LinkDevices>();
   const hostSide: ForwardSpec[] = [];
-  const nsSide: ForwardSpec[] = [];
-  const devices: string[] = [];
+  const routerSide: ForwardSpec[] = [];
   let hostForwarder: Forwarder | undefined;
-  let nsForwarder: Forwarder | undefined;
+  let routerForwarder: Forwarder | undefined;
   try {
-    await run("ip", ["netns", "add", name]);
-    await run("ip", ["-n", name, "link", "set", "lo", "up"]);
-    await run("ip", ["link", "add", sink, "type", "veth", "peer", "name", "sink", "netns", name]);
-    devices.push(sink);
-    const taken = await takenSubnets();
+    for (const ns of [name, router]) {
+      await run("ip", ["netns", "add", ns]);
+      await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    }
+    // The router reaches the host over one veth pair that no fault touches.
+    await run("ip", ["link", "add", hostDevice, "type", "veth", "peer", "name", "host", "netns", router]);
+    const [hostIp, routerIp] = freeSubnet(await takenSubnets());
+    await run("ip", ["addr", "add", `${hostIp}/30`, "dev", hostDevice]);
+    await run("ip", ["link", "set", hostDevice, "up"]);
+    await run("ip", ["-n", router, "addr", "add", `${routerIp}/30`, "dev", "host"]);
+    await run("ip", ["-n", router, "link", "set", "host", "up"]);
+    // Left down: tc redirects the packets of a partitioned link to it, which drops them.
+    await run("ip", ["-n", router, "link", "add", SINK, "type", "veth", "peer", "name", `${SINK}-peer`]);
+    const sysctls = [["all", "rp_filter", "0"], ["default", "rp_filter", "0"]];
+    const routerSysctls = [...sysctls];
+    const local = "127.0.0.1";
     for (const [i, [linkName, link]] of entries.entries()) {
-      const host = `tr${id}${i}h`;
-      const [hostIp, nsIp] = freeSubnet(taken);
-      await run("ip", ["link", "add", host, "type", "veth", "peer", "name", `l${i}`, "netns", name]);
-      devices.push(host);
-      await run("ip", ["addr", "add", `${hostIp}/30`, "dev", host]);
-      await run("ip", ["link", "set", host, "up"]);
-      await run("ip", ["-n", name, "addr", "add", `${nsIp}/30`, "dev", `l${i}`]);
-      await run("ip", ["-n", name, "link", "set", `l${i}`, "up"]);
-      await run("tc", ["qdisc", "add", "dev", host, "clsact"]);
-      links.set(linkName, { name: linkName, host, hostIp, nsIp, partitioned: false });
-      const local = "127.0.0.1";
+      // Link i is the veth pair r<i> (router) – p<i> (process), 10.0.<i>.1 – 10.0.<i>.2: private to the two
+      // namespaces, so these addresses cannot clash with the host's.
+      const [r, pr, rIp, pIp, table] = [`r${i}`, `p${i}`, `10.0.${i}.1`, `10.0.${i}.2`, String(100 + i)];
+      await run("ip", ["-n", router, "link", "add", r, "type", "veth", "peer", "name", pr, "netns", name]);
+      await run("ip", ["-n", router, "addr", "add", `${rIp}/30`, "dev", r]);
+      await run("ip", ["-n", router, "link", "set", r, "up"]);
+      await run("ip", ["-n", name, "addr", "add", `${pIp}/30`, "dev", pr]);
+      await run("ip", ["-n", name, "link", "set", pr, "up"]);
+      await run("tc", ["-n", router, "qdisc", "add", "dev", r, "clsact"]);
+      // 127.0.0.1 may cross these devices (route_localnet): a connection to 127.0.0.1:<port> is routed by port.
+      sysctls.push([pr, "route_localnet", "1"], [pr, "rp_filter", "0"]);
+      routerSysctls.push([r, "route_localnet", "1"], [r, "rp_filter", "0"]);
+      links.set(linkName, { name: linkName, device: r, partitioned: false });
       for (const port of link.outbound ?? []) {
-        nsSide.push({ listen: { hostname: local, port }, connect: { hostname: hostIp, port }, link: linkName });
+        await run("ip", ["-n", name, "rule", "add", ...portRule(port, table)]);
+        routerSide.push({ listen: { hostname: local, port }, connect: { hostname: hostIp, port }, link: linkName });
         hostSide.push({ listen: { hostname: hostIp, port }, connect: { hostname: local, port }, link: linkName });
       }
       for (const port of link.inbound ?? []) {
-        hostSide.push({ listen: { hostname: local, port }, connect: { hostname: nsIp, port }, link: linkName });
-        nsSide.push({ listen: { hostname: nsIp, port }, connect: { hostname: local, port }, link: linkName });
+        await run("ip", ["-n", router, "rule", "add", ...portRule(port, table)]);
+        hostSide.push({ listen: { hostname: local, port }, connect: { hostname: routerIp, port }, link: linkName });
+        routerSide.push({ listen: { hostname: routerIp, port }, connect: { hostname: local, port }, link: linkName });
+      }
+      if (link.outbound?.length) {
+        await run("ip", ["-n", name, "route", "add", `${local}/32`, "via", rIp, "dev", pr, "src", pIp, "table", table]);
+      }
+      if (link.inbound?.length) {
+        await run("ip", [
+          "-n",
+          router,
+          "route",
+          "add",
+          `${local}/32`,
+          "via",
+          pIp,
+          "dev",
+          r,
+          "src",
+          rIp,
+          "table",
+          table,
+        ]);
       }
     }
-    const [host, ns] = await Promise.allSettled([
+    for (const [ns, settings] of [[name, sysctls], [router, routerSysctls]] as const) {
+      const writes = settings.map(([device, key, value]) => `echo ${value} > /proc/sys/net/ipv4/conf/${device}/${key}`);
+      await run("ip", ["netns", "exec", ns, "sh", "-c", writes.join(" && ")]);
+      // The port rules must come before the local table, which would otherwise deliver 127.0.0.1 on lo.
+      await run("ip", ["-n", ns, "rule", "add", "pref", "100", "table", "local"]);
+      await run("ip", ["-n", ns, "rule", "del", "pref", "0"]);
+    }
+    const [host, inRouter] = await Promise.allSettled([
       Forwarder.start([], hostSide),
-      Forwarder.start(["netns", "exec", name], nsSide),
+      Forwarder.start(["netns", "exec", router], routerSide),
     ]);
     if (host.status === "fulfilled") hostForwarder = host.value;
-    if (ns.status === "fulfilled") nsForwarder = ns.value;
+    if (inRouter.status === "fulfilled") routerForwarder = inRouter.value;
     if (host.status === "rejected") throw host.reason;
-    if (ns.status === "rejected") throw ns.reason;
-    return new IsolatedNetwork(name, links, sink, host.value, ns.value);
+    if (inRouter.status === "rejected") throw inRouter.reason;
+    return new IsolatedNetwork(name, links, host.value, inRouter.value);
   } catch (err) {
-    await Promise.all([hostForwarder?.close(), nsForwarder?.close()]);
-    await removeNamespace(name, devices).catch(() => {});
+    await Promise.all([hostForwarder?.close(), routerForwarder?.close()]);
+    await removeNamespaces(name).catch(() => {});
     throw err;
   }
+}
+
+/** The host's end of the veth pair to the router of namespace `trellis-<pid>-<hex>`: `tr<hex>`. */
+function hostDeviceOf(name: string): string {
+  return `tr${name.split("-").at(-1)}`;
+}
+
+/** `ip rule` arguments sending TCP to 127.0.0.1:<port> to `table`. */
+function portRule(port: number, table: string): string[] {
+  return ["pref", "10", "to", "127.0.0.1", "ipproto", "tcp", "dport", String(port), "table", table];
 }
 
 /** A forwarder child process (`_forwarder.ts`), run directly or through `ip netns exec`. */
@@ -407,18 +473,32 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
   }
 }
 
-/** Kills what still runs inside, deletes the host ends of the veth pairs (which deletes their peers), then the namespace. */
-async function removeNamespace(name: string, devices: string[]): Promise<void> {
-  const pids = await output("ip", ["netns", "pids", name]).catch(() => "");
-  for (const pid of pids.split(/\s+/).filter(Boolean)) {
-    try {
-      Deno.kill(Number(pid), "SIGKILL");
-    } catch {
-      // exited meanwhile
+/**
+ * Kills what still runs in the process namespace `name` and its router, then deletes both (which deletes the veth
+ * pairs: each has an end in one of them).
+ */
+async function removeNamespaces(name: string): Promise<void> {
+  const namespaces = [name, `${name}${ROUTER_SUFFIX}`];
+  for (const ns of namespaces) {
+    const pids = await output("ip", ["netns", "pids", ns]).catch(() => "");
+    for (const pid of pids.split(/\s+/).filter(Boolean)) {
+      try {
+        Deno.kill(Number(pid), "SIGKILL");
+      } catch {
+        // exited meanwhile
+      }
     }
   }
-  for (const device of devices) await run("ip", ["link", "del", device]).catch(() => {});
-  await run("ip", ["netns", "del", name]);
+  // Deleting a namespace frees its devices later, in a kernel work queue: the host's end goes now.
+  await run("ip", ["link", "del", hostDeviceOf(name)]).catch(() => {});
+  const failures = [];
+  for (const ns of namespaces) {
+    const out = await new Deno.Command(tool("ip"), { args: ["netns", "del", ns], stdout: "null", stderr: "piped" })
+      .output();
+    const reason = new TextDecoder().decode(out.stderr);
+    if (!out.success && !reason.includes("No such file")) failures.push(`${ns}: ${reason.trim()}`);
+  }
+  if (failures.length > 0) throw new Error(`Cannot remove namespaces: ${failures.join("; ")}`);
 }
 
 /** Options for {@linkcode removeStaleNamespaces}. */
@@ -454,16 +534,12 @@ export async function removeStaleNamespaces(options: RemoveStaleOptions = {}): P
     return removed;
   }
   for (const entry of entries) {
-    const match = entry.name.match(/^trellis-(\d+)-([0-9a-f]+)$/);
+    const match = entry.name.match(/^trellis-(\d+)-[0-9a-f]+$/);
     if (!match) continue;
     const creatorAlive = await Deno.stat(`/proc/${match[1]}`).then(() => true, () => false);
     const { mtime } = await Deno.stat(`/run/netns/${entry.name}`);
     if (creatorAlive || !mtime || Date.now() - mtime.getTime() < olderThanMs) continue;
-    const devices = (await output("ip", ["-o", "link", "show"]))
-      .split("\n")
-      .map((line) => line.split(":")[1]?.trim().split("@")[0])
-      .filter((device) => device?.startsWith(`tr${match[2]}`));
-    await removeNamespace(entry.name, devices);
+    await removeNamespaces(entry.name);
     removed.push(entry.name);
   }
   return removed;

@@ -153,6 +153,25 @@ Deno.test("partition() makes a query across the link hang, and heal() lets it an
   assert.equal((await probe.roundTrips(3)).length, 3);
 });
 
+Deno.test("partition() makes a new connection from inside hang in connect, as a real partition does, until heal()", async () => {
+  await using net = await isolate({ links: { postgres: { outbound: [PG_PORT] } } });
+  await net.partition("postgres");
+  const child = net.spawn(Deno.execPath(), [
+    "eval",
+    `const conn = await Deno.connect({ hostname: "127.0.0.1", port: ${PG_PORT} });
+    console.log("connected from", conn.localAddr.hostname);
+    conn.close();`,
+  ], { stdout: "piped", stderr: "inherit" });
+  const out = new LineReader(child.stdout);
+  assert.equal(await out.next(2000), undefined, "a connect across a partitioned link completed");
+
+  await net.heal("postgres");
+  // The next SYN retransmission (1 s, 3 s, 7 s after the first) gets through.
+  assert.equal(await out.next(10_000), "connected from 10.0.0.2");
+  assert.equal((await child.status).code, 0);
+  await out.drain();
+});
+
 Deno.test("an inbound port reaches a server inside the namespace at 127.0.0.1:<port>, and faults on other links leave it alone", async () => {
   const port = freePort();
   await using net = await isolate({
