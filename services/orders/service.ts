@@ -1,3 +1,4 @@
+import { Counter } from "prom-client";
 import type { Database } from "../../platform/db/db.ts";
 import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
 import { createGrpcClient } from "../../platform/grpc/client.ts";
@@ -48,8 +49,18 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     db = await infra.database("orders", { with: [OUTBOX_MIGRATIONS] });
   });
   svc.check("database", (signal) => db.ping(signal));
+  const deadlines = new Counter({
+    name: "orders_deadline_exceeded_total",
+    help: "Orders cancelled because their saga was still PENDING at the deadline, by the step it was stuck in.",
+    labelNames: ["step"] as const,
+    registers: [svc.registry],
+  });
   svc.onStart("deadline sweeper", () => {
-    const sweeper = startDeadlineSweeper(db, { intervalMs: config.orders.sweepMs, log: svc.log });
+    const sweeper = startDeadlineSweeper(db, {
+      intervalMs: config.orders.sweepMs,
+      log: svc.log,
+      onExpired: (e) => deadlines.inc({ step: e.step }),
+    });
     svc.onStop("deadline sweeper", () => sweeper.stop());
     return Promise.resolve();
   });

@@ -1,7 +1,7 @@
 import { delay } from "../../platform/async/backoff.ts";
 import type { Database } from "../../platform/db/db.ts";
 import type { Logger } from "../../platform/log/logger.ts";
-import { expireOverdue } from "./store.ts";
+import { type ExpiredOrder, expireOverdue } from "./store.ts";
 
 /** Options for {@linkcode startDeadlineSweeper}. */
 export interface DeadlineSweeperOptions {
@@ -10,6 +10,8 @@ export interface DeadlineSweeperOptions {
   log: Logger;
   /** Most orders one sweep cancels. @default {100} */
   batchSize?: number;
+  /** Called for each order cancelled, after its transaction committed (e.g. to count it). @default {() => {}} */
+  onExpired?: (order: ExpiredOrder) => void;
 }
 
 /** A running deadline sweeper. */
@@ -42,7 +44,10 @@ export function startDeadlineSweeper(db: Database, options: DeadlineSweeperOptio
       let full = false;
       try {
         const expired = await expireOverdue(db, batchSize);
-        for (const e of expired) options.log.info("order deadline exceeded: cancelled", { ...e });
+        for (const e of expired) {
+          options.log.warn("order deadline exceeded: cancelled", { ...e });
+          options.onExpired?.(e);
+        }
         full = expired.length === batchSize;
       } catch (err) {
         if (stopping.signal.aborted) break;

@@ -14,7 +14,8 @@ Deno.test("startDeadlineSweeper() cancels an order once its deadline passes, log
   await migrateService(fx.db, "orders", [OUTBOX_MIGRATIONS]);
   const lines: string[] = [];
   const log = createLogger("orders", { level: "info", write: (line) => lines.push(line) });
-  const sweeper = startDeadlineSweeper(fx.db, { intervalMs: 50, log });
+  const expired: string[] = [];
+  const sweeper = startDeadlineSweeper(fx.db, { intervalMs: 50, log, onExpired: (e) => expired.push(e.orderId) });
   try {
     const { order } = await createOrder(fx.db, { ...tea, deadlineMs: 1_000 });
     await new Promise((r) => setTimeout(r, 200));
@@ -27,6 +28,8 @@ Deno.test("startDeadlineSweeper() cancels an order once its deadline passes, log
     assert.equal((await getOrder(fx.db, order.id))!.reason, "deadline exceeded while RESERVING");
     const logged = lines.map((l) => JSON.parse(l)).find((l) => l.orderId === order.id);
     assert.equal(logged?.msg, "order deadline exceeded: cancelled");
+    assert.equal(logged?.level, "warn");
+    assert.deepEqual(expired, [order.id]);
   } finally {
     await sweeper.stop();
   }

@@ -93,6 +93,11 @@ Deno.test("a broker down for longer than the deadline: orders are CANCELLED with
     assert.ok(compensated("inventory.reserved.v1", reserving.id), "B's late reservation was released");
     assert.ok(compensated("payments.succeeded.v1", charging.id), "A's late charge was refunded");
 
+    const metrics = await (await fetch(`${cluster.procs.find((p) => p.name === "orders")!.url}/metrics`)).text();
+    for (const step of ["CHARGING", "RESERVING"]) {
+      assert.match(metrics, new RegExp(`^orders_deadline_exceeded_total\\{[^}]*step="${step}"[^}]*\\} 1$`, "m"));
+    }
+
     const results = await cluster.stop();
     assert.deepEqual(results.filter((r) => r.code !== 0).map((r) => `${r.name} exited ${r.code}`), []);
   } catch (err) {
