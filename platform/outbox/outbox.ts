@@ -130,7 +130,15 @@ export interface RelayError {
   at: Date;
 }
 
-/** What a relay reports for readiness checks and metrics. */
+/**
+ * What a relay reports for readiness checks and metrics.
+ *
+ * @example Report the relay on a health endpoint
+ * ```ts ignore
+ * const { backlog, failingTopics, databaseReachable } = await relay.status({ signal: AbortSignal.timeout(500) });
+ * return json({ backlog, failingTopics, databaseReachable }, databaseReachable ? 200 : 503);
+ * ```
+ */
 export interface RelayStatus {
   /** Unpublished rows; absent when not asked for, when the database is unreachable or did not answer in time. */
   backlog?: number;
