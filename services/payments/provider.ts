@@ -3,8 +3,13 @@ import { delay } from "../../platform/async/backoff.ts";
 /** The outcome of a charge the provider answered. */
 export type ChargeResult = { ok: true; ref: string } | { ok: false; reason: string };
 
-/** The provider could not answer (a transient failure): the charge may be retried with the same key. */
+/**
+ * The provider could not answer (a transient failure): the charge or refund may be retried with the same key. It is
+ * `transient`, so a command failing with it is delivered again until the provider answers instead of being
+ * dead-lettered: a refund parked in a dead-letter queue would leave a cancelled order charged.
+ */
 export class ProviderUnavailableError extends Error {
+  readonly transient = true;
   constructor(message = "payment provider unavailable") {
     super(message);
     this.name = "ProviderUnavailableError";

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import type { Publisher } from "../../platform/messaging/message.ts";
+import { deadLetter } from "../../platform/messaging/middleware/dead_letter.ts";
 import { ProviderUnavailableError, simulatedProvider } from "./provider.ts";
 
 Deno.test("simulatedProvider() charges a good token and declines the test decline token", async () => {
@@ -53,4 +55,17 @@ Deno.test("simulatedProvider() fails refunds transiently at its failure rate", a
   const p = simulatedProvider({ failureRate: 0.5, random: () => rolls.shift()! });
   await assert.rejects(p.refund({ idempotencyKey: "k", chargeRef: "ch_1" }), ProviderUnavailableError);
   assert.equal((await p.refund({ idempotencyKey: "k", chargeRef: "ch_1" })).refunded, true);
+});
+
+Deno.test("a command failing with ProviderUnavailableError is delivered again, never dead-lettered, however often it fails", async () => {
+  const parked: string[] = [];
+  // Only publish() is used by deadLetter(); it records what would have been parked.
+  const publisher = { publish: (topic: string) => Promise.resolve(void parked.push(topic)) } as unknown as Publisher;
+  const outage = new ProviderUnavailableError();
+  const handler = deadLetter("payments.commands", { publisher, maxAttempts: 5 })(() => Promise.reject(outage));
+  for (const attempt of [1, 5, 6, 50]) {
+    const msg = { id: "m-1", key: "o-1", headers: {}, payload: new Uint8Array(), attempt, timestamp: 0 };
+    await assert.rejects(Promise.resolve(handler(msg)), (err) => err === outage);
+  }
+  assert.deepEqual(parked, []);
 });
