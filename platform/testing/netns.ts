@@ -21,6 +21,8 @@ const PREFIX = "trellis-";
 const STALE_AFTER_MS = 60 * 60 * 1000;
 /** The router namespace of `trellis-<pid>-<hex>` is `trellis-<pid>-<hex>-router`. */
 const ROUTER_SUFFIX = "-router";
+/** The tc hooks on the router's end of a link that drop each direction: egress goes to the process, ingress comes from it. */
+const HOOKS: Record<string, string[]> = { both: ["egress", "ingress"], incoming: ["egress"], outgoing: ["ingress"] };
 /** A device in the router namespace that stays down. */
 const SINK = "sink";
 const READY_TIMEOUT_MS = 15_000;
@@ -60,7 +62,18 @@ interface LinkDevices {
   name: string;
   /** The router's end of the link's veth pair, where faults are set. */
   device: string;
-  partitioned: boolean;
+  /** The tc hooks of `device` that drop packets: egress (towards the process), ingress (from it). */
+  dropping: Set<string>;
+}
+
+/** Options for {@linkcode IsolatedNetwork.partition}. */
+export interface PartitionOptions {
+  /**
+   * Which packets to drop, seen from the isolated process: `"outgoing"` (what it sends), `"incoming"` (what it
+   * receives) or `"both"`.
+   * @default {"both"}
+   */
+  direction?: "both" | "incoming" | "outgoing";
 }
 
 /**
@@ -142,46 +155,42 @@ export class IsolatedNetwork implements AsyncDisposable {
   }
 
   /**
-   * Drops every IP packet on `link`, both ways, until {@linkcode heal}: open connections hang (their TCP
-   * retransmits are dropped too) and new connections across the link do not complete.
+   * Drops every IP packet on `link` until {@linkcode heal}: open connections hang (their TCP retransmits are dropped
+   * too) and new connections across the link do not complete. `direction` makes it one-way: `"outgoing"` drops what
+   * the isolated process sends (its requests never arrive), `"incoming"` what is sent to it (its requests are served
+   * but the answers are lost). Partitioning a link again adds the new direction.
    *
    * @example Cut the service off from Postgres only
    * ```ts ignore
    * await net.partition("postgres");
    * ```
+   * @example Lose the answers only: a write commits, the service never hears of it
+   * ```ts ignore
+   * await net.partition("postgres", { direction: "incoming" });
+   * ```
    */
-  async partition(link: string): Promise<void> {
+  async partition(link: string, options: PartitionOptions = {}): Promise<void> {
     this.#assertOpen("partition");
     const devices = this.#link(link, "partition");
-    if (devices.partitioned) return;
-    for (const hook of ["egress", "ingress"]) {
-      await run("tc", [
-        "-n",
-        this.#router,
-        "filter",
-        "add",
-        "dev",
-        devices.device,
-        hook,
-        "protocol",
-        "ip",
-        "pref",
-        "1",
-        "u32",
-        "match",
-        "u32",
-        "0",
-        "0",
-        // Redirecting to a device that is down drops the packet: this kernel has neither netem nor gact.
-        "action",
-        "mirred",
-        "egress",
-        "redirect",
-        "dev",
-        SINK,
-      ]);
+    const direction = options.direction ?? "both";
+    const hooks = Object.hasOwn(HOOKS, direction) ? HOOKS[direction] : undefined;
+    if (!hooks) {
+      throw new RangeError(
+        `Cannot partition as direction ${
+          JSON.stringify(direction)
+        }: current value is not "both", "incoming" or "outgoing"`,
+      );
     }
-    devices.partitioned = true;
+    for (const hook of hooks) {
+      if (devices.dropping.has(hook)) continue;
+      // Redirecting to a device that is down drops the packet: this kernel has neither netem nor gact. ARP passes
+      // (protocol ip), so that traffic resumes as soon as the link heals.
+      await run("tc", [
+        ...["-n", this.#router, "filter", "add", "dev", devices.device, hook, "protocol", "ip", "pref", "1"],
+        ...["u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", SINK],
+      ]);
+      devices.dropping.add(hook);
+    }
   }
 
   /**
@@ -196,11 +205,9 @@ export class IsolatedNetwork implements AsyncDisposable {
   async heal(link: string): Promise<void> {
     this.#assertOpen("heal");
     const devices = this.#link(link, "heal");
-    if (devices.partitioned) {
-      for (const hook of ["egress", "ingress"]) {
-        await run("tc", ["-n", this.#router, "filter", "del", "dev", devices.device, hook, "pref", "1"]);
-      }
-      devices.partitioned = false;
+    for (const hook of devices.dropping) {
+      await run("tc", ["-n", this.#router, "filter", "del", "dev", devices.device, hook, "pref", "1"]);
+      devices.dropping.delete(hook);
     }
     await this.latency(link, 0);
   }
@@ -320,7 +327,7 @@ export async function isolate(options: IsolateOptions): Promise<IsolatedNetwork>
       // 127.0.0.1 may cross these devices (route_localnet): a connection to 127.0.0.1:<port> is routed by port.
       sysctls.push([pr, "route_localnet", "1"], [pr, "rp_filter", "0"]);
       routerSysctls.push([r, "route_localnet", "1"], [r, "rp_filter", "0"]);
-      links.set(linkName, { name: linkName, device: r, partitioned: false });
+      links.set(linkName, { name: linkName, device: r, dropping: new Set() });
       for (const port of link.outbound ?? []) {
         await run("ip", ["-n", name, "rule", "add", ...portRule(port, table)]);
         routerSide.push({ listen: { hostname: local, port }, connect: { hostname: hostIp, port }, link: linkName });

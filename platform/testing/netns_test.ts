@@ -42,8 +42,8 @@ class LineReader {
 }
 
 /**
- * A `deno eval` process inside the namespace holding one Postgres connection: each line on its stdin runs
- * `select 1` and prints the round trip in ms.
+ * A `deno eval` process inside the namespace holding one Postgres connection: each line on its stdin is a statement
+ * it runs, printing the round trip in ms.
  */
 class PgProbe implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;
@@ -54,10 +54,17 @@ class PgProbe implements AsyncDisposable {
     const code = `
       import postgres from "postgres";
       const sql = postgres(${JSON.stringify(DATABASE_URL)}, { max: 1, onnotice: () => {} });
-      for await (const _ of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-        const start = performance.now();
-        await sql\`select 1\`;
-        console.log((performance.now() - start).toFixed(2));
+      let buffered = "";
+      for await (const text of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+        buffered += text;
+        let newline;
+        while ((newline = buffered.indexOf("\\n")) >= 0) {
+          const statement = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          const start = performance.now();
+          await sql.unsafe(statement);
+          console.log((performance.now() - start).toFixed(2));
+        }
       }
       await sql.end({ timeout: 1 });`;
     this.#child = net.spawn(Deno.execPath(), ["eval", code], {
@@ -70,9 +77,9 @@ class PgProbe implements AsyncDisposable {
     this.#out = new LineReader(this.#child.stdout);
   }
 
-  /** Sends one query. */
-  async send(): Promise<void> {
-    await this.#stdin.write(new TextEncoder().encode("q\n"));
+  /** Sends one statement (one line). */
+  async send(statement = "select 1"): Promise<void> {
+    await this.#stdin.write(new TextEncoder().encode(`${statement}\n`));
   }
 
   /** The round trip of the oldest query not yet answered, or undefined if it takes longer than `ms`. */
@@ -151,6 +158,52 @@ Deno.test("partition() makes a query across the link hang, and heal() lets it an
   const stuck = await probe.answer(10_000);
   assert(stuck !== undefined, "the query sent during the partition got no answer within 10 s of heal()");
   assert.equal((await probe.roundTrips(3)).length, 3);
+});
+
+/** Runs `statement` on the shared Postgres from the host with psql; its output without alignment. */
+async function psql(statement: string): Promise<string> {
+  const out = await new Deno.Command("psql", {
+    args: [DATABASE_URL, "-Atc", statement],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  if (!out.success) throw new Error(`psql failed: ${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+Deno.test("partition() one way: incoming lets a write commit but loses its answer, outgoing keeps the write from arriving", async () => {
+  const table = `netns_${crypto.randomUUID().replaceAll("-", "")}`;
+  await psql(`create table ${table} (id int)`);
+  try {
+    await using net = await isolate({ links: { postgres: { outbound: [PG_PORT] } } });
+    await using probe = new PgProbe(net);
+    await probe.roundTrips(2);
+    const count = async () => Number(await psql(`select count(*) from ${table}`));
+
+    await net.partition("postgres", { direction: "incoming" });
+    await probe.send(`insert into ${table} values (1)`);
+    const deadline = Date.now() + 5000;
+    while (await count() < 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(await count(), 1, "the write sent with incoming packets dropped did not commit within 5 s");
+    assert.equal(await probe.answer(500), undefined, "the answer crossed a link dropping incoming packets");
+    await net.heal("postgres");
+    assert.ok(await probe.answer(10_000) !== undefined, "the answer did not arrive within 10 s of heal()");
+
+    await net.partition("postgres", { direction: "outgoing" });
+    await probe.send(`insert into ${table} values (2)`);
+    assert.equal(await probe.answer(1500), undefined, "a write was answered across a link dropping outgoing packets");
+    assert.equal(await count(), 1, "a write crossed a link dropping outgoing packets");
+    await net.heal("postgres");
+    assert.ok(await probe.answer(10_000) !== undefined, "the write did not complete within 10 s of heal()");
+    assert.equal(await count(), 2);
+    await assert.rejects(
+      () => net.partition("postgres", { direction: "sideways" as "both" }),
+      { name: "RangeError", message: /current value is not "both", "incoming" or "outgoing"/ },
+    );
+  } finally {
+    await psql(`drop table ${table}`);
+  }
 });
 
 Deno.test("partition() makes a new connection from inside hang in connect, as a real partition does, until heal()", async () => {
