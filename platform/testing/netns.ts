@@ -21,7 +21,7 @@ const PREFIX = "trellis-";
 const STALE_AFTER_MS = 60 * 60 * 1000;
 /** The router namespace of `trellis-<pid>-<hex>` is `trellis-<pid>-<hex>-router`. */
 const ROUTER_SUFFIX = "-router";
-/** The tc hooks on the router's end of a link that drop each direction: egress goes to the process, ingress comes from it. */
+/** The tc hooks on the router's end of a link per direction: egress goes to the process, ingress comes from it. */
 const HOOKS: Record<string, string[]> = { both: ["egress", "ingress"], incoming: ["egress"], outgoing: ["ingress"] };
 /** A device in the router namespace that stays down. */
 const SINK = "sink";
@@ -92,7 +92,8 @@ export interface PartitionOptions {
  * What differs from a real network: on an inbound link the host-side client connects to a forwarder, so its connect
  * succeeds at once even across a partition (then its bytes hang: its read timeout fires, not its connect timeout);
  * the far end of an outbound port sees a client on 127.0.0.1 (the host's forwarder). Each round trip through a
- * link costs about 1 ms more than loopback on a loaded 2-core machine (scripts/bench_netns.ts).
+ * link costs about 0.7 ms more than loopback on a loaded 2-core machine, and a link carries about a third of
+ * loopback's requests per second (scripts/bench_netns.ts).
  */
 export class IsolatedNetwork implements AsyncDisposable {
   readonly #links: Map<string, LinkDevices>;
