@@ -1,11 +1,12 @@
 /**
  * The cost of platform/testing/netns.ts's forwarders: the same load directly on the host's loopback and across an
- * isolated namespace (two forwarder hops and a veth pair, no fault set), alternating, three rounds each, medians.
+ * isolated namespace (two veth pairs and two forwarders: router namespace and host; no fault set), alternating,
+ * three rounds each, medians.
  *
  * - HTTP: wrk (1 thread, 20 connections) against a `Deno.serve` hello server in a child process, on the host vs
  *   inside the namespace behind an inbound forward.
- * - Postgres: pgbench (`select 1`, 10 connections, 1 thread) against the shared Postgres, from the host vs from
- *   inside the namespace through an outbound forward.
+ * - Postgres: pgbench (`select 1`, 10 connections then 1, 1 thread) against the shared Postgres, from the host vs
+ *   from inside the namespace through an outbound link.
  *
  * Needs root, wrk and pgbench. Run: `deno run -A scripts/bench_netns.ts [seconds per run, default 5]`.
  */
