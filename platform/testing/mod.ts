@@ -1,6 +1,7 @@
 /**
  * Fault-injection kit for tests of services built on Trellis: private Postgres, NATS and Kafka servers a test may
- * kill, pause and restart ({@linkcode startComponent}).
+ * kill, pause and restart ({@linkcode startComponent}), and a network namespace that puts one process behind added
+ * latency or a partition, link by link ({@linkcode isolate}).
  *
  * @example A user's own kill test
  * ```ts ignore
@@ -13,3 +14,13 @@
  * @module
  */
 export * from "./chaos.ts";
+export {
+  isolate,
+  IsolatedNetwork,
+  type IsolatedSpawnOptions,
+  type IsolateOptions,
+  type LinkOptions,
+  type PartitionOptions,
+  removeStaleNamespaces,
+  type RemoveStaleOptions,
+} from "./netns.ts";
