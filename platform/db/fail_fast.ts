@@ -66,15 +66,21 @@ export class FailFast {
     this.#cause = undefined;
   }
 
-  /** Reports a call's failure; only a connection-class failure changes anything. */
-  failed(error: unknown): void {
-    if (!isConnectionError(error)) return this.succeeded();
-    if (this.#intervalMs > 0 && isUnreachableError(error)) {
-      this.down = true;
-      this.#until = this.#now() + this.#intervalMs;
-      this.#cause = error;
+  /**
+   * Reports a call's failure; only a connection-class failure changes anything. Returns true when the failure marked
+   * the database down (again), so calls that wait for a connection can be failed too.
+   */
+  failed(error: unknown): boolean {
+    if (!isConnectionError(error)) {
+      this.succeeded();
+      return false;
     }
     this.#probing = false;
+    if (this.#intervalMs === 0 || !isUnreachableError(error)) return false;
+    this.down = true;
+    this.#until = this.#now() + this.#intervalMs;
+    this.#cause = error;
+    return true;
   }
 
   /** Reports that a call ended without an answer (its caller gave up): another probe may go. */

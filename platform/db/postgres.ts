@@ -2,6 +2,7 @@ import postgres from "postgres";
 import { currentContext } from "../context/context.ts";
 import type { Database, QueryOptions, Row, Tx } from "./db.ts";
 import { DatabaseUnavailableError, isConnectionError } from "./errors.ts";
+import { ConnectionSlots } from "./connection_slots.ts";
 import { FailFast } from "./fail_fast.ts";
 
 /** Options for {@linkcode connectPostgres}. */
@@ -47,8 +48,8 @@ type Pending = postgres.PendingQuery<any>;
  * {@linkcode DatabaseUnavailableError}; once a connect failed, calls fail fast for `failFastMs`. The pool reconnects by
  * itself (within about a second of the server coming back), and `listen` subscriptions LISTEN again and call their
  * `onListen`. A call whose signal (or request context) aborts rejects at once with the abort reason, and its running
- * statement is cancelled in the server; a statement still waiting for a connection, or pipelined behind another one
- * on a busy connection, is not cancelled and runs when its turn comes.
+ * statement is cancelled in the server; a call still waiting for a connection (at most `max` calls hold one; the
+ * others wait in the adapter, not in the driver) leaves the queue and never runs.
  *
  * @example Connect, query, close
  * ```ts ignore
@@ -86,12 +87,19 @@ class PostgresDatabase implements Database {
    */
   closures = 0;
   readonly #channels = new Map<string, Channel>();
+  /**
+   * One per pooled connection: a pool query or a transaction holds one while the driver runs it, so the driver
+   * neither queues nor pipelines (a queued statement could not be taken back, see `cancel()`).
+   */
+  readonly slots: ConnectionSlots;
+  readonly #release = () => this.slots.release();
   /** CancelRequests under way, awaited by close() so none outlives the database. */
   readonly #cancels = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
 
   constructor(url: string, options: Required<PostgresOptions>) {
     this.failFast = new FailFast(options.failFastMs);
+    this.slots = new ConnectionSlots(options.max);
     this.sql = postgres(url, {
       max: options.max,
       connect_timeout: options.connectTimeout / 1000,
@@ -106,19 +114,34 @@ class PostgresDatabase implements Database {
     const signal = options?.signal ?? currentContext()?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (!this.failFast.tryAcquire()) return Promise.reject(this.failFast.error());
-    return this.settle(this.sql.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[]), signal)
-      .then(lastRows<T>);
+    const run = () => {
+      // The signal may have aborted between the slot being handed over and this continuation.
+      if (signal?.aborted) {
+        this.slots.release();
+        return Promise.reject(signal.reason);
+      }
+      const pending = this.sql.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[]);
+      // The slot is the connection: it is free once the driver is done with the statement, not when the caller
+      // stopped waiting for it.
+      pending.then(this.#release, this.#release);
+      return this.settle<unknown>(pending, signal).then(lastRows<T>);
+    };
+    if (this.slots.tryAcquire()) return run();
+    return this.slots.acquire(signal).then(run);
   }
 
   async transaction<T>(fn: (tx: Tx) => Promise<T>, options?: QueryOptions): Promise<T> {
     const signal = options?.signal ?? currentContext()?.signal;
     signal?.throwIfAborted();
     if (!this.failFast.tryAcquire()) throw this.failFast.error();
+    if (!this.slots.tryAcquire()) await this.slots.acquire(signal);
     const tx = new PostgresTransaction(this, signal);
     const outcome = this.sql.begin((txSql) => tx.run(txSql, fn)).then((value) => {
+      this.slots.release();
       this.failFast.succeeded();
       return value as T;
     }, (error) => {
+      this.slots.release();
       tx.ended();
       throw this.failed(error);
     });
@@ -211,7 +234,8 @@ class PostgresDatabase implements Database {
 
   /** Records a failure in `failFast` and turns a connection-class one into a {@linkcode DatabaseUnavailableError}. */
   failed(error: unknown): unknown {
-    this.failFast.failed(error);
+    // Calls waiting for a connection would each wait for a connect attempt of their own: fail them now too.
+    if (this.failFast.failed(error)) this.slots.rejectWaiting(() => this.failFast.error());
     if (error instanceof DatabaseUnavailableError || !isConnectionError(error)) return error;
     const code = (error as { code?: string }).code;
     return new DatabaseUnavailableError(`database unavailable: ${(error as Error).message}`, { cause: error, code });
