@@ -6,6 +6,7 @@
 export type { Database, Queryable, QueryOptions, Row, Tx } from "./db.ts";
 export { DatabaseUnavailableError, findDatabaseUnavailable, isConnectionError, isUnreachableError } from "./errors.ts";
 export { FailFast } from "./fail_fast.ts";
+export { ConnectionSlots } from "./connection_slots.ts";
 export { connectPostgres, ensureDatabase, type PostgresOptions } from "./postgres.ts";
 export { createPglite, type PgliteOptions, type SharedPglite } from "./pglite.ts";
 export { migrate, type MigrateOptions, type Migration } from "./migrate.ts";
