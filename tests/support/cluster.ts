@@ -1,4 +1,6 @@
 import postgres from "postgres";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { freePorts } from "./ports.ts";
 import { isolate, type IsolatedNetwork } from "../../platform/testing/netns.ts";
 
@@ -30,7 +32,7 @@ export interface ClusterOptions {
 /**
  * The six services as six processes against the real Postgres, Kafka and NATS named by `DATABASE_URL`,
  * `KAFKA_BROKERS` and `NATS_URL`, isolated from other runs by a unique database prefix and topic prefix.
- * Disposing sends SIGTERM to every process, checks each exits 0, and drops the databases.
+ * Disposing sends SIGTERM to every process, checks each exits 0, and drops the databases and JetStream streams.
  */
 export async function startCluster(options: ClusterOptions = {}) {
   const id = `t${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
@@ -128,6 +130,7 @@ export async function startCluster(options: ClusterOptions = {}) {
     } finally {
       await sql.end();
     }
+    await deleteStreams(env.NATS_URL, env.TOPIC_PREFIX);
     return results;
   };
 
@@ -215,6 +218,25 @@ async function isolatedNetwork(
       },
     },
   });
+}
+
+/**
+ * Deletes the JetStream streams whose subjects start with `prefix` (one run's receipts and their dead letters), so
+ * runs leave nothing on a shared server. Best effort: a chaos case may have killed a private server for good.
+ */
+async function deleteStreams(natsUrl: string, prefix: string): Promise<void> {
+  let nc;
+  try {
+    nc = await connect({ servers: natsUrl, timeout: 2000, maxReconnectAttempts: 0 });
+    const jsm = await jetstreamManager(nc);
+    for await (const s of jsm.streams.list()) {
+      if (s.config.subjects?.some((subject) => subject.startsWith(prefix))) await jsm.streams.delete(s.config.name);
+    }
+  } catch {
+    /* nothing to clean on a server that is gone */
+  } finally {
+    await nc?.close();
+  }
 }
 
 async function tail(path: string, lines = 40): Promise<string> {
