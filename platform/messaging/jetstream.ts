@@ -493,7 +493,8 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
         }
         await Promise.all([...subscriptions].map((s) => s.close()));
         if (owned && !nc.isClosed()) {
-          await nc.drain();
+          // drain() fails while the server is away; close() still ends the connection, and its reconnecting.
+          await nc.drain().catch(() => nc.close());
           await nc.closed();
         }
       })();

@@ -11,6 +11,7 @@ import {
 import type { Message, PubSub } from "./message.ts";
 import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
 import { startInfraBroker } from "./testing/infra_broker.ts";
+import { startNats } from "../testing/chaos.ts";
 
 const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
 const quiet = createLogger("messaging", { write: () => {} });
@@ -312,4 +313,16 @@ Deno.test("createJetStreamPubSub() Subscription.close() sends the acks of the me
     ok(i < 40, `${info.num_ack_pending} delivered but not acknowledged, ${info.num_pending} not delivered`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+});
+
+Deno.test("createJetStreamPubSub() close() while its server is SIGKILLed resolves and ends the connection's reconnecting", async () => {
+  await using nats = await startNats();
+  const bus = await createJetStreamPubSub({ servers: nats.url, logger: quiet });
+  await bus.subscribe(`gone.${crypto.randomUUID().slice(0, 8)}`, () => {}, { group: "g" });
+  await nats.kill();
+  await rejects(bus.ping(AbortSignal.timeout(1000)));
+  const started = performance.now();
+  await bus.close();
+  ok(performance.now() - started < 10_000, "close() took too long");
+  // The resource sanitizer fails this test if the connection kept reconnecting (a socket or timer left open).
 });

@@ -1,9 +1,10 @@
-import { deepStrictEqual, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { createLogger } from "../log/logger.ts";
 import { createNatsPubSub, natsFeatures } from "./nats.ts";
 import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
 import { startInfraBroker } from "./testing/infra_broker.ts";
+import { startNats } from "../testing/chaos.ts";
 
 const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
 const quiet = createLogger("messaging", { write: () => {} });
@@ -88,4 +89,16 @@ Deno.test("createNatsPubSub() drops messages beyond maxPendingMessages while its
   deepStrictEqual(handled, ["m0", "m1", "m2", "m3", "m4", "m5"]);
   strictEqual(lines.some((l) => l.includes("dropping messages")), true);
   strictEqual(lines.some((l) => l.includes('"dropped":14')), true);
+});
+
+Deno.test("createNatsPubSub() close() while its server is SIGKILLed resolves and ends the connection's reconnecting", async () => {
+  await using nats = await startNats();
+  const bus = await createNatsPubSub({ servers: nats.url, logger: quiet });
+  await bus.subscribe(`gone.${crypto.randomUUID().slice(0, 8)}`, () => {}, { group: "g" });
+  await nats.kill();
+  await rejects(bus.ping(AbortSignal.timeout(1000)));
+  const started = performance.now();
+  await bus.close();
+  strictEqual(performance.now() - started < 10_000, true, "close() took too long");
+  // The resource sanitizer fails this test if the connection kept reconnecting (a socket or timer left open).
 });
