@@ -290,15 +290,17 @@ class OutboxRelay implements Relay {
 
   async #run(): Promise<void> {
     while (!this.#stopping.signal.aborted) {
-      this.#pending = false;
       let more: boolean;
       try {
         await this.#listen();
+        // Cleared just before the sweep reads: a poke from here on may be for a row it does not see, so it sweeps again.
+        this.#pending = false;
         more = await this.#sweep();
         if (!more) await this.#purgeIfDue();
         this.#databaseAnswered();
       } catch (err) {
         if (this.#stopping.signal.aborted) break;
+        this.#pending = false; // the backoff holds, unless a poke comes while it runs (the LISTEN is back)
         await this.#sleep(this.#databaseFailed(err));
         continue;
       }
