@@ -41,6 +41,45 @@ export interface SimulatedProviderOptions {
   latencyMs?: number;
   /** Source of randomness. @default {Math.random} */
   random?: () => number;
+  /**
+   * A file in which the simulator keeps every charge and refund it answered, one JSON line each
+   * ({@linkcode LedgerEntry}), read back when it is created: like a real provider, it then remembers its charges and
+   * idempotency keys across restarts of the payments service, and the file is the statement an auditor compares
+   * with the orders. Unset: it remembers nothing beyond the process.
+   */
+  ledgerPath?: string;
+}
+
+/** One line of a simulated provider's ledger. */
+export type LedgerEntry =
+  | { op: "charge"; key: string; amountCents: number; ref: string; at: string }
+  | { op: "decline"; key: string; reason: string; at: string }
+  | { op: "refund"; key: string; ref: string; chargeRef?: string; at: string };
+
+/**
+ * Reads a simulated provider's ledger; an absent file is an empty ledger.
+ *
+ * @example
+ * ```ts ignore
+ * const charges = readLedger("/tmp/ledger.jsonl").filter((e) => e.op === "charge");
+ * ```
+ */
+export function readLedger(path: string): LedgerEntry[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
+  // A crash can leave a half-written last line: that answer never reached the caller, so it did not happen.
+  return text.split("\n").flatMap((line) => {
+    try {
+      return line ? [JSON.parse(line) as LedgerEntry] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Tokens the simulator declines, as a real provider's test cards do. */
@@ -52,8 +91,8 @@ export const DECLINED_TOKENS: Readonly<Record<string, string>> = {
 /**
  * A simulated card processor: declines the tokens in {@linkcode DECLINED_TOKENS}, fails transiently at
  * `failureRate`, adds `latencyMs`, and answers a repeated idempotency key with the first answer. It refunds the
- * charges it made, and any `chargeRef` it is given (a real provider keeps its charges; this one forgets them when
- * the process restarts).
+ * charges it made, and any `chargeRef` it is given. A real provider keeps its charges; this one does across restarts
+ * only with a `ledgerPath`.
  *
  * @example
  * ```ts
@@ -74,6 +113,27 @@ export function simulatedProvider(options: SimulatedProviderOptions = {}): Payme
   const answered = new Map<string, ChargeResult>();
   const refunds = new Map<string, string>();
   const reference = (prefix: string) => `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+  const ledgerPath = options.ledgerPath;
+  if (ledgerPath) {
+    Deno.mkdirSync(ledgerPath.slice(0, Math.max(0, ledgerPath.lastIndexOf("/"))) || ".", { recursive: true });
+  }
+  if (ledgerPath) {
+    // Whatever a crash cut short stays its own (ignored) line instead of swallowing the next entry.
+    let tail = "";
+    try {
+      tail = Deno.readTextFileSync(ledgerPath).slice(-1);
+    } catch { /* no ledger yet */ }
+    if (tail !== "" && tail !== "\n") Deno.writeTextFileSync(ledgerPath, "\n", { append: true });
+  }
+  for (const e of ledgerPath ? readLedger(ledgerPath) : []) {
+    if (e.op === "charge") answered.set(e.key, { ok: true, ref: e.ref });
+    if (e.op === "decline") answered.set(e.key, { ok: false, reason: e.reason });
+    if (e.op === "refund") refunds.set(e.key, e.ref);
+  }
+  // Written before the answer is returned: an answer the caller saw is on file.
+  const record = (entry: LedgerEntry) => {
+    if (ledgerPath) Deno.writeTextFileSync(ledgerPath, JSON.stringify(entry) + "\n", { append: true });
+  };
   return {
     async charge(request, signal) {
       if (latencyMs > 0) await delay(latencyMs, signal);
@@ -87,6 +147,12 @@ export function simulatedProvider(options: SimulatedProviderOptions = {}): Payme
         : request.amountCents <= 0
         ? { ok: false, reason: "invalid amount" }
         : { ok: true, ref: reference("ch") };
+      const at = new Date().toISOString();
+      record(
+        result.ok
+          ? { op: "charge", key: request.idempotencyKey, amountCents: request.amountCents, ref: result.ref, at }
+          : { op: "decline", key: request.idempotencyKey, reason: result.reason, at },
+      );
       answered.set(request.idempotencyKey, result);
       return result;
     },
@@ -98,6 +164,13 @@ export function simulatedProvider(options: SimulatedProviderOptions = {}): Payme
       if (random() < failureRate) throw new ProviderUnavailableError();
       if (!answered.get(request.idempotencyKey)?.ok && !request.chargeRef) return { refunded: false };
       const ref = reference("re");
+      record({
+        op: "refund",
+        key: request.idempotencyKey,
+        ref,
+        ...(request.chargeRef ? { chargeRef: request.chargeRef } : {}),
+        at: new Date().toISOString(),
+      });
       refunds.set(request.idempotencyKey, ref);
       return { refunded: true, ref };
     },

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Publisher } from "../../platform/messaging/message.ts";
 import { deadLetter } from "../../platform/messaging/middleware/dead_letter.ts";
-import { ProviderUnavailableError, simulatedProvider } from "./provider.ts";
+import { ProviderUnavailableError, readLedger, simulatedProvider } from "./provider.ts";
 
 Deno.test("simulatedProvider() charges a good token and declines the test decline token", async () => {
   const p = simulatedProvider();
@@ -68,4 +68,37 @@ Deno.test("a command failing with ProviderUnavailableError is delivered again, n
     await assert.rejects(Promise.resolve(handler(msg)), (err) => err === outage);
   }
   assert.deepEqual(parked, []);
+});
+
+Deno.test("simulatedProvider() with a ledger remembers its charges and refunds across a restart, as a real provider does", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ledgerPath = `${dir}/nested/ledger.jsonl`;
+    const first = simulatedProvider({ ledgerPath });
+    const charged = await first.charge({ idempotencyKey: "order-1", amountCents: 900, token: "tok_visa" });
+    await first.charge({ idempotencyKey: "order-2", amountCents: 900, token: "tok_decline" });
+    // A crash mid-write leaves a partial last line; it never reached a caller, so it is not on the statement.
+    await Deno.writeTextFile(ledgerPath, '{"op":"charge","key":"order-3"', { append: true });
+
+    const restarted = simulatedProvider({ ledgerPath });
+    assert.deepEqual(
+      await restarted.charge({ idempotencyKey: "order-1", amountCents: 900, token: "tok_visa" }),
+      charged,
+      "the same key answers the same charge instead of charging again",
+    );
+    assert.deepEqual(await restarted.charge({ idempotencyKey: "order-2", amountCents: 900, token: "tok_visa" }), {
+      ok: false,
+      reason: "card declined",
+    });
+    const refund = await restarted.refund({ idempotencyKey: "order-1" });
+    assert.ok(refund.refunded);
+    assert.deepEqual(await simulatedProvider({ ledgerPath }).refund({ idempotencyKey: "order-1" }), refund);
+    assert.deepEqual(readLedger(ledgerPath).map((e) => [e.op, e.key]), [
+      ["charge", "order-1"],
+      ["decline", "order-2"],
+      ["refund", "order-1"],
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -29,7 +29,10 @@ import { getPayment } from "./store.ts";
 export function createPaymentsService(
   config: SystemConfig,
   infra: Infra,
-  provider: PaymentProvider = simulatedProvider(config.payments),
+  provider: PaymentProvider = simulatedProvider({
+    ...config.payments,
+    ledgerPath: `${config.storageDir}/payment-provider-ledger.jsonl`,
+  }),
 ): Service {
   const svc = new Service({ name: "payments", hostname: config.hostname, port: config.ports.payments });
   let db: Database;

@@ -3,6 +3,7 @@
  * the invariants a customer and an accountant care about.
  */
 import postgres from "postgres";
+import { readLedger } from "../../services/payments/provider.ts";
 import type { LoadResult } from "./load.ts";
 
 /** Where a cluster keeps its state. */
@@ -22,9 +23,11 @@ export interface Report {
   lost: number;
   /** Answered 2xx and still PENDING when the audit gave up waiting. */
   stuck: number;
-  /** Orders whose payment stands SUCCEEDED although the order was CANCELLED (charged, not refunded). */
+  /** Orders the payment provider's ledger shows charged more than once. */
+  doubleCharged: number;
+  /** CANCELLED orders charged and not refunded (by the provider's ledger, or by the payments database). */
   chargedButCancelled: number;
-  /** CONFIRMED orders without a successful payment. */
+  /** CONFIRMED orders without a charge at the provider or a SUCCEEDED payment. */
   confirmedUnpaid: number;
   /** Idempotency keys answered with more than one order id, or stored more than once. */
   duplicateKeys: number;
@@ -110,6 +113,7 @@ export async function audit(
     let missingReceipts = 0;
     let chargedButCancelled = 0;
     let confirmedUnpaid = 0;
+    let doubleCharged = 0;
     const settleBy = Math.max(deadline, Date.now() + 5_000);
     while (true) {
       const actual = Object.fromEntries(
@@ -130,9 +134,20 @@ export async function audit(
           [ids],
         )).map((r) => [r.order_id, r.status]),
       );
-      chargedButCancelled = cancelled.filter((o) => pay.get(o.id) === "SUCCEEDED").length;
-      confirmedUnpaid = confirmed.filter((o) => pay.get(o.id) !== "SUCCEEDED").length;
-      const clean = Object.keys(stockDrift).length === 0 && missingReceipts === 0 && chargedButCancelled === 0;
+      // The provider's own statement (services/payments/provider.ts): what the customer's bank would show.
+      const charges = new Map<string, number>();
+      const refunded = new Set<string>();
+      for (const e of readLedger(`${state.storageDir}/payment-provider-ledger.jsonl`)) {
+        if (e.op === "charge") charges.set(e.key, (charges.get(e.key) ?? 0) + 1);
+        if (e.op === "refund") refunded.add(e.key);
+      }
+      doubleCharged = ids.filter((id) => (charges.get(id) ?? 0) > 1).length;
+      chargedButCancelled = cancelled.filter((o) =>
+        pay.get(o.id) === "SUCCEEDED" || (charges.has(o.id) && !refunded.has(o.id))
+      ).length;
+      confirmedUnpaid = confirmed.filter((o) => pay.get(o.id) !== "SUCCEEDED" || !charges.has(o.id)).length;
+      const clean = Object.keys(stockDrift).length === 0 && missingReceipts === 0 && chargedButCancelled === 0 &&
+        confirmedUnpaid === 0;
       if (clean || Date.now() > settleBy) break;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -146,6 +161,7 @@ export async function audit(
       unanswered: load.placed.length - accepted.length - load.refused.length,
       lost: ids.filter((id) => !byId.has(id)).length,
       stuck: rows.filter((r) => r.status === "PENDING").length,
+      doubleCharged,
       chargedButCancelled,
       confirmedUnpaid,
       duplicateKeys: accepted.filter((p) => p.ids.size > 1).length + storedPerKey.length,
@@ -172,6 +188,7 @@ export function problems(report: Report, load: LoadResult): string[] {
   }
   if (report.lost > 0) out.push(`${report.lost} accepted orders lost`);
   if (report.stuck > 0) out.push(`${report.stuck} accepted orders still PENDING`);
+  if (report.doubleCharged > 0) out.push(`${report.doubleCharged} orders charged more than once`);
   if (report.chargedButCancelled > 0) out.push(`${report.chargedButCancelled} orders charged but CANCELLED`);
   if (report.confirmedUnpaid > 0) out.push(`${report.confirmedUnpaid} orders CONFIRMED without a payment`);
   if (report.duplicateKeys > 0) out.push(`${report.duplicateKeys} idempotency keys with more than one order`);
