@@ -135,7 +135,7 @@ Deno.test("the postgres driver alone dies with its null-socket TypeError when Po
 Deno.test("a process running queries and transactions survives Postgres being killed under it and keeps working after the restart", async () => {
   await using pg = await startPostgres();
   await using load = startLoad(pg.url);
-  await killUnderLoad(pg, load, 2);
+  await killUnderLoad(pg, load, 3);
   const names = Object.keys(load.latest.failed);
   assert.ok(names.length > 0, "no call failed while Postgres was down");
   assert.deepEqual(names, ["DatabaseUnavailableError"], `failures: ${JSON.stringify(load.latest.failed)}`);

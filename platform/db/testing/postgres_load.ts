@@ -2,9 +2,10 @@
  * A load of queries and transactions against the Postgres at `Deno.args[0]`, run as a child process by
  * `postgres_faults_test.ts` so that a crash of the driver ends this process and not the test runner. Every 100 ms it
  * prints one JSON line: `{ "ok": <calls that succeeded>, "failed": { "<error name>": <count> } }` (cumulative).
- * With `--raw` only transactions run, through the `postgres` driver's `sql.begin()` directly, without the adapter's
- * guard, to show what the guard prevents: as many as the pool has connections, each pausing 20 ms between its two
- * statements, so a kill most likely finds one in that pause with no other call about to reconnect its connection.
+ * Four workers run transactions that pause 20 ms between their two statements, so a kill most likely finds one in that
+ * pause, its connection gone with no statement in flight; four more run single queries. With `--raw` only the
+ * transactions run, through the `postgres` driver's `sql.begin()` directly, without the adapter's guard, to show what
+ * the guard prevents.
  *
  * @example Run it by hand
  * ```sh
@@ -17,10 +18,11 @@ import { connectPostgres } from "../postgres.ts";
 
 const [url, mode] = Deno.args;
 const RAW = mode === "--raw";
-const WORKERS = RAW ? 4 : 12;
-const GAP_MS = RAW ? 20 : 4;
-const AFTER_FAILURE_MS = RAW ? 200 : 10;
-const db = connectPostgres(url, { max: 4, connectTimeout: 2_000 });
+const TX_WORKERS = 4;
+const QUERY_WORKERS = RAW ? 0 : 4;
+const GAP_MS = 20;
+const AFTER_FAILURE_MS = 200;
+const db = connectPostgres(url, { max: 6, connectTimeout: 2_000 });
 // A short reconnect backoff, so that the raw load recovers as fast as the adapter (the default grows to 20 s).
 const raw = RAW ? postgres(url, { max: 4, connect_timeout: 2, onnotice: () => {}, backoff: () => 0.05 }) : undefined;
 let ok = 0;
@@ -42,7 +44,7 @@ async function transaction(worker: number): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.query("insert into load_rows (worker) values ($1)", [worker]);
     // Work between two statements: the connection may die while no statement is in flight.
-    await pause(Math.random() * GAP_MS);
+    await pause(GAP_MS);
     await tx.query("select count(*) from load_rows where worker = $1", [worker]);
   });
 }
@@ -50,7 +52,7 @@ async function transaction(worker: number): Promise<void> {
 async function work(worker: number): Promise<never> {
   for (;;) {
     try {
-      if (!RAW && worker % 3 === 0) await db.query("select $1::int as worker, pg_sleep(0.002)", [worker]);
+      if (worker >= TX_WORKERS) await db.query("select $1::int as worker, pg_sleep(0.002)", [worker]);
       else await transaction(worker);
       ok++;
     } catch (error) {
@@ -61,5 +63,5 @@ async function work(worker: number): Promise<never> {
   }
 }
 
-for (let worker = 0; worker < WORKERS; worker++) work(worker);
+for (let worker = 0; worker < TX_WORKERS + QUERY_WORKERS; worker++) work(worker);
 setInterval(() => console.log(JSON.stringify({ ok, failed })), 100);
