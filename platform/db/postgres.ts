@@ -134,7 +134,13 @@ class PostgresDatabase implements Database {
     const signal = options?.signal ?? currentContext()?.signal;
     signal?.throwIfAborted();
     if (!this.failFast.tryAcquire()) throw this.failFast.error();
-    if (!this.slots.tryAcquire()) await this.slots.acquire(signal);
+    if (!this.slots.tryAcquire()) {
+      await this.slots.acquire(signal);
+      if (signal?.aborted) {
+        this.slots.release();
+        throw signal.reason;
+      }
+    }
     const tx = new PostgresTransaction(this, signal);
     const outcome = this.sql.begin((txSql) => tx.run(txSql, fn)).then((value) => {
       this.slots.release();

@@ -376,3 +376,34 @@ Deno.test("a call waiting for a connection whose deadline passes rejects at it a
     await db.close();
   }
 });
+
+Deno.test("listen() while Postgres is down rejects with DatabaseUnavailableError, and a retry after the restart listens", async () => {
+  await using pg = await startPostgres();
+  const db = connectPostgres(pg.url, { max: 2, connectTimeout: 2_000 });
+  try {
+    await pg.kill();
+    const elapsed = await rejectsWithin(() => db.listen("events", () => {}), isUnavailable);
+    assert.ok(elapsed < 2_000, `rejected after ${elapsed.toFixed(0)} ms`);
+    await pg.start();
+    const received: string[] = [];
+    let listened = 0;
+    let unlisten: (() => Promise<void>) | undefined;
+    await waitUntil(
+      async () => {
+        unlisten = await db.listen("events", (payload) => received.push(payload), () => listened++).catch(() =>
+          undefined
+        );
+        return unlisten !== undefined;
+      },
+      10_000,
+      "listen() to succeed after the restart",
+    );
+    assert.equal(listened, 1);
+    await waitUntil(() => db.query("select 1").then(() => true, () => false), 10_000, "a query after the restart");
+    await db.query("select pg_notify($1, $2)", ["events", "back"]);
+    await waitUntil(() => received.includes("back"), 5_000, "the notification after the restart");
+    await unlisten!();
+  } finally {
+    await db.close();
+  }
+});
