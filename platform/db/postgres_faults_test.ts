@@ -220,6 +220,9 @@ Deno.test("with Postgres hung by SIGSTOP, a query, a transaction and ping bounde
           return runWithContext(ctx, () => db.query("select 1")).finally(dispose);
         }, isTimeout),
       };
+      console.log(
+        `rejected after (ms): ${JSON.stringify(timings, (_, v) => typeof v === "number" ? Math.round(v) : v)}`,
+      );
       for (const [call, ms] of Object.entries(timings)) {
         assert.ok(
           ms >= 250 && ms < 800,
