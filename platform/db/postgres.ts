@@ -278,8 +278,14 @@ interface DriverQuery {
   canceller: ((query: DriverQuery) => Promise<void>) | null;
 }
 
-/** Never settles: what a transaction callback returns to the driver once the connection is gone (see below). */
-const NEVER = new Promise<never>(() => {});
+/**
+ * A promise that never settles: what a transaction callback returns to the driver once the connection is gone (see
+ * below). A fresh one each time: a shared one would keep every reaction the driver attaches to it, and with them the
+ * lost transactions' closures, reachable forever.
+ */
+function never(): Promise<never> {
+  return new Promise<never>(() => {});
+}
 
 /**
  * A transaction's handle and the guard against the driver's crash on a lost connection.
@@ -331,11 +337,11 @@ class PostgresTransaction implements Tx {
     return result.then(async (value) => {
       this.#done = true;
       await this.#settled();
-      return this.#lost ? NEVER : value;
+      return this.#lost ? never() : value;
     }, async (error) => {
       this.#done = true;
       await this.#settled();
-      if (this.#lost) return NEVER;
+      if (this.#lost) return never();
       throw error;
     });
   }
