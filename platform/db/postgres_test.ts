@@ -45,3 +45,20 @@ Deno.test("ping() rejects when the server cannot be reached within the connect t
     await db.close();
   }
 });
+
+Deno.test("connectPostgres() turns on TCP keepalive after keepAliveMs of idle time on its pooled connections", async () => {
+  assert.throws(() => connectPostgres(BASE_URL, { keepAliveMs: 10 }), RangeError);
+  const db = connectPostgres(BASE_URL, { max: 1, keepAliveMs: 3_000 });
+  try {
+    const [{ port }] = await db.query<{ port: number }>("select inet_client_port() as port");
+    // The kernel's own view of the socket: `timer:(keepalive,<seconds left>...)`, at most the idle time asked for.
+    const out = await new Deno.Command("ss", { args: ["-tno", "state", "established", `( sport = :${port} )`] })
+      .output();
+    const timer = new TextDecoder().decode(out.stdout).match(/timer:\(keepalive,([\d.]+)(ms|sec)/);
+    assert.ok(timer, `no keepalive timer on the connection from port ${port}`);
+    const seconds = Number(timer[1]) / (timer[2] === "ms" ? 1000 : 1);
+    assert.ok(seconds > 0 && seconds <= 3, `keepalive fires in ${seconds} s`);
+  } finally {
+    await db.close();
+  }
+});

@@ -53,8 +53,8 @@ export async function readStock(state: ClusterState): Promise<Record<string, num
 }
 
 /**
- * Waits (up to `waitMs` after `recoveredAt`) until every accepted order is terminal, its stock settled and its
- * receipt written, then reports what is still wrong.
+ * Waits (up to `waitMs` after `recoveredAt`, or after the last order accepted if that came later) until every
+ * accepted order is terminal, its stock settled and its receipt written, then reports what is still wrong.
  */
 export async function audit(
   state: ClusterState,
@@ -69,7 +69,9 @@ export async function audit(
   try {
     const accepted = load.placed.filter((p) => p.id !== undefined);
     const ids = accepted.map((p) => p.id!);
-    const deadline = Math.max(recoveredAt, Date.now()) + waitMs;
+    // An order accepted after the recovery cannot be held to a clock that started before it existed.
+    const lastAccepted = Math.max(...accepted.map((p) => p.acceptedAt ?? 0));
+    const deadline = Math.max(recoveredAt, lastAccepted) + waitMs;
     type OrderRow = { id: string; status: string; items: { sku: string; quantity: number }[]; key: string | null };
     let rows: OrderRow[] = [];
     let secondsToTerminal: number | undefined;

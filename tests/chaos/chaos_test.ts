@@ -7,6 +7,9 @@
  * Which cases run: `TRELLIS_CHAOS=all` (what `deno task test:chaos` sets) runs every case; a comma-separated list of
  * case names runs those; unset, the ordinary test run takes a rotating subset of {@linkcode DAILY} cases chosen by
  * the date, so the whole matrix is covered every few days without making every CI run long; `none` skips the suite.
+ * `TRELLIS_CHAOS_ORDERS` and `TRELLIS_CHAOS_RATE` size the load (default 200 orders at 20/s), `TRELLIS_CHAOS_LOG_LEVEL`
+ * sets the services' log level (default warn), and `TRELLIS_CHAOS_KEEP_LOGS=1` keeps every case's service logs under
+ * `.trellis/chaos/` (a failed case's logs are always kept).
  */
 import assert from "node:assert/strict";
 import { type Component, startKafka, startNats, startPostgres } from "../../platform/testing/chaos.ts";
@@ -153,7 +156,7 @@ async function runCase(c: Case, rig: Rig): Promise<Report & { problems: string[]
       DATABASE_URL: rig.postgres.url,
       NATS_URL: rig.nats.url,
       KAFKA_BROKERS: rig.kafka.url,
-      LOG_LEVEL: "warn",
+      LOG_LEVEL: Deno.env.get("TRELLIS_CHAOS_LOG_LEVEL") ?? "warn",
     },
     isolate: c.isolate,
   });
@@ -180,11 +183,11 @@ async function runCase(c: Case, rig: Rig): Promise<Report & { problems: string[]
   }
   const row = { ...report, problems: found };
   console.log(
-    `${c.name}: fault ${((recoveredAt - started) / 1000).toFixed(1)} s; ${JSON.stringify(load.outcomes)}; ${
-      JSON.stringify(report)
-    }`,
+    `${c.name}: fault from ${new Date(started).toISOString()} to ${new Date(recoveredAt).toISOString()} (${
+      ((recoveredAt - started) / 1000).toFixed(1)
+    } s); ${JSON.stringify(load.outcomes)}; ${JSON.stringify(report)}`,
   );
-  if (found.length > 0) {
+  if (found.length > 0 || Deno.env.get("TRELLIS_CHAOS_KEEP_LOGS")) {
     // Keep every service's whole log for the post-mortem; the cluster's own directory goes with it.
     const keep = `${new URL("../../.trellis/chaos/", import.meta.url).pathname}${c.name}-${Date.now()}`;
     await Deno.mkdir(keep, { recursive: true });
@@ -193,7 +196,8 @@ async function runCase(c: Case, rig: Rig): Promise<Report & { problems: string[]
         await Deno.copyFile(`${cluster.storageDir}/${entry.name}`, `${keep}/${entry.name}`);
       }
     }
-    found.push(`logs in ${keep}`);
+    if (found.length > 0) found.push(`logs in ${keep}`);
+    else console.log(`${c.name}: logs in ${keep}`);
   }
   assert.deepEqual(found, [], `${c.name}: ${found.join("; ")}`);
   return row;
