@@ -411,17 +411,17 @@ Deno.test("forged, tampered and misaddressed tokens are refused with 401 invalid
     try {
       const url = `http://127.0.0.1:${port}`;
       const deadline = Date.now() + 5_000;
-      let readyz: { status: number; body: { failing?: Record<string, string> } } | undefined;
+      let readyz: { status: number; body: { checks?: Record<string, { ok: boolean; error?: string }> } } | undefined;
       while (Date.now() < deadline) {
         try {
           const res = await fetch(`${url}/readyz`);
           readyz = { status: res.status, body: await res.json() };
-          if (readyz.body.failing) break;
+          if (readyz.body.checks?.jwks?.ok === false) break;
         } catch { /* not listening yet */ }
         await new Promise((r) => setTimeout(r, 50));
       }
       assert.equal(readyz?.status, 503);
-      assert.match(readyz!.body.failing?.jwks ?? "", /JWKS/, JSON.stringify(readyz!.body));
+      assert.match(readyz!.body.checks?.jwks?.error ?? "", /JWKS/, JSON.stringify(readyz!.body));
       assert.equal(await settledWithin(started, 1_000), "pending", "start() must not finish while the JWKS is down");
       assert.equal(svc.state, "starting");
 
