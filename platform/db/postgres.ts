@@ -37,6 +37,17 @@ export interface PostgresOptions {
    * @default {5_000}
    */
   keepAliveMs?: number;
+  /**
+   * How long a statement may stay unanswered after its caller's deadline passed and a CancelRequest was sent before
+   * its connection is presumed dead. The driver cannot drop one connection, so the adapter then replaces its whole
+   * pool: calls go to fresh connections, the old ones are destroyed (rejecting what still waits on them), and `listen`
+   * subscriptions LISTEN again on the new pool and call their `onListen`. A cancelled statement is normally answered
+   * within a round trip; one that is not sits on a connection whose peer vanished or whose answers are lost (a
+   * partition healed after a middlebox dropped the connection), and without this every later call would queue behind
+   * it until the kernel's keepalive gives up, minutes later with default settings.
+   * @default {5_000}
+   */
+  cancelGraceMs?: number;
 }
 
 type Sql = postgres.Sql<Record<string, never>>;
@@ -68,8 +79,14 @@ type Pending = postgres.PendingQuery<any>;
  * ```
  */
 export function connectPostgres(url: string, options: PostgresOptions = {}): Database {
-  const { max = 10, connectTimeout = 10_000, applicationName = "trellis", failFastMs = 1_000, keepAliveMs = 5_000 } =
-    options;
+  const {
+    max = 10,
+    connectTimeout = 10_000,
+    applicationName = "trellis",
+    failFastMs = 1_000,
+    keepAliveMs = 5_000,
+    cancelGraceMs = 5_000,
+  } = options;
   if (!Number.isInteger(max) || max < 1) {
     throw new RangeError(`Cannot connect to Postgres as max must be a positive integer: current value is ${max}`);
   }
@@ -88,11 +105,19 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
       `Cannot connect to Postgres as keepAliveMs must be a finite number >= 1000: current value is ${keepAliveMs}`,
     );
   }
-  return new PostgresDatabase(url, { max, connectTimeout, applicationName, failFastMs, keepAliveMs });
+  if (!(cancelGraceMs > 0) || !Number.isFinite(cancelGraceMs)) {
+    throw new RangeError(
+      `Cannot connect to Postgres as cancelGraceMs must be a finite number > 0: current value is ${cancelGraceMs}`,
+    );
+  }
+  return new PostgresDatabase(url, { max, connectTimeout, applicationName, failFastMs, keepAliveMs, cancelGraceMs });
 }
 
 class PostgresDatabase implements Database {
-  readonly sql: Sql;
+  /** The current pool; replaced by {@linkcode PostgresDatabase.recycle} when a connection turned silent. */
+  sql: Sql;
+  /** How often the pool was replaced (see `cancelGraceMs`). */
+  recycles = 0;
   readonly failFast: FailFast;
   /**
    * Bumped synchronously by the driver whenever one of its pool connections closes, before any promise reaction of
@@ -110,19 +135,30 @@ class PostgresDatabase implements Database {
   /** CancelRequests under way, awaited by close() so none outlives the database. */
   readonly #cancels = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
+  readonly #connect: () => Sql;
+  readonly #cancelGraceMs: number;
+  /** Pools replaced by `recycle()`, ending; awaited by close(). */
+  readonly #retired = new Set<Promise<unknown>>();
+  /** Timers of cancelled statements not answered yet, by statement. */
+  readonly #silent = new Map<Pending, ReturnType<typeof setTimeout>>();
+  /** Pending retries of a LISTEN on a replaced pool. */
+  readonly #retries = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(url: string, options: Required<PostgresOptions>) {
     this.failFast = new FailFast(options.failFastMs);
     this.slots = new ConnectionSlots(options.max);
-    this.sql = postgres(url, {
-      max: options.max,
-      connect_timeout: options.connectTimeout / 1000,
-      connection: { application_name: options.applicationName },
-      onnotice: () => {},
-      onclose: () => void this.closures++,
-      backoff: reconnectDelaySeconds,
-      keep_alive: options.keepAliveMs / 1000,
-    });
+    this.#cancelGraceMs = options.cancelGraceMs;
+    this.#connect = () =>
+      postgres(url, {
+        max: options.max,
+        connect_timeout: options.connectTimeout / 1000,
+        connection: { application_name: options.applicationName },
+        onnotice: () => {},
+        onclose: () => void this.closures++,
+        backoff: reconnectDelaySeconds,
+        keep_alive: options.keepAliveMs / 1000,
+      });
+    this.sql = this.#connect();
   }
 
   query<T extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]> {
@@ -200,9 +236,11 @@ class PostgresDatabase implements Database {
     const subscribed = entry;
     return async () => {
       if (!subscribed.subscribers.delete(subscriber)) return;
-      if (subscribed.subscribers.size > 0 || channels.get(channel) !== subscribed) return;
+      // After a recycle the channel's entry is a new one sharing the same subscriber set.
+      const current = channels.get(channel);
+      if (subscribed.subscribers.size > 0 || current?.subscribers !== subscribed.subscribers) return;
       channels.delete(channel);
-      await subscribed.unlisten?.();
+      await current.unlisten?.();
     };
   }
 
@@ -213,8 +251,11 @@ class PostgresDatabase implements Database {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      for (const timer of [...this.#silent.values(), ...this.#retries]) clearTimeout(timer);
+      this.#silent.clear();
+      this.#retries.clear();
       await this.sql.end({ timeout: 5 });
-      await Promise.all(this.#cancels);
+      await Promise.all([...this.#cancels, ...this.#retired]);
     })();
     return this.#closing;
   }
@@ -281,6 +322,55 @@ class PostgresDatabase implements Database {
     const sent = Promise.resolve(canceller(query)).catch(() => {});
     this.#cancels.add(sent);
     sent.finally(() => this.#cancels.delete(sent));
+    if (this.#closing || this.#silent.has(pending)) return;
+    const pool = this.sql;
+    const timer = setTimeout(() => {
+      this.#silent.delete(pending);
+      // Only the pool the statement ran on is suspect; it may have been replaced meanwhile.
+      if (this.sql === pool) this.recycle();
+    }, this.#cancelGraceMs);
+    Deno.unrefTimer(timer);
+    this.#silent.set(pending, timer);
+    const answered = () => {
+      clearTimeout(timer);
+      this.#silent.delete(pending);
+    };
+    pending.then(answered, answered);
+  }
+
+  /**
+   * Replaces the pool after a cancelled statement stayed unanswered (see `cancelGraceMs`): new calls get fresh
+   * connections, the old pool's connections are destroyed (what still waits on them rejects, freeing its slot), and
+   * every `listen` channel subscribes again on the new pool, calling `onListen` once it is established so a relay can
+   * sweep for what it missed.
+   */
+  recycle(): void {
+    if (this.#closing) return;
+    const old = this.sql;
+    this.sql = this.#connect();
+    this.recycles++;
+    const ended = old.end({ timeout: 0 }).catch(() => {});
+    this.#retired.add(ended);
+    ended.finally(() => this.#retired.delete(ended));
+    for (const [channel, entry] of this.#channels) this.#resubscribe(channel, entry);
+  }
+
+  /** Moves the subscribers of `entry` to a subscription on the current pool, retrying every second until it holds. */
+  #resubscribe(channel: string, entry: Channel): void {
+    const fresh = subscribeChannel(this.sql, this.#channels, channel);
+    fresh.subscribers = entry.subscribers;
+    this.#channels.set(channel, fresh);
+    fresh.ready.then(() => {
+      for (const subscriber of fresh.subscribers) callQuietly(subscriber.onListen);
+    }, () => {
+      if (this.#closing || this.#channels.get(channel) !== fresh || fresh.subscribers.size === 0) return;
+      const timer = setTimeout(() => {
+        this.#retries.delete(timer);
+        if (!this.#closing && this.#channels.get(channel) === fresh) this.#resubscribe(channel, fresh);
+      }, 1_000);
+      Deno.unrefTimer(timer);
+      this.#retries.add(timer);
+    });
   }
 }
 

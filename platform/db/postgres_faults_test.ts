@@ -410,3 +410,91 @@ Deno.test("listen() while Postgres is down rejects with DatabaseUnavailableError
     await db.close();
   }
 });
+
+/**
+ * A TCP proxy to the shared Postgres that can turn the connections it carries silent: they stay open, nothing is
+ * forwarded either way and nothing is closed, as when a middlebox dropped them during a partition and its reset was
+ * lost. Connections opened afterwards are forwarded normally.
+ */
+function silencingProxy() {
+  const target = new URL(BASE_URL);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<{ silent: boolean; conns: Deno.Conn[] }>();
+  const pump = async (from: Deno.Conn, to: Deno.Conn, link: { silent: boolean }) => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      while (true) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        if (link.silent) continue;
+        let off = 0;
+        while (off < n) off += await to.write(buf.subarray(off, n));
+      }
+    } catch { /* closed */ }
+    for (const c of [from, to]) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+  };
+  const pumps: Promise<void>[] = [];
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({ hostname: target.hostname, port: Number(target.port || 5432) });
+      const link = { silent: false, conns: [client, server] };
+      open.add(link);
+      pumps.push(pump(client, server, link), pump(server, client, link));
+    }
+  })().catch(() => {});
+  return {
+    url: (() => {
+      const u = new URL(BASE_URL);
+      u.port = String((listener.addr as Deno.NetAddr).port);
+      return u.href;
+    })(),
+    silenceAll() {
+      for (const link of open) link.silent = true;
+    },
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting;
+      for (const link of open) {
+        for (const c of link.conns) {
+          try {
+            c.close();
+          } catch { /* closed */ }
+        }
+      }
+      await Promise.all(pumps);
+    },
+  };
+}
+
+Deno.test("a cancelled statement whose connection turned silent makes the adapter replace its pool, so later calls and listen() work again", async () => {
+  await using proxy = silencingProxy();
+  const db = connectPostgres(proxy.url, { max: 1, cancelGraceMs: 300 });
+  try {
+    let listens = 0;
+    const notified: string[] = [];
+    const unlisten = await db.listen("silent_case", (p) => notified.push(p), () => listens++);
+    assert.equal(listens, 1);
+    await db.query("select 1");
+
+    proxy.silenceAll();
+    // The caller's deadline passes; the CancelRequest goes out on a new connection, but the answer never comes back.
+    await rejectsWithin(() => db.query("select pg_sleep(0.05)", [], { signal: AbortSignal.timeout(200) }), isTimeout);
+
+    // With max 1, every later call waits behind the silent statement, unless the pool is replaced after the grace.
+    const started = performance.now();
+    const [row] = await db.query<{ n: number }>("select 2 as n", [], { signal: AbortSignal.timeout(5_000) });
+    assert.equal(row.n, 2);
+    assert.ok(performance.now() - started < 3_000, `answered after ${Math.round(performance.now() - started)} ms`);
+
+    await waitUntil(() => listens === 2, 5_000, "onListen after the pool was replaced");
+    await db.query("select pg_notify('silent_case', 'after')");
+    await waitUntil(() => notified.includes("after"), 5_000, "a notification on the new pool");
+    await unlisten();
+  } finally {
+    await db.close();
+  }
+});
