@@ -23,6 +23,8 @@ export interface Report {
   lost: number;
   /** Answered 2xx and still PENDING when the audit gave up waiting. */
   stuck: number;
+  /** Terminal, but more than `waitMs` after the later of the recovery and the order's own 2xx. */
+  late: number;
   /** Orders the payment provider's ledger shows charged more than once. */
   doubleCharged: number;
   /** CANCELLED orders charged and not refunded (by the provider's ledger, or by the payments database). */
@@ -72,13 +74,20 @@ export async function audit(
     // An order accepted after the recovery cannot be held to a clock that started before it existed.
     const lastAccepted = Math.max(...accepted.map((p) => p.acceptedAt ?? 0));
     const deadline = Math.max(recoveredAt, lastAccepted) + waitMs;
-    type OrderRow = { id: string; status: string; items: { sku: string; quantity: number }[]; key: string | null };
+    type OrderRow = {
+      id: string;
+      status: string;
+      items: { sku: string; quantity: number }[];
+      key: string | null;
+      done_ms: number;
+    };
     let rows: OrderRow[] = [];
     let secondsToTerminal: number | undefined;
     while (true) {
       rows = [
         ...await orders.unsafe<OrderRow[]>(
-          "select id, status, items, idempotency_key as key from orders where id = any($1::text[])",
+          `select id, status, items, idempotency_key as key, extract(epoch from updated_at) * 1000 as done_ms
+           from orders where id = any($1::text[])`,
           [ids],
         ),
       ];
@@ -91,7 +100,14 @@ export async function audit(
       await new Promise((r) => setTimeout(r, 250));
     }
     const byId = new Map(rows.map((r) => [r.id, r]));
-    const confirmed = rows.filter((r) => r.status === "CONFIRMED");
+    // The database runs on this machine, so its clock is this clock.
+    const acceptedAt = new Map(accepted.map((p) => [p.id!, p.acceptedAt!]));
+    const late = rows.filter((r) =>
+      r.status !== "PENDING" && Number(r.done_ms) > Math.max(recoveredAt, acceptedAt.get(r.id)!) + waitMs
+    ).length;
+    const confirmed = rows.filter((r) =>
+      r.status === "CONFIRMED"
+    );
     const cancelled = rows.filter((r) => r.status === "CANCELLED");
 
     const expectedStock = (): Record<string, number> => {
@@ -163,6 +179,7 @@ export async function audit(
       unanswered: load.placed.length - accepted.length - load.refused.length,
       lost: ids.filter((id) => !byId.has(id)).length,
       stuck: rows.filter((r) => r.status === "PENDING").length,
+      late,
       doubleCharged,
       chargedButCancelled,
       confirmedUnpaid,
@@ -190,6 +207,7 @@ export function problems(report: Report, load: LoadResult): string[] {
   }
   if (report.lost > 0) out.push(`${report.lost} accepted orders lost`);
   if (report.stuck > 0) out.push(`${report.stuck} accepted orders still PENDING`);
+  if (report.late > 0) out.push(`${report.late} orders terminal more than 30 s after recovery (or their 2xx)`);
   if (report.doubleCharged > 0) out.push(`${report.doubleCharged} orders charged more than once`);
   if (report.chargedButCancelled > 0) out.push(`${report.chargedButCancelled} orders charged but CANCELLED`);
   if (report.confirmedUnpaid > 0) out.push(`${report.confirmedUnpaid} orders CONFIRMED without a payment`);

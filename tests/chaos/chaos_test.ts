@@ -138,7 +138,9 @@ Deno.test({
     }
     console.log(
       `\nchaos (${ORDERS} orders at ${RATE}/s per case)\n${
-        ["case", "accepted", "lost", "stuck", "double-charged", "charged+cancelled", "recovery→terminal"].join(" | ")
+        ["case", "accepted", "lost", "stuck", "late", "double-charged", "charged+cancelled", "recovery→terminal"].join(
+          " | ",
+        )
       }\n${table.join("\n")}`,
     );
   },
@@ -146,7 +148,7 @@ Deno.test({
 
 function formatRow(name: string, r: Report & { problems: string[] }): string {
   const t = r.secondsToTerminal === undefined ? "never" : `${r.secondsToTerminal.toFixed(1)} s`;
-  return [name, r.accepted, r.lost, r.stuck, r.doubleCharged, r.chargedButCancelled, t].join(" | ") +
+  return [name, r.accepted, r.lost, r.stuck, r.late, r.doubleCharged, r.chargedButCancelled, t].join(" | ") +
     (r.problems.length ? `  FAILED: ${r.problems.join("; ")}` : "");
 }
 
