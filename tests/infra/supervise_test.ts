@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { restartDelay, Supervisor, type SupervisorOptions } from "../../scripts/supervise.ts";
-import { freePorts } from "../support/ports.ts";
+import { clusterEnv } from "../support/ports.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SERVICES = ["auth", "inventory", "payments", "orders", "notifications", "gateway"] as const;
@@ -47,34 +47,13 @@ async function readyz(url: string): Promise<number | undefined> {
 
 /** A private `deno task up` environment; disposing runs down.sh, drops its databases and removes its directories. */
 async function setup() {
-  const id = `t${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
   const dir = await Deno.makeTempDir({ prefix: "trellis-supervise-" });
-  const [gateway, auth, orders, ordersGrpc, inventory, inventoryGrpc, payments, paymentsGrpc, notifications] =
-    freePorts(9);
-  const ports: Record<string, number> = { gateway, auth, orders, inventory, payments, notifications };
-  const databaseUrl = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
   const runDir = `${dir}/run`;
   const logDir = `${dir}/logs`;
-  const env: Record<string, string> = {
-    GATEWAY_PORT: String(gateway),
-    AUTH_PORT: String(auth),
-    ORDERS_PORT: String(orders),
-    ORDERS_GRPC_PORT: String(ordersGrpc),
-    INVENTORY_PORT: String(inventory),
-    INVENTORY_GRPC_PORT: String(inventoryGrpc),
-    PAYMENTS_PORT: String(payments),
-    PAYMENTS_GRPC_PORT: String(paymentsGrpc),
-    NOTIFICATIONS_PORT: String(notifications),
-    DATABASE_URL: databaseUrl,
-    DATABASE_PREFIX: id,
-    TOPIC_PREFIX: `${id}.`,
-    KAFKA_BROKERS: Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092",
-    NATS_URL: Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222",
-    STORAGE_DIR: `${dir}/storage`,
+  const { id, ports, databaseUrl, env } = clusterEnv(`${dir}/storage`, {
     TRELLIS_RUN_DIR: runDir,
     TRELLIS_LOG_DIR: logDir,
-    LOG_LEVEL: "info",
-  };
+  });
   const script = async (name: "up" | "down", timeoutMs: number): Promise<ScriptRun> => {
     const t0 = performance.now();
     const out = await new Deno.Command("bash", {

@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { freePorts } from "./ports.ts";
+import { clusterEnv } from "./ports.ts";
 import { isolate, type IsolatedNetwork } from "../../platform/testing/netns.ts";
 
 const SERVICES = ["auth", "inventory", "payments", "orders", "notifications", "gateway"] as const;
@@ -35,33 +35,9 @@ export interface ClusterOptions {
  * Disposing sends SIGTERM to every process, checks each exits 0, and drops the databases and JetStream streams.
  */
 export async function startCluster(options: ClusterOptions = {}) {
-  const id = `t${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
   const storageDir = await Deno.makeTempDir({ prefix: "trellis-cluster-" });
-  const [gateway, auth, orders, ordersGrpc, inventory, inventoryGrpc, payments, paymentsGrpc, notifications] =
-    freePorts(9);
-  const databaseUrl = options.env?.DATABASE_URL ?? Deno.env.get("DATABASE_URL") ??
-    "postgres://postgres@127.0.0.1:5432/postgres";
-  const env: Record<string, string> = {
-    GATEWAY_PORT: String(gateway),
-    AUTH_PORT: String(auth),
-    ORDERS_PORT: String(orders),
-    ORDERS_GRPC_PORT: String(ordersGrpc),
-    INVENTORY_PORT: String(inventory),
-    INVENTORY_GRPC_PORT: String(inventoryGrpc),
-    PAYMENTS_PORT: String(payments),
-    PAYMENTS_GRPC_PORT: String(paymentsGrpc),
-    NOTIFICATIONS_PORT: String(notifications),
-    DATABASE_URL: databaseUrl,
-    DATABASE_PREFIX: id,
-    TOPIC_PREFIX: `${id}.`,
-    KAFKA_BROKERS: Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092",
-    KAFKA_CLIENT: Deno.env.get("KAFKA_CLIENT") ?? "kafkajs",
-    NATS_URL: Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222",
-    STORAGE_DIR: storageDir,
-    LOG_LEVEL: "info",
-    ...options.env,
-  };
-  const ports: Record<string, number> = { gateway, auth, orders, inventory, payments, notifications };
+  const { id, ports: servicePorts, databaseUrl, env } = clusterEnv(storageDir, options.env);
+  const ports: Record<string, number> = servicePorts;
   const dbUrl = (service: string) => {
     const url = new URL(databaseUrl);
     url.pathname = `/${id}_${service}`;
@@ -149,7 +125,7 @@ export async function startCluster(options: ClusterOptions = {}) {
     return p;
   };
   return {
-    endpoints: { gateway: `http://127.0.0.1:${gateway}`, auth: `http://127.0.0.1:${auth}` },
+    endpoints: { gateway: `http://127.0.0.1:${ports.gateway}`, auth: `http://127.0.0.1:${ports.auth}` },
     /** Prepended to every Kafka topic and NATS subject of this cluster (`TOPIC_PREFIX`), e.g. `t0123456789.`. */
     topicPrefix: env.TOPIC_PREFIX,
     /** The isolated service's network (`options.isolate`): `latency()`, `partition()` and `heal()` its links. */
