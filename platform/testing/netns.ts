@@ -14,6 +14,7 @@
  * @module
  */
 import type { ForwardSpec, LatencyCommand } from "./_forwarder.ts";
+import { TextLineStream } from "./text_line_stream.ts";
 
 const FORWARDER = new URL("./_forwarder.ts", import.meta.url).href;
 const PREFIX = "trellis-";
@@ -403,7 +404,8 @@ class Forwarder {
   private constructor(child: Deno.ChildProcess) {
     this.#child = child;
     this.#stdin = child.stdin.getWriter();
-    this.#lines = lines(child.stdout)[Symbol.asyncIterator]();
+    this.#lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(new TextLineStream())
+      [Symbol.asyncIterator]();
   }
 
   static async start(prefix: string[], forwards: ForwardSpec[]): Promise<Forwarder> {
@@ -466,18 +468,6 @@ class Forwarder {
     await this.#child.status;
     clearTimeout(timer);
     await this.#lines.return?.();
-  }
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += text;
-    let newline;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-    }
   }
 }
 

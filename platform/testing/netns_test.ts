@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { isolate, type IsolatedNetwork, removeStaleNamespaces } from "./netns.ts";
+import { TextLineStream } from "./text_line_stream.ts";
 
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const PG_PORT = Number(new URL(DATABASE_URL).port || 5432);
@@ -11,17 +12,7 @@ class LineReader {
   #pending: Promise<IteratorResult<string>> | undefined;
 
   constructor(stream: ReadableStream<Uint8Array>) {
-    this.#lines = (async function* () {
-      let buffered = "";
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-        buffered += text;
-        let newline;
-        while ((newline = buffered.indexOf("\n")) >= 0) {
-          yield buffered.slice(0, newline);
-          buffered = buffered.slice(newline + 1);
-        }
-      }
-    })();
+    this.#lines = stream.pipeThrough(new TextDecoderStream()).pipeThrough(new TextLineStream())[Symbol.asyncIterator]();
   }
 
   /** The next line, or undefined if none came within `ms` (or the stream ended). */
