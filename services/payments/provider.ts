@@ -65,13 +65,19 @@ export type LedgerEntry =
  * ```
  */
 export function readLedger(path: string): LedgerEntry[] {
-  let text: string;
+  return parseLedger(readLedgerText(path));
+}
+
+function readLedgerText(path: string): string {
   try {
-    text = Deno.readTextFileSync(path);
+    return Deno.readTextFileSync(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
+    if (err instanceof Deno.errors.NotFound) return "";
     throw err;
   }
+}
+
+function parseLedger(text: string): LedgerEntry[] {
   // A crash can leave a half-written last line: that answer never reached the caller, so it did not happen.
   return text.split("\n").flatMap((line) => {
     try {
@@ -117,15 +123,12 @@ export function simulatedProvider(options: SimulatedProviderOptions = {}): Payme
   if (ledgerPath) {
     Deno.mkdirSync(ledgerPath.slice(0, Math.max(0, ledgerPath.lastIndexOf("/"))) || ".", { recursive: true });
   }
-  if (ledgerPath) {
-    // Whatever a crash cut short stays its own (ignored) line instead of swallowing the next entry.
-    let tail = "";
-    try {
-      tail = Deno.readTextFileSync(ledgerPath).slice(-1);
-    } catch { /* no ledger yet */ }
-    if (tail !== "" && tail !== "\n") Deno.writeTextFileSync(ledgerPath, "\n", { append: true });
+  const ledgerText = ledgerPath ? readLedgerText(ledgerPath) : "";
+  // Whatever a crash cut short stays its own (ignored) line instead of swallowing the next entry.
+  if (ledgerPath && ledgerText !== "" && !ledgerText.endsWith("\n")) {
+    Deno.writeTextFileSync(ledgerPath, "\n", { append: true });
   }
-  for (const e of ledgerPath ? readLedger(ledgerPath) : []) {
+  for (const e of parseLedger(ledgerText)) {
     if (e.op === "charge") answered.set(e.key, { ok: true, ref: e.ref });
     if (e.op === "decline") answered.set(e.key, { ok: false, reason: e.reason });
     if (e.op === "refund") refunds.set(e.key, e.ref);
