@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
 import { createLogger } from "../../platform/log/logger.ts";
 import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
-import { waitUntil } from "../../platform/testing/chaos.ts";
+import { waitUntil } from "../../platform/testing/mod.ts";
 import { migrateService } from "../shared/infra.ts";
 import { createOrder, getOrder } from "./store.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";

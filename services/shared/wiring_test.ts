@@ -10,7 +10,7 @@ import { Service } from "../../platform/service/service.ts";
 import { migrate } from "../../platform/db/migrate.ts";
 import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
 import { enqueue, OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
-import { waitUntil } from "../../platform/testing/chaos.ts";
+import { waitUntil } from "../../platform/testing/mod.ts";
 
 const quiet = createLogger("test", { level: "error", write: () => {} });
 

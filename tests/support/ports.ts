@@ -1,4 +1,4 @@
-import { freePorts } from "../../platform/testing/chaos.ts";
+import { freePorts } from "../../platform/testing/mod.ts";
 
 export { freePorts };
 
