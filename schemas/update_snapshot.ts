@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { diffSnapshot, type SchemaSnapshot, snapshotOf } from "../platform/messaging/schema_snapshot.ts";
+import { diffSnapshot, type SchemaSnapshot, snapshotOf } from "@trellis/platform/messaging/schema";
 import { EventTypes } from "../services/shared/events.ts";
 
 const file = new URL("./events.snapshot.json", import.meta.url);

@@ -11,16 +11,18 @@
  *
  *   deno task bench:auth [--duration 10] [--rounds 3] [--no-write]
  */
-import { createIssuer } from "../platform/auth/issuer.ts";
-import { jwksHandler } from "../platform/auth/jwks.ts";
-import { exportPublicJwk, generateSigningKey } from "../platform/auth/keys.ts";
-import { authenticate } from "../platform/auth/middleware.ts";
-import { remoteJwks } from "../platform/auth/remote_jwks.ts";
-import { createVerifier } from "../platform/auth/verifier.ts";
-import { json } from "../platform/http/json.ts";
-import { Router } from "../platform/http/router.ts";
-import { createLogger } from "../platform/log/logger.ts";
-import { Service } from "../platform/service/service.ts";
+import {
+  authenticate,
+  createIssuer,
+  createVerifier,
+  exportPublicJwk,
+  generateSigningKey,
+  jwksHandler,
+  remoteJwks,
+} from "@trellis/platform/auth";
+import { json, Router } from "@trellis/platform/http";
+import { createLogger } from "@trellis/platform/log";
+import { Service } from "@trellis/platform/service";
 import { freePorts } from "../tests/support/ports.ts";
 import {
   cpuModel,

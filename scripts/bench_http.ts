@@ -23,11 +23,8 @@
  *
  * Internally the servers are this script run as `--serve raw|headers|stack --port N`.
  */
-import { cors } from "../platform/http/cors.ts";
-import { json } from "../platform/http/json.ts";
-import { rateLimit } from "../platform/http/rate_limit.ts";
-import { Router } from "../platform/http/router.ts";
-import { Service } from "../platform/service/service.ts";
+import { cors, json, rateLimit, Router } from "@trellis/platform/http";
+import { Service } from "@trellis/platform/service";
 import { freePorts } from "../tests/support/ports.ts";
 import {
   cpuModel,

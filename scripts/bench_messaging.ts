@@ -42,11 +42,17 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { type Admin, Kafka, logLevel } from "kafkajs";
-import { createLogger } from "../platform/log/logger.ts";
-import { createJetStreamPubSub } from "../platform/messaging/jetstream.ts";
-import { createKafkaPubSub, KafkaMessageHeaders } from "../platform/messaging/kafka.ts";
-import { createNatsPubSub, NatsMessageHeaders } from "../platform/messaging/nats.ts";
-import type { Message, PubSub, Subscription } from "../platform/messaging/message.ts";
+import { createLogger } from "@trellis/platform/log";
+import {
+  createJetStreamPubSub,
+  createKafkaPubSub,
+  createNatsPubSub,
+  KafkaMessageHeaders,
+  type Message,
+  NatsMessageHeaders,
+  type PubSub,
+  type Subscription,
+} from "@trellis/platform/messaging";
 import { rawKafkajs } from "./raw_kafkajs.ts";
 import { percentile, Recorder } from "./recorder.ts";
 import { cpuModel, loadavg, median, writePerformanceSection } from "./wrk.ts";

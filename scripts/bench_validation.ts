@@ -7,7 +7,7 @@
  *   deno task bench:validation [--iterations 200000]
  */
 import { z } from "zod";
-import { s, validate } from "../platform/messaging/schema.ts";
+import { s, validate } from "@trellis/platform/messaging/schema";
 import { parseOrderRequest } from "../services/gateway/order_request.ts";
 
 const args = Deno.args;

@@ -4,7 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import { type ConsumerConfig, Kafka, logLevel, Partitioners } from "kafkajs";
-import { KafkaMessageHeaders } from "../platform/messaging/kafka.ts";
+import { KafkaMessageHeaders } from "@trellis/platform/messaging";
 import type { Recorder } from "./recorder.ts";
 
 /** What {@linkcode rawKafkajs} runs against. */

@@ -2,7 +2,7 @@
  * `deno task dev`: the whole system in one process on embedded infrastructure (PGlite, in-memory messaging,
  * local-disk storage), each service on its own port. Set DATABASE_URL to use a real Postgres instead of PGlite.
  */
-import { stopOnSignals } from "../platform/service/service.ts";
+import { stopOnSignals } from "@trellis/platform/service";
 import { loadConfig } from "./shared/config.ts";
 import { embeddedInfra } from "./shared/embedded.ts";
 import { startSystem } from "./system.ts";

@@ -1,4 +1,4 @@
-import type { Service } from "../platform/service/service.ts";
+import type { Service } from "@trellis/platform/service";
 import { createAuthService } from "./auth/service.ts";
 import { createGatewayService } from "./gateway/service.ts";
 import { createInventoryService } from "./inventory/service.ts";

@@ -1,4 +1,4 @@
-import type { Principal } from "../context/context.ts";
+import type { Principal } from "../context/mod.ts";
 import { AuthError } from "./auth_error.ts";
 import type { Verifier } from "./verifier.ts";
 

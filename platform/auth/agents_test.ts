@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { chain } from "../http/handler.ts";
-import { requestContext } from "../http/middleware.ts";
-import { currentContext } from "../context/context.ts";
+import { chain, requestContext } from "../http/mod.ts";
+import { currentContext } from "../context/mod.ts";
 import { apiKeyAgent, bearerAgent } from "./agents.ts";
 import { AuthError } from "./auth_error.ts";
 import { authenticate } from "./middleware.ts";

@@ -1,5 +1,4 @@
-import type { Handler } from "../http/handler.ts";
-import { problemResponse } from "../http/problem.ts";
+import { type Handler, problemResponse } from "../http/mod.ts";
 import type { PublicJwk, VerificationKey } from "./keys.ts";
 
 /**

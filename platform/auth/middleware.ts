@@ -1,6 +1,5 @@
-import { currentContext } from "../context/context.ts";
-import type { Middleware } from "../http/handler.ts";
-import { errorResponse, HttpError } from "../http/problem.ts";
+import { currentContext } from "../context/mod.ts";
+import { errorResponse, HttpError, type Middleware } from "../http/mod.ts";
 import { AuthError } from "./auth_error.ts";
 import { type AuthAgent, bearerAgent } from "./agents.ts";
 import type { Verifier } from "./verifier.ts";
@@ -23,8 +22,8 @@ export interface AuthenticateOptions {
  *
  * @example Protect a handler
  * ```ts
- * import { chain } from "../http/handler.ts";
- * import { requestContext } from "../http/middleware.ts";
+ * import { chain } from "../http/mod.ts";
+ * import { requestContext } from "../http/mod.ts";
  * import { authenticate, requireScopes } from "./middleware.ts";
  * import { staticKeySet } from "./jwks.ts";
  * import { createVerifier } from "./verifier.ts";

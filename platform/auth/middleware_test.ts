@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { currentContext, type Principal } from "../context/context.ts";
-import { chain, type Handler } from "../http/handler.ts";
-import { requestContext } from "../http/middleware.ts";
+import { currentContext, type Principal } from "../context/mod.ts";
+import { chain, type Handler, requestContext } from "../http/mod.ts";
 import { AuthError } from "./auth_error.ts";
 import { authenticate, requireScopes } from "./middleware.ts";
 import type { Verifier } from "./verifier.ts";

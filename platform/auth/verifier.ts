@@ -1,5 +1,5 @@
 import { errors, type JWTPayload, jwtVerify } from "jose";
-import type { Principal } from "../context/context.ts";
+import type { Principal } from "../context/mod.ts";
 import { AuthError } from "./auth_error.ts";
 import type { KeySet } from "./jwks.ts";
 import { SIGNING_ALG } from "./keys.ts";

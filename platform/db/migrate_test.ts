@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { migrate } from "./migrate.ts";
-import { freshDatabase } from "./testing/fresh_postgres.ts";
+import { freshDatabase } from "./testing/mod.ts";
 
 Deno.test("migrate() keeps independent migration sets apart by their table, so both may use version 1", async () => {
   await using f = await freshDatabase();

@@ -1,6 +1,6 @@
 import { PGlite } from "@electric-sql/pglite";
 import { AsyncLocalStorage } from "node:async_hooks";
-import { currentContext } from "../context/context.ts";
+import { currentContext } from "../context/mod.ts";
 import type { Database, QueryOptions, Row, Tx } from "./db.ts";
 
 /** Options for {@linkcode createPglite}. */

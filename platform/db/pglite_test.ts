@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Database } from "./db.ts";
 import { createPglite, type SharedPglite } from "./pglite.ts";
-import { databaseConformance, type DatabaseFixture } from "./testing/conformance.ts";
+import { databaseConformance, type DatabaseFixture } from "./testing/mod.ts";
 
 // Starting PGlite costs ~2–3 s and ~500 MB, so every case shares one instance, each on a fresh schema.
 let shared: Promise<SharedPglite> | undefined;

@@ -1,5 +1,5 @@
 import postgres from "postgres";
-import { currentContext } from "../context/context.ts";
+import { currentContext } from "../context/mod.ts";
 import type { Database, QueryOptions, Row, Tx } from "./db.ts";
 import { DatabaseUnavailableError, isConnectionError } from "./errors.ts";
 import { ConnectionSlots } from "./connection_slots.ts";

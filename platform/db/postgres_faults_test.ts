@@ -1,15 +1,12 @@
 import assert from "node:assert/strict";
 import { connectPostgres } from "./postgres.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
-import { BASE_URL } from "./testing/fresh_postgres.ts";
-import { startPostgres, waitUntil } from "../testing/chaos.ts";
-import { childContext, runWithContext } from "../context/context.ts";
-import { chain } from "../http/handler.ts";
-import { recovery, requestContext } from "../http/middleware.ts";
-import { createLogger } from "../log/logger.ts";
-import { createGrpcClient } from "../grpc/client.ts";
-import { GrpcError, status } from "../grpc/errors.ts";
-import { implement, serveGrpc } from "../grpc/server.ts";
+import { BASE_URL } from "./testing/mod.ts";
+import { startPostgres, waitUntil } from "../testing/mod.ts";
+import { childContext, runWithContext } from "../context/mod.ts";
+import { chain, recovery, requestContext } from "../http/mod.ts";
+import { createLogger } from "../log/mod.ts";
+import { createGrpcClient, GrpcError, implement, serveGrpc, status } from "../grpc/mod.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 
 const isTimeout = (error: unknown) => (error as Error).name === "TimeoutError";

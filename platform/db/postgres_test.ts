@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { connectPostgres, ensureDatabase } from "./postgres.ts";
-import { databaseConformance } from "./testing/conformance.ts";
-import { BASE_URL, dropDatabase, freshDatabase, uniqueName, urlFor } from "./testing/fresh_postgres.ts";
+import { BASE_URL, databaseConformance, dropDatabase, freshDatabase, uniqueName, urlFor } from "./testing/mod.ts";
 
 databaseConformance("postgres", freshDatabase);
 

@@ -8,8 +8,8 @@ import {
   type ServiceDefinition,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { backoffDelay, delay } from "../async/backoff.ts";
-import { ContextHeaders, contextHeaders, currentContext } from "../context/context.ts";
+import { backoffDelay, delay } from "../async/mod.ts";
+import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
 import { DeadlineExceededError, GrpcError, grpcError, status, UnavailableError } from "./errors.ts";
 import type { RequestOf, ResponseOf } from "./server.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Metadata } from "@grpc/grpc-js";
-import { type Context, runWithContext } from "../context/context.ts";
+import { type Context, runWithContext } from "../context/mod.ts";
 import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { createGrpcClient } from "./client.ts";
 import { DeadlineExceededError, GrpcError, InvalidArgumentError, UnavailableError } from "./errors.ts";

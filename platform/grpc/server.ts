@@ -9,15 +9,9 @@ import {
   type StatusObject,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import {
-  type Context,
-  contextFromHeaders,
-  ContextHeaders,
-  type Principal,
-  runWithContext,
-} from "../context/context.ts";
-import type { Logger } from "../log/logger.ts";
-import { findDatabaseUnavailable } from "../db/errors.ts";
+import { type Context, contextFromHeaders, ContextHeaders, type Principal, runWithContext } from "../context/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import { findDatabaseUnavailable } from "../db/mod.ts";
 import { createServer as createNetServer, type Socket } from "node:net";
 import { GrpcError, PermissionDeniedError, status, UnauthenticatedError } from "./errors.ts";
 

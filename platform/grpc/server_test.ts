@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { type Context, currentContext, runWithContext } from "../context/context.ts";
-import { createLogger } from "../log/logger.ts";
+import { type Context, currentContext, runWithContext } from "../context/mod.ts";
+import { createLogger } from "../log/mod.ts";
 import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { createGrpcClient, type GrpcClientOptions } from "./client.ts";
 import { GrpcError, NotFoundError, PermissionDeniedError, status, UnauthenticatedError } from "./errors.ts";

@@ -28,7 +28,7 @@ export interface BodyLimitOptions {
  * import { bodyLimit } from "./body_limit.ts";
  * import { chain } from "./handler.ts";
  * import { recovery } from "./middleware.ts";
- * import { createLogger } from "../log/logger.ts";
+ * import { createLogger } from "../log/mod.ts";
  * const log = createLogger("demo", { write: () => {} });
  * const h = chain(recovery(log), bodyLimit({ maxBytes: 64 * 1024 }))(async (req) => new Response(await req.text()));
  * const res = await h(new Request("http://x/", { method: "POST", body: "x".repeat(100_000) }));

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createLogger } from "../log/logger.ts";
+import { createLogger } from "../log/mod.ts";
 import { bodyLimit } from "./body_limit.ts";
 import { chain, type Handler } from "./handler.ts";
 import { recovery } from "./middleware.ts";

@@ -1,6 +1,6 @@
-import { backoffDelay, delay } from "../async/backoff.ts";
+import { backoffDelay, delay } from "../async/mod.ts";
 import { readUpTo } from "./_bytes.ts";
-import { ContextHeaders, contextHeaders, currentContext } from "../context/context.ts";
+import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
 import type { Problem } from "./problem.ts";
 
 /** Retry policy for idempotent requests: exponential backoff with full jitter, never past the call's deadline. */

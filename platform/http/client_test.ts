@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Context, runWithContext } from "../context/context.ts";
+import { type Context, runWithContext } from "../context/mod.ts";
 import {
   createHttpClient,
   HttpStatusError,

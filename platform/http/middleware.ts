@@ -1,6 +1,6 @@
-import { pathnameOf } from "./_url.ts";
-import { contextFromHeaders, currentContext, runWithContext } from "../context/context.ts";
-import type { Logger } from "../log/logger.ts";
+import { pathnameOf } from "./url.ts";
+import { contextFromHeaders, currentContext, runWithContext } from "../context/mod.ts";
+import type { Logger } from "../log/mod.ts";
 import { editHeaders } from "./_headers.ts";
 import { knownBodyBytes } from "./_bytes.ts";
 import { type Handler, invoke, type Middleware } from "./handler.ts";
@@ -56,7 +56,7 @@ export function requestContext(options: RequestContextOptions = {}): Middleware 
  *
  * @example
  * ```ts
- * import { createLogger } from "../log/logger.ts";
+ * import { createLogger } from "../log/mod.ts";
  * import { recovery } from "./middleware.ts";
  * const mw = recovery(createLogger("demo", { write: () => {} }));
  * ```
@@ -91,7 +91,7 @@ function deadlineExceeded(): HttpError {
  *
  * @example
  * ```ts
- * import { createLogger } from "../log/logger.ts";
+ * import { createLogger } from "../log/mod.ts";
  * import { accessLog } from "./middleware.ts";
  * const mw = accessLog(createLogger("demo", { write: () => {} }));
  * ```

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { type Context, currentContext } from "../context/context.ts";
-import { createLogger } from "../log/logger.ts";
+import { type Context, currentContext } from "../context/mod.ts";
+import { createLogger } from "../log/mod.ts";
 import { chain, type Handler } from "./handler.ts";
 import { accessLog, recovery, requestContext } from "./middleware.ts";
 import { HttpError, notFound, problemResponse } from "./problem.ts";

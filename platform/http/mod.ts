@@ -14,3 +14,4 @@ export * from "./security_headers.ts";
 export * from "./rate_limit.ts";
 export * from "./tracing.ts";
 export * from "./client.ts";
+export * from "./url.ts";

@@ -1,6 +1,6 @@
 import { sizedResponse } from "./_bytes.ts";
-import { currentContext } from "../context/context.ts";
-import { findDatabaseUnavailable } from "../db/errors.ts";
+import { currentContext } from "../context/mod.ts";
+import { findDatabaseUnavailable } from "../db/mod.ts";
 
 /** RFC 9457 problem details. */
 export interface Problem {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { runWithContext } from "../context/context.ts";
-import { DatabaseUnavailableError } from "../db/errors.ts";
+import { runWithContext } from "../context/mod.ts";
+import { DatabaseUnavailableError } from "../db/mod.ts";
 import { badRequest, errorResponse, HttpError, notFound, problemResponse, unprocessable } from "./problem.ts";
 
 const ctx = { requestId: "req-42", signal: new AbortController().signal };

@@ -1,4 +1,4 @@
-import { currentContext } from "../context/context.ts";
+import { currentContext } from "../context/mod.ts";
 import { editHeaders } from "./_headers.ts";
 import type { Middleware } from "./handler.ts";
 import { problemResponse } from "./problem.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Context, runWithContext } from "../context/context.ts";
+import { type Context, runWithContext } from "../context/mod.ts";
 import { chain } from "./handler.ts";
 import { MemoryRateLimitStore, principalKey, rateLimit, type RateLimitStore } from "./rate_limit.ts";
 

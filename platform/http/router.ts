@@ -1,5 +1,5 @@
-import { pathnameOf } from "./_url.ts";
-import { currentContext } from "../context/context.ts";
+import { pathnameOf } from "./url.ts";
+import { currentContext } from "../context/mod.ts";
 import type { Handler } from "./handler.ts";
 import { problemResponse } from "./problem.ts";
 

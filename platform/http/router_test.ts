@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Context, currentContext, runWithContext } from "../context/context.ts";
+import { type Context, currentContext, runWithContext } from "../context/mod.ts";
 import { Router } from "./router.ts";
 
 function echo(name: string) {

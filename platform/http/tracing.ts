@@ -1,4 +1,4 @@
-import { currentContext, parseTraceparent } from "../context/context.ts";
+import { currentContext, parseTraceparent } from "../context/mod.ts";
 
 export { parseTraceparent };
 import { editHeaders } from "./_headers.ts";

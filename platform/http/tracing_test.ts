@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Context, contextHeaders, currentContext } from "../context/context.ts";
+import { type Context, contextHeaders, currentContext } from "../context/mod.ts";
 import { chain, type Handler } from "./handler.ts";
 import { requestContext } from "./middleware.ts";
 import { parseTraceparent, type TraceContext, tracing } from "./tracing.ts";

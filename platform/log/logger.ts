@@ -1,4 +1,4 @@
-import { currentContext } from "../context/context.ts";
+import { currentContext } from "../context/mod.ts";
 
 /** Severity, lowest first. */
 export type Level = "debug" | "info" | "warn" | "error";

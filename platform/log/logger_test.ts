@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runWithContext } from "../context/context.ts";
+import { runWithContext } from "../context/mod.ts";
 import { createLogger, type Level, type LoggerOptions } from "./logger.ts";
 
 function capture(service = "orders", options: LoggerOptions = {}) {

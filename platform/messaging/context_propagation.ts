@@ -1,4 +1,4 @@
-import { contextFromHeaders, contextHeaders, runWithContext } from "../context/context.ts";
+import { contextFromHeaders, contextHeaders, runWithContext } from "../context/mod.ts";
 import type { Message, MessageHandler } from "./message.ts";
 
 /**
@@ -7,7 +7,7 @@ import type { Message, MessageHandler } from "./message.ts";
  *
  * @example Stamp the current request's context onto a message
  * ```ts
- * import { runWithContext } from "../context/context.ts";
+ * import { runWithContext } from "../context/mod.ts";
  * import { outgoingHeaders } from "./context_propagation.ts";
  * const ctx = { requestId: "r-1", signal: new AbortController().signal };
  * runWithContext(ctx, () => outgoingHeaders({ "content-type": "application/json" }));
@@ -24,7 +24,7 @@ export function outgoingHeaders(headers?: Record<string, string>): Record<string
  *
  * @example Deliver a message in its publisher's context
  * ```ts
- * import { currentContext } from "../context/context.ts";
+ * import { currentContext } from "../context/mod.ts";
  * import { handleInContext } from "./context_propagation.ts";
  * const msg = { id: "m-1", headers: { "x-request-id": "r-1" }, payload: new Uint8Array(), attempt: 1, timestamp: 0 };
  * await handleInContext(async () => console.log(currentContext()?.requestId), msg); // logs "r-1"

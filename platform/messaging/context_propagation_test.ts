@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { currentContext, runWithContext } from "../context/context.ts";
+import { currentContext, runWithContext } from "../context/mod.ts";
 import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
 
 Deno.test("outgoingHeaders() copies the current context and lets explicit headers win", () => {

@@ -1,7 +1,9 @@
 /**
  * Messaging: one {@linkcode Publisher}/{@linkcode Subscriber} contract with in-memory, NATS Core, NATS JetStream and
- * Kafka adapters, context propagation through message headers, and the universal conformance suite in
- * `testing/conformance.ts`.
+ * Kafka (kafkajs) adapters, and context propagation through message headers. Related packages have their own front
+ * doors: `@trellis/platform/messaging/middleware` (consumer middleware and dead-letter tools),
+ * `@trellis/platform/messaging/schema` (the event schema language), `@trellis/platform/messaging/kafka-platformatic`
+ * (the second Kafka client) and `@trellis/platform/messaging/testing` (the conformance suite).
  *
  * @example Pick an adapter by run mode
  * ```ts
@@ -13,15 +15,9 @@
  * @module
  */
 export * from "./message.ts";
-export * from "./memory.ts";
-export * from "./nats.ts";
-export * from "./jetstream.ts";
-export * from "./kafka.ts";
+export * from "./adapters/memory.ts";
+export * from "./adapters/nats.ts";
+export * from "./adapters/jetstream.ts";
+export * from "./adapters/kafka/kafkajs.ts";
 export * from "./context_propagation.ts";
-export * from "../async/backoff.ts";
 export * from "./limiter.ts";
-export * from "./schema.ts";
-export * from "./schema_registry.ts";
-export * from "./schema_compat.ts";
-export * from "./schema_snapshot.ts";
-export * from "./middleware/mod.ts";

@@ -1,7 +1,7 @@
-import { backoffDelay, type BackoffOptions } from "../async/backoff.ts";
-import { ContextHeaders, contextHeaders } from "../context/context.ts";
-import type { Database, Tx } from "../db/db.ts";
-import type { Logger } from "../log/logger.ts";
+import { backoffDelay, type BackoffOptions } from "../async/mod.ts";
+import { ContextHeaders, contextHeaders } from "../context/mod.ts";
+import type { Database, Tx } from "../db/mod.ts";
+import type { Logger } from "../log/mod.ts";
 
 /**
  * The migrations that create this package's tables (`outbox`: `seq` gives publish order, payloads are UTF-8 JSON

@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
-import { delay } from "../async/backoff.ts";
-import type { Database } from "../db/db.ts";
-import { migrate } from "../db/migrate.ts";
-import { connectPostgres } from "../db/postgres.ts";
-import { freshDatabase } from "../db/testing/fresh_postgres.ts";
-import { createLogger, type Logger } from "../log/logger.ts";
-import { runWithContext } from "../context/context.ts";
-import { createPglite } from "../db/pglite.ts";
-import { startPostgres, waitUntil } from "../testing/chaos.ts";
+import { delay } from "../async/mod.ts";
+import { connectPostgres, createPglite, type Database, migrate } from "../db/mod.ts";
+import { freshDatabase } from "../db/testing/mod.ts";
+import { createLogger, type Logger } from "../log/mod.ts";
+import { runWithContext } from "../context/mod.ts";
+import { startPostgres, waitUntil } from "../testing/mod.ts";
 import { claimOnce, enqueue, OUTBOX_MIGRATIONS, type PendingMessage, startRelay } from "./outbox.ts";
 
 const log = createLogger("outbox-test", { write: () => {} });

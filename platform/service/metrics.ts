@@ -1,7 +1,6 @@
 import { Counter, Histogram, type Registry } from "prom-client";
-import { currentContext } from "../context/context.ts";
-import type { Middleware } from "../http/handler.ts";
-import { withOutcome } from "../http/middleware.ts";
+import { currentContext } from "../context/mod.ts";
+import { type Middleware, withOutcome } from "../http/mod.ts";
 
 /** Methods labelled as themselves; any other is "OTHER", so a client cannot mint label sets at will. */
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);

@@ -1,13 +1,19 @@
-import { pathnameOf } from "../http/_url.ts";
-import { chain, type Handler, type Middleware } from "../http/handler.ts";
-import { json } from "../http/json.ts";
-import { accessLog, recovery, requestContext } from "../http/middleware.ts";
-import { bodyLimit } from "../http/body_limit.ts";
-import { securityHeaders } from "../http/security_headers.ts";
-import { tracing } from "../http/tracing.ts";
-import { problemResponse } from "../http/problem.ts";
-import { holdDeadlineTimer } from "../context/context.ts";
-import { createLogger, type Logger } from "../log/logger.ts";
+import {
+  accessLog,
+  bodyLimit,
+  chain,
+  type Handler,
+  json,
+  type Middleware,
+  pathnameOf,
+  problemResponse,
+  recovery,
+  requestContext,
+  securityHeaders,
+  tracing,
+} from "../http/mod.ts";
+import { holdDeadlineTimer } from "../context/mod.ts";
+import { createLogger, type Logger } from "../log/mod.ts";
 import { Registry } from "prom-client";
 import { redMetrics } from "./metrics.ts";
 

@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
-import { currentContext } from "../context/context.ts";
-import { HttpError } from "../http/problem.ts";
-import { Router } from "../http/router.ts";
-import { createLogger } from "../log/logger.ts";
-import { createJetStreamPubSub } from "../messaging/jetstream.ts";
-import { createKafkaPubSub } from "../messaging/kafka.ts";
-import { createPlatformaticKafkaPubSub } from "../messaging/kafka_platformatic.ts";
-import { createNatsPubSub } from "../messaging/nats.ts";
-import { startKafka, startNats } from "../testing/chaos.ts";
+import { currentContext } from "../context/mod.ts";
+import { HttpError, Router } from "../http/mod.ts";
+import { createLogger } from "../log/mod.ts";
+import { createJetStreamPubSub, createKafkaPubSub, createNatsPubSub } from "../messaging/mod.ts";
+import { createPlatformaticKafkaPubSub } from "../messaging/adapters/kafka/platformatic.ts";
+import { startKafka, startNats } from "../testing/mod.ts";
 import { type Check, Service, type ServiceOptions } from "./service.ts";
 
 /** A service on a free port with a quiet logger, and an HTTP client the test closes so no connection outlives it. */

@@ -24,3 +24,4 @@ export {
   removeStaleNamespaces,
   type RemoveStaleOptions,
 } from "./netns.ts";
+export * from "./text_line_stream.ts";

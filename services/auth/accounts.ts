@@ -1,5 +1,5 @@
-import type { Database } from "../../platform/db/db.ts";
-import { hashPassword, verifyPassword } from "../../platform/auth/password.ts";
+import type { Database } from "@trellis/platform/db";
+import { hashPassword, verifyPassword } from "@trellis/platform/auth";
 
 /** A demo user: username, password and scopes. */
 export interface DemoUser {

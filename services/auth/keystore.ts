@@ -1,15 +1,16 @@
-import type { Database, Tx } from "../../platform/db/db.ts";
-import { openPrivateJwk, sealPrivateJwk } from "../../platform/auth/key_encryption.ts";
+import type { Database, Tx } from "@trellis/platform/db";
 import {
   exportPrivateJwk,
   exportPublicJwk,
   generateSigningKey,
   importPrivateJwk,
+  openPrivateJwk,
   type PrivateJwk,
   type PublicJwk,
+  sealPrivateJwk,
   type SigningKey,
   type VerificationKey,
-} from "../../platform/auth/keys.ts";
+} from "@trellis/platform/auth";
 
 /** One published key: it verifies while published, and signs from `activatesAt` until a newer key activates. */
 export interface RingKey {

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
-import { importKeyEncryptionKey, openPrivateJwk } from "../../platform/auth/key_encryption.ts";
-import { exportPrivateJwk, exportPublicJwk, generateSigningKey } from "../../platform/auth/keys.ts";
-import { migrate } from "../../platform/db/migrate.ts";
-import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
+import {
+  exportPrivateJwk,
+  exportPublicJwk,
+  generateSigningKey,
+  importKeyEncryptionKey,
+  openPrivateJwk,
+} from "@trellis/platform/auth";
+import { migrate } from "@trellis/platform/db";
+import { freshDatabase } from "@trellis/platform/db/testing";
 import { migrateService } from "../shared/infra.ts";
 import { listKeys, loadKeyRing, rotateKey } from "./keystore.ts";
 

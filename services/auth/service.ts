@@ -1,14 +1,15 @@
-import { createIssuer } from "../../platform/auth/issuer.ts";
-import { jwksHandler, staticKeySet } from "../../platform/auth/jwks.ts";
-import { importKeyEncryptionKey } from "../../platform/auth/key_encryption.ts";
-import { authenticate, requireScopes } from "../../platform/auth/middleware.ts";
-import { createVerifier } from "../../platform/auth/verifier.ts";
-import type { Database } from "../../platform/db/db.ts";
-import type { Handler } from "../../platform/http/handler.ts";
-import { json } from "../../platform/http/json.ts";
-import { HttpError } from "../../platform/http/problem.ts";
-import { Router } from "../../platform/http/router.ts";
-import { Service } from "../../platform/service/service.ts";
+import {
+  authenticate,
+  createIssuer,
+  createVerifier,
+  importKeyEncryptionKey,
+  jwksHandler,
+  requireScopes,
+  staticKeySet,
+} from "@trellis/platform/auth";
+import type { Database } from "@trellis/platform/db";
+import { type Handler, HttpError, json, Router } from "@trellis/platform/http";
+import { Service } from "@trellis/platform/service";
 import type { SystemConfig } from "../shared/config.ts";
 import type { Infra } from "../shared/infra.ts";
 import { checkClient, checkUser, DEMO_USERS, seedAccounts, type ServiceClientSeed } from "./accounts.ts";

@@ -1,4 +1,4 @@
-import { unprocessable } from "../../platform/http/problem.ts";
+import { unprocessable } from "@trellis/platform/http";
 import type { Item } from "../shared/events.ts";
 
 /** A validated `POST /v1/orders` body. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { HttpError } from "../../platform/http/problem.ts";
+import { HttpError } from "@trellis/platform/http";
 import { parseOrderRequest } from "./order_request.ts";
 
 function violations(body: unknown): string[] {

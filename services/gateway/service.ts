@@ -1,20 +1,24 @@
-import { authenticate, requireScopes } from "../../platform/auth/middleware.ts";
-import { ContextHeaders, currentContext } from "../../platform/context/context.ts";
+import { authenticate, requireScopes } from "@trellis/platform/auth";
+import { ContextHeaders, currentContext } from "@trellis/platform/context";
 import {
+  chain,
+  cors,
   createHttpClient,
+  HttpError,
   HttpStatusError,
+  json,
+  type Middleware,
+  notFound,
+  principalKey,
+  rateLimit,
+  readJson,
+  type RouteHandler,
+  Router,
   TimeoutError,
   UnavailableError as HttpClientUnavailable,
-} from "../../platform/http/client.ts";
-import { createGrpcClient } from "../../platform/grpc/client.ts";
-import { GrpcError, grpcToHttpStatus, NotFoundError } from "../../platform/grpc/errors.ts";
-import { cors } from "../../platform/http/cors.ts";
-import { chain, type Middleware } from "../../platform/http/handler.ts";
-import { principalKey, rateLimit } from "../../platform/http/rate_limit.ts";
-import { json, readJson } from "../../platform/http/json.ts";
-import { HttpError, notFound } from "../../platform/http/problem.ts";
-import { type RouteHandler, Router } from "../../platform/http/router.ts";
-import { Service } from "../../platform/service/service.ts";
+} from "@trellis/platform/http";
+import { createGrpcClient, GrpcError, grpcToHttpStatus, NotFoundError } from "@trellis/platform/grpc";
+import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";

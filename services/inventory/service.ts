@@ -1,8 +1,7 @@
-import type { Database } from "../../platform/db/db.ts";
-import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
-import { NotFoundError } from "../../platform/grpc/errors.ts";
-import { implement } from "../../platform/grpc/server.ts";
-import { Service } from "../../platform/service/service.ts";
+import type { Database } from "@trellis/platform/db";
+import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
+import { implement, NotFoundError } from "@trellis/platform/grpc";
+import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";

@@ -1,5 +1,5 @@
-import type { Database } from "../../platform/db/db.ts";
-import { claimOnce } from "../../platform/outbox/outbox.ts";
+import type { Database } from "@trellis/platform/db";
+import { claimOnce } from "@trellis/platform/outbox";
 import { type InventoryEvent, type Item, publishEvent, Topics } from "../shared/events.ts";
 
 export interface Product {

@@ -1,8 +1,6 @@
-import { authenticate } from "../../platform/auth/middleware.ts";
-import { chain } from "../../platform/http/handler.ts";
-import { notFound } from "../../platform/http/problem.ts";
-import { Router } from "../../platform/http/router.ts";
-import { Service } from "../../platform/service/service.ts";
+import { authenticate } from "@trellis/platform/auth";
+import { chain, notFound, Router } from "@trellis/platform/http";
+import { Service } from "@trellis/platform/service";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";

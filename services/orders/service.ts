@@ -1,11 +1,15 @@
 import { Counter } from "prom-client";
-import type { Database } from "../../platform/db/db.ts";
-import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
-import { createGrpcClient } from "../../platform/grpc/client.ts";
-import { InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../../platform/grpc/errors.ts";
-import type { Principal } from "../../platform/context/context.ts";
-import { implement } from "../../platform/grpc/server.ts";
-import { Service } from "../../platform/service/service.ts";
+import type { Database } from "@trellis/platform/db";
+import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
+import {
+  createGrpcClient,
+  implement,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+} from "@trellis/platform/grpc";
+import type { Principal } from "@trellis/platform/context";
+import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import type { SystemConfig } from "../shared/config.ts";

@@ -1,5 +1,5 @@
-import type { Database, Tx } from "../../platform/db/db.ts";
-import { claimOnce } from "../../platform/outbox/outbox.ts";
+import type { Database, Tx } from "@trellis/platform/db";
+import { claimOnce } from "@trellis/platform/outbox";
 import { type InventoryEvent, type Item, type PaymentEvent, publishEvent } from "../shared/events.ts";
 import { advance, type Decision, expire, type Order, type Outgoing, startSaga } from "./saga.ts";
 

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import type { Database } from "../../platform/db/db.ts";
-import { migrate } from "../../platform/db/migrate.ts";
-import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
-import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
+import { type Database, migrate } from "@trellis/platform/db";
+import { freshDatabase } from "@trellis/platform/db/testing";
+import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
 import { migrateService } from "../shared/infra.ts";
 import { applyReply, createOrder, expireOverdue, getOrder } from "./store.ts";
 

@@ -1,6 +1,6 @@
-import { delay } from "../../platform/async/backoff.ts";
-import type { Database } from "../../platform/db/db.ts";
-import type { Logger } from "../../platform/log/logger.ts";
+import { delay } from "@trellis/platform/async";
+import type { Database } from "@trellis/platform/db";
+import type { Logger } from "@trellis/platform/log";
 import { type ExpiredOrder, expireOverdue } from "./store.ts";
 
 /** Options for {@linkcode startDeadlineSweeper}. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
-import { createLogger } from "../../platform/log/logger.ts";
-import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
+import { freshDatabase } from "@trellis/platform/db/testing";
+import { createLogger } from "@trellis/platform/log";
+import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
 import { waitUntil } from "../../platform/testing/mod.ts";
 import { migrateService } from "../shared/infra.ts";
 import { createOrder, getOrder } from "./store.ts";

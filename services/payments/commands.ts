@@ -1,4 +1,4 @@
-import type { Database } from "../../platform/db/db.ts";
+import type { Database } from "@trellis/platform/db";
 import type { Event } from "../shared/events.ts";
 import type { ChargeResult, PaymentProvider } from "./provider.ts";
 import { getPayment, recordCharge, recordRefund } from "./store.ts";

@@ -1,4 +1,4 @@
-import { delay } from "../../platform/async/backoff.ts";
+import { delay } from "@trellis/platform/async";
 
 /** The outcome of a charge the provider answered. */
 export type ChargeResult = { ok: true; ref: string } | { ok: false; reason: string };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { Publisher } from "../../platform/messaging/message.ts";
-import { deadLetter } from "../../platform/messaging/middleware/dead_letter.ts";
+import type { Publisher } from "@trellis/platform/messaging";
+import { deadLetter } from "@trellis/platform/messaging/middleware";
 import { ProviderUnavailableError, readLedger, simulatedProvider } from "./provider.ts";
 
 Deno.test("simulatedProvider() charges a good token and declines the test decline token", async () => {

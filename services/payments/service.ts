@@ -1,9 +1,8 @@
-import type { Database } from "../../platform/db/db.ts";
-import { OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
-import { NotFoundError } from "../../platform/grpc/errors.ts";
-import { implement } from "../../platform/grpc/server.ts";
-import { currentContext } from "../../platform/context/context.ts";
-import { Service } from "../../platform/service/service.ts";
+import type { Database } from "@trellis/platform/db";
+import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
+import { implement, NotFoundError } from "@trellis/platform/grpc";
+import { currentContext } from "@trellis/platform/context";
+import { Service } from "@trellis/platform/service";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";

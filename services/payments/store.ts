@@ -1,5 +1,5 @@
-import type { Database, Tx } from "../../platform/db/db.ts";
-import { claimOnce } from "../../platform/outbox/outbox.ts";
+import type { Database, Tx } from "@trellis/platform/db";
+import { claimOnce } from "@trellis/platform/outbox";
 import { type PaymentEvent, publishEvent, Topics } from "../shared/events.ts";
 import type { ChargeResult, RefundResult } from "./provider.ts";
 

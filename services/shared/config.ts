@@ -1,4 +1,4 @@
-import { secret } from "../../platform/config/secrets.ts";
+import { secret } from "@trellis/platform/config";
 
 /** Everything the six services need to find each other and their infrastructure. */
 export interface SystemConfig {

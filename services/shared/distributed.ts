@@ -1,10 +1,7 @@
-import type { Database } from "../../platform/db/db.ts";
-import { createKafkaPubSub } from "../../platform/messaging/kafka.ts";
-import type { PubSub } from "../../platform/messaging/message.ts";
-import { createNatsPubSub } from "../../platform/messaging/nats.ts";
-import { createJetStreamPubSub } from "../../platform/messaging/jetstream.ts";
-import type { Logger } from "../../platform/log/logger.ts";
-import { localStore } from "../../platform/storage/local.ts";
+import type { Database } from "@trellis/platform/db";
+import { createJetStreamPubSub, createKafkaPubSub, createNatsPubSub, type PubSub } from "@trellis/platform/messaging";
+import type { Logger } from "@trellis/platform/log";
+import { localStore } from "@trellis/platform/storage";
 import { Notices, Topics } from "./events.ts";
 import { connectServiceDatabase, type Infra, migrateService, once } from "./infra.ts";
 
@@ -68,7 +65,9 @@ export function distributedInfra(options: DistributedOptions): Infra {
   const events = once(async () => {
     const kafkaOptions = { brokers: options.kafkaBrokers, clientId: options.clientId, logger: options.log };
     const kafka = options.kafkaClient === "platformatic"
-      ? (await import("../../platform/messaging/kafka_platformatic.ts")).createPlatformaticKafkaPubSub(kafkaOptions)
+      ? (await import("../../platform/messaging/adapters/kafka/platformatic.ts")).createPlatformaticKafkaPubSub(
+        kafkaOptions,
+      )
       : createKafkaPubSub(kafkaOptions);
     try {
       await kafka.ensureTopics(Object.values(Topics).map((t) => prefix + t), { partitions: 3 });

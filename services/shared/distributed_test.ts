@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createLogger } from "../../platform/log/logger.ts";
+import { createLogger } from "@trellis/platform/log";
 import { distributedOptionsFromEnv } from "./distributed.ts";
 
 const log = createLogger("test", { write: () => {} });

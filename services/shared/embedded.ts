@@ -1,7 +1,6 @@
-import { createPglite } from "../../platform/db/pglite.ts";
-import type { Database } from "../../platform/db/db.ts";
-import { createMemoryBroker } from "../../platform/messaging/memory.ts";
-import { localStore } from "../../platform/storage/local.ts";
+import { createPglite, type Database } from "@trellis/platform/db";
+import { createMemoryBroker } from "@trellis/platform/messaging";
+import { localStore } from "@trellis/platform/storage";
 import { connectServiceDatabase, type Infra, migrateService, once } from "./infra.ts";
 
 /**

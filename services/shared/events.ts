@@ -1,16 +1,17 @@
-import type { Tx } from "../../platform/db/db.ts";
-import type { Message } from "../../platform/messaging/message.ts";
-import { type Infer, s } from "../../platform/messaging/schema.ts";
+import type { Tx } from "@trellis/platform/db";
+import type { Message } from "@trellis/platform/messaging";
 import {
   assertMessage,
   createMessageRegistry,
   decodeMessage,
   defineMessageType,
+  type Infer,
   messageHeaders,
   type MessageOf,
+  s,
   SchemaError,
-} from "../../platform/messaging/schema_registry.ts";
-import { enqueue } from "../../platform/outbox/outbox.ts";
+} from "@trellis/platform/messaging/schema";
+import { enqueue } from "@trellis/platform/outbox";
 
 export { SchemaError };
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { diffSnapshot, type SchemaSnapshot, snapshotOf } from "../../platform/messaging/schema_snapshot.ts";
+import { diffSnapshot, type SchemaSnapshot, snapshotOf } from "@trellis/platform/messaging/schema";
 import { EventTypes } from "./events.ts";
 
 const SNAPSHOT = new URL("../../schemas/events.snapshot.json", import.meta.url);

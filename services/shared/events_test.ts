@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Database } from "../../platform/db/db.ts";
+import type { Database } from "@trellis/platform/db";
 import {
   decodeEvent,
   EventTypes,

@@ -1,8 +1,6 @@
-import type { Database } from "../../platform/db/db.ts";
-import { migrate } from "../../platform/db/migrate.ts";
-import { connectPostgres, ensureDatabase } from "../../platform/db/postgres.ts";
-import type { PubSub } from "../../platform/messaging/message.ts";
-import type { ObjectStore } from "../../platform/storage/object_store.ts";
+import { connectPostgres, type Database, ensureDatabase, migrate } from "@trellis/platform/db";
+import type { PubSub } from "@trellis/platform/messaging";
+import type { ObjectStore } from "@trellis/platform/storage";
 
 /**
  * The infrastructure a service is wired to. The same service code runs on either implementation: embedded (one

@@ -1,5 +1,5 @@
-import { createLogger } from "../../platform/log/logger.ts";
-import { type Service, stopOnSignals } from "../../platform/service/service.ts";
+import { createLogger } from "@trellis/platform/log";
+import { type Service, stopOnSignals } from "@trellis/platform/service";
 import { loadConfig, type SystemConfig } from "./config.ts";
 import { distributedInfra, distributedOptionsFromEnv } from "./distributed.ts";
 import type { Infra } from "./infra.ts";

@@ -1,20 +1,27 @@
 import type { Metadata } from "@grpc/grpc-js";
 import { Gauge } from "prom-client";
-import { AuthError } from "../../platform/auth/auth_error.ts";
-import { createVerifier, type Verifier } from "../../platform/auth/verifier.ts";
-import { type RemoteJwks, remoteJwks } from "../../platform/auth/remote_jwks.ts";
-import { serviceTokenSource } from "../../platform/auth/service_token.ts";
-import type { Database } from "../../platform/db/db.ts";
-import { PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../../platform/grpc/errors.ts";
-import { type Authorize, type GrpcService, serveGrpc } from "../../platform/grpc/server.ts";
-import type { MessageHandler, PubSub, SubscribeOptions } from "../../platform/messaging/message.ts";
-import { chainHandlers } from "../../platform/messaging/middleware/chain.ts";
-import { deadLetter } from "../../platform/messaging/middleware/dead_letter.ts";
-import { retry } from "../../platform/messaging/middleware/retry.ts";
-import { timeout } from "../../platform/messaging/middleware/timeout.ts";
-import { type PendingMessage, type Relay, startRelay } from "../../platform/outbox/outbox.ts";
-import type { Service } from "../../platform/service/service.ts";
-import { ContextHeaders, currentContext } from "../../platform/context/context.ts";
+import {
+  AuthError,
+  createVerifier,
+  type RemoteJwks,
+  remoteJwks,
+  serviceTokenSource,
+  type Verifier,
+} from "@trellis/platform/auth";
+import type { Database } from "@trellis/platform/db";
+import {
+  type Authorize,
+  type GrpcService,
+  PermissionDeniedError,
+  serveGrpc,
+  UnauthenticatedError,
+  UnavailableError,
+} from "@trellis/platform/grpc";
+import type { MessageHandler, PubSub, SubscribeOptions } from "@trellis/platform/messaging";
+import { chainHandlers, deadLetter, retry, timeout } from "@trellis/platform/messaging/middleware";
+import { type PendingMessage, type Relay, startRelay } from "@trellis/platform/outbox";
+import type { Service } from "@trellis/platform/service";
+import { ContextHeaders, currentContext } from "@trellis/platform/context";
 import type { ServiceClient, SystemConfig } from "./config.ts";
 
 /** The auth service's JWKS as a key set shared by one service's verifiers, with a readiness check on it. */

@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
-import { UnavailableError } from "../../platform/grpc/errors.ts";
+import { UnavailableError } from "@trellis/platform/grpc";
 import { freePorts } from "../../tests/support/ports.ts";
 import { loadConfig } from "./config.ts";
 import { consume, relay, tokensFor } from "./wiring.ts";
-import { currentContext } from "../../platform/context/context.ts";
-import { createLogger } from "../../platform/log/logger.ts";
-import { createMemoryBroker } from "../../platform/messaging/memory.ts";
-import { Service } from "../../platform/service/service.ts";
-import { migrate } from "../../platform/db/migrate.ts";
-import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
-import { enqueue, OUTBOX_MIGRATIONS } from "../../platform/outbox/outbox.ts";
+import { currentContext } from "@trellis/platform/context";
+import { createLogger } from "@trellis/platform/log";
+import { createMemoryBroker } from "@trellis/platform/messaging";
+import { Service } from "@trellis/platform/service";
+import { migrate } from "@trellis/platform/db";
+import { freshDatabase } from "@trellis/platform/db/testing";
+import { enqueue, OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
 import { waitUntil } from "../../platform/testing/mod.ts";
 
 const quiet = createLogger("test", { level: "error", write: () => {} });

@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { base64url, decodeJwt, decodeProtectedHeader, type JWTPayload, SignJWT } from "jose";
-import { importKeyEncryptionKey, openPrivateJwk } from "../../platform/auth/key_encryption.ts";
-import { importPrivateJwk, type SigningKey } from "../../platform/auth/keys.ts";
-import type { Database } from "../../platform/db/db.ts";
-import { createGrpcClient } from "../../platform/grpc/client.ts";
-import { NotFoundError, UnauthenticatedError } from "../../platform/grpc/errors.ts";
+import { importKeyEncryptionKey, importPrivateJwk, openPrivateJwk, type SigningKey } from "@trellis/platform/auth";
+import type { Database } from "@trellis/platform/db";
+import { createGrpcClient, NotFoundError, UnauthenticatedError } from "@trellis/platform/grpc";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { createGatewayService } from "../../services/gateway/service.ts";
 import type { SystemConfig } from "../../services/shared/config.ts";

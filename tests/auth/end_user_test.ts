@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { createGrpcClient } from "../../platform/grpc/client.ts";
-import { NotFoundError, PermissionDeniedError, UnauthenticatedError } from "../../platform/grpc/errors.ts";
+import { createGrpcClient, NotFoundError, PermissionDeniedError, UnauthenticatedError } from "@trellis/platform/grpc";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { embeddedSystem } from "../support/system.ts";
 

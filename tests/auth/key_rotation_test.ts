@@ -6,8 +6,7 @@ import { createInventoryService } from "../../services/inventory/service.ts";
 import { loadConfig, type SystemConfig, withPorts } from "../../services/shared/config.ts";
 import { embeddedInfra } from "../../services/shared/embedded.ts";
 import { type Infra, migrateService } from "../../services/shared/infra.ts";
-import type { DatabaseFixture } from "../../platform/db/testing/conformance.ts";
-import { freshDatabase } from "../../platform/db/testing/fresh_postgres.ts";
+import { type DatabaseFixture, freshDatabase } from "@trellis/platform/db/testing";
 import { freePorts } from "../support/ports.ts";
 
 /**

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { createJetStreamPubSub } from "../../platform/messaging/jetstream.ts";
-import { encodeMessage } from "../../platform/messaging/schema_registry.ts";
-import { createLogger } from "../../platform/log/logger.ts";
+import { createJetStreamPubSub } from "@trellis/platform/messaging";
+import { encodeMessage } from "@trellis/platform/messaging/schema";
+import { createLogger } from "@trellis/platform/log";
 import { events, Notices } from "../../services/shared/events.ts";
 import { startCluster } from "../support/cluster.ts";
 import { ApiClient } from "./scenarios.ts";

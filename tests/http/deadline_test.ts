@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { currentContext } from "../../platform/context/context.ts";
-import { createHttpClient } from "../../platform/http/client.ts";
-import { Router } from "../../platform/http/router.ts";
-import { createLogger } from "../../platform/log/logger.ts";
-import { Service } from "../../platform/service/service.ts";
+import { currentContext } from "@trellis/platform/context";
+import { createHttpClient, Router } from "@trellis/platform/http";
+import { createLogger } from "@trellis/platform/log";
+import { Service } from "@trellis/platform/service";
 
 Deno.test("a request's deadline cancels the work: the handler's signal fires and the downstream call is aborted", async () => {
   let downstreamAborted!: () => void;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { listDeadLetters } from "../../platform/messaging/dlq.ts";
-import type { PubSub } from "../../platform/messaging/message.ts";
+import { listDeadLetters } from "@trellis/platform/messaging/middleware";
+import type { PubSub } from "@trellis/platform/messaging";
 import type { Infra } from "../../services/shared/infra.ts";
 import { embeddedSystem } from "../support/system.ts";
 

@@ -1,1 +1,1 @@
-export { TextLineStream } from "../../platform/testing/text_line_stream.ts";
+export { TextLineStream } from "@trellis/platform/testing";

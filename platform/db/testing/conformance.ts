@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runWithContext } from "../../context/context.ts";
+import { runWithContext } from "../../context/mod.ts";
 import type { Database } from "../db.ts";
 import { migrate } from "../migrate.ts";
 

@@ -4,7 +4,7 @@ import { connectPostgres, ensureDatabase } from "../postgres.ts";
 import type { DatabaseFixture } from "./conformance.ts";
 
 /** Disposable Postgres databases for tests, on the server at `DATABASE_URL` (default the local one). */
-export const BASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+export const BASE_URL: string = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
 export function urlFor(database: string): string {
   const url = new URL(BASE_URL);

@@ -22,7 +22,7 @@ export type HandlerMiddleware = (next: MessageHandler) => MessageHandler;
  *
  * @example Dead-letter after retries, each attempt with a deadline
  * ```ts
- * import { createMemoryBroker } from "../memory.ts";
+ * import { createMemoryBroker } from "../adapters/memory.ts";
  * import { chainHandlers } from "./chain.ts";
  * import { deadLetter } from "./dead_letter.ts";
  * import { retry } from "./retry.ts";

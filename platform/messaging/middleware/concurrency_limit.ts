@@ -1,4 +1,4 @@
-import { currentContext } from "../../context/context.ts";
+import { currentContext } from "../../context/mod.ts";
 import { createLimiter, type Limiter } from "../limiter.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
@@ -17,7 +17,7 @@ export interface ConcurrencyLimitOptions {
  *
  * @example At most four payment calls at once over two topics
  * ```ts
- * import { createMemoryBroker } from "../memory.ts";
+ * import { createMemoryBroker } from "../adapters/memory.ts";
  * import { concurrencyLimit } from "./concurrency_limit.ts";
  * const bus = createMemoryBroker();
  * const limit = concurrencyLimit({ max: 4 });

@@ -1,7 +1,7 @@
 import { ok, rejects, strictEqual, throws } from "node:assert/strict";
-import { runWithContext } from "../../context/context.ts";
+import { runWithContext } from "../../context/mod.ts";
 import { createLimiter } from "../limiter.ts";
-import { createMemoryBroker } from "../memory.ts";
+import { createMemoryBroker } from "../adapters/memory.ts";
 import type { Message } from "../message.ts";
 import { concurrencyLimit } from "./concurrency_limit.ts";
 

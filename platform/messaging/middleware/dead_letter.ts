@@ -1,5 +1,5 @@
 import { isHopeless, isTransient } from "./_hopeless.ts";
-import { DeadLetterHeaders } from "../dlq.ts";
+import { DeadLetterHeaders } from "./dead_letter_queue.ts";
 import type { Message, Publisher } from "../message.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
@@ -31,7 +31,7 @@ export interface DeadLetterOptions {
  *
  * @example Dead-letter an order event after its fifth failed delivery
  * ```ts
- * import { createMemoryBroker } from "../memory.ts";
+ * import { createMemoryBroker } from "../adapters/memory.ts";
  * import { deadLetter } from "./dead_letter.ts";
  * const bus = createMemoryBroker();
  * const handler = deadLetter("orders.events", { publisher: bus, maxAttempts: 5 })(async (msg) => {

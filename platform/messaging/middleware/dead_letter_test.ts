@@ -1,11 +1,11 @@
 import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
-import { createLogger } from "../../log/logger.ts";
-import { listDeadLetters } from "../dlq.ts";
-import { createKafkaPubSub } from "../kafka.ts";
-import { createMemoryBroker } from "../memory.ts";
+import { createLogger } from "../../log/mod.ts";
+import { listDeadLetters } from "./dead_letter_queue.ts";
+import { createKafkaPubSub } from "../adapters/kafka/kafkajs.ts";
+import { createMemoryBroker } from "../adapters/memory.ts";
 import type { Message, Publisher } from "../message.ts";
 import { deadLetter } from "./dead_letter.ts";
-import { DatabaseUnavailableError } from "../../db/errors.ts";
+import { DatabaseUnavailableError } from "../../db/mod.ts";
 
 const logger = createLogger("messaging", { level: Deno.env.get("KAFKA_TEST_LOG") ? "debug" : "error" });
 const unique = (name: string) => `${name}.${crypto.randomUUID().slice(0, 8)}`;

@@ -4,7 +4,7 @@
  *
  * @example Wire a consumer's middleware in one place
  * ```ts
- * import { createMemoryBroker } from "../memory.ts";
+ * import { createMemoryBroker } from "../adapters/memory.ts";
  * import { chainHandlers, concurrencyLimit, deadLetter, retry, timeout } from "./mod.ts";
  * const bus = createMemoryBroker();
  * const handler = chainHandlers(
@@ -25,4 +25,4 @@ export * from "./dead_letter.ts";
 export * from "./concurrency_limit.ts";
 export * from "./inbox.ts";
 // The operations on what deadLetter() produced, so `mod.ts` of the package needs one line for both.
-export * from "../dlq.ts";
+export * from "./dead_letter_queue.ts";

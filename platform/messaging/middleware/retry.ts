@@ -1,6 +1,6 @@
 import { isHopeless } from "./_hopeless.ts";
-import { currentContext } from "../../context/context.ts";
-import { backoffDelay, type BackoffOptions, delay } from "../../async/backoff.ts";
+import { currentContext } from "../../context/mod.ts";
+import { backoffDelay, type BackoffOptions, delay } from "../../async/mod.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
 /** Options for {@linkcode retry}. */

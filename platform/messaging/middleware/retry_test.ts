@@ -1,5 +1,5 @@
 import { deepStrictEqual, rejects, strictEqual, throws } from "node:assert/strict";
-import { runWithContext } from "../../context/context.ts";
+import { runWithContext } from "../../context/mod.ts";
 import type { Message } from "../message.ts";
 import { retry } from "./retry.ts";
 

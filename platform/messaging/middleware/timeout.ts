@@ -1,4 +1,4 @@
-import { childContext, currentContext, runWithContext } from "../../context/context.ts";
+import { childContext, currentContext, runWithContext } from "../../context/mod.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
 /** Options for {@linkcode timeout}. */
@@ -18,7 +18,7 @@ export interface TimeoutOptions {
  *
  * @example Fail an attempt that takes longer than two seconds
  * ```ts
- * import { currentContext } from "../../context/context.ts";
+ * import { currentContext } from "../../context/mod.ts";
  * import { timeout } from "./timeout.ts";
  * const handler = timeout({ ms: 2_000 })(async (msg) => {
  *   await fetch("https://payments.example/charge", { method: "POST", signal: currentContext()?.signal });

@@ -1,8 +1,8 @@
 import { ok, rejects, strictEqual, throws } from "node:assert/strict";
-import { currentContext } from "../../context/context.ts";
+import { currentContext } from "../../context/mod.ts";
 import { handleInContext } from "../context_propagation.ts";
-import { createLogger } from "../../log/logger.ts";
-import { createMemoryBroker } from "../memory.ts";
+import { createLogger } from "../../log/mod.ts";
+import { createMemoryBroker } from "../adapters/memory.ts";
 import type { Message } from "../message.ts";
 import { timeout } from "./timeout.ts";
 

@@ -1,7 +1,7 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { type Context, currentContext, runWithContext } from "../../context/context.ts";
+import { type Context, currentContext, runWithContext } from "../../context/mod.ts";
 import type { Features, Message, OutgoingMessage, Publisher, PubSub, Subscriber } from "../message.ts";
 import { startConsumerProcess } from "./consumer_process.ts";
 
@@ -22,7 +22,7 @@ export interface ConformanceTarget {
  *
  * @example A NATS server started through scripts/infra.sh
  * ```ts ignore
- * import { createNatsPubSub } from "../nats.ts";
+ * import { createNatsPubSub } from "../adapters/nats.ts";
  * import { startInfraBroker } from "./infra_broker.ts";
  * import type { RestartableBroker } from "./conformance.ts";
  * async function privateNats(): Promise<RestartableBroker> {
@@ -86,7 +86,7 @@ export interface ConformanceOptions {
  *
  * @example Run the suite against the in-memory broker
  * ```ts ignore
- * import { createMemoryBroker } from "../memory.ts";
+ * import { createMemoryBroker } from "../adapters/memory.ts";
  * import { testPubSubConformance } from "./conformance.ts";
  * testPubSubConformance("memory", () => {
  *   const bus = createMemoryBroker();

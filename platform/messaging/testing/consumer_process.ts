@@ -48,7 +48,7 @@ type Report = { event: "ready" } | { event: "started" | "handled"; id: string };
  * ```ts ignore
  * import { startConsumerProcess } from "./consumer_process.ts";
  * const child = startConsumerProcess({
- *   module: new URL("../kafka_test.ts", import.meta.url).href,
+ *   module: new URL("../adapters/kafka/kafkajs_test.ts", import.meta.url).href,
  *   export: "kafkaTarget",
  *   topic: "orders.events",
  *   group: "payments",

@@ -1,4 +1,4 @@
-import { type Component, startComponent } from "../../testing/chaos.ts";
+import { type Component, startComponent } from "../../testing/mod.ts";
 
 /** A broker of a test's own (the chaos kit's {@linkcode Component}): stop, start, kill or pause it at will. */
 export type InfraBroker = Component;

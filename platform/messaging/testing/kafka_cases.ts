@@ -1,6 +1,6 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
-import { createLogger, type Logger } from "../../log/logger.ts";
-import type { KafkaPubSub, KafkaPubSubOptions } from "../kafka.ts";
+import { createLogger, type Logger } from "../../log/mod.ts";
+import type { KafkaPubSub, KafkaPubSubOptions } from "../adapters/kafka/kafkajs.ts";
 import type { Message } from "../message.ts";
 import { startInfraBroker } from "./infra_broker.ts";
 
@@ -11,8 +11,8 @@ import { startInfraBroker } from "./infra_broker.ts";
  *
  * @example
  * ```ts ignore
- * import { createKafkaPubSub } from "../kafka.ts";
- * import { createLogger } from "../../log/logger.ts";
+ * import { createKafkaPubSub } from "../adapters/kafka/kafkajs.ts";
+ * import { createLogger } from "../../log/mod.ts";
  * import { testKafkaAdapterCases } from "./kafka_cases.ts";
  * testKafkaAdapterCases("createKafkaPubSub()", createKafkaPubSub, ["127.0.0.1:9092"], createLogger("test"));
  * ```

@@ -1,4 +1,4 @@
-import type { OutgoingMessage, SubscribeOptions } from "./message.ts";
+import type { OutgoingMessage, SubscribeOptions } from "../message.ts";
 
 /**
  * Throws a `TypeError` unless `topic` is a non-empty string without whitespace. Shared by every adapter so they all
@@ -6,7 +6,7 @@ import type { OutgoingMessage, SubscribeOptions } from "./message.ts";
  *
  * @example
  * ```ts
- * import { assertTopic } from "./validate.ts";
+ * import { assertTopic } from "./_arguments.ts";
  * assertTopic("orders.events", "publish");
  * ```
  */
@@ -25,7 +25,7 @@ export function assertTopic(topic: unknown, action: string): asserts topic is st
  *
  * @example
  * ```ts
- * import { assertOutgoing } from "./validate.ts";
+ * import { assertOutgoing } from "./_arguments.ts";
  * assertOutgoing({ payload: new Uint8Array([1]) });
  * ```
  */
@@ -45,7 +45,7 @@ export function assertOutgoing(msg: OutgoingMessage): void {
  *
  * @example
  * ```ts
- * import { concurrencyOf } from "./validate.ts";
+ * import { concurrencyOf } from "./_arguments.ts";
  * concurrencyOf({ concurrency: 4 }); // 4
  * concurrencyOf(undefined); // 1
  * ```
@@ -64,7 +64,7 @@ export function concurrencyOf(options: SubscribeOptions | undefined): number {
  *
  * @example
  * ```ts
- * import { assertPayloadSize } from "./validate.ts";
+ * import { assertPayloadSize } from "./_arguments.ts";
  * assertPayloadSize("orders.events", new Uint8Array(10), 1024);
  * ```
  */
@@ -81,7 +81,7 @@ export function assertPayloadSize(topic: string, payload: Uint8Array, maxBytes: 
  *
  * @example
  * ```ts
- * import { positiveInteger } from "./validate.ts";
+ * import { positiveInteger } from "./_arguments.ts";
  * positiveInteger(5, "create an adapter", "maxDeliver"); // 5
  * ```
  */

@@ -1,6 +1,6 @@
-import { delay } from "../async/backoff.ts";
-import { ContextHeaders, newRequestId, runWithContext } from "../context/context.ts";
-import type { Message, Publisher, Subscriber } from "./message.ts";
+import { delay } from "../../async/mod.ts";
+import { ContextHeaders, newRequestId, runWithContext } from "../../context/mod.ts";
+import type { Message, Publisher, Subscriber } from "../message.ts";
 
 /** Headers the `deadLetter()` middleware adds to a dead letter, and {@linkcode redrive} counts redrives in. */
 export const DeadLetterHeaders = Object.freeze({
@@ -73,8 +73,8 @@ export interface RedriveResult {
  *
  * @example Send up to 100 dead letters back, 5 per second
  * ```ts
- * import { createMemoryBroker } from "./memory.ts";
- * import { redrive } from "./dlq.ts";
+ * import { createMemoryBroker } from "../adapters/memory.ts";
+ * import { redrive } from "./dead_letter_queue.ts";
  * const bus = createMemoryBroker();
  * const { moved } = await redrive({
  *   from: "orders.events.dlq",
@@ -222,8 +222,8 @@ export interface ListDeadLettersOptions {
  *
  * @example List the first ten dead letters of a topic
  * ```ts
- * import { createMemoryBroker } from "./memory.ts";
- * import { listDeadLetters } from "./dlq.ts";
+ * import { createMemoryBroker } from "../adapters/memory.ts";
+ * import { listDeadLetters } from "./dead_letter_queue.ts";
  * const bus = createMemoryBroker();
  * const letters = await listDeadLetters(bus, "orders.events.dlq", { limit: 10, idleMs: 10 });
  * for (const l of letters) console.log(l.id, l.attempts, l.error);

@@ -106,7 +106,7 @@ function compare(a: Schema, b: Schema, path: string, report: (breaks: Breaks, pr
  *
  * @example
  * ```ts
- * import { checkCompatibility } from "./schema_compat.ts";
+ * import { checkCompatibility } from "./compat.ts";
  * import { s } from "./schema.ts";
  * import assert from "node:assert/strict";
  * const v1 = s.object({ orderId: s.string() });

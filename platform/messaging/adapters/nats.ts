@@ -1,7 +1,7 @@
 import { connect, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/transport-node";
-import { createLogger, type Logger } from "../log/logger.ts";
-import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
-import { createLimiter } from "./limiter.ts";
+import { createLogger, type Logger } from "../../log/mod.ts";
+import { handleInContext, outgoingHeaders } from "../context_propagation.ts";
+import { createLimiter } from "../limiter.ts";
 import { sharedProbe } from "./_probe.ts";
 import type {
   Features,
@@ -11,8 +11,8 @@ import type {
   PubSub,
   SubscribeOptions,
   Subscription,
-} from "./message.ts";
-import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
+} from "../message.ts";
+import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 
 /**
  * Bytes of a server's `max_payload` kept for headers (id, key, timestamp, context and caller headers): NATS counts

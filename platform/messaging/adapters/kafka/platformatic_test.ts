@@ -1,12 +1,15 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { Admin, Consumer, stringDeserializers } from "@platformatic/kafka";
-import { createLogger } from "../log/logger.ts";
-import { createKafkaPubSub, kafkaFeatures } from "./kafka.ts";
-import { createPlatformaticKafkaPubSub } from "./kafka_platformatic.ts";
-import type { Message } from "./message.ts";
-import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
-import { startInfraBroker } from "./testing/infra_broker.ts";
-import { testKafkaAdapterCases } from "./testing/kafka_cases.ts";
+import { createLogger } from "../../../log/mod.ts";
+import { createKafkaPubSub, kafkaFeatures } from "./kafkajs.ts";
+import { createPlatformaticKafkaPubSub } from "./platformatic.ts";
+import type { Message } from "../../message.ts";
+import {
+  type ConformanceTarget,
+  startInfraBroker,
+  testKafkaAdapterCases,
+  testPubSubConformance,
+} from "../../testing/mod.ts";
 
 const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
 const logger = createLogger("messaging", { level: Deno.env.get("KAFKA_TEST_LOG") ? "debug" : "error" });

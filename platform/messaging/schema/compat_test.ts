@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { checkCompatibility } from "./schema_compat.ts";
+import { checkCompatibility } from "./compat.ts";
 import { s, type Schema } from "./schema.ts";
-import { diffSnapshot } from "./schema_snapshot.ts";
+import { diffSnapshot } from "./snapshot.ts";
 
 const v1 = s.object(
   {

@@ -1,8 +1,8 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
-import { createLogger } from "../log/logger.ts";
+import { createLogger } from "../../log/mod.ts";
 import { createMemoryBroker, memoryFeatures } from "./memory.ts";
-import type { Message } from "./message.ts";
-import { testPubSubConformance } from "./testing/conformance.ts";
+import type { Message } from "../message.ts";
+import { testPubSubConformance } from "../testing/mod.ts";
 
 const quiet = createLogger("messaging", { write: () => {} });
 

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createLogger, type Logger } from "../log/logger.ts";
-import { backoffDelay, type BackoffOptions } from "../async/backoff.ts";
-import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
+import { createLogger, type Logger } from "../../log/mod.ts";
+import { backoffDelay, type BackoffOptions } from "../../async/mod.ts";
+import { handleInContext, outgoingHeaders } from "../context_propagation.ts";
 import type {
   Features,
   Message,
@@ -10,8 +10,8 @@ import type {
   PubSub,
   SubscribeOptions,
   Subscription,
-} from "./message.ts";
-import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
+} from "../message.ts";
+import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 
 /** What the in-memory broker guarantees; see {@linkcode createMemoryBroker}. */
 export const memoryFeatures: Features = Object.freeze({

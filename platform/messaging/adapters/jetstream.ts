@@ -13,9 +13,9 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { setImmediate } from "node:timers";
-import { createLogger, type Logger } from "../log/logger.ts";
-import { backoffDelay, type BackoffOptions, delay } from "../async/backoff.ts";
-import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
+import { createLogger, type Logger } from "../../log/mod.ts";
+import { backoffDelay, type BackoffOptions, delay } from "../../async/mod.ts";
+import { handleInContext, outgoingHeaders } from "../context_propagation.ts";
 import type {
   Features,
   Message,
@@ -24,10 +24,10 @@ import type {
   PubSub,
   SubscribeOptions,
   Subscription,
-} from "./message.ts";
+} from "../message.ts";
 import { connectNats, decodeNatsMessage, natsFeatures, NatsMessageHeaders, natsPayloadLimit } from "./nats.ts";
 import { sharedProbe } from "./_probe.ts";
-import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
+import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 
 /** What the JetStream adapter guarantees; see {@linkcode createJetStreamPubSub}. */
 export const jetStreamFeatures: Features = Object.freeze({

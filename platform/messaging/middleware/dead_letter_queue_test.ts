@@ -1,8 +1,8 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
-import { createLogger } from "../log/logger.ts";
-import { listDeadLetters, redrive, type RedriveClock } from "./dlq.ts";
-import { createMemoryBroker } from "./memory.ts";
-import type { Message, OutgoingMessage, Publisher } from "./message.ts";
+import { createLogger } from "../../log/mod.ts";
+import { listDeadLetters, redrive, type RedriveClock } from "./dead_letter_queue.ts";
+import { createMemoryBroker } from "../adapters/memory.ts";
+import type { Message, OutgoingMessage, Publisher } from "../message.ts";
 
 const logger = createLogger("messaging", { level: "error" });
 const unique = (name: string) => `${name}.${crypto.randomUUID().slice(0, 8)}`;

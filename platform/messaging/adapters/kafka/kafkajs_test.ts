@@ -1,10 +1,13 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
-import { createLogger } from "../log/logger.ts";
-import { createKafkaPubSub, kafkaFeatures, topicPattern } from "./kafka.ts";
-import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
-import { startInfraBroker } from "./testing/infra_broker.ts";
-import { testKafkaAdapterCases } from "./testing/kafka_cases.ts";
+import { createLogger } from "../../../log/mod.ts";
+import { createKafkaPubSub, kafkaFeatures, topicPattern } from "./kafkajs.ts";
+import {
+  type ConformanceTarget,
+  startInfraBroker,
+  testKafkaAdapterCases,
+  testPubSubConformance,
+} from "../../testing/mod.ts";
 
 const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
 const verbose = Deno.env.get("KAFKA_TEST_LOG") !== undefined;

@@ -1,10 +1,9 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
-import { createLogger } from "../log/logger.ts";
+import { createLogger } from "../../log/mod.ts";
 import { createNatsPubSub, natsFeatures } from "./nats.ts";
-import { type ConformanceTarget, testPubSubConformance } from "./testing/conformance.ts";
-import { startInfraBroker } from "./testing/infra_broker.ts";
-import { startNats } from "../testing/chaos.ts";
+import { type ConformanceTarget, startInfraBroker, testPubSubConformance } from "../testing/mod.ts";
+import { startNats } from "../../testing/mod.ts";
 
 const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
 const quiet = createLogger("messaging", { write: () => {} });

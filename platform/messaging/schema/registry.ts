@@ -1,4 +1,4 @@
-import type { Message, OutgoingMessage } from "./message.ts";
+import type { Message, OutgoingMessage } from "../message.ts";
 import {
   type EnumSchema,
   type Infer,
@@ -39,7 +39,7 @@ const TYPE_NAME = /^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*\.v[1-9][0-9]*$/;
  *
  * @example
  * ```ts
- * import { defineMessageType, type MessageOf } from "./schema_registry.ts";
+ * import { defineMessageType, type MessageOf } from "./registry.ts";
  * import { s } from "./schema.ts";
  * const OrderCreated = defineMessageType({
  *   type: "orders.created.v1",
@@ -76,7 +76,7 @@ export interface MessageRegistry<M extends MessageType = MessageType> {
  *
  * @example
  * ```ts
- * import { createMessageRegistry, defineMessageType } from "./schema_registry.ts";
+ * import { createMessageRegistry, defineMessageType } from "./registry.ts";
  * import { s } from "./schema.ts";
  * const registry = createMessageRegistry([
  *   defineMessageType({ type: "orders.created.v1", schema: s.object({ orderId: s.string() }) }),
@@ -99,7 +99,7 @@ export function createMessageRegistry<const M extends MessageType>(types: readon
  *
  * @example
  * ```ts
- * import { SchemaError } from "./schema_registry.ts";
+ * import { SchemaError } from "./registry.ts";
  * function retryable(err: unknown): boolean {
  *   return !(err instanceof SchemaError);
  * }
@@ -141,7 +141,7 @@ function lookup<M extends MessageType>(registry: MessageRegistry<M>, value: unkn
  *
  * @example
  * ```ts
- * import { assertMessage, createMessageRegistry, defineMessageType } from "./schema_registry.ts";
+ * import { assertMessage, createMessageRegistry, defineMessageType } from "./registry.ts";
  * import { s } from "./schema.ts";
  * const registry = createMessageRegistry([
  *   defineMessageType({ type: "orders.created.v1", schema: s.object({ orderId: s.string() }) }),
@@ -167,7 +167,7 @@ export function messageHeaders(type: string): Record<string, string> {
  *
  * @example
  * ```ts
- * import { createMessageRegistry, defineMessageType, encodeMessage } from "./schema_registry.ts";
+ * import { createMessageRegistry, defineMessageType, encodeMessage } from "./registry.ts";
  * import { s } from "./schema.ts";
  * const registry = createMessageRegistry([
  *   defineMessageType({ type: "orders.created.v1", schema: s.object({ orderId: s.string() }) }),
@@ -198,7 +198,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  *
  * @example
  * ```ts
- * import { createMessageRegistry, decodeMessage, defineMessageType, encodeMessage } from "./schema_registry.ts";
+ * import { createMessageRegistry, decodeMessage, defineMessageType, encodeMessage } from "./registry.ts";
  * import { s } from "./schema.ts";
  * const registry = createMessageRegistry([
  *   defineMessageType({ type: "orders.created.v1", schema: s.object({ orderId: s.string() }) }),

@@ -4,7 +4,7 @@
  * with {@linkcode Infer}.
  *
  * Objects are open: properties a schema does not name are ignored, never rejected. That is what lets a producer add
- * an optional field without breaking consumers still running the previous schema (see `schema_compat.ts`).
+ * an optional field without breaking consumers still running the previous schema (see `compat.ts`).
  *
  * @module
  */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { pathnameOf } from "./_url.ts";
+import { pathnameOf } from "./url.ts";
 
 Deno.test("pathnameOf() gives each request its own normalised pathname, also when requests interleave", () => {
   const a = new Request("http://api/v1/./orders/%7Bx%7D?q=1");

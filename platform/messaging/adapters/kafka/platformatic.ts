@@ -12,9 +12,9 @@ import {
   stringDeserializer,
   stringSerializer,
 } from "@platformatic/kafka";
-import { createLogger, type Logger } from "../log/logger.ts";
-import { backoffDelay, type BackoffOptions, delay } from "../async/backoff.ts";
-import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
+import { createLogger, type Logger } from "../../../log/mod.ts";
+import { backoffDelay, type BackoffOptions, delay } from "../../../async/mod.ts";
+import { handleInContext, outgoingHeaders } from "../../context_propagation.ts";
 import {
   type EnsureTopicsOptions,
   kafkaConsumerSettings,
@@ -23,11 +23,18 @@ import {
   type KafkaPubSub,
   type KafkaPubSubOptions,
   topicPattern,
-} from "./kafka.ts";
-import { createLimiter, type Limiter } from "./limiter.ts";
-import type { Features, Message, MessageHandler, OutgoingMessage, SubscribeOptions, Subscription } from "./message.ts";
-import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
-import { sharedProbe } from "./_probe.ts";
+} from "./kafkajs.ts";
+import { createLimiter, type Limiter } from "../../limiter.ts";
+import type {
+  Features,
+  Message,
+  MessageHandler,
+  OutgoingMessage,
+  SubscribeOptions,
+  Subscription,
+} from "../../message.ts";
+import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "../_arguments.ts";
+import { sharedProbe } from "../_probe.ts";
 
 /**
  * Creates a Kafka publisher/subscriber on `@platformatic/kafka`, with the contract, options and wire format of
@@ -65,7 +72,7 @@ import { sharedProbe } from "./_probe.ts";
  *
  * @example Payments consumes order events
  * ```ts ignore
- * import { createPlatformaticKafkaPubSub } from "./kafka_platformatic.ts";
+ * import { createPlatformaticKafkaPubSub } from "./platformatic.ts";
  * const bus = createPlatformaticKafkaPubSub({ brokers: ["127.0.0.1:9092"] });
  * await bus.ensureTopics(["orders.events"], { partitions: 6 });
  * const sub = await bus.subscribe("orders.events", async (msg) => {

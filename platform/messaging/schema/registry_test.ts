@@ -7,7 +7,7 @@ import {
   encodeMessage,
   type MessageOf,
   SchemaError,
-} from "./schema_registry.ts";
+} from "./registry.ts";
 
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
 function assertType<_T extends true>(): void {}

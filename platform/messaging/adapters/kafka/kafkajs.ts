@@ -11,9 +11,9 @@ import {
   Partitioners,
   type Producer,
 } from "kafkajs";
-import { createLogger, type Logger } from "../log/logger.ts";
-import { backoffDelay, type BackoffOptions, delay } from "../async/backoff.ts";
-import { handleInContext, outgoingHeaders } from "./context_propagation.ts";
+import { createLogger, type Logger } from "../../../log/mod.ts";
+import { backoffDelay, type BackoffOptions, delay } from "../../../async/mod.ts";
+import { handleInContext, outgoingHeaders } from "../../context_propagation.ts";
 import type {
   Features,
   Message,
@@ -22,9 +22,9 @@ import type {
   PubSub,
   SubscribeOptions,
   Subscription,
-} from "./message.ts";
-import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./validate.ts";
-import { sharedProbe } from "./_probe.ts";
+} from "../../message.ts";
+import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "../_arguments.ts";
+import { sharedProbe } from "../_probe.ts";
 
 /** What the Kafka adapter guarantees; see {@linkcode createKafkaPubSub}. */
 export const kafkaFeatures: Features = Object.freeze({
@@ -76,7 +76,7 @@ export interface KafkaConsumerTuning {
  *
  * @example
  * ```ts
- * import { kafkaConsumerSettings } from "./kafka.ts";
+ * import { kafkaConsumerSettings } from "./kafkajs.ts";
  * kafkaConsumerSettings({ commitIntervalMs: 50 }).client.sessionTimeout; // 10000
  * ```
  */
@@ -193,7 +193,7 @@ export interface KafkaPubSub extends PubSub {
  *
  * @example Payments consumes order events
  * ```ts ignore
- * import { createKafkaPubSub } from "./kafka.ts";
+ * import { createKafkaPubSub } from "./kafkajs.ts";
  * const bus = createKafkaPubSub({ brokers: ["127.0.0.1:9092"] });
  * await bus.ensureTopics(["orders.events"], { partitions: 6 });
  * const sub = await bus.subscribe("orders.events", async (msg) => {
@@ -206,7 +206,7 @@ export interface KafkaPubSub extends PubSub {
  *
  * @example Audit every order topic, including ones created later
  * ```ts ignore
- * import { createKafkaPubSub } from "./kafka.ts";
+ * import { createKafkaPubSub } from "./kafkajs.ts";
  * const bus = createKafkaPubSub({ consumer: { patternRefreshMs: 10_000 } });
  * await bus.subscribe("orders.>", (msg) => console.log(msg.id), { group: "audit", concurrency: 4 });
  * ```
@@ -368,7 +368,7 @@ export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub
  *
  * @example
  * ```ts
- * import { topicPattern } from "./kafka.ts";
+ * import { topicPattern } from "./kafkajs.ts";
  * topicPattern("orders.*.created")?.test("orders.eu.created"); // true
  * topicPattern("orders.>")?.test("orders.eu.created"); // true
  * topicPattern("orders.events"); // undefined

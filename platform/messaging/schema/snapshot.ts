@@ -1,6 +1,6 @@
-import { checkCompatibility } from "./schema_compat.ts";
+import { checkCompatibility } from "./compat.ts";
 import type { Schema } from "./schema.ts";
-import type { MessageType } from "./schema_registry.ts";
+import type { MessageType } from "./registry.ts";
 
 /** Every published schema by message type name, as committed to a snapshot file. */
 export type SchemaSnapshot = Record<string, Schema>;
@@ -10,8 +10,8 @@ export type SchemaSnapshot = Record<string, Schema>;
  *
  * @example
  * ```ts
- * import { snapshotOf } from "./schema_snapshot.ts";
- * import { defineMessageType } from "./schema_registry.ts";
+ * import { snapshotOf } from "./snapshot.ts";
+ * import { defineMessageType } from "./registry.ts";
  * import { s } from "./schema.ts";
  * const snapshot = snapshotOf([defineMessageType({ type: "orders.created.v1", schema: s.object({ orderId: s.string() }) })]);
  * console.log(JSON.stringify(snapshot, null, 2));
@@ -40,7 +40,7 @@ export interface SnapshotDiff {
  *
  * @example
  * ```ts
- * import { diffSnapshot } from "./schema_snapshot.ts";
+ * import { diffSnapshot } from "./snapshot.ts";
  * import { s } from "./schema.ts";
  * const diff = diffSnapshot(
  *   { "orders.created.v1": s.object({ orderId: s.string() }) },
