@@ -1,24 +1,40 @@
-/** Exponential backoff: the delay before a retry. */
+/** Exponential backoff: the delay before a retry. The one shape every retrying part of the platform takes. */
 export interface BackoffOptions {
   /** Delay before the second attempt. @default {50} */
-  initialDelayMs?: number;
+  baseDelayMs?: number;
   /** Upper bound of any delay. @default {2000} */
   maxDelayMs?: number;
 }
 
 /**
- * Milliseconds to wait before attempt `attempt + 1` after attempt `attempt` failed: `initialDelayMs` doubling per
+ * A retry policy: how many attempts, and the exponential backoff between them. HTTP and gRPC clients, the messaging
+ * retry middleware and the outbox relay all take this one shape (defaults differ per use and are documented there).
+ *
+ * @example Five attempts, waits from 100 ms doubling up to 2 s
+ * ```ts
+ * import type { RetryOptions } from "./backoff.ts";
+ * const policy: RetryOptions = { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 2_000 };
+ * console.log(policy.maxAttempts);
+ * ```
+ */
+export interface RetryOptions extends BackoffOptions {
+  /** Attempts in total, the first included. */
+  maxAttempts?: number;
+}
+
+/**
+ * Milliseconds to wait before attempt `attempt + 1` after attempt `attempt` failed: `baseDelayMs` doubling per
  * attempt, capped at `maxDelayMs`. Multiply by `Math.random()` for full jitter.
  *
  * @example
  * ```ts
  * import { backoffDelay } from "./backoff.ts";
  * backoffDelay(1); // 50
- * backoffDelay(3, { initialDelayMs: 10 }); // 40
+ * backoffDelay(3, { baseDelayMs: 10 }); // 40
  * ```
  */
 export function backoffDelay(attempt: number, options: BackoffOptions = {}): number {
-  const initial = options.initialDelayMs ?? 50;
+  const initial = options.baseDelayMs ?? 50;
   const max = options.maxDelayMs ?? 2000;
   return Math.min(max, initial * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
 }

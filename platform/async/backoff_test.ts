@@ -1,8 +1,8 @@
 import { rejects, strictEqual } from "node:assert/strict";
 import { backoffDelay, delay } from "./backoff.ts";
 
-Deno.test("backoffDelay() doubles from initialDelayMs per attempt and stops at maxDelayMs", () => {
-  const opts = { initialDelayMs: 10, maxDelayMs: 50 };
+Deno.test("backoffDelay() doubles from baseDelayMs per attempt and stops at maxDelayMs", () => {
+  const opts = { baseDelayMs: 10, maxDelayMs: 50 };
   strictEqual(backoffDelay(1, opts), 10);
   strictEqual(backoffDelay(2, opts), 20);
   strictEqual(backoffDelay(3, opts), 40);

@@ -8,7 +8,7 @@ import {
   type ServiceDefinition,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { backoffDelay, delay } from "../async/mod.ts";
+import { backoffDelay, delay, type RetryOptions } from "../async/mod.ts";
 import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
 import { DeadlineExceededError, GrpcError, grpcError, status, UnavailableError } from "./errors.ts";
 import type { RequestOf, ResponseOf } from "./server.ts";
@@ -23,16 +23,6 @@ export interface CallOptions {
   idempotent?: boolean;
   /** Extra metadata to send. @default {{}} */
   metadata?: Readonly<Record<string, string>>;
-}
-
-/** Retry policy for idempotent calls: exponential backoff with full jitter, never past the call's deadline. */
-export interface RetryOptions {
-  /** Attempts in total, the first included. @default {3} */
-  maxAttempts?: number;
-  /** Upper bound of the first backoff. @default {50} */
-  baseDelayMs?: number;
-  /** Upper bound of any backoff. @default {1000} */
-  maxDelayMs?: number;
 }
 
 /** Options for {@linkcode createGrpcClient}. */
@@ -136,7 +126,7 @@ export function createGrpcClient<D extends ServiceDefinition>(
         });
       } catch (err) {
         if (!(err instanceof GrpcError) || !retryable || attempt >= maxAttempts || !RETRYABLE.has(err.code)) throw err;
-        const backoff = Math.random() * backoffDelay(attempt, { initialDelayMs: baseDelayMs, maxDelayMs });
+        const backoff = Math.random() * backoffDelay(attempt, { baseDelayMs, maxDelayMs });
         if (Date.now() + backoff >= deadline) throw err;
         await delay(backoff, signal).catch(() => {
           throw abortError(signal!);

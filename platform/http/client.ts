@@ -1,17 +1,7 @@
-import { backoffDelay, delay } from "../async/mod.ts";
+import { backoffDelay, delay, type RetryOptions } from "../async/mod.ts";
 import { readUpTo } from "./_bytes.ts";
 import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
 import type { Problem } from "./problem.ts";
-
-/** Retry policy for idempotent requests: exponential backoff with full jitter, never past the call's deadline. */
-export interface HttpRetryOptions {
-  /** Attempts in total, the first included. @default {3} */
-  maxAttempts?: number;
-  /** Upper bound of the first backoff. @default {50} */
-  baseDelayMs?: number;
-  /** Upper bound of any backoff (a `Retry-After` may ask for longer, within the deadline). @default {1000} */
-  maxDelayMs?: number;
-}
 
 /** Options for {@linkcode createHttpClient}. */
 export interface HttpClientOptions {
@@ -22,7 +12,7 @@ export interface HttpClientOptions {
   /** Budget of a call, retries included, when the context has more or none; the earlier of the two wins. @default {5000} */
   timeoutMs?: number;
   /** Retry policy for idempotent requests. @default {{ maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 }} */
-  retry?: HttpRetryOptions;
+  retry?: RetryOptions;
   /** The `fetch` to send with (a test double, or one bound to a custom `Deno.HttpClient`). @default {globalThis.fetch} */
   fetch?: typeof fetch;
 }
@@ -327,7 +317,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     }
 
     function backoffMs(attempt: number): number {
-      return Math.random() * backoffDelay(attempt, { initialDelayMs: baseDelayMs, maxDelayMs });
+      return Math.random() * backoffDelay(attempt, { baseDelayMs, maxDelayMs });
     }
 
     /** Sleeps `ms` unless that would pass the deadline, in which case the last `failure` stands. */

@@ -110,7 +110,7 @@ export interface RelayOptions {
   /**
    * Backoff of a failing topic, and of the relay while the database does not answer; each delay is jittered
    * between half and all of it.
-   * @default {{ initialDelayMs: 100, maxDelayMs: 5000 }}
+   * @default {{ baseDelayMs: 100, maxDelayMs: 5000 }}
    */
   backoff?: BackoffOptions;
   /**
@@ -257,7 +257,7 @@ class OutboxRelay implements Relay {
     this.#pollMs = positive("pollMs", options.pollMs ?? 5_000);
     this.#retainMs = positive("retainMs", options.retainMs ?? 3_600_000);
     this.#stallMs = positive("stallMs", options.stallMs ?? 2_000);
-    this.#backoff = { initialDelayMs: 100, maxDelayMs: 5_000, ...options.backoff };
+    this.#backoff = { baseDelayMs: 100, maxDelayMs: 5_000, ...options.backoff };
     this.#topics = new TopicHealth(this.#backoff);
     this.#loop = this.#run();
   }

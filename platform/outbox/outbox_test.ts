@@ -365,7 +365,7 @@ Deno.test("startRelay() backs off while Postgres is down, warns once for the out
     relay = await startRelay(db, {
       log: captured.log,
       pollMs: 100,
-      backoff: { initialDelayMs: 50, maxDelayMs: 400 },
+      backoff: { baseDelayMs: 50, maxDelayMs: 400 },
       publish: (m) => Promise.resolve(void r.ok.push(m)),
     });
     await enqueueSpread(db, "before", 2, 1);

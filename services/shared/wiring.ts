@@ -125,7 +125,7 @@ export interface ConsumeOptions extends SubscribeOptions {
    * Calls per delivery before the failure goes back to the broker (redelivery, and after 5 deliveries the dead-letter
    * topic; or, on an at-most-once bus, the log): brief faults are absorbed in place. @default {3}
    */
-  attempts?: number;
+  maxAttempts?: number;
 }
 
 /**
@@ -139,14 +139,14 @@ export function consume(
   handler: MessageHandler,
   options: ConsumeOptions,
 ): void {
-  const { timeoutMs = 5_000, attempts = 3, ...subscribeOptions } = options;
+  const { timeoutMs = 5_000, maxAttempts = 3, ...subscribeOptions } = options;
   svc.onStart(`consume ${topic}`, async () => {
     const pubsub = await bus();
     // Where redelivery exists, a message that keeps failing (or can never succeed, like one that breaks its schema)
     // goes to <topic>.dlq after 5 deliveries instead of blocking its key; at-most-once buses just drop failures.
     const guarded = chainHandlers(
       ...(pubsub.features.redelivery ? [deadLetter(topic, { publisher: pubsub, maxAttempts: 5 })] : []),
-      retry({ attempts }),
+      retry({ maxAttempts }),
       timeout({ ms: timeoutMs }),
     )(handler);
     const sub = await pubsub.subscribe(topic, guarded, subscribeOptions);

@@ -21,7 +21,7 @@ Deno.test("tokensFor() reports an unreachable auth service as UnavailableError, 
 });
 
 Deno.test("consume() absorbs brief failures in place and dead-letters a handler that outlives its timeout", async () => {
-  const bus = createMemoryBroker({ redelivery: { initialDelayMs: 1, maxDelayMs: 5 }, logger: quiet });
+  const bus = createMemoryBroker({ redelivery: { baseDelayMs: 1, maxDelayMs: 5 }, logger: quiet });
   const svc = new Service({ name: "wiring-test", log: quiet });
   const calls: { id: string; attempt: number; aborted?: boolean }[] = [];
   consume(svc, () => Promise.resolve(bus), "wiring.events", async (msg) => {
@@ -33,7 +33,7 @@ Deno.test("consume() absorbs brief failures in place and dead-letters a handler 
       calls.at(-1)!.aborted = true;
       throw signal.reason;
     }
-  }, { group: "wiring", timeoutMs: 30, attempts: 3 });
+  }, { group: "wiring", timeoutMs: 30, maxAttempts: 3 });
   const dead = Promise.withResolvers<string>();
   await bus.subscribe("wiring.events.dlq", (msg) => dead.resolve(msg.headers["dlq-error"] ?? ""), { group: "ops" });
   await svc.start();

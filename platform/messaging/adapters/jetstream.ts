@@ -64,7 +64,7 @@ export interface JetStreamPubSubOptions {
   maxDeliver?: number;
   /** How long the server waits for an acknowledgement before it redelivers. @default {30000} */
   ackWaitMs?: number;
-  /** Backoff of the `nak` delay after a handler threw. @default {{ initialDelayMs: 100, maxDelayMs: 5000 }} */
+  /** Backoff of the `nak` delay after a handler threw. @default {{ baseDelayMs: 100, maxDelayMs: 5000 }} */
   redelivery?: BackoffOptions;
   /** Window in which the stream drops a second message with the same id. @default {120000} */
   duplicateWindowMs?: number;
@@ -142,7 +142,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
   if (fetchExpiresMs < 1000) {
     throw new RangeError(`Cannot ${action} as fetchExpiresMs is below 1000: current value is ${fetchExpiresMs}`);
   }
-  const redelivery = { initialDelayMs: 100, maxDelayMs: 5000, ...options.redelivery };
+  const redelivery = { baseDelayMs: 100, maxDelayMs: 5000, ...options.redelivery };
   const owned = !options.connection;
   const nc = options.connection ?? await connectNats(options.servers, options.name ?? "trellis-jetstream");
   let maxMessageBytes: number;

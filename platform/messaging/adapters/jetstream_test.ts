@@ -45,7 +45,7 @@ export async function jetStreamTarget(url = servers): Promise<ConformanceTarget>
     servers: url,
     logger: quiet,
     ackWaitMs: 2000,
-    redelivery: { initialDelayMs: 20 },
+    redelivery: { baseDelayMs: 20 },
   });
   const topics = new Set<string>();
   const tracked: PubSub = {
@@ -112,7 +112,7 @@ Deno.test("createJetStreamPubSub() rejects a subscription without a group with T
 
 Deno.test("createJetStreamPubSub() naks a failed message with a backoff delay and redelivers it with attempt + 1", async () => {
   await using env = setup();
-  const bus = await env.bus({ redelivery: { initialDelayMs: 200 } });
+  const bus = await env.bus({ redelivery: { baseDelayMs: 200 } });
   const deliveries: { attempt: number; at: number }[] = [];
   const done = Promise.withResolvers<void>();
   await bus.subscribe(env.topic, (msg) => {
@@ -135,7 +135,7 @@ Deno.test("createJetStreamPubSub() terminates a message after maxDeliver attempt
   const bus = await env.bus({
     maxDeliver: 3,
     ackWaitMs,
-    redelivery: { initialDelayMs: 10 },
+    redelivery: { baseDelayMs: 10 },
     logger: createLogger("messaging", { write: (line) => lines.push(line) }),
     onDeadLetter: (msg, reason) => dead.resolve({ msg, error: reason.error }),
   });

@@ -32,7 +32,7 @@ export interface MemoryBrokerOptions {
    * @default {10000}
    */
   retention?: number;
-  /** Backoff between redeliveries after a handler threw. @default {{ initialDelayMs: 10, maxDelayMs: 1000 }} */
+  /** Backoff between redeliveries after a handler threw. @default {{ baseDelayMs: 10, maxDelayMs: 1000 }} */
   redelivery?: BackoffOptions;
   /** Where handler failures are reported. @default {createLogger("messaging")} */
   logger?: Logger;
@@ -132,7 +132,7 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
   );
   const features: Features = Object.freeze({ ...memoryFeatures, maxMessageBytes });
   const trimBatch = Math.max(1, Math.floor(retention / 4));
-  const redelivery = { initialDelayMs: 10, maxDelayMs: 1000, ...options.redelivery };
+  const redelivery = { baseDelayMs: 10, maxDelayMs: 1000, ...options.redelivery };
   const logger = options.logger ?? createLogger("messaging");
   const topics = new Map<string, Topic>();
   const timers = new Set<ReturnType<typeof setTimeout>>();

@@ -69,7 +69,7 @@ Deno.test("createMemoryBroker() resumes a group where it stopped after its subsc
 });
 
 Deno.test("createMemoryBroker() blocks only the failing key while a message is redelivered", async () => {
-  const bus = createMemoryBroker({ logger: quiet, redelivery: { initialDelayMs: 30 } });
+  const bus = createMemoryBroker({ logger: quiet, redelivery: { baseDelayMs: 30 } });
   const order: string[] = [];
   const { promise, resolve } = Promise.withResolvers<void>();
   await bus.subscribe("t", (m) => {

@@ -30,7 +30,7 @@ export type HandlerMiddleware = (next: MessageHandler) => MessageHandler;
  * const bus = createMemoryBroker();
  * const handler = chainHandlers(
  *   deadLetter("orders.events", { publisher: bus, maxAttempts: 5 }),
- *   retry({ attempts: 3 }),
+ *   retry({ maxAttempts: 3 }),
  *   timeout({ ms: 2_000 }),
  * )(async (msg) => console.log(msg.id));
  * const sub = await bus.subscribe("orders.events", handler, { group: "payments" });

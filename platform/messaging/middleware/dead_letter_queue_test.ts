@@ -73,7 +73,7 @@ Deno.test("redrive() moves dead letters back to their source topic at most rateP
 });
 
 Deno.test("redrive() continues where the previous redrive of its group stopped and stops when idle", async () => {
-  const bus = createMemoryBroker({ logger, redelivery: { initialDelayMs: 1 } });
+  const bus = createMemoryBroker({ logger, redelivery: { baseDelayMs: 1 } });
   const source = unique("orders");
   const dlq = `${source}.dlq`;
   for (const id of ["a", "b", "c"]) await bus.publish(dlq, deadLetter(source, id));

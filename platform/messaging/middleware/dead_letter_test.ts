@@ -84,7 +84,7 @@ Deno.test("deadLetter() rejects bad arguments", () => {
 });
 
 Deno.test("deadLetter() on the memory broker unblocks the key after a poison message", async () => {
-  const bus = createMemoryBroker({ logger, redelivery: { initialDelayMs: 1 } });
+  const bus = createMemoryBroker({ logger, redelivery: { baseDelayMs: 1 } });
   const topic = unique("dlq-memory");
   const handled = Promise.withResolvers<string>();
   const dead = Promise.withResolvers<Message>();
@@ -112,7 +112,7 @@ Deno.test({
   sanitizeResources: true,
   async fn() {
     const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
-    const bus = createKafkaPubSub({ brokers, logger, redelivery: { initialDelayMs: 20, maxDelayMs: 50 } });
+    const bus = createKafkaPubSub({ brokers, logger, redelivery: { baseDelayMs: 20, maxDelayMs: 50 } });
     try {
       const topic = unique("dlq-kafka");
       await bus.ensureTopics([topic, `${topic}.dlq`], { partitions: 1 });

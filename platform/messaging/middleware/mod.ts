@@ -10,7 +10,7 @@
  * const handler = chainHandlers(
  *   deadLetter("orders.events", { publisher: bus, maxAttempts: 5 }),
  *   concurrencyLimit({ max: 8 }),
- *   retry({ attempts: 3 }),
+ *   retry({ maxAttempts: 3 }),
  *   timeout({ ms: 5_000 }),
  * )(async (msg) => console.log(msg.id));
  * await bus.subscribe("orders.events", handler, { group: "payments", concurrency: 8 });

@@ -1,14 +1,14 @@
 import { isHopeless } from "./_hopeless.ts";
 import { currentContext } from "../../context/mod.ts";
-import { backoffDelay, type BackoffOptions, delay } from "../../async/mod.ts";
+import { backoffDelay, delay, type RetryOptions } from "../../async/mod.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
-/** Options for {@linkcode retry}. */
-export interface RetryOptions {
-  /** Calls of the handler per delivery, the first included. @default {3} */
-  attempts?: number;
-  /** Caps of the exponential backoff; each wait is drawn uniformly from zero to the cap (full jitter). @default {{ initialDelayMs: 50, maxDelayMs: 2000 }} */
-  backoff?: BackoffOptions;
+/**
+ * Options for {@linkcode retry}: the platform's one {@linkcode RetryOptions} shape (`maxAttempts` = calls of the handler
+ * per delivery, the first included, @default {3}; each wait is drawn uniformly from zero to the exponential backoff's
+ * cap, full jitter, @default {{ baseDelayMs: 50, maxDelayMs: 2000 }}), plus test seams.
+ */
+export interface RetryMiddlewareOptions extends RetryOptions {
   /** Source of randomness in [0, 1), injectable for tests. @default {Math.random} */
   random?: () => number;
   /** Waits `ms` or rejects when `signal` aborts; injectable for tests. @default {delay} */
@@ -17,7 +17,7 @@ export interface RetryOptions {
 
 /**
  * Retries a failing handler in place, before the failure reaches the adapter (which then redelivers the message as
- * usual): up to `attempts` calls, waiting `random() * backoffDelay(n, backoff)` after the n-th failure (exponential
+ * usual): up to `maxAttempts` calls, waiting `random() * backoffDelay(n, options)` after the n-th failure (exponential
  * backoff with full jitter). The message passed to every call is the same, `attempt` included: `attempt` counts
  * deliveries, not in-place calls. A retry stops early, rethrowing the last error, once the context's signal aborts or
  * for an error with `retryable: false` (a `SchemaError`: no retry can fix the message).
@@ -25,19 +25,19 @@ export interface RetryOptions {
  * @example Three calls per delivery
  * ```ts
  * import { retry } from "./retry.ts";
- * const handler = retry({ attempts: 3, backoff: { initialDelayMs: 100, maxDelayMs: 1_000 } })(async (msg) => {
+ * const handler = retry({ maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 1_000 })(async (msg) => {
  *   console.log(msg.id);
  * });
  * ```
  */
-export function retry(options: RetryOptions = {}): HandlerMiddleware {
-  const attempts = options.attempts ?? 3;
+export function retry(options: RetryMiddlewareOptions = {}): HandlerMiddleware {
+  const attempts = options.maxAttempts ?? 3;
   if (!Number.isInteger(attempts) || attempts < 1) {
     throw new RangeError(
-      `Cannot create retry middleware as attempts is not a positive integer: current value is ${attempts}`,
+      `Cannot create retry middleware as maxAttempts is not a positive integer: current value is ${attempts}`,
     );
   }
-  const backoff = { initialDelayMs: 50, maxDelayMs: 2000, ...options.backoff };
+  const backoff = { baseDelayMs: options.baseDelayMs ?? 50, maxDelayMs: options.maxDelayMs ?? 2000 };
   const random = options.random ?? Math.random;
   const sleep = options.sleep ?? delay;
   return (next) =>

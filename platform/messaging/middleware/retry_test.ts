@@ -13,7 +13,7 @@ function fakeSleep() {
 Deno.test("retry() calls the handler again after exponential backoff with full jitter until it succeeds", async () => {
   const { waits, sleep } = fakeSleep();
   let calls = 0;
-  await retry({ attempts: 4, backoff: { initialDelayMs: 100 }, random: () => 0.5, sleep })(() => {
+  await retry({ maxAttempts: 4, baseDelayMs: 100, random: () => 0.5, sleep })(() => {
     if (++calls < 4) throw new Error(`fail ${calls}`);
   })(msg);
   strictEqual(calls, 4);
@@ -23,7 +23,7 @@ Deno.test("retry() calls the handler again after exponential backoff with full j
 Deno.test("retry() gives up after attempts and rethrows the last error, passing the same message each time", async () => {
   const { waits, sleep } = fakeSleep();
   const seen: number[] = [];
-  const handler = retry({ attempts: 3, sleep, random: () => 0.999 })((m) => {
+  const handler = retry({ maxAttempts: 3, sleep, random: () => 0.999 })((m) => {
     seen.push(m.attempt);
     throw new Error(`fail ${seen.length}`);
   });
@@ -36,7 +36,7 @@ Deno.test("retry() stops retrying once the context's signal aborted", async () =
   const { waits, sleep } = fakeSleep();
   const controller = new AbortController();
   let calls = 0;
-  const handler = retry({ attempts: 5, sleep })(() => {
+  const handler = retry({ maxAttempts: 5, sleep })(() => {
     calls++;
     controller.abort();
     throw new Error("fail");
@@ -47,15 +47,15 @@ Deno.test("retry() stops retrying once the context's signal aborted", async () =
 });
 
 Deno.test("retry() rejects attempts that are not a positive integer with RangeError", () => {
-  throws(() => retry({ attempts: 0 }), RangeError);
-  throws(() => retry({ attempts: 1.5 }), RangeError);
+  throws(() => retry({ maxAttempts: 0 }), RangeError);
+  throws(() => retry({ maxAttempts: 1.5 }), RangeError);
 });
 
 Deno.test("retry() does not retry an error marked retryable: false", async () => {
   const { waits, sleep } = fakeSleep();
   let calls = 0;
   const hopeless = Object.assign(new Error("payload breaks its schema"), { retryable: false });
-  const handler = retry({ attempts: 5, sleep })(() => {
+  const handler = retry({ maxAttempts: 5, sleep })(() => {
     calls++;
     throw hopeless;
   });

@@ -47,7 +47,7 @@ Deno.test("timeout() lets a handler that finishes in time acknowledge, and clear
 });
 
 Deno.test("timeout() on the memory broker gets a timed-out message redelivered", async () => {
-  const bus = createMemoryBroker({ logger, redelivery: { initialDelayMs: 1 } });
+  const bus = createMemoryBroker({ logger, redelivery: { baseDelayMs: 1 } });
   const done = Promise.withResolvers<number>();
   await bus.subscribe(
     "timeout.redelivery",

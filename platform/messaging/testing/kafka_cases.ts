@@ -50,7 +50,7 @@ export function testKafkaAdapterCases(
   });
 
   Deno.test(`${factory} redelivers a message whose handler never succeeded to the group's next consumer`, async () => {
-    const bus = create({ brokers, logger, redelivery: { initialDelayMs: 20 } });
+    const bus = create({ brokers, logger, redelivery: { baseDelayMs: 20 } });
     const topic = `kafka-uncommitted.${crypto.randomUUID().slice(0, 8)}`;
     const group = `g.${crypto.randomUUID().slice(0, 8)}`;
     await bus.ensureTopics([topic]);

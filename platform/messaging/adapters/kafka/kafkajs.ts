@@ -131,7 +131,7 @@ export interface KafkaPubSubOptions {
   clientId?: string;
   /** Receives kafkajs's own log lines (WARN and above) and handler failures. @default {createLogger("messaging")} */
   logger?: Logger;
-  /** Backoff between in-place retries of a message whose handler threw. @default {{ initialDelayMs: 100, maxDelayMs: 2000 }} */
+  /** Backoff between in-place retries of a message whose handler threw. @default {{ baseDelayMs: 100, maxDelayMs: 2000 }} */
   redelivery?: BackoffOptions;
   /** Consumer settings. */
   consumer?: KafkaConsumerTuning;
@@ -213,7 +213,7 @@ export interface KafkaPubSub extends PubSub {
  */
 export function createKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub {
   const logger = options.logger ?? createLogger("messaging");
-  const redelivery = { initialDelayMs: 100, maxDelayMs: 2000, ...options.redelivery };
+  const redelivery = { baseDelayMs: 100, maxDelayMs: 2000, ...options.redelivery };
   const { client: consumerTuning, ...buffering } = kafkaConsumerSettings(options.consumer);
   const action = "create a Kafka adapter";
   const kafka = new Kafka({
@@ -803,7 +803,7 @@ function consume(o: ConsumeOptions): ConsumerSubscription {
         return;
       } catch (err) {
         if (closed) return;
-        const wait = backoffDelay(attempt, { initialDelayMs: 1000, maxDelayMs: 10_000 });
+        const wait = backoffDelay(attempt, { baseDelayMs: 1000, maxDelayMs: 10_000 });
         logger.warn("could not start the Kafka consumer again; retrying", {
           topic: o.topic,
           group,

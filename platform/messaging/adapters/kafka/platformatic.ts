@@ -85,7 +85,7 @@ import { sharedProbe } from "../_probe.ts";
  */
 export function createPlatformaticKafkaPubSub(options: KafkaPubSubOptions = {}): KafkaPubSub {
   const logger = options.logger ?? createLogger("messaging");
-  const redelivery = { initialDelayMs: 100, maxDelayMs: 2000, ...options.redelivery };
+  const redelivery = { baseDelayMs: 100, maxDelayMs: 2000, ...options.redelivery };
   const { client: consumerClient, ...buffering } = kafkaConsumerSettings(options.consumer);
   const action = "create a Kafka adapter";
   const maxMessageBytes = positiveInteger(
@@ -101,7 +101,7 @@ export function createPlatformaticKafkaPubSub(options: KafkaPubSubOptions = {}):
     // about the same 3 s in total before giving up.
     retries: 6,
     retryDelay: (_client: unknown, _operation: string, attempt: number) =>
-      backoffDelay(attempt, { initialDelayMs: 50, maxDelayMs: 2000 }),
+      backoffDelay(attempt, { baseDelayMs: 50, maxDelayMs: 2000 }),
   };
   const features: Features = Object.freeze({ ...kafkaFeatures, maxMessageBytes });
   const subscriptions = new Set<Subscription>();
@@ -267,7 +267,7 @@ interface SupervisorOptions {
 type Outcome = { kind: "stopped" } | { kind: "failed"; error: unknown } | { kind: "topics"; fresh: string[] };
 
 /** Between attempts to replace a failed consumer. */
-const RESTART_BACKOFF = { initialDelayMs: 500, maxDelayMs: 5000 };
+const RESTART_BACKOFF = { baseDelayMs: 500, maxDelayMs: 5000 };
 
 /**
  * Runs a subscription's consumer, replacing it when it fails (after a backoff) or when a pattern gains topics, until
