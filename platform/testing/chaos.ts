@@ -1,3 +1,4 @@
+import { waitUntil } from "./bounded.ts";
 /**
  * Private infrastructure for fault tests: a Postgres, NATS (with JetStream) or Kafka of the test's own, started by
  * `scripts/infra.sh` in a temporary directory on free ports, that the test may kill, pause, stop and start again
@@ -221,24 +222,4 @@ function childrenOf(pid: number): number[] {
     } catch { /* exited meanwhile */ }
   }
   return out;
-}
-
-/**
- * Polls `done` every 50 ms until it returns true; rejects naming `what` after `timeoutMs`.
- *
- * @example
- * ```ts ignore
- * await waitUntil(() => seen.size === 10, 5_000, "ten messages");
- * ```
- */
-export async function waitUntil(
-  done: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { alive, startNats, startPostgres, waitUntil } from "./chaos.ts";
+import { alive, startNats, startPostgres } from "./chaos.ts";
+import { waitUntil } from "./bounded.ts";
 
 Deno.test("startPostgres() gives a private server that can be killed, restarted, paused and resumed, keeping committed data", async () => {
   await using pg = await startPostgres();

@@ -14,6 +14,7 @@
  * @module
  */
 export * from "./chaos.ts";
+export * from "./bounded.ts";
 export {
   isolate,
   IsolatedNetwork,
