@@ -31,7 +31,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { Consumer as PltConsumer, ProduceAcks, Producer as PltProducer, stringSerializer } from "@platformatic/kafka";
 import { createLogger } from "@trellis/platform/log";
 import { createKafkaPubSub, type KafkaPubSub } from "@trellis/platform/messaging";
-import { createPlatformaticKafkaPubSub } from "../platform/messaging/adapters/kafka/platformatic.ts";
+import { createPlatformaticKafkaPubSub } from "@trellis/platform/messaging/kafka-platformatic";
 import { rawKafkajs, type RawKafkajsRig } from "./raw_kafkajs.ts";
 import { percentile, Recorder, WARM_UP } from "./recorder.ts";
 import { loadavg, median } from "./wrk.ts";

@@ -10,7 +10,7 @@
  *
  * Needs root, wrk and pgbench. Run: `deno run -A scripts/bench_netns.ts [seconds per run, default 5]`.
  */
-import { isolate } from "../platform/testing/mod.ts";
+import { isolate } from "@trellis/platform/testing";
 import { loadavg, median, run, wrk, WRK_DONE_LUA } from "./wrk.ts";
 
 const SECONDS = Number(Deno.args[0] ?? 5);

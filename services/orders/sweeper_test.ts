@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { freshDatabase } from "@trellis/platform/db/testing";
 import { createLogger } from "@trellis/platform/log";
 import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
-import { waitUntil } from "../../platform/testing/mod.ts";
+import { waitUntil } from "@trellis/platform/testing";
 import { migrateService } from "../shared/infra.ts";
 import { createOrder, getOrder } from "./store.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";

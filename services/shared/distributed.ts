@@ -65,7 +65,7 @@ export function distributedInfra(options: DistributedOptions): Infra {
   const events = once(async () => {
     const kafkaOptions = { brokers: options.kafkaBrokers, clientId: options.clientId, logger: options.log };
     const kafka = options.kafkaClient === "platformatic"
-      ? (await import("../../platform/messaging/adapters/kafka/platformatic.ts")).createPlatformaticKafkaPubSub(
+      ? (await import("@trellis/platform/messaging/kafka-platformatic")).createPlatformaticKafkaPubSub(
         kafkaOptions,
       )
       : createKafkaPubSub(kafkaOptions);

@@ -10,7 +10,7 @@ import { Service } from "@trellis/platform/service";
 import { migrate } from "@trellis/platform/db";
 import { freshDatabase } from "@trellis/platform/db/testing";
 import { enqueue, OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
-import { waitUntil } from "../../platform/testing/mod.ts";
+import { waitUntil } from "@trellis/platform/testing";
 
 const quiet = createLogger("test", { level: "error", write: () => {} });
 

@@ -12,7 +12,7 @@
  * `.trellis/chaos/` (a failed case's logs are always kept).
  */
 import assert from "node:assert/strict";
-import { type Component, startKafka, startNats, startPostgres } from "../../platform/testing/mod.ts";
+import { type Component, startKafka, startNats, startPostgres } from "@trellis/platform/testing";
 import { startCluster } from "../support/cluster.ts";
 import { audit, problems, readStock, type Report } from "./audit.ts";
 import { runLoad } from "./load.ts";

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { startKafka, waitUntil } from "../../platform/testing/mod.ts";
+import { startKafka, waitUntil } from "@trellis/platform/testing";
 import { startCluster } from "../support/cluster.ts";
 import { ApiClient } from "./scenarios.ts";
 

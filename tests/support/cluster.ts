@@ -2,7 +2,7 @@ import postgres from "postgres";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { clusterEnv } from "./ports.ts";
-import { isolate, type IsolatedNetwork } from "../../platform/testing/mod.ts";
+import { isolate, type IsolatedNetwork } from "@trellis/platform/testing";
 
 const SERVICES = ["auth", "inventory", "payments", "orders", "notifications", "gateway"] as const;
 const root = new URL("../../", import.meta.url).pathname;

@@ -1,4 +1,4 @@
-import { freePorts } from "../../platform/testing/mod.ts";
+import { freePorts } from "@trellis/platform/testing";
 
 export { freePorts };
 
