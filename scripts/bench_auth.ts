@@ -63,14 +63,14 @@ const log = createLogger("bench-auth", { level: "warn" });
 const key = await generateSigningKey();
 const published = [await exportPublicJwk(key)];
 const [authPort] = freePorts(1);
-const auth = new Service({ name: "bench-jwks", port: authPort, log });
+const auth = new Service({ name: "bench-jwks", port: authPort, logger: log });
 auth.handle(new Router().get("/.well-known/jwks.json", jwksHandler(() => published)).handler);
 
 const jwks = remoteJwks(`http://127.0.0.1:${authPort}/.well-known/jwks.json`);
 const verifier = createVerifier({ issuer: ISSUER, audience: AUDIENCE, keys: jwks });
 const ping = () => Promise.resolve(json({ pong: true }));
 const authenticated = authenticate(verifier)(ping);
-const api = new Service({ name: "bench-api", log });
+const api = new Service({ name: "bench-api", logger: log });
 api.check("jwks", async () => {
   if (!(await jwks.ready())) throw new Error(`JWKS not fetched: ${jwks.lastError}`);
 });

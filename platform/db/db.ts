@@ -23,7 +23,8 @@ export interface QueryOptions {
 export interface Queryable {
   /**
    * Runs one statement with positional parameters (`$1`, `$2`, ...) and returns its rows.
-   * `bigint`/`int8` columns come back as strings in every adapter; cast in SQL when you need a number.
+   * `bigint`/`int8` columns come back as strings in every adapter; cast in SQL when you need a number. `json`/`jsonb`
+   * columns come back parsed (objects, arrays, numbers...) in every adapter, so callers never `JSON.parse` them.
    *
    * Runs under the deadline of the current request context (or `options.signal`): when it aborts, the call rejects
    * with its reason (the context's deadline error, which the HTTP layer answers with 504). Rejects with a

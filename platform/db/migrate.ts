@@ -16,7 +16,7 @@ export interface MigrateOptions {
    * Receives one line per applied migration.
    * @default {undefined}
    */
-  log?: (message: string, migration: Migration) => void;
+  onApplied?: (message: string, migration: Migration) => void;
   /**
    * Table that records applied versions. Give each independent set of migrations its own (a library's tables beside
    * a service's, say), since versions are only unique within one set.
@@ -56,7 +56,7 @@ const createTable = (table: string) =>
  * await using pglite = await createPglite();
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/001_orders.sql`, "create table orders (id text primary key)");
- * const applied = await migrate(pglite.database("orders"), dir, { log: (line) => console.log(line) });
+ * const applied = await migrate(pglite.database("orders"), dir, { onApplied: (line) => console.log(line) });
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -101,7 +101,7 @@ export async function migrate(db: Database, dir: string | URL, options: MigrateO
     if (!didApply) continue;
     const migration = { version: file.version, name: file.name, checksum: file.checksum };
     applied.push(migration);
-    options.log?.(`applied migration ${file.fileName}`, migration);
+    options.onApplied?.(`applied migration ${file.fileName}`, migration);
   }
   return applied;
 }

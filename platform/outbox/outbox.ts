@@ -50,8 +50,8 @@ export async function enqueue(tx: Tx, msg: OutboxMessage): Promise<string> {
   const { [ContextHeaders.deadline]: _deadline, ...inherited } = contextHeaders();
   const headers = { ...inherited, ...msg.headers };
   await tx.query(
-    "insert into outbox (id, topic, key, headers, payload) values ($1, $2, $3, $4::jsonb, $5)",
-    [id, msg.topic, msg.key ?? null, JSON.stringify(headers), JSON.stringify(msg.payload)],
+    "insert into outbox (id, topic, key, headers, payload) values ($1, $2, $3, $4, $5)",
+    [id, msg.topic, msg.key ?? null, headers, JSON.stringify(msg.payload)],
   );
   await tx.query("select pg_notify($1, '')", [OUTBOX_CHANNEL]);
   return id;
@@ -94,7 +94,7 @@ export interface RelayOptions {
    * calls for one topic and key never do.
    */
   publish: (msg: PendingMessage) => Promise<void>;
-  log: Logger;
+  logger: Logger;
   /** Rows selected (and locked) per transaction. @default {100} */
   batchSize?: number;
   /**
@@ -192,7 +192,7 @@ type OutboxRow = {
   id: string;
   topic: string;
   key: string | null;
-  headers: Record<string, string> | string;
+  headers: Record<string, string>;
   payload: string;
 };
 
@@ -226,7 +226,7 @@ const encoder = new TextEncoder();
 class OutboxRelay implements Relay {
   readonly #db: Database;
   readonly #publish: (msg: PendingMessage) => Promise<void>;
-  readonly #log: Logger;
+  readonly #logger: Logger;
   readonly #batchSize: number;
   readonly #pollMs: number;
   readonly #retainMs: number;
@@ -251,7 +251,7 @@ class OutboxRelay implements Relay {
   constructor(db: Database, options: RelayOptions) {
     this.#db = db;
     this.#publish = options.publish;
-    this.#log = options.log;
+    this.#logger = options.logger;
     this.#batchSize = positiveInteger("batchSize", options.batchSize ?? 100);
     this.#concurrency = positiveInteger("concurrency", options.concurrency ?? 16);
     this.#pollMs = positive("pollMs", options.pollMs ?? 5_000);
@@ -268,7 +268,7 @@ class OutboxRelay implements Relay {
       this.#wake?.();
       await this.#loop;
       await Promise.all(this.#late);
-      await this.#unlisten?.().catch((err) => this.#log.debug("outbox relay could not unlisten", { err }));
+      await this.#unlisten?.().catch((err) => this.#logger.debug("outbox relay could not unlisten", { err }));
     })();
     return this.#stopped;
   }
@@ -386,7 +386,7 @@ class OutboxRelay implements Relay {
       id: row.id,
       topic: row.topic,
       key: row.key ?? undefined,
-      headers: typeof row.headers === "string" ? JSON.parse(row.headers) : row.headers,
+      headers: row.headers,
       payload: encoder.encode(row.payload),
     };
     return new Promise<void>((resolve) => resolve(this.#publish(msg))).then(
@@ -408,7 +408,7 @@ class OutboxRelay implements Relay {
   /** Leaves a slow publish behind its committed batch: its topic sits out until it settles, then its row is marked. */
   #abandon(row: OutboxRow, attempt: Promise<boolean>): void {
     if (this.#topics.stall(row.topic) === 1) {
-      this.#log.warn("outbox publish is slow; its topic waits while the others flow", {
+      this.#logger.warn("outbox publish is slow; its topic waits while the others flow", {
         topic: row.topic,
         stallMs: this.#stallMs,
       });
@@ -419,7 +419,7 @@ class OutboxRelay implements Relay {
         // Not marked means published again later: at-least-once, the same as a crash before the commit.
         await this.#db.query("update outbox set published_at = now() where seq = $1 and published_at is null", [
           row.seq,
-        ]).catch((err) => this.#log.debug("outbox could not mark a late publish", { seq: row.seq, err }));
+        ]).catch((err) => this.#logger.debug("outbox could not mark a late publish", { seq: row.seq, err }));
       })
       .finally(() => {
         this.#topics.unstall(row.topic);
@@ -433,14 +433,14 @@ class OutboxRelay implements Relay {
     const { failures, delayMs } = this.#topics.failed(topic, Date.now());
     this.#lastError = { message: messageOf(err), topic, at: new Date() };
     const fields = { topic, err, failures, retryInMs: Math.round(delayMs) };
-    if (failures === 1) this.#log.warn("outbox publish failing; the topic is backed off, others flow", fields);
-    else this.#log.debug("outbox publish still failing", fields);
+    if (failures === 1) this.#logger.warn("outbox publish failing; the topic is backed off, others flow", fields);
+    else this.#logger.debug("outbox publish still failing", fields);
   }
 
   #topicAnswered(topic: string): void {
     const episode = this.#topics.succeeded(topic);
     if (episode) {
-      this.#log.info("outbox publish recovered", { topic, failures: episode.failures, downMs: episode.downMs });
+      this.#logger.info("outbox publish recovered", { topic, failures: episode.failures, downMs: episode.downMs });
     }
   }
 
@@ -452,16 +452,16 @@ class OutboxRelay implements Relay {
     const fields = { err, failures: this.#dbFailures, retryInMs: Math.round(delayMs) };
     if (this.#dbFailures === 1) {
       this.#dbDownSince = Date.now();
-      this.#log.warn("outbox relay cannot reach the database; retrying with backoff", fields);
+      this.#logger.warn("outbox relay cannot reach the database; retrying with backoff", fields);
     } else {
-      this.#log.debug("outbox relay still cannot reach the database", fields);
+      this.#logger.debug("outbox relay still cannot reach the database", fields);
     }
     return delayMs;
   }
 
   #databaseAnswered(): void {
     if (this.#dbFailures === 0) return;
-    this.#log.info("outbox relay reached the database again", {
+    this.#logger.info("outbox relay reached the database again", {
       failures: this.#dbFailures,
       downMs: Date.now() - this.#dbDownSince,
     });

@@ -45,7 +45,7 @@ async function insertAndEnqueue(db: Database, n: number, rollback = false) {
 Deno.test("startRelay() publishes committed outbox rows in order, woken by NOTIFY, and marks them published", async () => {
   await using f = await outboxDb();
   const c = collector(5);
-  const relay = await startRelay(f.db, { publish: c.publish, log, pollMs: 60_000 });
+  const relay = await startRelay(f.db, { publish: c.publish, logger: log, pollMs: 60_000 });
   try {
     await insertAndEnqueue(f.db, 5);
     await c.all;
@@ -63,7 +63,7 @@ Deno.test("startRelay() publishes committed outbox rows in order, woken by NOTIF
 Deno.test("enqueue() in a rolled-back transaction publishes nothing", async () => {
   await using f = await outboxDb();
   const c = collector(1);
-  const relay = await startRelay(f.db, { publish: c.publish, log, pollMs: 50 });
+  const relay = await startRelay(f.db, { publish: c.publish, logger: log, pollMs: 50 });
   try {
     await insertAndEnqueue(f.db, 3, true);
     await insertAndEnqueue(f.db, 1);
@@ -79,7 +79,7 @@ Deno.test("startRelay() retries a failed publish once its topic's backoff expire
   await using f = await outboxDb();
   let failures = 2;
   const c = collector(3, (m) => text(m).i === 1 && failures-- > 0);
-  const relay = await startRelay(f.db, { publish: c.publish, log, pollMs: 60_000 });
+  const relay = await startRelay(f.db, { publish: c.publish, logger: log, pollMs: 60_000 });
   try {
     const started = Date.now();
     await insertAndEnqueue(f.db, 3);
@@ -96,7 +96,7 @@ Deno.test("startRelay() retries a failed publish once its topic's backoff expire
 Deno.test("enqueue() carries the request id and traceparent but not the deadline", async () => {
   await using f = await outboxDb();
   const c = collector(1);
-  const relay = await startRelay(f.db, { publish: c.publish, log, pollMs: 50 });
+  const relay = await startRelay(f.db, { publish: c.publish, logger: log, pollMs: 50 });
   try {
     const ctx = {
       requestId: "req-1",
@@ -112,6 +112,30 @@ Deno.test("enqueue() carries the request id and traceparent but not the deadline
   } finally {
     await relay.stop();
   }
+});
+
+Deno.test("enqueue() stores headers as a jsonb object, and migration 003 turns rows written as a jsonb string into one", async () => {
+  await using f = await freshDatabase();
+  // The schema as it was before 003, holding a row written the old way (headers bound as JSON text).
+  const before = await Deno.makeTempDir();
+  try {
+    for (const file of ["001_outbox_inbox.sql", "002_outbox_unpublished_topic.sql"]) {
+      await Deno.copyFile(new URL(file, OUTBOX_MIGRATIONS.dir), `${before}/${file}`);
+    }
+    await migrate(f.db, before, { table: OUTBOX_MIGRATIONS.table });
+  } finally {
+    await Deno.remove(before, { recursive: true });
+  }
+  await f.db.query(
+    "insert into outbox (id, topic, key, headers, payload) values ($1, 't', null, to_jsonb($2::text), '{}')",
+    [crypto.randomUUID(), JSON.stringify({ "x-request-id": "old" })],
+  );
+  await migrate(f.db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
+  await f.db.transaction((tx) => enqueue(tx, { topic: "t", headers: { "x-request-id": "new" }, payload: {} }));
+  const rows = await f.db.query<{ kind: string; rid: string }>(
+    "select jsonb_typeof(headers) as kind, headers->>'x-request-id' as rid from outbox order by seq",
+  );
+  assert.deepEqual(rows, [{ kind: "object", rid: "old" }, { kind: "object", rid: "new" }]);
 });
 
 Deno.test("claimOnce() is true the first time a consumer sees a message id and false after", async () => {
@@ -186,7 +210,7 @@ Deno.test("startRelay() keeps publishing topic B while topic A fails, then publi
   let aAttempts = 0;
   const r = recorder();
   const relay = await startRelay(f.db, {
-    log,
+    logger: log,
     batchSize: 10,
     pollMs: 60_000,
     publish: (m) => {
@@ -241,7 +265,7 @@ Deno.test("startRelay() publishes keys concurrently and keeps each key's rows in
   let inFlight = 0;
   let maxInFlight = 0;
   const relay = await startRelay(f.db, {
-    log,
+    logger: log,
     batchSize: 50,
     concurrency: 8,
     pollMs: 60_000,
@@ -282,7 +306,7 @@ Deno.test("two relays on one database keep each key's rows in seq order between 
     r.ok.push(m);
   };
   const relays = await Promise.all(
-    [f.db, f.reopen()].map((db) => startRelay(db, { log, batchSize: 20, pollMs: 60_000, publish })),
+    [f.db, f.reopen()].map((db) => startRelay(db, { logger: log, batchSize: 20, pollMs: 60_000, publish })),
   );
   try {
     for (let round = 0; round < 3; round++) {
@@ -305,7 +329,11 @@ Deno.test("two relays on one database keep each key's rows in seq order between 
 Deno.test("startRelay() publishes a row whose NOTIFY never came within one safety-sweep interval", async () => {
   await using f = await outboxDb();
   const r = recorder();
-  const relay = await startRelay(f.db, { log, pollMs: 400, publish: (m) => Promise.resolve(void r.ok.push(m)) });
+  const relay = await startRelay(f.db, {
+    logger: log,
+    pollMs: 400,
+    publish: (m) => Promise.resolve(void r.ok.push(m)),
+  });
   try {
     await insertAndEnqueue(f.db, 1);
     await waitUntil(() => r.ok.length === 1, 3_000, "the notified row");
@@ -327,7 +355,7 @@ Deno.test("startRelay() survives Postgres being SIGKILLed and restarted, sweepin
   try {
     await migrate(db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
     // The safety sweep is far beyond the test's waits: only a NOTIFY or a (re)established LISTEN can wake the relay.
-    relay = await startRelay(db, { log, pollMs: 60_000, publish: (m) => Promise.resolve(void r.ok.push(m)) });
+    relay = await startRelay(db, { logger: log, pollMs: 60_000, publish: (m) => Promise.resolve(void r.ok.push(m)) });
     await enqueueSpread(db, "before", 3, 1);
     await waitUntil(() => r.count("before") === 3, 5_000, "rows before the kill");
     await delay(300); // lets any sweep already triggered finish, so the next rows are left to the restart
@@ -363,7 +391,7 @@ Deno.test("startRelay() backs off while Postgres is down, warns once for the out
   try {
     await migrate(db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
     relay = await startRelay(db, {
-      log: captured.log,
+      logger: captured.log,
       pollMs: 100,
       backoff: { baseDelayMs: 50, maxDelayMs: 400 },
       publish: (m) => Promise.resolve(void r.ok.push(m)),
@@ -405,7 +433,7 @@ Deno.test("startRelay() commits a batch without a publish slower than stallMs an
   const slow = Promise.withResolvers<void>();
   let slowCalls = 0;
   const relay = await startRelay(f.db, {
-    log,
+    logger: log,
     pollMs: 60_000,
     stallMs: 200,
     publish: async (m) => {
@@ -452,7 +480,7 @@ Deno.test("startRelay() backs a failing topic off and recovers on the embedded P
   let aDown = true;
   const r = recorder();
   const relay = await startRelay(db, {
-    log,
+    logger: log,
     pollMs: 60_000,
     publish: (m) => m.topic === "A" && aDown ? Promise.reject(new Error("down")) : Promise.resolve(void r.ok.push(m)),
   });
@@ -480,7 +508,7 @@ Deno.test("startRelay() started while Postgres is down retries by itself and pub
   try {
     await migrate(db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
     await pg.stop();
-    relay = await startRelay(db, { log, pollMs: 60_000, publish: (m) => Promise.resolve(void r.ok.push(m)) });
+    relay = await startRelay(db, { logger: log, pollMs: 60_000, publish: (m) => Promise.resolve(void r.ok.push(m)) });
     await waitUntil(
       async () => !(await relay!.status()).databaseReachable,
       5_000,
@@ -499,10 +527,10 @@ Deno.test("startRelay() started while Postgres is down retries by itself and pub
 Deno.test("startRelay() rejects a batchSize, concurrency or interval that is not positive with a RangeError", () => {
   const db = {} as Database; // never reached: the options are checked first
   const publish = () => Promise.resolve();
-  assert.throws(() => startRelay(db, { log, publish, batchSize: 0 }), RangeError);
-  assert.throws(() => startRelay(db, { log, publish, concurrency: 1.5 }), RangeError);
+  assert.throws(() => startRelay(db, { logger: log, publish, batchSize: 0 }), RangeError);
+  assert.throws(() => startRelay(db, { logger: log, publish, concurrency: 1.5 }), RangeError);
   assert.throws(
-    () => startRelay(db, { log, publish, pollMs: -1 }),
+    () => startRelay(db, { logger: log, publish, pollMs: -1 }),
     new RangeError("Cannot start the outbox relay as pollMs must be positive: current value is -1"),
   );
 });

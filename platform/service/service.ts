@@ -49,7 +49,7 @@ export interface ServiceOptions {
   /** @default {"127.0.0.1"} */
   hostname?: string;
   /** @default {createLogger(name)} */
-  log?: Logger;
+  logger?: Logger;
   /** Extra middleware applied inside the standard stack (request context, tracing, security headers, recovery, access log, metrics, body limit). */
   middleware?: Middleware[];
   /** Budget for requests that carry no deadline. @default {10000} */
@@ -82,14 +82,14 @@ type State = "created" | "starting" | "ready" | "draining" | "stopped";
  * @example A minimal service
  * ```ts
  * import { Service } from "./service.ts";
- * const svc = new Service({ name: "hello", log: undefined });
+ * const svc = new Service({ name: "hello", logger: undefined });
  * svc.handle(async () => new Response("hello"));
  * // await svc.start(); ... await svc.stop();
  * ```
  */
 export class Service {
   readonly name: string;
-  readonly log: Logger;
+  readonly logger: Logger;
   readonly registry: Registry;
   #options: ServiceOptions;
   #state: State = "created";
@@ -108,7 +108,7 @@ export class Service {
     this.name = options.name;
     this.#options = options;
     this.#now = options.now ?? (() => performance.now());
-    this.log = options.log ?? createLogger(options.name);
+    this.logger = options.logger ?? createLogger(options.name);
     this.registry = new Registry();
     this.registry.setDefaultLabels({ service: options.name });
   }
@@ -172,12 +172,12 @@ export class Service {
       this.#serve();
       await this.#waitForChecks();
     } catch (err) {
-      this.log.error("start failed", { err });
+      this.logger.error("start failed", { err });
       await this.stop();
       throw err;
     }
     this.#state = "ready";
-    this.log.info("ready", { url: this.url, ms: Math.round(performance.now() - started) });
+    this.logger.info("ready", { url: this.url, ms: Math.round(performance.now() - started) });
   }
 
   #serve(): void {
@@ -186,8 +186,8 @@ export class Service {
       requestContext({ defaultBudgetMs: this.#options.defaultBudgetMs }),
       tracing(),
       securityHeaders(),
-      recovery(this.log),
-      accessLog(this.log),
+      recovery(this.logger),
+      accessLog(this.logger),
       redMetrics(this.registry),
       bodyLimit({ maxBytes: this.#options.maxBodyBytes ?? 1 << 20 }),
       ...(this.#options.middleware ?? []),
@@ -209,7 +209,7 @@ export class Service {
       port: this.#options.port ?? 0,
       onListen: () => {},
       onError: (err) => {
-        this.log.error("unhandled", { err });
+        this.logger.error("unhandled", { err });
         return problemResponse(500, "internal", "Internal server error");
       },
     }, (req) => {
@@ -281,7 +281,7 @@ export class Service {
       if (Date.now() > deadline) {
         throw new Error(`service "${this.name}" dependencies not ready: ${JSON.stringify(failures)}`);
       }
-      this.log.info("waiting for dependencies", { failing: failures });
+      this.logger.info("waiting for dependencies", { failing: failures });
       await new Promise((r) => setTimeout(r, 250));
     }
   }
@@ -299,22 +299,22 @@ export class Service {
     if (this.#server) {
       try {
         const timedOut = await withDeadline(this.#server.shutdown(), signal);
-        if (timedOut) this.log.warn("drain deadline passed with requests in flight");
+        if (timedOut) this.logger.warn("drain deadline passed with requests in flight");
       } catch (err) {
-        this.log.error("http shutdown failed", { err });
+        this.logger.error("http shutdown failed", { err });
       }
     }
     for (const hook of [...this.#stopHooks].reverse()) {
       try {
         const timedOut = await withDeadline(hook.fn(signal), signal);
-        if (timedOut) this.log.warn("stop hook exceeded the drain deadline", { hook: hook.name });
+        if (timedOut) this.logger.warn("stop hook exceeded the drain deadline", { hook: hook.name });
       } catch (err) {
-        this.log.error("stop hook failed", { hook: hook.name, err });
+        this.logger.error("stop hook failed", { hook: hook.name, err });
       }
     }
     this.#releaseDeadlineTimer?.();
     this.#state = "stopped";
-    this.log.info("stopped");
+    this.logger.info("stopped");
   }
 }
 

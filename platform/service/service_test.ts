@@ -11,7 +11,7 @@ import { type Check, Service, type ServiceOptions } from "./service.ts";
 function setup(options: Partial<ServiceOptions> = {}) {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger("svc-test", { level: "debug", write: (l) => lines.push(JSON.parse(l)) });
-  const svc = new Service({ name: "svc-test", log, drainMs: 2_000, ...options });
+  const svc = new Service({ name: "svc-test", logger: log, drainMs: 2_000, ...options });
   const client = Deno.createHttpClient({});
   return {
     svc,
@@ -309,7 +309,7 @@ Deno.test("start() rejects when readiness checks never pass, and closes the serv
 });
 
 Deno.test("stop() during start() ends the wait for dependencies: start() rejects and the service never turns ready", async () => {
-  const svc = new Service({ name: "never-ready", log: createLogger("never-ready", { write: () => {} }) });
+  const svc = new Service({ name: "never-ready", logger: createLogger("never-ready", { write: () => {} }) });
   svc.check("db", () => Promise.reject(new Error("down")));
   const starting = svc.start();
   await new Promise((r) => setTimeout(r, 50));

@@ -116,7 +116,7 @@ export async function loadKeyRing(db: Database, kek: CryptoKey, previous?: KeyRi
       keys.push({
         kid: row.kid,
         key: known.get(row.kid) ?? await openKey(kek, row),
-        publicJwk: parse(row.public_jwk),
+        publicJwk: row.public_jwk,
         activatesAt: row.activates_ms,
         retiresAt: row.retires_ms ?? undefined,
       });
@@ -175,7 +175,7 @@ export async function listKeys(db: Database, now: number = Date.now()): Promise<
 
 type LiveRow = {
   kid: string;
-  public_jwk: PublicJwk | string;
+  public_jwk: PublicJwk;
   private_enc: string | null;
   private_iv: string | null;
   activates_ms: number;
@@ -197,17 +197,17 @@ async function insertKey(tx: Tx, kek: CryptoKey, leadSec: number): Promise<{ kid
     `insert into signing_keys (kid, public_jwk, private_enc, private_iv, activates_at)
      values ($1, $2::jsonb, $3, $4, now() + $5::float8 * interval '1 second')
      returning ${MS("activates_at")} as activates_ms`,
-    [key.kid, JSON.stringify(await exportPublicJwk(key)), sealed.ciphertext, sealed.iv, leadSec],
+    [key.kid, await exportPublicJwk(key), sealed.ciphertext, sealed.iv, leadSec],
   );
   return { kid: key.kid, activatesMs: row.activates_ms };
 }
 
 async function sealPlaintextKeys(tx: Tx, kek: CryptoKey): Promise<void> {
-  const rows = await tx.query<{ kid: string; private_jwk: PrivateJwk | string }>(
+  const rows = await tx.query<{ kid: string; private_jwk: PrivateJwk }>(
     "select kid, private_jwk from signing_keys where retired_at is null and private_jwk is not null",
   );
   for (const row of rows) {
-    const sealed = await sealPrivateJwk(kek, { ...parse(row.private_jwk), kid: row.kid });
+    const sealed = await sealPrivateJwk(kek, { ...row.private_jwk, kid: row.kid });
     await tx.query("update signing_keys set private_enc = $2, private_iv = $3, private_jwk = null where kid = $1", [
       row.kid,
       sealed.ciphertext,
@@ -227,10 +227,6 @@ async function openKey(kek: CryptoKey, row: LiveRow): Promise<SigningKey> {
     throw new Error(`${(cause as Error).message} (check AUTH_KEY_ENCRYPTION_KEY)`, { cause });
   }
   return await importPrivateJwk(jwk);
-}
-
-function parse<T>(value: T | string): T {
-  return typeof value === "string" ? JSON.parse(value) : value;
 }
 
 function iso(ms: number): string {

@@ -66,7 +66,7 @@ export function createAuthService(config: SystemConfig, infra: Infra): Service {
     let stopped = false;
     const schedule = () => {
       timer = setTimeout(() => {
-        refreshRing().catch((err) => svc.log.warn("key ring refresh failed; keeping the keys read before", { err }))
+        refreshRing().catch((err) => svc.logger.warn("key ring refresh failed; keeping the keys read before", { err }))
           .finally(() => {
             if (!stopped) schedule();
           });
@@ -109,7 +109,7 @@ export function createAuthService(config: SystemConfig, infra: Infra): Service {
         // Publish from this instance at once: a refresh already under way may have read the ring before the rotation.
         await refreshing?.catch(() => {});
         ring = await loadKeyRing(db, kek, ring);
-        svc.log.info("signing key rotated", { ...rotation });
+        svc.logger.info("signing key rotated", { ...rotation });
         return json(rotation, 201, NO_STORE);
       }),
     )

@@ -24,6 +24,7 @@ import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.t
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import type { Infra } from "../shared/infra.ts";
+import { isOrderId } from "../shared/ids.ts";
 import { jwksFor, tokensFor, verifierFor } from "../shared/wiring.ts";
 import { parseOrderRequest } from "./order_request.ts";
 
@@ -34,7 +35,6 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
  * What an order id in a path may look like. Orders issues UUIDs; anything outside URL-unreserved ASCII cannot name
  * an order, and some of it (a NUL from `%00`) made the orders database fail, which surfaced as a 500.
  */
-const ORDER_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 
 /**
  * The public API: authenticates every `/v1` request with a user token from auth, enforces scopes, and calls the
@@ -161,7 +161,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
 
 /** The order id of a path, or 404 for one no order can have, before it reaches the orders database. */
 function orderId(id: string): string {
-  if (!ORDER_ID.test(id)) throw notFound("no such order");
+  if (!isOrderId(id)) throw notFound("no such order");
   return id;
 }
 

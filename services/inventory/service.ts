@@ -35,7 +35,7 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     const outcome = cmd.type === "inventory.reserve.v1"
       ? await reserve(db, msg.id, cmd.orderId, cmd.items)
       : await release(db, msg.id, cmd.orderId);
-    svc.log.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
+    svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
   }, { group: "inventory" });
   const jwks = jwksFor(svc, config);
   grpcServer(svc, config.ports.inventoryGrpc, config.hostname, () => [

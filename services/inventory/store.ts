@@ -28,12 +28,12 @@ export async function listProducts(db: Database, skus: readonly string[] = []): 
 
 /** The reservation made for an order, or `undefined`. */
 export async function getReservation(db: Database, orderId: string): Promise<Reservation | undefined> {
-  const [r] = await db.query<{ order_id: string; status: Reservation["status"]; items: Item[] | string }>(
+  const [r] = await db.query<{ order_id: string; status: Reservation["status"]; items: Item[] }>(
     "select order_id, status, items from reservations where order_id = $1",
     [orderId],
   );
   if (!r) return undefined;
-  return { orderId: r.order_id, status: r.status, items: typeof r.items === "string" ? JSON.parse(r.items) : r.items };
+  return { orderId: r.order_id, status: r.status, items: r.items };
 }
 
 async function reply(tx: Parameters<Parameters<Database["transaction"]>[0]>[0], event: InventoryEvent) {
@@ -68,7 +68,7 @@ export async function reserve(
       const reason = stock.has(short) ? `out of stock: ${short}` : `unknown product: ${short}`;
       await tx.query(
         "insert into reservations (order_id, status, items, reason) values ($1, 'REJECTED', $2::jsonb, $3)",
-        [orderId, JSON.stringify(items), reason],
+        [orderId, items, reason],
       );
       await reply(tx, { type: "inventory.rejected.v1", orderId, reason });
       return "rejected";
@@ -81,7 +81,7 @@ export async function reserve(
     }
     await tx.query("insert into reservations (order_id, status, items) values ($1, 'RESERVED', $2::jsonb)", [
       orderId,
-      JSON.stringify(items),
+      items,
     ]);
     await reply(tx, { type: "inventory.reserved.v1", orderId });
     return "reserved";
@@ -92,12 +92,12 @@ export async function reserve(
 export async function release(db: Database, messageId: string, orderId: string): Promise<"released" | "duplicate"> {
   return await db.transaction(async (tx) => {
     if (!(await claimOnce(tx, "inventory", messageId))) return "duplicate";
-    const [r] = await tx.query<{ status: string; items: Item[] | string }>(
+    const [r] = await tx.query<{ status: string; items: Item[] }>(
       "select status, items from reservations where order_id = $1 for update",
       [orderId],
     );
     if (r?.status === "RESERVED") {
-      const items: Item[] = typeof r.items === "string" ? JSON.parse(r.items) : r.items;
+      const items: Item[] = r.items;
       for (const it of [...items].sort((a, b) => a.sku.localeCompare(b.sku))) {
         await tx.query("update products set stock = stock + $2, version = version + 1 where sku = $1", [
           it.sku,

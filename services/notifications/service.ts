@@ -4,9 +4,8 @@ import { Service } from "@trellis/platform/service";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
+import { isOrderId } from "../shared/ids.ts";
 import { checkBus, consume, jwksFor, verifierFor } from "../shared/wiring.ts";
-
-const ORDER_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 /** The storage key of an order's receipt. */
 export function receiptKey(orderId: string): string {
@@ -25,12 +24,12 @@ export function createNotificationsService(config: SystemConfig, infra: Infra): 
   checkBus(svc, "jobs", () => infra.jobs());
   consume(svc, () => infra.jobs(), Notices.orderConfirmed, async (msg) => {
     const n = decodeEvent(msg, ["order.confirmed.v1"]);
-    if (!ORDER_ID.test(n.orderId)) {
+    if (!isOrderId(n.orderId)) {
       throw new TypeError(`Cannot write a receipt for order id ${JSON.stringify(n.orderId)}`);
     }
     // One receipt per order, keyed by it: a redelivery (or a second relay of the notice) finds it written.
     if (await storage.get(receiptKey(n.orderId))) {
-      svc.log.info("receipt already written; duplicate notice skipped", {
+      svc.logger.info("receipt already written; duplicate notice skipped", {
         orderId: n.orderId,
         messageId: msg.id,
         attempt: msg.attempt,
@@ -49,11 +48,11 @@ export function createNotificationsService(config: SystemConfig, infra: Infra): 
     await storage.put(receiptKey(n.orderId), new TextEncoder().encode(JSON.stringify(receipt, null, 2)), {
       contentType: "application/json",
     });
-    svc.log.info("receipt written", { orderId: n.orderId });
+    svc.logger.info("receipt written", { orderId: n.orderId });
   }, { group: "notifications" });
   const verifier = verifierFor(config, jwksFor(svc, config), "notifications");
   const router = new Router().get("/receipts/:orderId", async (_req, { orderId }) => {
-    if (!ORDER_ID.test(orderId)) throw notFound(`no receipt for order ${orderId}`);
+    if (!isOrderId(orderId)) throw notFound(`no receipt for order ${orderId}`);
     const found = await storage.get(receiptKey(orderId));
     if (!found) throw notFound(`no receipt for order ${orderId}`);
     return new Response(found.body, { headers: { "content-type": found.info.contentType } });

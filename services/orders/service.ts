@@ -15,6 +15,7 @@ import { type Order as OrderMessage, OrdersServiceService } from "../../proto/ge
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
+import { isOrderId } from "../shared/ids.ts";
 import {
   checkBus,
   consume,
@@ -27,8 +28,6 @@ import {
 } from "../shared/wiring.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
-
-const ORDER_ID = /^[0-9a-f-]{36}$/;
 
 const REPLY_TYPES = [
   "inventory.reserved.v1",
@@ -62,7 +61,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   svc.onStart("deadline sweeper", () => {
     const sweeper = startDeadlineSweeper(db, {
       intervalMs: config.orders.sweepMs,
-      log: svc.log,
+      logger: svc.logger,
       onExpired: (e) => deadlines.inc({ step: e.step }),
     });
     svc.onStop("deadline sweeper", () => sweeper.stop());
@@ -76,7 +75,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     consume(svc, () => infra.events(), topic, async (msg) => {
       const event = decodeEvent(msg, REPLY_TYPES);
       const outcome = await applyReply(db, msg.id, event);
-      svc.log.info("saga step", { type: event.type, orderId: event.orderId, outcome });
+      svc.logger.info("saga step", { type: event.type, orderId: event.orderId, outcome });
     }, { group: `orders-saga.${topic}` });
   }
   const inventory = createGrpcClient(InventoryServiceService, config.grpc.inventory, {
@@ -112,7 +111,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
       getOrder: async (req, ctx) => {
         req.customerId = actingCustomer(req.customerId, ctx.endUser);
         // Order ids are UUIDs; anything else (a NUL byte, say, which Postgres refuses in text) cannot exist.
-        if (!ORDER_ID.test(req.id)) throw new NotFoundError("order not found");
+        if (!isOrderId(req.id)) throw new NotFoundError("order not found");
         const order = await getOrder(db, req.id);
         if (!order || (req.customerId && order.customerId !== req.customerId)) {
           throw new NotFoundError(`order ${req.id} not found`);

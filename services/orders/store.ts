@@ -6,15 +6,15 @@ import { advance, type Decision, expire, type Order, type Outgoing, startSaga } 
 interface OrderRow {
   id: string;
   customer_id: string;
-  items: Item[] | string;
-  total_cents: string | number;
+  items: Item[];
+  total_cents: string;
   payment_token: string;
   status: Order["status"];
   step: Order["step"];
   reason: string;
-  deadline_at: Date | string;
-  created_at: Date | string;
-  updated_at: Date | string;
+  deadline_at: Date;
+  created_at: Date;
+  updated_at: Date;
   [k: string]: unknown;
 }
 
@@ -28,15 +28,15 @@ function fromRow(r: OrderRow): StoredOrder {
   return {
     id: r.id,
     customerId: r.customer_id,
-    items: typeof r.items === "string" ? JSON.parse(r.items) : r.items,
+    items: r.items,
     totalCents: Number(r.total_cents),
     paymentToken: r.payment_token,
     status: r.status,
     step: r.step,
     reason: r.reason,
-    deadlineAt: new Date(r.deadline_at).toISOString(),
-    createdAt: new Date(r.created_at).toISOString(),
-    updatedAt: new Date(r.updated_at).toISOString(),
+    deadlineAt: r.deadline_at.toISOString(),
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
   };
 }
 
@@ -81,7 +81,7 @@ export async function createOrder(db: Database, input: NewOrder): Promise<{ orde
       [
         id,
         input.customerId,
-        JSON.stringify(input.items),
+        input.items,
         input.totalCents,
         input.paymentToken,
         input.idempotencyKey ?? null,
@@ -168,13 +168,13 @@ export async function expireOverdue(db: Database, limit = 100): Promise<ExpiredO
   const expired: ExpiredOrder[] = [];
   while (expired.length < limit) {
     const one = await db.transaction(async (tx) => {
-      const [row] = await tx.query<OrderRow & { db_now: Date | string }>(
+      const [row] = await tx.query<OrderRow & { db_now: Date }>(
         `select *, now() as db_now from orders where status = 'PENDING' and deadline_at <= now()
          order by deadline_at limit 1 for update skip locked`,
       );
       if (!row) return undefined;
       const order = fromRow(row);
-      const decision = expire(order, new Date(row.db_now));
+      const decision = expire(order, row.db_now);
       if (!decision.order) return undefined;
       await applyDecision(tx, order, decision);
       return { orderId: order.id, step: order.step, reason: decision.order.reason };

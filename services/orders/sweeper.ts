@@ -7,7 +7,7 @@ import { type ExpiredOrder, expireOverdue } from "./store.ts";
 export interface DeadlineSweeperOptions {
   /** Pause between sweeps, in ms (a sweep that hit `batchSize` is followed by the next at once). */
   intervalMs: number;
-  log: Logger;
+  logger: Logger;
   /** Most orders one sweep cancels. @default {100} */
   batchSize?: number;
   /** Called for each order cancelled, after its transaction committed (e.g. to count it). @default {() => {}} */
@@ -45,13 +45,13 @@ export function startDeadlineSweeper(db: Database, options: DeadlineSweeperOptio
       try {
         const expired = await expireOverdue(db, batchSize);
         for (const e of expired) {
-          options.log.warn("order deadline exceeded: cancelled", { ...e });
+          options.logger.warn("order deadline exceeded: cancelled", { ...e });
           options.onExpired?.(e);
         }
         full = expired.length === batchSize;
       } catch (err) {
         if (stopping.signal.aborted) break;
-        options.log.warn("deadline sweep failed; retrying at the next interval", { err });
+        options.logger.warn("deadline sweep failed; retrying at the next interval", { err });
       }
       if (!full) await delay(options.intervalMs, stopping.signal).catch(() => {});
     }

@@ -15,7 +15,11 @@ Deno.test("startDeadlineSweeper() cancels an order once its deadline passes, log
   const lines: string[] = [];
   const log = createLogger("orders", { level: "info", write: (line) => lines.push(line) });
   const expired: string[] = [];
-  const sweeper = startDeadlineSweeper(fx.db, { intervalMs: 50, log, onExpired: (e) => expired.push(e.orderId) });
+  const sweeper = startDeadlineSweeper(fx.db, {
+    intervalMs: 50,
+    logger: log,
+    onExpired: (e) => expired.push(e.orderId),
+  });
   try {
     const { order } = await createOrder(fx.db, { ...tea, deadlineMs: 1_000 });
     await new Promise((r) => setTimeout(r, 200));
@@ -40,7 +44,7 @@ Deno.test("startDeadlineSweeper() refuses an interval that is not a positive num
   for (const bad of [0, -1, Number.NaN]) {
     assert.throws(
       // The database is never touched: the options are checked first.
-      () => startDeadlineSweeper(undefined as never, { intervalMs: bad, log }),
+      () => startDeadlineSweeper(undefined as never, { intervalMs: bad, logger: log }),
       (err) => err instanceof RangeError && err.message.includes(`current value is ${bad}`),
     );
   }

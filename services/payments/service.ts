@@ -47,7 +47,7 @@ export function createPaymentsService(
     const outcome = cmd.type === "payments.charge.v1"
       ? await handleCharge(db, provider, msg.id, cmd, signal)
       : await handleRefund(db, provider, msg.id, cmd, signal);
-    svc.log.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
+    svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
   }, { group: "payments" });
   const jwks = jwksFor(svc, config);
   grpcServer(svc, config.ports.paymentsGrpc, config.hostname, () => [

@@ -24,7 +24,7 @@ export interface DistributedOptions {
   storageDir: string;
   /** Names this process to the brokers. */
   clientId: string;
-  log: Logger;
+  logger: Logger;
 }
 
 /** The Kafka client libraries an adapter exists for. */
@@ -34,7 +34,7 @@ export type KafkaClient = "kafkajs" | "platformatic";
 export function distributedOptionsFromEnv(
   env: Record<string, string | undefined>,
   clientId: string,
-  log: Logger,
+  logger: Logger,
 ): DistributedOptions {
   return {
     databaseUrl: env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
@@ -45,7 +45,7 @@ export function distributedOptionsFromEnv(
     topicPrefix: env.TOPIC_PREFIX ?? "",
     storageDir: env.STORAGE_DIR ?? ".trellis/storage",
     clientId,
-    log,
+    logger,
   };
 }
 
@@ -63,7 +63,7 @@ export function distributedInfra(options: DistributedOptions): Infra {
   const prefix = options.topicPrefix ?? "";
   const dbs: Database[] = [];
   const events = once(async () => {
-    const kafkaOptions = { brokers: options.kafkaBrokers, clientId: options.clientId, logger: options.log };
+    const kafkaOptions = { brokers: options.kafkaBrokers, clientId: options.clientId, logger: options.logger };
     const kafka = options.kafkaClient === "platformatic"
       ? (await import("@trellis/platform/messaging/kafka-platformatic")).createPlatformaticKafkaPubSub(
         kafkaOptions,
@@ -81,7 +81,7 @@ export function distributedInfra(options: DistributedOptions): Infra {
     const js = await createJetStreamPubSub({
       servers: options.natsUrl,
       name: `${options.clientId}-jobs`,
-      logger: options.log,
+      logger: options.logger,
     });
     try {
       // Up front, like the Kafka topics, so a JetStream that cannot hold the stream fails the start, not a receipt.
@@ -94,7 +94,7 @@ export function distributedInfra(options: DistributedOptions): Infra {
   });
   const notices = once(async () =>
     prefixTopics(
-      await createNatsPubSub({ servers: options.natsUrl, name: options.clientId, logger: options.log }),
+      await createNatsPubSub({ servers: options.natsUrl, name: options.clientId, logger: options.logger }),
       prefix,
     )
   );

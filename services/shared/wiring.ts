@@ -107,7 +107,7 @@ export function grpcServer(
 ): () => string {
   let address = "";
   svc.onStart("grpc", async () => {
-    const server = await serveGrpc({ services: services(), port, hostname, authorize, logger: svc.log });
+    const server = await serveGrpc({ services: services(), port, hostname, authorize, logger: svc.logger });
     address = server.address;
     svc.onStop("grpc", (signal) => server.close(signal.aborted ? 0 : 5_000));
   });
@@ -201,7 +201,7 @@ export function relay(svc: Service, db: () => Database, route: (topic: string) =
   });
   svc.onStart("outbox relay", async () => {
     const r = await startRelay(db(), {
-      log: svc.log,
+      logger: svc.logger,
       publish: async (m: PendingMessage) => {
         await (await route(m.topic)).publish(m.topic, { id: m.id, key: m.key, headers: m.headers, payload: m.payload });
       },

@@ -22,7 +22,7 @@ Deno.test("tokensFor() reports an unreachable auth service as UnavailableError, 
 
 Deno.test("consume() absorbs brief failures in place and dead-letters a handler that outlives its timeout", async () => {
   const bus = createMemoryBroker({ redelivery: { baseDelayMs: 1, maxDelayMs: 5 }, logger: quiet });
-  const svc = new Service({ name: "wiring-test", log: quiet });
+  const svc = new Service({ name: "wiring-test", logger: quiet });
   const calls: { id: string; attempt: number; aborted?: boolean }[] = [];
   consume(svc, () => Promise.resolve(bus), "wiring.events", async (msg) => {
     calls.push({ id: msg.id, attempt: msg.attempt });
@@ -59,7 +59,7 @@ Deno.test("relay() publishes through the routed bus and reports the backlog and 
   await using f = await freshDatabase();
   await migrate(f.db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
   const bus = createMemoryBroker({ logger: quiet });
-  const svc = new Service({ name: "wiring-relay-test", log: quiet });
+  const svc = new Service({ name: "wiring-relay-test", logger: quiet });
   relay(
     svc,
     () => f.db,

@@ -19,7 +19,7 @@ Deno.test("a request's deadline cancels the work: the handler's signal fires and
   );
   const client = createHttpClient({ baseUrl: `http://127.0.0.1:${downstream.addr.port}`, retry: { maxAttempts: 1 } });
   let handlerSignal: AbortSignal | undefined;
-  const svc = new Service({ name: "caller", log: createLogger("caller", { write: () => {} }) });
+  const svc = new Service({ name: "caller", logger: createLogger("caller", { write: () => {} }) });
   svc.handle(
     new Router().get("/call", async () => {
       handlerSignal = currentContext()!.signal;

@@ -245,7 +245,7 @@ export function databaseConformance(
       "README.md": "not a migration",
     });
     const lines: string[] = [];
-    const applied = await migrate(db, dir.path, { log: (line) => lines.push(line) });
+    const applied = await migrate(db, dir.path, { onApplied: (line) => lines.push(line) });
     assert.deepEqual(applied.map((m) => [m.version, m.name]), [[1, "orders"], [2, "add_total"], [10, "index"]]);
     assert.equal(lines.length, 3);
     assert.match(lines[0], /001_orders\.sql/);

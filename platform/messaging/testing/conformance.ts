@@ -67,7 +67,7 @@ export interface ConformanceOptions {
   /** How long a case waits for the deliveries it expects. @default {20000} */
   timeoutMs?: number;
   /** Where skip reasons and the timings of the long cases are printed. @default {console.log} */
-  log?: (line: string) => void;
+  report?: (line: string) => void;
   /** Lets the crash case run a consumer in a child process and SIGKILL it; without it that case is skipped. */
   consumerProcess?: ConsumerProcess;
   /** Starts a private broker for the restart case; without it (no broker process, as in memory) that case is skipped. */
@@ -101,11 +101,11 @@ export function testPubSubConformance(
   options: ConformanceOptions = {},
 ): void {
   const timeoutMs = options.timeoutMs ?? 20_000;
-  const log = options.log ?? ((line: string) => console.log(line));
+  const report = options.report ?? ((line: string) => console.log(line));
 
   /** Registers a case, ignored with the reason printed when `skip` gives one. */
   const register = (title: string, skip: string | undefined, fn: () => Promise<void>) => {
-    if (skip) log(`[${name}] skipping "${title}": ${skip}`);
+    if (skip) report(`[${name}] skipping "${title}": ${skip}`);
     Deno.test({ name: `${name}: ${title}`, ignore: skip !== undefined, fn });
   };
 
@@ -430,7 +430,7 @@ export function testPubSubConformance(
       await rejects(ping(AbortSignal.abort(reason)), (err) => err === reason);
       await t.publisher.close();
       await rejects(ping(AbortSignal.timeout(timeoutMs)), /closed/);
-      log(`[${name}] ping: first ${first.toFixed(1)} ms, then 20 concurrent in ${twenty.toFixed(1)} ms`);
+      report(`[${name}] ping: first ${first.toFixed(1)} ms, then 20 concurrent in ${twenty.toFixed(1)} ms`);
     },
   );
 
@@ -541,7 +541,7 @@ export function testPubSubConformance(
         () => `every message not handled before the kill; ${lost().length} missing, e.g. ${lost().slice(0, 3)}`,
       );
       for (const id of inFlightAtKill) ok(again.has(id), `${id} was in flight at the kill and never came again`);
-      log(
+      report(
         `[${name}] crash: killed after ${child.handled.size} handled with ${inFlightAtKill.length} in flight; ` +
           `the restarted consumer caught up ${seconds(performance.now() - killed)} after the kill ` +
           `(${again.size} deliveries); case ${seconds(performance.now() - started)}`,
@@ -600,7 +600,7 @@ export function testPubSubConformance(
         }
         const handled = performance.now();
         const growth = memory.stop();
-        log(
+        report(
           `[${name}] backpressure: ${distinct} of ${n} handled in ${seconds(handled - consuming)}` +
             (features.persistent ? ` after publishing them in ${seconds(published - started)}` : " while publishing") +
             `; at most ${maxInFlight} of ${concurrency} in flight; live memory peaked ${mib(growth)} MiB above ` +
@@ -613,7 +613,7 @@ export function testPubSubConformance(
           ok(deliveries.every((d) => d <= 1), "an at-most-once adapter delivered a message twice");
         }
         if (options.inProcessBroker) {
-          log(`[${name}] backpressure: memory bound not checked, as the broker keeps the backlog on this heap`);
+          report(`[${name}] backpressure: memory bound not checked, as the broker keeps the backlog on this heap`);
         } else {
           ok(
             growth < BACKLOG_MEMORY_BOUND,
@@ -683,7 +683,7 @@ export function testPubSubConformance(
             () => `${stored} in a new group, got ${[...late]}`,
           );
         }
-        log(
+        report(
           `[${name}] restart: the broker was down and up again in ${seconds(restarted - stopped)}, ` +
             `the subscriber got messages again ${seconds(resumed - restarted)} later; ping failed in ` +
             `${downPingMs.toFixed(0)} ms while down and answered ${seconds(answered - restarted)} after the restart`,
