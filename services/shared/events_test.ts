@@ -90,7 +90,7 @@ Deno.test("publishEvent() validates before enqueueing and sets the message-type 
     payload: { type: "inventory.rejected.v1", orderId: "o-1", reason: "out of stock: kettle" },
   });
   assert.equal(queries[0][1], "inventory.events");
-  assert.equal(JSON.parse(queries[0][3] as string)["message-type"], "inventory.rejected.v1");
+  assert.equal((queries[0][3] as Record<string, string>)["message-type"], "inventory.rejected.v1");
   await assert.rejects(
     publishEvent(asTx, { topic: "inventory.events", payload: { type: "inventory.rejected.v1", orderId: "" } as never }),
     SchemaError,
