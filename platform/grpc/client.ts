@@ -8,22 +8,18 @@ import {
   type ServiceDefinition,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { backoffDelay, delay, type RetryOptions } from "../async/mod.ts";
-import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
-import { DeadlineExceededError, GrpcError, grpcError, status, UnavailableError } from "./errors.ts";
+import type { RetryOptions } from "../async/mod.ts";
+import { abortError } from "./_abort.ts";
+import { bearerToken, callContext, retryCalls } from "./client_interceptors.ts";
+import { DeadlineExceededError, type GrpcError, grpcError, UnavailableError } from "./errors.ts";
+import {
+  type CallOptions,
+  chainInterceptors,
+  type ClientHandler,
+  type ClientInterceptor,
+  type OutgoingCall,
+} from "./interceptor.ts";
 import type { RequestOf, ResponseOf } from "./server.ts";
-
-/** Per-call options for a {@linkcode GrpcClient} method. */
-export interface CallOptions {
-  /** Time allowed for the call, retries included; the context's remaining budget caps it. @default {the client's `timeoutMs`} */
-  timeoutMs?: number;
-  /** Cancels the call, in addition to the current context's signal. @default {undefined} */
-  signal?: AbortSignal;
-  /** Whether the call may be retried on `UNAVAILABLE`/`RESOURCE_EXHAUSTED`. @default {whether the method is listed in the client's `idempotent`} */
-  idempotent?: boolean;
-  /** Extra metadata to send. @default {{}} */
-  metadata?: Readonly<Record<string, string>>;
-}
 
 /** Options for {@linkcode createGrpcClient}. */
 export interface GrpcClientOptions<D> {
@@ -39,6 +35,12 @@ export interface GrpcClientOptions<D> {
   credentials?: ChannelCredentials;
   /** grpc-js channel options (keepalive, message size). @default {{}} */
   channelOptions?: ChannelOptions;
+  /**
+   * Interceptors around every call, outermost first. They run after `callContext({ timeoutMs })` and
+   * `bearerToken(token)` (so they see the deadline and the full metadata) and before `retryCalls(...)` (so they see
+   * each call once, retries included). @default {[]}
+   */
+  interceptors?: readonly ClientInterceptor[];
 }
 
 /**
@@ -53,13 +55,13 @@ export type GrpcClient<D> =
     close(): void;
   };
 
-const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.RESOURCE_EXHAUSTED]);
-
 /**
  * Creates a typed client for a generated service definition at `address`. Each call carries the current context
  * (request id, traceparent, absolute deadline) as metadata; its deadline is the earlier of `timeoutMs` and the
  * context's remaining budget; it is cancelled when the context signal or `options.signal` aborts; idempotent calls
- * are retried on `UNAVAILABLE`/`RESOURCE_EXHAUSTED` within that deadline.
+ * are retried on `UNAVAILABLE`/`RESOURCE_EXHAUSTED` within that deadline. Each of those is a client interceptor
+ * ({@linkcode callContext}, {@linkcode bearerToken}, {@linkcode retryCalls}); the chain is
+ * `callContext → bearerToken → ...interceptors → retryCalls → the network`.
  *
  * @example Call the orders service with a service token
  * ```ts
@@ -85,59 +87,40 @@ export function createGrpcClient<D extends ServiceDefinition>(
   address: string,
   options: GrpcClientOptions<D> = {},
 ): GrpcClient<D> {
-  const { timeoutMs: defaultTimeoutMs = 10_000, retry = {} } = options;
-  const { maxAttempts = 3, baseDelayMs = 50, maxDelayMs = 1_000 } = retry;
-  if (!(maxAttempts >= 1)) {
-    throw new RangeError(`Cannot use retry.maxAttempts as attempts: current value is ${maxAttempts}`);
-  }
   if ("close" in definition) throw new TypeError(`Cannot create a client for ${address}: a method is named "close"`);
-  const idempotent = new Set<string>(options.idempotent ?? []);
+  const intercept = chainInterceptors<ClientHandler>(
+    callContext({ timeoutMs: options.timeoutMs }),
+    ...(options.token ? [bearerToken(options.token)] : []),
+    ...(options.interceptors ?? []),
+    retryCalls({ ...options.retry, idempotent: options.idempotent }),
+  );
   const client = new Client(address, options.credentials ?? credentials.createInsecure(), options.channelOptions);
   let closed = false;
   const close = () => {
     closed = true;
     client.close();
   };
-
-  const call = async (name: string, request: unknown, callOptions: CallOptions = {}): Promise<unknown> => {
-    const method = definition[name];
-    const ctx = currentContext();
-    const timeoutMs = callOptions.timeoutMs ?? defaultTimeoutMs;
-    const deadline = Math.min(Date.now() + timeoutMs, ctx?.deadline ?? Infinity);
-    const signals = [ctx?.signal, callOptions.signal].filter((s): s is AbortSignal => s !== undefined);
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-    const metadata = new Metadata();
-    for (const [key, value] of Object.entries({ ...contextHeaders(ctx), ...callOptions.metadata })) {
-      metadata.set(key, value);
+  const send = intercept(function send(call: OutgoingCall): Promise<unknown> {
+    if (closed) return Promise.reject(new UnavailableError(`client for ${address} is closed`));
+    // Checked here rather than left to grpc-js, which would still open a connection for a call that cannot succeed.
+    if (Date.now() >= call.deadline) {
+      return Promise.reject(new DeadlineExceededError("deadline exceeded before the call was sent"));
     }
-    if (Number.isFinite(deadline)) metadata.set(ContextHeaders.deadline, String(deadline));
-    if (options.token) metadata.set("authorization", `Bearer ${await options.token()}`);
-    const retryable = callOptions.idempotent ?? idempotent.has(name);
-
-    for (let attempt = 1;; attempt++) {
-      if (closed) throw new UnavailableError(`client for ${address} is closed`);
-      // Checked here rather than left to grpc-js, which would still open a connection for a call that cannot succeed.
-      if (Date.now() >= deadline) throw new DeadlineExceededError("deadline exceeded before the call was sent");
-      try {
-        return await unary(client, method.path, method.requestSerialize, method.responseDeserialize, request, {
-          metadata,
-          deadline,
-          signal,
-        });
-      } catch (err) {
-        if (!(err instanceof GrpcError) || !retryable || attempt >= maxAttempts || !RETRYABLE.has(err.code)) throw err;
-        const backoff = Math.random() * backoffDelay(attempt, { baseDelayMs, maxDelayMs });
-        if (Date.now() + backoff >= deadline) throw err;
-        await delay(backoff, signal).catch(() => {
-          throw abortError(signal!);
-        });
-      }
-    }
-  };
+    const method = definition[call.name];
+    return unary(client, method.path, method.requestSerialize, method.responseDeserialize, call);
+  });
 
   const stub: Record<PropertyKey, unknown> = { close, [Symbol.dispose]: close };
-  for (const name of Object.keys(definition)) {
-    stub[name] = (request: unknown, callOptions?: CallOptions) => call(name, request, callOptions);
+  for (const [name, method] of Object.entries(definition)) {
+    stub[name] = (request: unknown, callOptions: CallOptions = {}) =>
+      send({
+        method: method.path,
+        name,
+        request,
+        metadata: new Metadata(),
+        options: callOptions,
+        deadline: Infinity,
+      });
   }
   return stub as GrpcClient<D>;
 }
@@ -147,8 +130,7 @@ function unary(
   path: string,
   serialize: (value: unknown) => Buffer,
   deserialize: (value: Buffer) => unknown,
-  request: unknown,
-  { metadata, deadline, signal }: { metadata: Metadata; deadline: number; signal?: AbortSignal },
+  { request, metadata, deadline, signal }: OutgoingCall,
 ): Promise<unknown> {
   if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise((resolve, reject) => {
@@ -165,11 +147,4 @@ function unary(
 
 function fromServiceError(err: ServiceError): GrpcError {
   return grpcError(err.code, err.details || err.message, { cause: err });
-}
-
-function abortError(signal: AbortSignal): GrpcError {
-  const reason = signal.reason as Error | undefined;
-  return reason?.name === "TimeoutError"
-    ? new DeadlineExceededError("deadline exceeded", { cause: reason })
-    : new GrpcError(status.CANCELLED, "cancelled", { cause: reason });
 }

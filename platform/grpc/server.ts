@@ -1,19 +1,19 @@
 import {
   type handleUnaryCall,
-  type Metadata,
   Server,
   ServerCredentials,
   type ServerOptions,
   type ServerUnaryCall,
   type ServiceDefinition,
-  type StatusObject,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { type Context, contextFromHeaders, ContextHeaders, type Principal, runWithContext } from "../context/mod.ts";
+import { type Context, contextFromHeaders, ContextHeaders, runWithContext } from "../context/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { findDatabaseUnavailable } from "../db/mod.ts";
 import { createServer as createNetServer, type Socket } from "node:net";
-import { GrpcError, PermissionDeniedError, status, UnauthenticatedError } from "./errors.ts";
+import { authorization, type Authorize } from "./authorization.ts";
+import { status } from "./errors.ts";
+import { chainInterceptors, type ServerHandler, type ServerInterceptor } from "./interceptor.ts";
+import { recoverErrors, toGrpcError } from "./recover_errors.ts";
 
 /** The request type of a method in a generated service definition. */
 export type RequestOf<M> = M extends { requestDeserialize: (value: Buffer) => infer Req } ? Req : never;
@@ -67,17 +67,6 @@ export function implement<D extends ServiceDefinition>(definition: D, implementa
   return { definition, implementation: implementation as GrpcService["implementation"] };
 }
 
-/**
- * Decides whether a call may proceed, from its metadata and method path (`/trellis.orders.v1.OrdersService/GetOrder`).
- * Return the caller's {@linkcode Principal} (it becomes `ctx.principal`) or `true` to allow; return `false`/`undefined`
- * to answer `UNAUTHENTICATED`; throw to answer `PERMISSION_DENIED` (a thrown {@linkcode GrpcError} keeps its code).
- * It runs inside the call's context, so `currentContext()` works.
- */
-export type Authorize = (
-  metadata: Metadata,
-  method: string,
-) => Principal | boolean | undefined | Promise<Principal | boolean | undefined>;
-
 /** Options for {@linkcode serveGrpc}. */
 export interface ServeGrpcOptions {
   /** Services to serve, each built with {@linkcode implement}. */
@@ -86,10 +75,18 @@ export interface ServeGrpcOptions {
   hostname?: string;
   /** Port to listen on; 0 picks a free one (read it from the returned handle). @default {0} */
   port?: number;
-  /** Per-call authorization; every call is allowed when absent. @default {undefined} */
+  /**
+   * Per-call authorization, shorthand for `authorization(authorize, { logger })` ahead of `interceptors`; every call
+   * is allowed when absent. @default {undefined}
+   */
   authorize?: Authorize;
-  /** Where unexpected handler failures are logged with their stack. @default {undefined} (not logged) */
+  /** Where unexpected handler failures and authorization denials are logged. @default {undefined} (not logged) */
   logger?: Logger;
+  /**
+   * Interceptors around every handler, outermost first. They run inside the call's context, after
+   * `recoverErrors({ logger })` and the `authorize` shorthand and before the handler. @default {[]}
+   */
+  interceptors?: readonly ServerInterceptor[];
   /** Deadline for calls whose caller sent none. @default {undefined} (no deadline) */
   defaultBudgetMs?: number;
   /** Passed to the grpc-js `Server` (message size limits, keepalive). @default {{}} */
@@ -112,8 +109,9 @@ export interface GrpcServer extends AsyncDisposable {
 /**
  * Starts a grpc-js server for `services`. Every call runs inside a platform {@linkcode Context} opened from its
  * metadata (`x-request-id`, `traceparent`, `x-deadline-ms`) and its gRPC deadline, whichever is earlier; the context
- * signal also fires when the client cancels. Thrown {@linkcode GrpcError}s keep their code and message; anything else
- * answers `INTERNAL` with a generic message.
+ * signal also fires when the client cancels. Each call then goes through `recoverErrors({ logger })`, the `authorize`
+ * shorthand and `interceptors` to its handler. Thrown {@linkcode GrpcError}s keep their code and message; anything
+ * else answers `INTERNAL` with a generic message (see {@linkcode toGrpcError}).
  *
  * @example Serve the orders service on a free loopback port
  * ```ts
@@ -132,10 +130,20 @@ export async function serveGrpc(options: ServeGrpcOptions): Promise<GrpcServer> 
   const { hostname = "127.0.0.1", port: requestedPort = 0 } = options;
   const server = new Server(options.serverOptions);
   const drain: Drain = { draining: false, inFlight: 0, onIdle: [], running: new Set() };
+  const { authorize, logger, interceptors = [] } = options;
+  const intercept = chainInterceptors<ServerHandler>(
+    recoverErrors({ logger }),
+    ...(authorize ? [authorization(authorize, { logger })] : []),
+    ...interceptors,
+  );
   for (const service of options.services) {
     const wrapped: UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(service.definition)) {
-      wrapped[name] = adapt(method.path, service.implementation[name], options, drain);
+      const handler = service.implementation[name];
+      const handle = intercept(function handle(call) {
+        return handler(call.request as never, call.ctx);
+      });
+      wrapped[name] = adapt(method.path, handle, options.defaultBudgetMs, drain);
     }
     server.addService(service.definition, wrapped);
   }
@@ -208,10 +216,11 @@ function endSocket(socket: Socket): Promise<void> {
   });
 }
 
+/** Opens the call's context (it needs the raw grpc-js call, so it cannot be an interceptor) and runs `handle` in it. */
 function adapt(
   path: string,
-  handler: UnaryHandler<never, unknown>,
-  options: ServeGrpcOptions,
+  handle: ServerHandler,
+  defaultBudgetMs: number | undefined,
   drain: Drain,
 ): handleUnaryCall<unknown, unknown> {
   return function grpcUnary(call: ServerUnaryCall<unknown, unknown>, callback) {
@@ -236,14 +245,14 @@ function adapt(
     drain.running.add(shutDown);
     const { ctx, dispose } = contextFromHeaders(readMetadata(call), {
       signal: cancel.signal,
-      defaultBudgetMs: options.defaultBudgetMs,
+      defaultBudgetMs,
     });
     runWithContext(ctx, async () => {
       try {
-        if (options.authorize) await authorizeCall(options, call.metadata, path, ctx);
-        answer(null, await handler(call.request as never, ctx));
+        answer(null, await handle({ method: path, request: call.request, metadata: call.metadata, ctx }));
       } catch (err) {
-        answer(toStatus(err, ctx, path, options.logger));
+        const { code, message } = toGrpcError(err, ctx);
+        answer({ code, details: message });
       } finally {
         dispose();
         call.off("cancelled", onCancelled);
@@ -264,37 +273,4 @@ function readMetadata(call: ServerUnaryCall<unknown, unknown>): (name: string) =
     const sent = Number(text);
     return String(Number.isFinite(sent) && sent > 0 ? Math.min(sent, grpcDeadline) : grpcDeadline);
   };
-}
-
-async function authorizeCall(
-  { authorize, logger }: ServeGrpcOptions,
-  metadata: Metadata,
-  path: string,
-  ctx: Context,
-): Promise<void> {
-  let verdict: Principal | boolean | undefined;
-  try {
-    verdict = await authorize!(metadata, path);
-  } catch (err) {
-    if (err instanceof GrpcError) throw err;
-    logger?.warn("grpc call denied", { method: path, error: err });
-    throw new PermissionDeniedError("permission denied", { cause: err });
-  }
-  if (!verdict) throw new UnauthenticatedError("missing or invalid credentials");
-  if (verdict !== true) ctx.principal = verdict;
-}
-
-function toStatus(err: unknown, ctx: Context, path: string, logger: Logger | undefined): Partial<StatusObject> {
-  if (err instanceof GrpcError) return { code: err.code, details: err.message };
-  if (ctx.signal.aborted) {
-    const timedOut = (ctx.signal.reason as Error | undefined)?.name === "TimeoutError";
-    return timedOut
-      ? { code: status.DEADLINE_EXCEEDED, details: "deadline exceeded" }
-      : { code: status.CANCELLED, details: "cancelled" };
-  }
-  // A database that cannot be reached is the callee's transient state, not a bug: the caller may retry later (the
-  // gateway answers 503 with Retry-After).
-  if (findDatabaseUnavailable(err)) return { code: status.UNAVAILABLE, details: "database unavailable" };
-  logger?.error("grpc handler failed", { method: path, error: err });
-  return { code: status.INTERNAL, details: "internal error" };
 }

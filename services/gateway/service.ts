@@ -1,5 +1,5 @@
 import { authenticate, requireScopes } from "@trellis/platform/auth";
-import { ContextHeaders, currentContext } from "@trellis/platform/context";
+import { currentContext } from "@trellis/platform/context";
 import {
   chain,
   cors,
@@ -17,7 +17,16 @@ import {
   TimeoutError,
   UnavailableError as HttpClientUnavailable,
 } from "@trellis/platform/http";
-import { createGrpcClient, GrpcError, grpcToHttpStatus, NotFoundError } from "@trellis/platform/grpc";
+import {
+  type ClientInterceptor,
+  clientMetrics,
+  createGrpcClient,
+  endUserToken,
+  GrpcError,
+  grpcToHttpStatus,
+  NotFoundError,
+  serviceTokens,
+} from "@trellis/platform/grpc";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
@@ -25,7 +34,7 @@ import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/paym
 import type { SystemConfig } from "../shared/config.ts";
 import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
-import { jwksFor, tokensFor, verifierFor } from "../shared/wiring.ts";
+import { jwksFor, verifierFor } from "../shared/wiring.ts";
 import { parseOrderRequest } from "./order_request.ts";
 
 /** Time the optional parts of a fan-out read may take before the answer goes out without them. */
@@ -56,13 +65,27 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       : [],
   });
   const authn = authenticate(verifierFor(config, jwksFor(svc, config), config.apiAudience));
-  const client = <D extends Parameters<typeof createGrpcClient>[0]>(def: D, address: string, audience: string) =>
+  const tokens = (audience: string) =>
+    serviceTokens({
+      tokenUrl: `${config.authUrl}/oauth/token`,
+      clientId: "gateway",
+      clientSecret: config.clientSecrets.gateway,
+      audience,
+    });
+  const client = <D extends Parameters<typeof createGrpcClient>[0]>(
+    def: D,
+    address: string,
+    audience: string,
+    interceptors: ClientInterceptor[] = [],
+  ) =>
     createGrpcClient(def, address, {
-      token: tokensFor(config, "gateway", audience),
+      token: tokens(audience),
       timeoutMs: 5_000,
       idempotent: Object.keys(def).filter((m) => m.startsWith("get") || m.startsWith("list")) as (keyof D & string)[],
+      interceptors: [clientMetrics(svc.registry), ...interceptors],
     });
-  const orders = client(OrdersServiceService, config.grpc.orders, "orders");
+  // The user's own token travels beside the service token, so orders authorizes on the user too.
+  const orders = client(OrdersServiceService, config.grpc.orders, "orders", [endUserToken()]);
   const inventory = client(InventoryServiceService, config.grpc.inventory, "inventory");
   const payments = client(PaymentsServiceService, config.grpc.payments, "payments");
   svc.onStop("grpc clients", () => {
@@ -71,12 +94,10 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
   });
   const notifications = createHttpClient({
     baseUrl: config.notificationsUrl,
-    token: tokensFor(config, "gateway", "notifications"),
+    token: tokens("notifications"),
     timeoutMs: 2_000,
   });
   const customer = () => currentContext()!.principal!.sub;
-  /** The user's own token travels beside the service token, so orders authorizes on the user too. */
-  const asUser = () => ({ metadata: { [ContextHeaders.endUserToken]: currentContext()!.principal!.token! } });
 
   const router = new Router()
     .post(
@@ -95,7 +116,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
             items: body.items,
             paymentToken: body.paymentToken,
             idempotencyKey: key,
-          }, asUser())
+          })
         );
         return json(order, 202, { location: `/v1/orders/${order.id}` });
       }),
@@ -106,7 +127,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
         const id = orderId(params.id);
         const budget = { timeoutMs: FAN_OUT_BUDGET_MS };
         const [order, reservation, payment] = await Promise.allSettled([
-          grpc(() => orders.getOrder({ id, customerId: customer() }, asUser())),
+          grpc(() => orders.getOrder({ id, customerId: customer() })),
           inventory.getReservation({ orderId: id }, budget),
           payments.getPayment({ orderId: id }, budget),
         ]);
@@ -129,7 +150,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       "/v1/orders/:id/receipt",
       scoped("orders:read", async (_req, params) => {
         const id = orderId(params.id);
-        await grpc(() => orders.getOrder({ id, customerId: customer() }, asUser()));
+        await grpc(() => orders.getOrder({ id, customerId: customer() }));
         try {
           return json(await notifications.requestJson("GET", `/receipts/${encodeURIComponent(id)}`));
         } catch (err) {

@@ -1,20 +1,19 @@
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
-import { implement, NotFoundError } from "@trellis/platform/grpc";
+import {
+  authorization,
+  implement,
+  NotFoundError,
+  serveGrpcWith,
+  serverMetrics,
+  serviceTokenAuthorizer,
+} from "@trellis/platform/grpc";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import {
-  checkBus,
-  consume,
-  grpcServer,
-  jwksFor,
-  relay,
-  serviceTokenAuthorizer,
-  verifierFor,
-} from "../shared/wiring.ts";
+import { checkBus, consume, jwksFor, relay, verifierFor } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
 
 /**
@@ -38,8 +37,14 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
   }, { group: "inventory" });
   const jwks = jwksFor(svc, config);
-  grpcServer(svc, config.ports.inventoryGrpc, config.hostname, () => [
-    implement(InventoryServiceService, {
+  serveGrpcWith(svc, {
+    port: config.ports.inventoryGrpc,
+    hostname: config.hostname,
+    interceptors: [
+      serverMetrics(svc.registry),
+      authorization(serviceTokenAuthorizer(verifierFor(config, jwks, "inventory")), { logger: svc.logger }),
+    ],
+    services: [implement(InventoryServiceService, {
       listProducts: async (req) => ({
         products: (await listProducts(db, req.skus)).map((p) => ({
           sku: p.sku,
@@ -53,7 +58,7 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
         if (!r) throw new NotFoundError(`no reservation for order ${req.orderId}`);
         return r;
       },
-    }),
-  ], serviceTokenAuthorizer(verifierFor(config, jwks, "inventory")));
+    })],
+  });
   return svc;
 }

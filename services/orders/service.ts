@@ -2,11 +2,17 @@ import { Counter } from "prom-client";
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
 import {
+  authorization,
+  clientMetrics,
   createGrpcClient,
   implement,
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
+  serveGrpcWith,
+  serverMetrics,
+  serviceTokenAuthorizer,
+  serviceTokens,
 } from "@trellis/platform/grpc";
 import type { Principal } from "@trellis/platform/context";
 import { Service } from "@trellis/platform/service";
@@ -16,16 +22,7 @@ import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
-import {
-  checkBus,
-  consume,
-  grpcServer,
-  jwksFor,
-  relay,
-  serviceTokenAuthorizer,
-  tokensFor,
-  verifierFor,
-} from "../shared/wiring.ts";
+import { checkBus, consume, jwksFor, relay, verifierFor } from "../shared/wiring.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
 
@@ -79,14 +76,27 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     }, { group: `orders-saga.${topic}` });
   }
   const inventory = createGrpcClient(InventoryServiceService, config.grpc.inventory, {
-    token: tokensFor(config, "orders", "inventory"),
+    token: serviceTokens({
+      tokenUrl: `${config.authUrl}/oauth/token`,
+      clientId: "orders",
+      clientSecret: config.clientSecrets.orders,
+      audience: "inventory",
+    }),
     idempotent: ["listProducts", "getReservation"],
     timeoutMs: 2_000,
+    interceptors: [clientMetrics(svc.registry)],
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
-  grpcServer(svc, config.ports.ordersGrpc, config.hostname, () => [
-    implement(OrdersServiceService, {
+  const users = verifierFor(config, jwks, config.apiAudience);
+  serveGrpcWith(svc, {
+    port: config.ports.ordersGrpc,
+    hostname: config.hostname,
+    interceptors: [
+      serverMetrics(svc.registry),
+      authorization(serviceTokenAuthorizer(verifierFor(config, jwks, "orders"), users), { logger: svc.logger }),
+    ],
+    services: [implement(OrdersServiceService, {
       createOrder: async (req, ctx) => {
         req.customerId = actingCustomer(req.customerId, ctx.endUser);
         if (!req.customerId) throw new InvalidArgumentError("customer_id is required");
@@ -118,8 +128,8 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
         }
         return toMessage(order);
       },
-    }),
-  ], serviceTokenAuthorizer(verifierFor(config, jwks, "orders"), verifierFor(config, jwks, config.apiAudience)));
+    })],
+  });
   return svc;
 }
 

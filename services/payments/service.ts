@@ -1,21 +1,20 @@
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
-import { implement, NotFoundError } from "@trellis/platform/grpc";
+import {
+  authorization,
+  implement,
+  NotFoundError,
+  serveGrpcWith,
+  serverMetrics,
+  serviceTokenAuthorizer,
+} from "@trellis/platform/grpc";
 import { currentContext } from "@trellis/platform/context";
 import { Service } from "@trellis/platform/service";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import {
-  checkBus,
-  consume,
-  grpcServer,
-  jwksFor,
-  relay,
-  serviceTokenAuthorizer,
-  verifierFor,
-} from "../shared/wiring.ts";
+import { checkBus, consume, jwksFor, relay, verifierFor } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
@@ -50,8 +49,14 @@ export function createPaymentsService(
     svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
   }, { group: "payments" });
   const jwks = jwksFor(svc, config);
-  grpcServer(svc, config.ports.paymentsGrpc, config.hostname, () => [
-    implement(PaymentsServiceService, {
+  serveGrpcWith(svc, {
+    port: config.ports.paymentsGrpc,
+    hostname: config.hostname,
+    interceptors: [
+      serverMetrics(svc.registry),
+      authorization(serviceTokenAuthorizer(verifierFor(config, jwks, "payments")), { logger: svc.logger }),
+    ],
+    services: [implement(PaymentsServiceService, {
       getPayment: async (req) => {
         const p = await getPayment(db, req.orderId);
         if (!p) throw new NotFoundError(`no payment for order ${req.orderId}`);
@@ -63,7 +68,7 @@ export function createPaymentsService(
           reason: p.reason,
         };
       },
-    }),
-  ], serviceTokenAuthorizer(verifierFor(config, jwks, "payments")));
+    })],
+  });
   return svc;
 }

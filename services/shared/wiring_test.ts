@@ -1,8 +1,5 @@
 import assert from "node:assert/strict";
-import { UnavailableError } from "@trellis/platform/grpc";
-import { freePorts } from "../../tests/support/ports.ts";
-import { loadConfig } from "./config.ts";
-import { consume, relay, tokensFor } from "./wiring.ts";
+import { consume, relay } from "./wiring.ts";
 import { currentContext } from "@trellis/platform/context";
 import { createLogger } from "@trellis/platform/log";
 import { createMemoryBroker } from "@trellis/platform/messaging";
@@ -13,12 +10,6 @@ import { enqueue, OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
 import { waitUntil } from "@trellis/platform/testing";
 
 const quiet = createLogger("test", { level: "error", write: () => {} });
-
-Deno.test("tokensFor() reports an unreachable auth service as UnavailableError, which the edge answers with 503", async () => {
-  const [dead] = freePorts(1);
-  const config = loadConfig({ AUTH_URL: `http://127.0.0.1:${dead}` });
-  await assert.rejects(tokensFor(config, "gateway", "orders")(), UnavailableError);
-});
 
 Deno.test("consume() absorbs brief failures in place and dead-letters a handler that outlives its timeout", async () => {
   const bus = createMemoryBroker({ redelivery: { baseDelayMs: 1, maxDelayMs: 5 }, logger: quiet });

@@ -1,0 +1,141 @@
+import { backoffDelay, delay, type RetryOptions } from "../async/mod.ts";
+import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
+import { GrpcError, status } from "./errors.ts";
+import type { ClientInterceptor } from "./interceptor.ts";
+import { abortError } from "./_abort.ts";
+
+/** Options for {@linkcode callContext}. */
+export interface CallContextOptions {
+  /** Deadline of a call made outside any context or with more budget than this, unless its options set `timeoutMs`. @default {10_000} */
+  timeoutMs?: number;
+}
+
+/**
+ * Carries the current context into the call: its deadline becomes the earlier of `timeoutMs` (the call's own, else
+ * this default) and the context's remaining budget; its signal aborts with the context's or the call options'
+ * signal; its metadata holds the context headers (request id, traceparent, absolute deadline) and the call options'
+ * `metadata`. `createGrpcClient` puts it outermost.
+ *
+ * @example A call's deadline inside a context with 300 ms left
+ * ```ts
+ * import { Metadata } from "@grpc/grpc-js";
+ * import { runWithContext } from "../context/mod.ts";
+ * import { callContext } from "./mod.ts";
+ *
+ * const send = callContext({ timeoutMs: 5_000 })(async (call) => call.deadline);
+ * const ctx = { requestId: "r-1", signal: new AbortController().signal, deadline: Date.now() + 300 };
+ * const call = { method: "/m", name: "m", request: {}, metadata: new Metadata(), options: {}, deadline: Infinity };
+ * const deadline = await runWithContext(ctx, () => send(call)); // ctx.deadline
+ * ```
+ */
+export function callContext(options: CallContextOptions = {}): ClientInterceptor {
+  const { timeoutMs: defaultTimeoutMs = 10_000 } = options;
+  return (next) =>
+    function callContext(call) {
+      const ctx = currentContext();
+      const timeoutMs = call.options.timeoutMs ?? defaultTimeoutMs;
+      const deadline = Math.min(call.deadline, Date.now() + timeoutMs, ctx?.deadline ?? Infinity);
+      const signals = [call.signal, ctx?.signal, call.options.signal].filter((s): s is AbortSignal => s !== undefined);
+      const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+      const metadata = call.metadata.clone();
+      for (const [key, value] of Object.entries({ ...contextHeaders(ctx), ...call.options.metadata })) {
+        metadata.set(key, value);
+      }
+      if (Number.isFinite(deadline)) metadata.set(ContextHeaders.deadline, String(deadline));
+      return next({ ...call, metadata, deadline, signal });
+    };
+}
+
+/**
+ * Sends `authorization: Bearer <token>` with each call, the token from `source` (a cached service token source, as
+ * {@linkcode serviceTokens} makes). A failing source fails the call with what it threw.
+ *
+ * @example Send a fixed token
+ * ```ts
+ * import { bearerToken, createGrpcClient } from "./mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ * using orders = createGrpcClient(OrdersServiceService, "127.0.0.1:50051", {
+ *   interceptors: [bearerToken(async () => "service-token")],
+ * });
+ * ```
+ */
+export function bearerToken(source: () => Promise<string>): ClientInterceptor {
+  return (next) =>
+    async function bearerToken(call) {
+      const metadata = call.metadata.clone();
+      metadata.set("authorization", `Bearer ${await source()}`);
+      return await next({ ...call, metadata });
+    };
+}
+
+/**
+ * Forwards the end user's own token (`currentContext().principal.token`, set by HTTP `authenticate`) as
+ * `x-end-user-token` beside the service token, so the callee can authorize on the user too (see
+ * {@linkcode serviceTokenAuthorizer}). Calls made without an authenticated principal send none.
+ *
+ * @example A gateway's client to a service that acts for end users
+ * ```ts
+ * import { createGrpcClient, endUserToken } from "./mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ * using orders = createGrpcClient(OrdersServiceService, "127.0.0.1:50051", { interceptors: [endUserToken()] });
+ * ```
+ */
+export function endUserToken(): ClientInterceptor {
+  return (next) =>
+    function endUserToken(call) {
+      const token = currentContext()?.principal?.token;
+      if (token === undefined) return next(call);
+      const metadata = call.metadata.clone();
+      metadata.set(ContextHeaders.endUserToken, token);
+      return next({ ...call, metadata });
+    };
+}
+
+const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.RESOURCE_EXHAUSTED]);
+
+/** Options for {@linkcode retryCalls}. */
+export interface RetryCallsOptions extends RetryOptions {
+  /** Methods (names in the definition) safe to retry, unless a call's options say otherwise. @default {[]} */
+  idempotent?: readonly string[];
+}
+
+/**
+ * Retries idempotent calls that fail with `UNAVAILABLE` or `RESOURCE_EXHAUSTED`, with full-jitter exponential
+ * backoff, never past the call's deadline and stopping when its signal aborts. A call is idempotent when its options
+ * say `idempotent: true`, or say nothing and its method is listed in `idempotent`.
+ *
+ * @example Retry reads up to 5 times
+ * ```ts
+ * import { createGrpcClient, retryCalls } from "./mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ * using orders = createGrpcClient(OrdersServiceService, "127.0.0.1:50051", {
+ *   interceptors: [retryCalls({ idempotent: ["getOrder"], maxAttempts: 5 })],
+ * });
+ * ```
+ */
+export function retryCalls(options: RetryCallsOptions = {}): ClientInterceptor {
+  const { maxAttempts = 3, baseDelayMs = 50, maxDelayMs = 1_000 } = options;
+  if (!(maxAttempts >= 1)) {
+    throw new RangeError(`Cannot use retry.maxAttempts as attempts: current value is ${maxAttempts}`);
+  }
+  const idempotent = new Set(options.idempotent ?? []);
+  return (next) =>
+    async function retryCalls(call) {
+      const retryable = call.options.idempotent ?? idempotent.has(call.name);
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await next(call);
+        } catch (err) {
+          if (!(err instanceof GrpcError) || !retryable || attempt >= maxAttempts || !RETRYABLE.has(err.code)) {
+            throw err;
+          }
+          const backoff = Math.random() * backoffDelay(attempt, { baseDelayMs, maxDelayMs });
+          if (Date.now() + backoff >= call.deadline) throw err;
+          const { signal } = call;
+          await delay(backoff, signal).catch(() => {
+            throw abortError(signal!);
+          });
+        }
+      }
+    };
+}

@@ -1,0 +1,48 @@
+import type { Service } from "../service/mod.ts";
+import { type GrpcServer, serveGrpc, type ServeGrpcOptions } from "./server.ts";
+
+/** Options for {@linkcode serveGrpcWith}: those of `serveGrpc`, with `logger` defaulting to the service's. */
+export interface ServeGrpcWithOptions extends ServeGrpcOptions {
+  /** Where unexpected handler failures and authorization denials are logged. @default {svc.logger} */
+  logger?: ServeGrpcOptions["logger"];
+  /** Time in-flight calls get to finish when the service stops (0 when the stop is already late). @default {5000} */
+  graceMs?: number;
+}
+
+/**
+ * Serves gRPC from start to stop of `svc`: the server starts with the service's other start hooks and closes (in
+ * flight calls get `graceMs`) when it stops. Returns a getter for the running server (undefined before start and
+ * after stop), for its bound address.
+ *
+ * @example Serve orders as part of a service
+ * ```ts
+ * import { createGrpcClient, implement, NotFoundError, serveGrpcWith, serverMetrics } from "./mod.ts";
+ * import { createLogger } from "../log/mod.ts";
+ * import { Service } from "../service/mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ *
+ * const svc = new Service({ name: "orders", port: 0, log: createLogger("orders", { write: () => {} }) });
+ * const fail = async () => { throw new NotFoundError("no orders here"); };
+ * const server = serveGrpcWith(svc, {
+ *   services: [implement(OrdersServiceService, { createOrder: fail, getOrder: fail })],
+ *   interceptors: [serverMetrics(svc.registry)],
+ * });
+ * await svc.start();
+ * using orders = createGrpcClient(OrdersServiceService, server()!.address);
+ * await orders.getOrder({ id: "o-1", customerId: "" }).catch((err) => err); // NotFoundError
+ * await svc.stop();
+ * ```
+ */
+export function serveGrpcWith(svc: Service, options: ServeGrpcWithOptions): () => GrpcServer | undefined {
+  const { graceMs = 5_000, ...serveOptions } = options;
+  let running: GrpcServer | undefined;
+  svc.onStart("grpc", async () => {
+    const server = await serveGrpc({ logger: svc.logger, ...serveOptions });
+    running = server;
+    svc.onStop("grpc", async (signal) => {
+      await server.close(signal.aborted ? 0 : graceMs);
+      running = undefined;
+    });
+  });
+  return () => running;
+}
