@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { exportPublicJwk, generateSigningKey, type PublicJwk } from "./keys.ts";
 import { remoteJwks } from "./remote_jwks.ts";
+import { within } from "../testing/mod.ts";
 
 /** A real JWKS endpoint on a loopback socket that counts fetches and can be told to fail or stall. */
 function serveJwks(initial: PublicJwk[]) {
@@ -13,7 +14,7 @@ function serveJwks(initial: PublicJwk[]) {
   };
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async () => {
     state.fetches++;
-    if (state.stall) await state.stall;
+    if (state.stall) await within(state.stall, 10_000, "the test to release the stalled JWKS fetch");
     return new Response(state.body ?? JSON.stringify({ keys: state.keys }), {
       status: state.status,
       headers: { "content-type": "application/json" },

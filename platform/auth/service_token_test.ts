@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { serviceTokenSource, type ServiceTokenSourceOptions } from "./service_token.ts";
+import { within } from "../testing/mod.ts";
 
 /** A real OAuth 2.0 token endpoint on a loopback socket that counts requests and records the last form. */
 function serveTokenEndpoint() {
@@ -16,7 +17,7 @@ function serveTokenEndpoint() {
     state.requests++;
     state.contentType = req.headers.get("content-type");
     state.form = new URLSearchParams(await req.text());
-    if (state.gate) await state.gate;
+    if (state.gate) await within(state.gate, 10_000, "the test to open the token endpoint's gate");
     const body = state.body ??
       { access_token: `tok-${state.requests}`, token_type: "Bearer", expires_in: state.expiresIn };
     return Response.json(body, { status: state.status });
@@ -88,7 +89,10 @@ Deno.test("serviceTokenSource() makes concurrent callers share one request", asy
   const token = source(server.url, { t: 0 });
   const pending = Array.from({ length: 20 }, () => token());
   setTimeout(open, 20);
-  assert.deepEqual(new Set(await Promise.all(pending)), new Set(["tok-1"]));
+  assert.deepEqual(
+    new Set(await within(Promise.all(pending), 5_000, "the 20 concurrent token() calls")),
+    new Set(["tok-1"]),
+  );
   assert.equal(server.state.requests, 1);
 });
 

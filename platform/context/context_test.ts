@@ -12,6 +12,7 @@ import {
   remainingMs,
   runWithContext,
 } from "./context.ts";
+import { within } from "../testing/mod.ts";
 
 function ctxOf(fields: Partial<Context> = {}): Context {
   return { requestId: "r-1", signal: new AbortController().signal, ...fields };
@@ -272,7 +273,7 @@ Deno.test("childContext() inherits the parent's identity, tightens its deadline 
     const ended = Promise.withResolvers<unknown>();
     const { ctx, dispose } = childContext(parent, { deadline: Date.now() + 10, onEnd: ended.resolve });
     const signal = ctx.signal;
-    const reason = await ended.promise;
+    const reason = await within(ended.promise, 2_000, "onEnd after the 10 ms deadline");
     assert.equal((reason as DOMException).name, "TimeoutError");
     assert.equal(signal.aborted, true);
     assert.equal(signal.reason, reason);

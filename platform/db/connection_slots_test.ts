@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnectionSlots } from "./connection_slots.ts";
+import { within } from "../testing/mod.ts";
 
 Deno.test("ConnectionSlots hands freed slots to waiters first come, first served", async () => {
   const slots = new ConnectionSlots(1);
@@ -10,9 +11,9 @@ Deno.test("ConnectionSlots hands freed slots to waiters first come, first served
   const second = slots.acquire().then(() => order.push(2));
   assert.equal(slots.waiting, 2);
   slots.release();
-  await first;
+  await within(first, 1_000, "the first waiter to get the freed slot");
   slots.release();
-  await second;
+  await within(second, 1_000, "the second waiter to get the freed slot");
   assert.deepEqual(order, [1, 2]);
   slots.release();
   assert.equal(slots.tryAcquire(), true);
@@ -26,10 +27,10 @@ Deno.test("ConnectionSlots takes a waiter whose signal aborts out of the queue w
   const waiting = slots.acquire(controller.signal);
   const next = slots.acquire();
   controller.abort(reason);
-  await assert.rejects(waiting, (error) => error === reason);
+  await assert.rejects(within(waiting, 1_000, "the aborted waiter to reject"), (error) => error === reason);
   assert.equal(slots.waiting, 1);
   slots.release();
-  await next;
+  await within(next, 1_000, "the waiter behind the aborted one to get the slot");
   await assert.rejects(slots.acquire(AbortSignal.abort(reason)), (error) => error === reason);
 });
 

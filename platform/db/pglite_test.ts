@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Database } from "./db.ts";
 import { createPglite, type SharedPglite } from "./pglite.ts";
 import { databaseConformance, type DatabaseFixture } from "./testing/mod.ts";
+import { within } from "../testing/mod.ts";
 
 // Starting PGlite costs ~2–3 s and ~500 MB, so every case shares one instance, each on a fresh schema.
 let shared: Promise<SharedPglite> | undefined;
@@ -77,9 +78,9 @@ Deno.test("pglite: another view's statement waits until a running transaction en
     await new Promise((resolve) => setTimeout(resolve, 30));
     events.push("tx end");
   });
-  await inside;
+  await within(inside, 5_000, "the transaction to start");
   await b.db.query("select 1").then(() => events.push("other query"));
-  await tx;
+  await within(tx, 5_000, "the transaction to end");
   assert.deepEqual(events, ["tx end", "other query"]);
 });
 

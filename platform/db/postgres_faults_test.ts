@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { connectPostgres } from "./postgres.ts";
 import { DatabaseUnavailableError } from "./errors.ts";
 import { BASE_URL } from "./testing/mod.ts";
-import { startPostgres, waitUntil } from "../testing/mod.ts";
+import { startPostgres, waitUntil, within } from "../testing/mod.ts";
 import { childContext, runWithContext } from "../context/mod.ts";
 import { chain, recovery, requestContext } from "../http/mod.ts";
 import { createLogger } from "../log/mod.ts";
@@ -86,7 +86,7 @@ function startLoad(url: string, ...flags: string[]) {
     stderr,
     async [Symbol.asyncDispose]() {
       if (!exited) child.kill("SIGKILL");
-      await Promise.all([status, reading, stderr]);
+      await within(Promise.all([status, reading, stderr]), 10_000, "the load process to exit and close its output");
     },
   };
 }
@@ -369,7 +369,7 @@ Deno.test("a call waiting for a connection whose deadline passes rejects at it a
       isTimeout,
     );
     assert.ok(elapsed < 400, `rejected after ${elapsed.toFixed(0)} ms`);
-    await busy;
+    await within(busy, 5_000, "the pg_sleep(0.5) holding the only connection");
     assert.deepEqual(await db.query(`select id from ${table}`), []);
   } finally {
     await db.query(`drop table if exists ${table}`).catch(() => {});
@@ -454,7 +454,7 @@ function silencingProxy() {
     },
     async [Symbol.asyncDispose]() {
       listener.close();
-      await accepting;
+      await within(accepting, 5_000, "the proxy's accept loop to end");
       for (const link of open) {
         for (const c of link.conns) {
           try {
@@ -462,7 +462,7 @@ function silencingProxy() {
           } catch { /* closed */ }
         }
       }
-      await Promise.all(pumps);
+      await within(Promise.all(pumps), 5_000, "the proxy's pumps to end");
     },
   };
 }

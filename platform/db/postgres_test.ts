@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { connectPostgres, ensureDatabase } from "./postgres.ts";
 import { BASE_URL, databaseConformance, dropDatabase, freshDatabase, uniqueName, urlFor } from "./testing/mod.ts";
+import { within } from "../testing/mod.ts";
 
 databaseConformance("postgres", freshDatabase);
 
@@ -51,8 +52,11 @@ Deno.test("connectPostgres() turns on TCP keepalive after keepAliveMs of idle ti
   try {
     const [{ port }] = await db.query<{ port: number }>("select inet_client_port() as port");
     // The kernel's own view of the socket: `timer:(keepalive,<seconds left>...)`, at most the idle time asked for.
-    const out = await new Deno.Command("ss", { args: ["-tno", "state", "established", `( sport = :${port} )`] })
-      .output();
+    const out = await within(
+      new Deno.Command("ss", { args: ["-tno", "state", "established", `( sport = :${port} )`] }).output(),
+      5_000,
+      "ss to list the connection",
+    );
     const timer = new TextDecoder().decode(out.stdout).match(/timer:\(keepalive,([\d.]+)(ms|sec)/);
     assert.ok(timer, `no keepalive timer on the connection from port ${port}`);
     const seconds = Number(timer[1]) / (timer[2] === "ms" ? 1000 : 1);

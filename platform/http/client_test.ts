@@ -8,6 +8,7 @@ import {
   UnavailableError,
   UpstreamError,
 } from "./client.ts";
+import { within } from "../testing/mod.ts";
 
 /** A real server on a free loopback port that counts the requests it gets. */
 function serve(handler: (req: Request, n: number) => Response | Promise<Response>) {
@@ -88,7 +89,7 @@ Deno.test("a passing context deadline aborts the in-flight fetch and rejects wit
   const err = await rejects(runWithContext(context(150), () => client.request("GET", "/slow")), TimeoutError);
   assert.ok(Date.now() - started < 1_000);
   assert.equal(err.attempts, 1, "a spent budget is not retried");
-  await serverSawAbort;
+  await within(serverSawAbort, 2_000, "the server to see the request aborted");
   assert.equal(server.requests, 1);
 });
 
@@ -223,10 +224,10 @@ Deno.test("request() rejects with the caller's abort reason when the caller canc
   const client = createHttpClient({ baseUrl: server.url });
   const caller = new AbortController();
   const call = client.request("GET", "/", { signal: caller.signal });
-  await arrived;
+  await within(arrived, 5_000, "the request to reach the server");
   const reason = new Error("user went away");
   caller.abort(reason);
-  await assert.rejects(call, (err) => err === reason);
+  await assert.rejects(within(call, 2_000, "the aborted request to reject"), (err) => err === reason);
 });
 
 Deno.test("retryAfterMs() reads delay-seconds and HTTP dates", () => {

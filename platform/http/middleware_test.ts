@@ -7,6 +7,7 @@ import { HttpError, notFound, problemResponse } from "./problem.ts";
 import { json } from "./json.ts";
 import { tracing } from "./tracing.ts";
 import { Router } from "./router.ts";
+import { within } from "../testing/mod.ts";
 
 function memoryLog() {
   const lines: Record<string, unknown>[] = [];
@@ -59,7 +60,7 @@ Deno.test("requestContext() answers 504 problem when the handler outlives the de
   const finished = new Promise<void>((r) => handlerDone = r);
   const slow: Handler = async () => {
     handlerSignal = currentContext()!.signal;
-    await aborted(handlerSignal);
+    await within(aborted(handlerSignal), 5_000, "the handler's signal to abort at the deadline");
     handlerDone();
     return new Response("too late");
   };
@@ -74,12 +75,12 @@ Deno.test("requestContext() answers 504 problem when the handler outlives the de
   assert.equal(body.requestId, "slow-1");
   assert.equal(handlerSignal?.aborted, true);
   assert.equal((handlerSignal?.reason as DOMException).name, "TimeoutError");
-  await finished;
+  await within(finished, 2_000, "the slow handler to finish after its signal aborted");
 });
 
 Deno.test("requestContext() uses its default budget when the request carries no deadline", async () => {
   const h = chain(requestContext({ defaultBudgetMs: 20 }))(async () => {
-    await aborted(currentContext()!.signal);
+    await within(aborted(currentContext()!.signal), 5_000, "the handler's signal to abort after the default budget");
     throw currentContext()!.signal.reason;
   });
   const res = await h(new Request("http://svc/"));
@@ -93,13 +94,13 @@ Deno.test("requestContext() aborts the handler's signal when the client goes awa
   const inHandler = new Promise<void>((r) => reached = r);
   const h = chain(requestContext())(async () => {
     reached();
-    await aborted(currentContext()!.signal);
+    await within(aborted(currentContext()!.signal), 5_000, "the handler's signal to abort with the client");
     return new Response("gone");
   });
   const pending = h(new Request("http://svc/", { signal: client.signal }));
-  await inHandler;
+  await within(inHandler, 2_000, "the request to reach the handler");
   client.abort();
-  const res = await pending;
+  const res = await within(pending, 2_000, "the answer after the client went away");
   await res.body?.cancel();
   assert.equal(res.status, 504);
 });

@@ -1,5 +1,6 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { createLimiter } from "./limiter.ts";
+import { within } from "../testing/mod.ts";
 
 Deno.test("createLimiter() hands out at most max slots and serves waiters in order", async () => {
   const limiter = createLimiter(2);
@@ -10,16 +11,16 @@ Deno.test("createLimiter() hands out at most max slots and serves waiters in ord
   const fourth = limiter.acquire().then(() => order.push(4));
   strictEqual(limiter.active, 2);
   limiter.release();
-  await third;
+  await within(third, 1_000, "the third acquire() to get a released slot");
   limiter.release();
-  await fourth;
+  await within(fourth, 1_000, "the fourth acquire() to get a released slot");
   deepStrictEqual(order, [3, 4]);
   let idle = false;
   const waiting = limiter.idle().then(() => idle = true);
   limiter.release();
   strictEqual(idle, false);
   limiter.release();
-  await waiting;
+  await within(waiting, 1_000, "idle() once every slot was released");
   strictEqual(limiter.active, 0);
 });
 
@@ -38,10 +39,10 @@ Deno.test("tryAcquire() takes a free slot at once, never one a waiter is owed, a
   const waiter = limiter.acquire().then(() => (waiterServed = true));
   limiter.release(); // goes to the waiter
   strictEqual(limiter.tryAcquire(), false);
-  await waiter;
+  await within(waiter, 1_000, "the waiter to get the released slot");
   strictEqual(waiterServed, true);
   limiter.release();
-  await limiter.idle();
+  await within(limiter.idle(), 1_000, "idle() with no slot taken");
   strictEqual(limiter.tryAcquire(), true);
   limiter.release();
 });

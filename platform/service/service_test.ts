@@ -4,7 +4,7 @@ import { HttpError, Router } from "../http/mod.ts";
 import { createLogger } from "../log/mod.ts";
 import { createJetStreamPubSub, createKafkaPubSub, createNatsPubSub } from "../messaging/mod.ts";
 import { createPlatformaticKafkaPubSub } from "../messaging/adapters/kafka/platformatic.ts";
-import { startKafka, startNats } from "../testing/mod.ts";
+import { startKafka, startNats, within } from "../testing/mod.ts";
 import { type Check, Service, type ServiceOptions } from "./service.ts";
 
 /** A service on a free port with a quiet logger, and an HTTP client the test closes so no connection outlives it. */
@@ -64,7 +64,7 @@ Deno.test("/readyz is 503 naming the failing dependency while start() waits on i
   };
   env.svc.check("db", db).check("cache", () => Promise.resolve());
   const started = env.svc.start();
-  await checked.promise;
+  await within(checked.promise, 2_000, "start() to run the db readiness check");
 
   const waiting = await env.fetch("/readyz");
   assert.equal(waiting.status, 503);
@@ -80,7 +80,7 @@ Deno.test("/readyz is 503 naming the failing dependency while start() waits on i
 
   dbUp = true;
   checked = deferred();
-  await started;
+  await within(started, 5_000, "start() to finish once the db check passes");
   const ready = await env.fetch("/readyz");
   assert.equal(ready.status, 200);
   const readyBody = await ready.json();
@@ -223,7 +223,7 @@ Deno.test("stop() lets in-flight requests complete, refuses new ones, then runs 
   const allIn = deferred();
   env.svc.handle(async () => {
     if (++entered === 20) allIn.resolve();
-    await gate.promise;
+    await within(gate.promise, 10_000, "the test to open the handlers' gate");
     events.push("handled");
     return new Response("done");
   });
@@ -238,7 +238,7 @@ Deno.test("stop() lets in-flight requests complete, refuses new ones, then runs 
     const text = await res.text();
     return { status: res.status, text };
   });
-  await allIn.promise;
+  await within(allIn.promise, 5_000, "all 20 requests in the handler");
 
   const stopped = env.svc.stop();
   assert.equal(env.svc.state, "draining");
@@ -252,8 +252,8 @@ Deno.test("stop() lets in-flight requests complete, refuses new ones, then runs 
   assert.deepEqual(events, [], "no stop hook runs while requests are in flight");
 
   gate.resolve();
-  const results = await Promise.all(inFlight);
-  await stopped;
+  const results = await within(Promise.all(inFlight), 5_000, "the 20 in-flight requests to complete");
+  await within(stopped, 5_000, "stop() to finish after the drain");
   assert.deepEqual(results, Array.from({ length: 20 }, () => ({ status: 200, text: "done" })));
   assert.deepEqual(events.slice(20), ["stop consumer", "stop pool"]);
   assert.equal(env.svc.state, "stopped");
@@ -267,7 +267,7 @@ Deno.test("stop() is idempotent: concurrent and repeated calls share one stop an
   const a = env.svc.stop();
   const b = env.svc.stop();
   assert.equal(a, b);
-  await a;
+  await within(a, 5_000, "the shared stop()");
   await env.svc.stop();
   assert.equal(runs, 1);
   assert.equal(env.svc.state, "stopped");
@@ -314,7 +314,10 @@ Deno.test("stop() during start() ends the wait for dependencies: start() rejects
   const starting = svc.start();
   await new Promise((r) => setTimeout(r, 50));
   await svc.stop();
-  await assert.rejects(starting, /stopped before its dependencies were ready/);
+  await assert.rejects(
+    within(starting, 2_000, "start() to reject once stop() was called"),
+    /stopped before its dependencies were ready/,
+  );
   assert.equal(svc.state, "stopped");
 });
 

@@ -1,4 +1,4 @@
-import { waitUntil } from "./bounded.ts";
+import { waitUntil, within } from "./bounded.ts";
 /**
  * Private infrastructure for fault tests: a Postgres, NATS (with JetStream) or Kafka of the test's own, started by
  * `scripts/infra.sh` in a temporary directory on free ports, that the test may kill, pause, stop and start again
@@ -67,13 +67,13 @@ export async function startComponent(kind: ComponentKind, options: ComponentOpti
     env.TRELLIS_KAFKA_CONTROLLER_PORT = String(controllerPort);
   }
   const infra = async (action: "up" | "down") => {
-    const out = await new Deno.Command("bash", {
-      args: [SCRIPT, action, kind],
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    // Generous: the first `up` of a kind may install it (apt-get, a Kafka download) before starting it.
+    const out = await within(
+      new Deno.Command("bash", { args: [SCRIPT, action, kind], env, stdin: "null", stdout: "piped", stderr: "piped" })
+        .output(),
+      600_000,
+      `infra.sh ${action} ${kind} on port ${port}`,
+    );
     if (out.code !== 0) {
       const text = new TextDecoder();
       throw new Error(

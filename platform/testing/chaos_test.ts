@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { alive, startNats, startPostgres } from "./chaos.ts";
-import { waitUntil } from "./bounded.ts";
+import { waitUntil, within } from "./bounded.ts";
 
 Deno.test("startPostgres() gives a private server that can be killed, restarted, paused and resumed, keeping committed data", async () => {
   await using pg = await startPostgres();
@@ -24,7 +24,11 @@ Deno.test("startPostgres() gives a private server that can be killed, restarted,
     const first = await Promise.race([hung.then(() => "answered"), new Promise((r) => setTimeout(r, 500, "hung"))]);
     assert.equal(first, "hung", "a paused server does not answer");
     await pg.resume();
-    assert.deepEqual([...await hung], [{ n: 2 }], "the query completes once the server is resumed");
+    assert.deepEqual(
+      [...await within(hung, 5_000, "the query sent while paused to complete after resume()")],
+      [{ n: 2 }],
+      "the query completes once the server is resumed",
+    );
 
     const [{ fsync }] = await sql.unsafe("show fsync");
     assert.equal(fsync, "on", "the chaos kit's Postgres is durable");

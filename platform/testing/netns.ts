@@ -15,6 +15,7 @@
  */
 import type { ForwardSpec, LatencyCommand } from "./_forwarder.ts";
 import { TextLineStream } from "./text_line_stream.ts";
+import { within } from "./bounded.ts";
 
 const FORWARDER = new URL("./_forwarder.ts", import.meta.url).href;
 const PREFIX = "trellis-";
@@ -224,7 +225,7 @@ export class IsolatedNetwork implements AsyncDisposable {
       } catch {
         // exited meanwhile
       }
-      await child.status;
+      await within(child.status, 10_000, "a spawned process to die after SIGKILL");
     }));
     await Promise.all([this.#hostForwarder.close(), this.#routerForwarder.close()]);
     await removeNamespaces(this.name);
@@ -424,7 +425,8 @@ class Forwarder {
       if (ready !== "ready") throw new Error(`it printed ${JSON.stringify(ready)}`);
     } catch (err) {
       await forwarder.close();
-      throw new Error(`Cannot start a forwarder for ${forwards.length} ports: ${err}\n${await stderr}`);
+      const said = await within(stderr, 5_000, "the failed forwarder's stderr to close");
+      throw new Error(`Cannot start a forwarder for ${forwards.length} ports: ${err}\n${said}`);
     }
     // Later stderr output (none expected) is drained so the pipe never fills up.
     stderr.catch(() => {});
@@ -442,31 +444,22 @@ class Forwarder {
   }
 
   async #next(timeoutMs: number): Promise<string> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      const next = await Promise.race([this.#lines.next(), timeout]);
-      if (next.done) throw new Error("it exited");
-      return next.value;
-    } finally {
-      clearTimeout(timer);
-    }
+    const next = await within(this.#lines.next(), timeoutMs, "the forwarder's answer");
+    if (next.done) throw new Error("it exited");
+    return next.value;
   }
 
   /** Ends its stdin (it exits on that), SIGKILL if it has not exited within 5 s. */
   async close(): Promise<void> {
     await this.#stdin.close().catch(() => {});
-    const timer = setTimeout(() => {
+    await within(this.#child.status, 5_000, "the forwarder to exit at the end of its stdin").catch(() => {
       try {
         this.#child.kill("SIGKILL");
       } catch {
         // exited meanwhile
       }
-    }, 5000);
-    await this.#child.status;
-    clearTimeout(timer);
+    });
+    await within(this.#child.status, 5_000, "the forwarder to die after SIGKILL");
     await this.#lines.return?.();
   }
 }
@@ -491,8 +484,11 @@ async function removeNamespaces(name: string): Promise<void> {
   await run("ip", ["link", "del", hostDeviceOf(name)]).catch(() => {});
   const failures = [];
   for (const ns of namespaces) {
-    const out = await new Deno.Command(tool("ip"), { args: ["netns", "del", ns], stdout: "null", stderr: "piped" })
-      .output();
+    const out = await within(
+      new Deno.Command(tool("ip"), { args: ["netns", "del", ns], stdout: "null", stderr: "piped" }).output(),
+      30_000,
+      `ip netns del ${ns}`,
+    );
     const reason = new TextDecoder().decode(out.stderr);
     if (!out.success && !reason.includes("No such file")) failures.push(`${ns}: ${reason.trim()}`);
   }
@@ -591,7 +587,11 @@ function tool(name: "ip" | "tc"): string {
 }
 
 async function output(name: "ip" | "tc", args: string[]): Promise<string> {
-  const out = await new Deno.Command(tool(name), { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+  const out = await within(
+    new Deno.Command(tool(name), { args, stdin: "null", stdout: "piped", stderr: "piped" }).output(),
+    30_000,
+    `${name} ${args.join(" ")}`,
+  );
   const text = new TextDecoder();
   if (out.code !== 0) {
     throw new Error(

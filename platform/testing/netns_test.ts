@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { isolate, type IsolatedNetwork, removeStaleNamespaces } from "./netns.ts";
 import { TextLineStream } from "./text_line_stream.ts";
+import { within } from "./bounded.ts";
 
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const PG_PORT = Number(new URL(DATABASE_URL).port || 5432);
@@ -94,9 +95,12 @@ class PgProbe implements AsyncDisposable {
   async [Symbol.asyncDispose]() {
     await this.#stdin.close().catch(() => {});
     const timer = setTimeout(() => this.#child.kill("SIGKILL"), 5000);
-    await this.#out.drain();
-    await this.#child.status;
-    clearTimeout(timer);
+    try {
+      await this.#out.drain();
+      await within(this.#child.status, 10_000, "the probe to exit");
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
@@ -113,7 +117,11 @@ function freePort(): number {
 }
 
 async function ipText(args: string[]): Promise<string> {
-  const out = await new Deno.Command("/usr/sbin/ip", { args, stdout: "piped", stderr: "piped" }).output();
+  const out = await within(
+    new Deno.Command("/usr/sbin/ip", { args, stdout: "piped", stderr: "piped" }).output(),
+    30_000,
+    `ip ${args.join(" ")}`,
+  );
   if (!out.success) throw new Error(`ip ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
   return new TextDecoder().decode(out.stdout);
 }
@@ -153,12 +161,11 @@ Deno.test("partition() makes a query across the link hang, and heal() lets it an
 
 /** Runs `statement` on the shared Postgres from the host with psql; its output without alignment. */
 async function psql(statement: string): Promise<string> {
-  const out = await new Deno.Command("psql", {
-    args: [DATABASE_URL, "-Atc", statement],
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
+  const out = await within(
+    new Deno.Command("psql", { args: [DATABASE_URL, "-Atc", statement], stdout: "piped", stderr: "piped" }).output(),
+    30_000,
+    `psql -c ${statement}`,
+  );
   if (!out.success) throw new Error(`psql failed: ${new TextDecoder().decode(out.stderr)}`);
   return new TextDecoder().decode(out.stdout).trim();
 }
@@ -212,7 +219,7 @@ Deno.test("partition() makes a new connection from inside hang in connect, as a 
   await net.heal("postgres");
   // The next SYN retransmission (1 s, 3 s, 7 s after the first) gets through.
   assert.equal(await out.next(10_000), "connected from 10.0.0.2");
-  assert.equal((await child.status).code, 0);
+  assert.equal((await within(child.status, 5_000, "the connecting process to exit")).code, 0);
   await out.drain();
 });
 
@@ -292,8 +299,8 @@ Deno.test("outbound links carry NATS and Kafka (whose advertised listener is 127
     await admin.disconnect();`;
   const child = net.spawn(Deno.execPath(), ["eval", code], { cwd: ROOT, stdout: "piped", stderr: "piped" });
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  const out = await child.output();
-  clearTimeout(timer);
+  const out = await within(child.output(), 70_000, "the NATS and Kafka client inside the namespace to exit")
+    .finally(() => clearTimeout(timer));
   const text = new TextDecoder();
   assert.equal(
     text.decode(out.stdout),
@@ -313,7 +320,7 @@ Deno.test("disposing an isolated network kills what it spawned and leaves no nam
 
   await net[Symbol.asyncDispose]();
 
-  assert.equal((await sleeper.status).signal, "SIGKILL");
+  assert.equal((await within(sleeper.status, 5_000, "the spawned sleep to die")).signal, "SIGKILL");
   assert(!(await ipText(["netns", "list"])).includes(net.name), "the namespace is still listed");
   assert(!(await ipText(["-o", "link"])).includes(`tr${id}`), "a veth is still listed");
   assert.throws(() => net.spawn("true"), { name: "TypeError", message: /disposed/ });

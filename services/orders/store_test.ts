@@ -4,6 +4,7 @@ import { freshDatabase } from "@trellis/platform/db/testing";
 import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
 import { migrateService } from "../shared/infra.ts";
 import { applyReply, createOrder, expireOverdue, getOrder } from "./store.ts";
+import { within } from "@trellis/platform/testing";
 
 /** A fresh Postgres database with the outbox's and the orders service's migrations applied. */
 async function ordersDatabase() {
@@ -99,15 +100,15 @@ Deno.test("expireOverdue() skips an order locked by a reply being applied and ta
   const holder = fx.db.transaction(async (tx) => {
     await tx.query("select id from orders where id = $1 for update", [locked]);
     lockTaken();
-    await held;
+    await within(held, 10_000, "the test to release the row lock");
   });
   try {
-    await taken;
+    await within(taken, 5_000, "the holder to lock the order row");
     const first = await expireOverdue(fx.db);
     assert.deepEqual(first.map((e) => e.orderId), [free]);
   } finally {
     release();
-    await holder;
+    await within(holder, 5_000, "the lock-holding transaction to commit");
   }
   assert.deepEqual((await expireOverdue(fx.db)).map((e) => e.orderId), [locked]);
 });

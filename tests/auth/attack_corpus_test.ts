@@ -9,6 +9,7 @@ import type { SystemConfig } from "../../services/shared/config.ts";
 import type { Infra } from "../../services/shared/infra.ts";
 import { freePorts } from "../support/ports.ts";
 import { embeddedSystem } from "../support/system.ts";
+import { within } from "@trellis/platform/testing";
 
 /**
  * The whole system in this process on free ports, plus what a forger would want: the auth service's real signing
@@ -453,7 +454,7 @@ Deno.test("forged, tampered and misaddressed tokens are refused with 401 invalid
         const { pathname, search } = new URL(req.url);
         return fetch(new Request(`${system.auth}${pathname}${search}`, req));
       });
-      assert.equal(await started, "ready");
+      assert.equal(await within(started, 10_000, "start() to finish once the JWKS answers"), "ready");
       const res = await fetch(`${url}/v1/products`, { headers: { authorization: bearer(alice) } });
       assert.equal(res.status, 200, await res.clone().text());
       await res.body?.cancel();

@@ -8,6 +8,7 @@ import { embeddedInfra } from "../../services/shared/embedded.ts";
 import { type Infra, migrateService } from "../../services/shared/infra.ts";
 import { type DatabaseFixture, freshDatabase } from "@trellis/platform/db/testing";
 import { freePorts } from "../support/ports.ts";
+import { waitUntil, within } from "@trellis/platform/testing";
 
 /**
  * Rotation timing for the test: the new key signs 1 s after it is published (more than the gateway's 200 ms JWKS
@@ -89,14 +90,6 @@ async function jwksKids(auth: string): Promise<string[]> {
   return (await res.json()).keys.map((k: { kid: string }) => k.kid);
 }
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("key rotation: tokens keep working through two rotations, and the retired key's tokens get 401", async (t) => {
@@ -166,7 +159,7 @@ Deno.test("key rotation: tokens keep working through two rotations, and the reti
     };
     const workers = Array.from({ length: 4 }, (_, n) => worker(n));
     try {
-      await until("requests flow", () => stats.ok >= 20);
+      await waitUntil(() => stats.ok >= 20, 10_000, "requests to flow");
       const opsToken = await ops();
 
       const second = await rotate(opsToken);
@@ -176,15 +169,23 @@ Deno.test("key rotation: tokens keep working through two rotations, and the reti
       assert.equal(firstRetiresAt - successorSignsAt, OVERLAP_SEC * 1000);
       assert.ok((await jwksKids(auth)).includes(second.kid), "the new key is published at once");
       assert.equal(kidOf(await login()), firstKid, "but does not sign before the lead time");
-      await until("tokens signed by the second key are accepted", () => (stats.byKid.get(second.kid) ?? 0) >= 10);
+      await waitUntil(
+        () => (stats.byKid.get(second.kid) ?? 0) >= 10,
+        10_000,
+        "tokens signed by the second key to be accepted",
+      );
 
       const third = await rotate(opsToken);
       assert.deepEqual(third.retiring.map((r) => r.kid), [second.kid]);
-      await until("tokens signed by the third key are accepted", () => (stats.byKid.get(third.kid) ?? 0) >= 10);
+      await waitUntil(
+        () => (stats.byKid.get(third.kid) ?? 0) >= 10,
+        10_000,
+        "tokens signed by the third key to be accepted",
+      );
       await sleep(300);
     } finally {
       stopping = true;
-      await Promise.all([issuing, ...workers]);
+      await within(Promise.all([issuing, ...workers]), 10_000, "the token issuer and the request loops to stop");
     }
     const seconds = (performance.now() - started) / 1000;
     const sorted = stats.latencies.sort((a, b) => a - b);
@@ -206,20 +207,26 @@ Deno.test("key rotation: tokens keep working through two rotations, and the reti
   });
 
   await t.step("after the overlap window the old kid is gone from the JWKS and its token gets 401", async () => {
-    await until("the first key's overlap has passed", () => Date.now() > firstRetiresAt, OVERLAP_SEC * 2_000);
+    await waitUntil(() => Date.now() > firstRetiresAt, OVERLAP_SEC * 2_000, "the first key's overlap to pass");
     const kids = await jwksKids(auth);
     assert.ok(!kids.includes(firstKid), `JWKS still lists ${firstKid}`);
     assert.equal(kids.length, 2);
     // The gateway cached the first token as verified; it must drop it once its JWKS refresh sees the key withdrawn.
     // A refresh happens on a key lookup after the JWKS max-age (the lead time), so each round brings a new token.
     let last: Response | undefined;
-    await until("the gateway refuses the first token", async () => {
-      const fresh = await fetch(`${gateway}/v1/not-a-route`, { headers: { authorization: `Bearer ${await login()}` } });
-      await fresh.body?.cancel();
-      last = await products(first);
-      await last.body?.cancel();
-      return last.status === 401;
-    }, 5_000);
+    await waitUntil(
+      async () => {
+        const fresh = await fetch(`${gateway}/v1/not-a-route`, {
+          headers: { authorization: `Bearer ${await login()}` },
+        });
+        await fresh.body?.cancel();
+        last = await products(first);
+        await last.body?.cancel();
+        return last.status === 401;
+      },
+      5_000,
+      "the gateway to refuse the first token",
+    );
     assert.match(
       last!.headers.get("www-authenticate") ?? "",
       /error="invalid_token", error_description="unknown signing key"/,

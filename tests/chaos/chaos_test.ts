@@ -12,7 +12,7 @@
  * `.trellis/chaos/` (a failed case's logs are always kept).
  */
 import assert from "node:assert/strict";
-import { type Component, startKafka, startNats, startPostgres } from "@trellis/platform/testing";
+import { type Component, startKafka, startNats, startPostgres, within } from "@trellis/platform/testing";
 import { startCluster } from "../support/cluster.ts";
 import { audit, problems, readStock, type Report } from "./audit.ts";
 import { runLoad } from "./load.ts";
@@ -174,10 +174,10 @@ async function runCase(c: Case, rig: Rig): Promise<Report & { problems: string[]
     ratePerSec: RATE,
     onSent: (i) => i === FAULT_AFTER && faultStarted!(),
   });
-  await faultDue;
+  await within(faultDue, (FAULT_AFTER / RATE) * 1000 + 30_000, `the load to send order ${FAULT_AFTER}`);
   const started = Date.now();
   const recoveredAt = await c.fault(rig, cluster);
-  const load = await loading;
+  const load = await within(loading, (ORDERS / RATE) * 1000 + 120_000, "the load to finish");
   const report = await audit(state, load, initial, recoveredAt);
   const found = problems(report, load);
   if (cluster.exits.length > 0) {

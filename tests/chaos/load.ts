@@ -4,6 +4,8 @@
  * does.
  */
 
+import { within } from "@trellis/platform/testing";
+
 /** One order the load placed. */
 export interface Placed {
   key: string;
@@ -122,6 +124,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     clients.push(place(placed[i]));
     options.onSent?.(i);
   }
-  await Promise.all(clients);
+  // Each client gives up after giveUpMs, plus at most one attempt and one backoff.
+  await within(
+    Promise.all(clients),
+    giveUpMs + attemptTimeoutMs + 5_000,
+    `each of the ${placed.length} clients to be answered or give up`,
+  );
   return { placed, outcomes, refused };
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { TextLineStream } from "../support/lines.ts";
+import { within } from "@trellis/platform/testing";
 
 /**
  * SIGTERM with 100 requests in flight: every one completes with 200, requests after the signal are refused, and the
@@ -15,7 +16,7 @@ Deno.test("a service drains 100 in-flight requests on SIGTERM, refuses new ones,
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(new TextLineStream());
   const reader = lines.getReader();
   try {
-    const url = (await reader.read()).value!;
+    const url = (await within(reader.read(), 20_000, "the slow service to print its URL")).value!;
     const inFlight = Array.from({ length: 100 }, () =>
       fetch(`${url}/slow`).then(async (res) => {
         await res.body?.cancel();
@@ -29,8 +30,8 @@ Deno.test("a service drains 100 in-flight requests on SIGTERM, refuses new ones,
       await res.body?.cancel();
       return res.status;
     }, () => "refused");
-    const statuses = await Promise.all(inFlight);
-    const { code } = await child.status;
+    const statuses = await within(Promise.all(inFlight), 10_000, "the 100 in-flight requests to complete");
+    const { code } = await within(child.status, 10_000, "the service to exit after SIGTERM");
     const exitMs = performance.now() - signalled;
     assert.deepEqual(statuses.filter((s) => s !== 200), [], "every in-flight request completes");
     assert.ok(late === 503 || late === "refused", `a request after SIGTERM got ${late}`);
@@ -42,6 +43,6 @@ Deno.test("a service drains 100 in-flight requests on SIGTERM, refuses new ones,
     try {
       child.kill("SIGKILL");
     } catch { /* already exited */ }
-    await child.status;
+    await within(child.status, 10_000, "the service to die after SIGKILL");
   }
 });

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { connect } from "@nats-io/transport-node";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { within } from "@trellis/platform/testing";
 
 const SCRIPT = new URL("../../scripts/infra.sh", import.meta.url).pathname;
 const HOST = "127.0.0.1";
@@ -54,8 +55,12 @@ async function setup() {
   };
   const infra = async (...args: string[]): Promise<InfraRun> => {
     const started = performance.now();
-    const out = await new Deno.Command("bash", { args: [SCRIPT, ...args], env, stdout: "piped", stderr: "piped" })
-      .output();
+    // Generous: the first `up` may install a server (apt-get, a Kafka download) before starting it.
+    const out = await within(
+      new Deno.Command("bash", { args: [SCRIPT, ...args], env, stdout: "piped", stderr: "piped" }).output(),
+      600_000,
+      `infra.sh ${args.join(" ")}`,
+    );
     const dec = new TextDecoder();
     return {
       code: out.code,
@@ -89,12 +94,10 @@ async function assertNatsAnswers(port: number) {
   const nc = await connect({ servers: `${HOST}:${port}` });
   try {
     const subject = `infra.test.${crypto.randomUUID()}`;
-    const sub = nc.subscribe(subject);
+    const got = Promise.withResolvers<string>();
+    nc.subscribe(subject, { max: 1, callback: (err, msg) => err ? got.reject(err) : got.resolve(msg.string()) });
     nc.publish(subject, "ping");
-    for await (const msg of sub) {
-      assert.equal(msg.string(), "ping");
-      break;
-    }
+    assert.equal(await within(got.promise, 5_000, "the NATS message on a fresh subject"), "ping");
     // infra.sh starts nats-server with -js; the JetStream API answers only when it is enabled.
     const info = (await nc.request("$JS.API.INFO", undefined, { timeout: 2000 })).json<{ error?: unknown }>();
     assert.equal(info.error, undefined);
@@ -121,15 +124,7 @@ async function assertKafkaAnswers(port: number) {
         return Promise.resolve();
       },
     });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("no Kafka message within 30 s")), 30_000);
-    });
-    try {
-      assert.equal(await Promise.race([received.promise, timeout]), "hello");
-    } finally {
-      clearTimeout(timer);
-    }
+    assert.equal(await within(received.promise, 30_000, "the Kafka message on an auto-created topic"), "hello");
   } finally {
     await consumer.disconnect();
     await producer.disconnect();

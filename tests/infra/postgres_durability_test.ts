@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { freePorts } from "../support/ports.ts";
+import { within } from "@trellis/platform/testing";
 
 const SCRIPT = new URL("../../scripts/infra.sh", import.meta.url).pathname;
 const HOST = "127.0.0.1";
@@ -24,13 +25,18 @@ async function privatePostgres() {
   // under /tmp: the postgres user must be able to reach the data directory, and the socket path must stay short
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "trellis-pgd-" });
   const infra = async (action: "up" | "down" | "status", env: Record<string, string> = {}): Promise<InfraRun> => {
-    const out = await new Deno.Command("bash", {
-      args: [SCRIPT, action, "postgres"],
-      env: { TRELLIS_INFRA_DIR: dir, TRELLIS_PG_PORT: String(port), TRELLIS_PG_UNSAFE: "", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    // Generous: the first `up` may install PostgreSQL with apt-get before starting it.
+    const out = await within(
+      new Deno.Command("bash", {
+        args: [SCRIPT, action, "postgres"],
+        env: { TRELLIS_INFRA_DIR: dir, TRELLIS_PG_PORT: String(port), TRELLIS_PG_UNSAFE: "", ...env },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output(),
+      600_000,
+      `infra.sh ${action} postgres`,
+    );
     const text = new TextDecoder();
     return { code: out.code, out: text.decode(out.stdout) + text.decode(out.stderr) };
   };
@@ -117,7 +123,7 @@ async function commitsAcrossCrash(
   })();
   await new Promise((r) => setTimeout(r, runMs));
   await pg.crash();
-  await writer;
+  await within(writer, 10_000, "the writer to stop once Postgres crashed under it");
   await sql.end({ timeout: 1 });
   await pg.up(env);
   sql = postgres(opts);

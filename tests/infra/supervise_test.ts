@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { restartDelay, Supervisor, type SupervisorOptions } from "../../scripts/supervise.ts";
 import { clusterEnv } from "../support/ports.ts";
+import { waitUntil, within } from "@trellis/platform/testing";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SERVICES = ["auth", "inventory", "payments", "orders", "notifications", "gateway"] as const;
@@ -25,14 +26,11 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The first value `probe` answers other than undefined, polling every 100 ms for at most `timeoutMs`. */
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+  let value: T | undefined;
+  await waitUntil(async () => (value = await probe()) !== undefined, timeoutMs, what, 100);
+  return value!;
 }
 
 async function readyz(url: string): Promise<number | undefined> {
@@ -293,17 +291,21 @@ Deno.test("down.sh stops a service left by an unsupervised up, which up.sh refus
   await Deno.mkdir(env.runDir, { recursive: true });
   await Deno.mkdir(env.logDir, { recursive: true });
   // what the old up.sh did: a background process per service and its pid file
-  const started = await new Deno.Command("bash", {
-    args: [
-      "-c",
-      'nohup "$0" run -A services/auth/main.ts >>"$1/auth.log" 2>&1 </dev/null & echo $! >"$2/auth.pid"',
-      Deno.execPath(),
-      env.logDir,
-      env.runDir,
-    ],
-    cwd: ROOT,
-    env: env.env,
-  }).output();
+  const started = await within(
+    new Deno.Command("bash", {
+      args: [
+        "-c",
+        'nohup "$0" run -A services/auth/main.ts >>"$1/auth.log" 2>&1 </dev/null & echo $! >"$2/auth.pid"',
+        Deno.execPath(),
+        env.logDir,
+        env.runDir,
+      ],
+      cwd: ROOT,
+      env: env.env,
+    }).output(),
+    10_000,
+    "bash to start auth in the background",
+  );
   assert.equal(started.code, 0);
   const pid = await env.pidOf("auth");
   assert.ok(pid !== undefined);

@@ -2,7 +2,7 @@ import postgres from "postgres";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { clusterEnv } from "./ports.ts";
-import { isolate, type IsolatedNetwork } from "@trellis/platform/testing";
+import { isolate, type IsolatedNetwork, waitUntil, within } from "@trellis/platform/testing";
 
 const SERVICES = ["auth", "inventory", "payments", "orders", "notifications", "gateway"] as const;
 const root = new URL("../../", import.meta.url).pathname;
@@ -66,16 +66,18 @@ export async function startCluster(options: ClusterOptions = {}) {
     return proc;
   };
   const ready = async (p: Proc, timeoutMs = 90_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
+    const answers = async () => {
       try {
-        const res = await fetch(`${p.url}/readyz`);
+        const res = await fetch(`${p.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
         await res.body?.cancel();
-        if (res.ok) return;
-      } catch { /* not listening yet */ }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${p.name} not ready after ${timeoutMs} ms; log:\n${await tail(p.log)}`);
+        return res.ok;
+      } catch {
+        return false; // not listening yet
+      }
+    };
+    await waitUntil(answers, timeoutMs, `${p.name} to be ready`, 100).catch(async (err) => {
+      throw new Error(`${err.message}; log:\n${await tail(p.log)}`, { cause: err });
+    });
   };
   let stopped = false;
   // Edge inwards, as `deno task down` does: callers go before the services they call.
@@ -92,8 +94,11 @@ export async function startCluster(options: ClusterOptions = {}) {
             try {
               p.child.kill("SIGTERM");
             } catch { /* already gone */ }
-            const status = await p.child.status;
-            await p.drained;
+            const [status] = await within(
+              Promise.all([p.child.status, p.drained]),
+              30_000,
+              `${p.name} to exit after SIGTERM and its log to be written`,
+            );
             return { name: p.name, code: status.code, log: p.log };
           }),
         ),
@@ -147,8 +152,7 @@ export async function startCluster(options: ClusterOptions = {}) {
       const p = running(name);
       procs.splice(procs.indexOf(p), 1);
       p.child.kill("SIGKILL");
-      await p.child.status;
-      await p.drained;
+      await within(Promise.all([p.child.status, p.drained]), 10_000, `${name} to die after SIGKILL`);
     },
     /**
      * Starts a service killed by `kill(name)` again, with the same ports, environment and log file (appended to),

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { runWithContext } from "../../context/mod.ts";
 import type { Database } from "../db.ts";
 import { migrate } from "../migrate.ts";
+import { waitUntil, within } from "../../testing/mod.ts";
 
 /** A fresh, isolated database for one conformance case; disposing it closes every handle and drops the storage. */
 export interface DatabaseFixture extends AsyncDisposable {
@@ -157,7 +158,7 @@ export function databaseConformance(
 
   test("pg_notify() inside a transaction reaches listen() only after commit", async ({ db, reopen }) => {
     const received: string[] = [];
-    const arrived = deferred<void>();
+    const arrived = Promise.withResolvers<void>();
     const unlisten = await db.listen("order_events", (payload) => {
       received.push(payload);
       arrived.resolve();
@@ -167,14 +168,14 @@ export function databaseConformance(
       await delay(50);
       assert.deepEqual(received, [], "delivered before commit");
     });
-    await within(arrived.promise, 5_000);
+    await within(arrived.promise, 5_000, "the notification sent in the committed transaction");
     assert.deepEqual(received, ["o-1"]);
     await unlisten();
   });
 
   test("pg_notify() inside a rolled-back transaction is never delivered", async ({ db, reopen }) => {
     const received: string[] = [];
-    const arrived = deferred<void>();
+    const arrived = Promise.withResolvers<void>();
     const unlisten = await db.listen("order_events", (payload) => {
       received.push(payload);
       if (payload === "kept") arrived.resolve();
@@ -185,31 +186,34 @@ export function databaseConformance(
       throw new Error("roll back");
     }));
     await other.transaction(async (tx) => void await tx.query("select pg_notify($1, $2)", ["order_events", "kept"]));
-    await within(arrived.promise, 5_000);
+    await within(arrived.promise, 5_000, "the notification from the committed transaction");
     assert.deepEqual(received, ["kept"]);
     await unlisten();
   });
 
   test("unlisten() stops delivery to that callback only and is idempotent", async ({ db }) => {
     const first: string[] = [];
-    const second = deferred<string>();
+    const second = Promise.withResolvers<string>();
     const stopFirst = await db.listen("events", (payload) => first.push(payload));
     const stopSecond = await db.listen("events", (payload) => second.resolve(payload));
     await stopFirst();
     await stopFirst();
     await db.query("select pg_notify($1, $2)", ["events", "after"]);
-    assert.equal(await within(second.promise, 5_000), "after");
+    assert.equal(await within(second.promise, 5_000, "the notification to the listener still subscribed"), "after");
     assert.deepEqual(first, []);
     await stopSecond();
   });
 
   test("listen() calls onListen once before it resolves, and not again after unlisten()", async ({ db, reopen }) => {
     let listened = 0;
-    const received = deferred<string>();
+    const received = Promise.withResolvers<string>();
     const unlisten = await db.listen("events", (payload) => received.resolve(payload), () => listened++);
     assert.equal(listened, 1);
     await reopen().query("select pg_notify($1, $2)", ["events", "after listen"]);
-    assert.equal(await within(received.promise, 5_000), "after listen");
+    assert.equal(
+      await within(received.promise, 5_000, "the notification sent after listen() resolved"),
+      "after listen",
+    );
     await unlisten();
     const again = await db.listen("events", () => {});
     assert.equal(listened, 1);
@@ -226,11 +230,11 @@ export function databaseConformance(
     assert.deepEqual(await other.db.query("select name from items"), [{ name: "theirs" }]);
 
     const mine: string[] = [];
-    const theirs = deferred<string>();
+    const theirs = Promise.withResolvers<string>();
     const stopMine = await db.listen("events", (payload) => mine.push(payload));
     const stopTheirs = await other.db.listen("events", (payload) => theirs.resolve(payload));
     await other.db.query("select pg_notify($1, $2)", ["events", "for them"]);
-    assert.equal(await within(theirs.promise, 5_000), "for them");
+    assert.equal(await within(theirs.promise, 5_000, "the notification on the other database"), "for them");
     await delay(50);
     assert.deepEqual(mine, []);
     await stopMine();
@@ -315,16 +319,20 @@ export function databaseConformance(
         await tx.query("insert into ledger values (1)");
         controller.abort(reason);
         second = tx.query("insert into ledger values (2)");
-        await second;
+        await within(second, 2_000, "the statement after the abort to settle");
       }, { signal: controller.signal }),
       (error) => error === reason,
     );
-    await assert.rejects(second!, (error) => error === reason);
-    const deadline = Date.now() + 2_000;
-    while ((await db.query("select id from ledger")).length > 0) {
-      assert.ok(Date.now() < deadline, "the aborted transaction did not roll back within 2 s");
-      await delay(20);
-    }
+    await assert.rejects(
+      within(second!, 2_000, "the statement after the abort to reject"),
+      (error) => error === reason,
+    );
+    await waitUntil(
+      async () => (await db.query("select id from ledger")).length === 0,
+      2_000,
+      "the aborted transaction to roll back",
+      20,
+    );
   });
 
   test("close() is idempotent and later queries reject", async ({ db }) => {
@@ -344,24 +352,6 @@ async function migrationDir(files: Record<string, string>): Promise<TempDir> {
   return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
 
-function deferred<T>() {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`nothing arrived within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

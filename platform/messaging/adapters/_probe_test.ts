@@ -1,5 +1,6 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { sharedProbe } from "./_probe.ts";
+import { within } from "../../testing/mod.ts";
 
 Deno.test("sharedProbe() runs one round trip for concurrent callers and a new one once it settled", async () => {
   let runs = 0;
@@ -11,7 +12,7 @@ Deno.test("sharedProbe() runs one round trip for concurrent callers and a new on
   const callers = Array.from({ length: 5 }, () => ping(AbortSignal.timeout(5000)));
   await Promise.resolve();
   answer.resolve();
-  await Promise.all(callers);
+  await within(Promise.all(callers), 1_000, "the five callers sharing one round trip");
   strictEqual(runs, 1);
   answer = Promise.withResolvers<void>();
   answer.resolve();
@@ -31,10 +32,10 @@ Deno.test("sharedProbe() rejects a caller when its signal aborts, while the roun
   const second = ping(AbortSignal.timeout(5000));
   const reason = new Error("gave up");
   impatient.abort(reason);
-  await rejects(first, (err) => err === reason);
+  await rejects(within(first, 1_000, "the aborted caller to reject"), (err) => err === reason);
   await rejects(ping(AbortSignal.abort(reason)), (err) => err === reason);
   answer.resolve("pong");
-  deepStrictEqual(await second, undefined);
+  deepStrictEqual(await within(second, 1_000, "the patient caller's round trip"), undefined);
   strictEqual(runs, 1, "neither the abort nor the already-aborted call started another round trip");
 });
 

@@ -10,7 +10,7 @@ import {
 } from "./jetstream.ts";
 import type { Message, PubSub } from "../message.ts";
 import { type ConformanceTarget, startInfraBroker, testPubSubConformance } from "../testing/mod.ts";
-import { startNats } from "../../testing/mod.ts";
+import { startNats, within } from "../../testing/mod.ts";
 
 const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
 const quiet = createLogger("messaging", { write: () => {} });
@@ -121,7 +121,7 @@ Deno.test("createJetStreamPubSub() naks a failed message with a backoff delay an
     done.resolve();
   }, { group: env.group });
   await bus.publish(env.topic, { id: "nak-me", payload: enc("x") });
-  await done.promise;
+  await within(done.promise, 10_000, "the nak'd message's second delivery");
   deepStrictEqual(deliveries.map((d) => d.attempt), [1, 2]);
   // The server holds a nak'd message for at least the delay; only a lower bound is checked.
   ok(deliveries[1].at - deliveries[0].at >= 150, `redelivered after ${deliveries[1].at - deliveries[0].at} ms`);
@@ -145,7 +145,7 @@ Deno.test("createJetStreamPubSub() terminates a message after maxDeliver attempt
     throw new Error(`always fails ${msg.attempt}`);
   }, { group: env.group });
   await bus.publish(env.topic, { id: "poison", payload: enc("bad") });
-  const { msg, error } = await dead.promise;
+  const { msg, error } = await within(dead.promise, 15_000, "onDeadLetter after the third failed attempt");
   strictEqual(msg.id, "poison");
   strictEqual(msg.attempt, 3);
   strictEqual((error as Error).message, "always fails 3");
@@ -176,14 +176,14 @@ Deno.test("createJetStreamPubSub() keeps messages published while no subscriber 
   await publisher.publish(env.topic, { id: "before-any-subscriber", payload: enc("1") });
   const first = await env.bus();
   await first.subscribe(env.topic, handler, { group: env.group });
-  await next.promise;
+  await within(next.promise, 10_000, "the message published before any subscriber");
   await first.close();
   next = Promise.withResolvers<void>();
   await publisher.publish(env.topic, { id: "while-down-1", payload: enc("2") });
   await publisher.publish(env.topic, { id: "while-down-2", payload: enc("3") });
   const second = await env.bus();
   await second.subscribe(env.topic, handler, { group: env.group });
-  await next.promise;
+  await within(next.promise, 10_000, "the two messages published while no subscriber ran");
   deepStrictEqual(got, ["before-any-subscriber", "while-down-1", "while-down-2"]);
 });
 
@@ -199,7 +199,7 @@ Deno.test("createJetStreamPubSub() stores a message once when it is published tw
     got.push(msg.id);
     if (msg.id === "after") done.resolve();
   }, { group: env.group });
-  await done.promise;
+  await within(done.promise, 10_000, "the message after the duplicate");
   deepStrictEqual(got, ["dup", "after"]);
 });
 
@@ -218,9 +218,9 @@ Deno.test("createJetStreamPubSub() redelivers unacknowledged messages to a new s
   await doomed.subscribe(env.topic, async (msg) => {
     taken.push(msg.id);
     if (taken.length === 3) threeTaken.resolve();
-    await gate.promise;
+    await within(gate.promise, 30_000, "the test to open the doomed handlers' gate");
   }, { group: env.group, concurrency: 3 });
-  await threeTaken.promise;
+  await within(threeTaken.promise, 10_000, "three messages taken by the doomed subscriber");
   // The process "dies": its connection goes away before any handler finished, so nothing was acknowledged.
   await crashing.close();
   gate.resolve();
@@ -234,7 +234,7 @@ Deno.test("createJetStreamPubSub() redelivers unacknowledged messages to a new s
     got.set(msg.id, msg.attempt);
     if (got.size === ids.length) all.resolve();
   }, { group: env.group, concurrency: 5 });
-  await all.promise;
+  await within(all.promise, 15_000, "every message on the survivor, the unacknowledged ones redelivered");
   deepStrictEqual([...got.keys()].sort(), ids);
   for (const id of taken) ok(got.get(id)! >= 2, `${id} redelivered with attempt ${got.get(id)}`);
 });
@@ -252,13 +252,13 @@ Deno.test("createJetStreamPubSub() holds at most concurrency messages pulled ahe
   let running = 0;
   await bus.subscribe(env.topic, async (msg) => {
     if (++running === concurrency) started.resolve();
-    await gate.promise;
+    await within(gate.promise, 30_000, "the test to open the handlers' gate");
     running--;
     handled.add(msg.id);
     if (handled.size === n) all.resolve();
   }, { group: env.group, concurrency });
   try {
-    await started.promise;
+    await within(started.promise, 10_000, `${concurrency} handlers running`);
     // Time for any pull request the subscription would send while its handlers are busy to be answered.
     await new Promise((resolve) => setTimeout(resolve, 300));
     const info = await consumerInfo(env, bus);
@@ -269,7 +269,7 @@ Deno.test("createJetStreamPubSub() holds at most concurrency messages pulled ahe
   } finally {
     gate.resolve();
   }
-  await all.promise;
+  await within(all.promise, 15_000, `all ${n} messages handled once the gate opened`);
 });
 
 Deno.test("createJetStreamPubSub() restarts the ack wait of a message that waited for a free handler", async () => {
@@ -287,7 +287,7 @@ Deno.test("createJetStreamPubSub() restarts the ack wait of a message that waite
     await new Promise((resolve) => setTimeout(resolve, 0.6 * ackWaitMs));
     if (deliveries.length >= ids.length) all.resolve();
   }, { group: env.group, concurrency: 2 });
-  await all.promise;
+  await within(all.promise, 15_000, "the four messages handled two at a time");
   await new Promise((resolve) => setTimeout(resolve, ackWaitMs + 200));
   deepStrictEqual(deliveries.sort(), ids.map((id) => `${id}#1`));
 });
@@ -302,7 +302,7 @@ Deno.test("createJetStreamPubSub() Subscription.close() sends the acks of the me
   const sub = await bus.subscribe(env.topic, () => {
     if (++handled === n) all.resolve();
   }, { group: env.group, concurrency: 4 });
-  await all.promise;
+  await within(all.promise, 10_000, `all ${n} messages handled`);
   await sub.close();
   // The server applies acks asynchronously: give it a moment, far less than the 30 s ack wait after which it would
   // redeliver messages whose acks were lost.

@@ -3,6 +3,7 @@ import { createLogger } from "../../log/mod.ts";
 import { createMemoryBroker, memoryFeatures } from "./memory.ts";
 import type { Message } from "../message.ts";
 import { testPubSubConformance } from "../testing/mod.ts";
+import { within } from "../../testing/mod.ts";
 
 const quiet = createLogger("messaging", { write: () => {} });
 
@@ -27,7 +28,7 @@ Deno.test("createMemoryBroker() retains messages for a group that subscribes lat
     got.push(m.id);
     if (m.id === "m9") resolve();
   }, { group: "late" });
-  await promise;
+  await within(promise, 2_000, "the late group to reach m9");
   await bus.close();
   strictEqual(got.at(-1), "m9");
   strictEqual(got.length >= 4 && got.length <= 5, true, `kept ${got.length}`);
@@ -43,7 +44,7 @@ Deno.test("createMemoryBroker() gives a subscription without group only messages
     resolve();
   });
   await bus.publish("t", { id: "after", payload: enc("") });
-  await promise;
+  await within(promise, 2_000, "the message published after the subscription");
   await bus.close();
   deepStrictEqual(got, ["after"]);
 });
@@ -58,12 +59,12 @@ Deno.test("createMemoryBroker() resumes a group where it stopped after its subsc
   };
   const first = await bus.subscribe("t", handler, { group: "g" });
   await bus.publish("t", { id: "a", payload: enc("") });
-  await next.promise;
+  await within(next.promise, 2_000, "message a on the first subscription");
   await first.close();
   next = Promise.withResolvers<void>();
   await bus.publish("t", { id: "b", payload: enc("") });
   await bus.subscribe("t", handler, { group: "g" });
-  await next.promise;
+  await within(next.promise, 2_000, "message b on the group's new subscription");
   await bus.close();
   deepStrictEqual(got, ["a", "b"]);
 });
@@ -80,7 +81,7 @@ Deno.test("createMemoryBroker() blocks only the failing key while a message is r
   await bus.publish("t", { id: "a1", key: "a", payload: enc("") });
   await bus.publish("t", { id: "a2", key: "a", payload: enc("") });
   await bus.publish("t", { id: "b1", key: "b", payload: enc("") });
-  await promise;
+  await within(promise, 2_000, "all three messages, a1 redelivered");
   await bus.close();
   deepStrictEqual(order, ["b1", "a1", "a2"]);
 });

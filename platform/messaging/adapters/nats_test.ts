@@ -3,7 +3,7 @@ import { connect } from "@nats-io/transport-node";
 import { createLogger } from "../../log/mod.ts";
 import { createNatsPubSub, natsFeatures } from "./nats.ts";
 import { type ConformanceTarget, startInfraBroker, testPubSubConformance } from "../testing/mod.ts";
-import { startNats } from "../../testing/mod.ts";
+import { startNats, within } from "../../testing/mod.ts";
 
 const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
 const quiet = createLogger("messaging", { write: () => {} });
@@ -34,7 +34,7 @@ Deno.test("createNatsPubSub() delivers to wildcard subscriptions", async () => {
   await bus.publish(`${base}.orders.created`, { id: "a", payload: enc("") });
   await bus.publish(`${base}.orders.updated`, { id: "skip", payload: enc("") });
   await bus.publish(`${base}.payments.created`, { id: "b", payload: enc("") });
-  await promise;
+  await within(promise, 5_000, "the two messages matching the wildcard");
   await bus.close();
   deepStrictEqual(got, ["a", "b"]);
 });
@@ -52,7 +52,7 @@ Deno.test("createNatsPubSub() drops a message whose handler threw and logs it", 
   });
   await bus.publish(topic, { id: "bad", payload: enc("") });
   await bus.publish(topic, { id: "good", payload: enc("") });
-  await promise;
+  await within(promise, 5_000, "the message after the one whose handler threw");
   await bus.close();
   deepStrictEqual(attempts, ["bad", "good"]);
   strictEqual(lines.some((l) => l.includes("message dropped") && l.includes('"messageId":"bad"')), true);
@@ -78,7 +78,7 @@ Deno.test("createNatsPubSub() drops messages beyond maxPendingMessages while its
   const gate = Promise.withResolvers<void>();
   const handled: string[] = [];
   await bus.subscribe(topic, async (m) => {
-    await gate.promise;
+    await within(gate.promise, 10_000, "the test to open the handler's gate");
     handled.push(m.id);
   });
   await Promise.all(Array.from({ length: 20 }, (_, i) => bus.publish(topic, { id: `m${i}`, payload: enc("") })));

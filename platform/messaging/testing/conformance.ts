@@ -4,6 +4,7 @@ import vm from "node:vm";
 import { type Context, currentContext, runWithContext } from "../../context/mod.ts";
 import type { Features, Message, OutgoingMessage, Publisher, PubSub, Subscriber } from "../message.ts";
 import { startConsumerProcess } from "./consumer_process.ts";
+import { WaitTimeoutError, within } from "../../testing/mod.ts";
 
 /** A fresh publisher/subscriber pair for one conformance case. */
 export interface ConformanceTarget {
@@ -827,16 +828,14 @@ function waiter(timeoutMs: number): Waiter {
     notify: () => check?.(),
     async until(condition, what) {
       if (condition()) return;
-      const { promise, resolve, reject } = Promise.withResolvers<void>();
-      const timer = setTimeout(
-        () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`)),
-        timeoutMs,
-      );
+      const { promise, resolve } = Promise.withResolvers<void>();
       check = () => condition() && resolve();
       try {
-        await promise;
+        await within(promise, timeoutMs, "the condition").catch((err) => {
+          // Named when the bound passes, so the message shows how far the handlers got.
+          throw err instanceof WaitTimeoutError ? new WaitTimeoutError(what(), timeoutMs) : err;
+        });
       } finally {
-        clearTimeout(timer);
         check = undefined;
       }
     },

@@ -9,6 +9,7 @@
  * @module
  */
 import type { ConformanceTarget } from "./conformance.ts";
+import { WaitTimeoutError, within } from "../../testing/mod.ts";
 
 /** What the child is asked to do. */
 export interface ConsumerProcessSpec {
@@ -102,27 +103,30 @@ export function startConsumerProcess(spec: ConsumerProcessSpec): ConsumerProcess
     async until(condition, timeoutMs, what) {
       if (condition()) return;
       const { promise, resolve, reject } = Promise.withResolvers<void>();
-      const timer = setTimeout(
-        () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; its stderr:\n${errors}`)),
-        timeoutMs,
-      );
       check = () => {
         if (condition()) resolve();
         else if (exited) reject(new Error(`the consumer process exited before ${what}; its stderr:\n${errors}`));
       };
       check();
       try {
-        await promise;
+        await within(promise, timeoutMs, what).catch((err) => {
+          // Named when the bound passes, so the message carries what the process said by then.
+          throw err instanceof WaitTimeoutError
+            ? new WaitTimeoutError(`${what}; its stderr:\n${errors}`, timeoutMs)
+            : err;
+        });
       } finally {
-        clearTimeout(timer);
         check = undefined;
       }
     },
     kill() {
       killed ??= (async () => {
         if (!exited) child.kill("SIGKILL");
-        await status;
-        await Promise.all([readReports, readErrors]);
+        await within(
+          Promise.all([status, readReports, readErrors]),
+          10_000,
+          "the killed consumer process to exit and close its output",
+        );
       })();
       return killed;
     },

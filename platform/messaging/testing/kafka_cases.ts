@@ -3,6 +3,7 @@ import { createLogger, type Logger } from "../../log/mod.ts";
 import type { KafkaPubSub, KafkaPubSubOptions } from "../adapters/kafka/kafkajs.ts";
 import type { Message } from "../message.ts";
 import { startInfraBroker } from "./infra_broker.ts";
+import { waitUntil, within } from "../../testing/mod.ts";
 
 /**
  * Registers the Kafka-specific cases every Kafka adapter must pass beyond the universal suite (consumer groups are
@@ -45,7 +46,7 @@ export function testKafkaAdapterCases(
     const got = Promise.withResolvers<string>();
     await bus.subscribe(topic, (msg) => got.resolve(msg.id), { group: `g.${crypto.randomUUID().slice(0, 8)}` });
     await bus.publish(topic, { id: "late", payload: new Uint8Array([2]) });
-    strictEqual(await got.promise, "late");
+    strictEqual(await within(got.promise, 30_000, "the message published once the broker was up"), "late");
     await bus.close();
   });
 
@@ -60,11 +61,11 @@ export function testKafkaAdapterCases(
       throw new Error("still failing");
     }, { group });
     await bus.publish(topic, { id: "stuck", payload: new Uint8Array([1]) });
-    await failing.promise;
+    await within(failing.promise, 30_000, "the second failed attempt");
     await first.close();
     const again = Promise.withResolvers<string>();
     await bus.subscribe(topic, (msg) => again.resolve(msg.id), { group });
-    strictEqual(await again.promise, "stuck");
+    strictEqual(await within(again.promise, 30_000, "the uncommitted message on the group's next consumer"), "stuck");
     await bus.close();
   });
 
@@ -75,18 +76,12 @@ export function testKafkaAdapterCases(
     await bus.ensureTopics([topic], { partitions: 4 });
     const n = 600;
     const handled = new Set<string>();
-    let progress = Promise.withResolvers<void>();
     const handler = async (msg: Message) => {
       await new Promise((resolve) => setTimeout(resolve, 2));
       handled.add(msg.id);
-      progress.resolve();
     };
-    const until = async (count: number) => {
-      while (handled.size < count) {
-        progress = Promise.withResolvers<void>();
-        await progress.promise;
-      }
-    };
+    const until = (count: number) =>
+      waitUntil(() => handled.size >= count, 60_000, `${count} of the ${n} messages handled`, 10);
     const first = await bus.subscribe(topic, handler, { group, concurrency: 4 });
     const publishing = (async () => {
       for (let i = 0; i < n; i += 20) {
@@ -103,7 +98,7 @@ export function testKafkaAdapterCases(
     await bus.subscribe(topic, handler, { group, concurrency: 4 });
     await until(300);
     await first.close();
-    await publishing;
+    await within(publishing, 60_000, `the ${n} publishes`);
     await until(n);
     deepStrictEqual([...handled].sort(), Array.from({ length: n }, (_, i) => `m${i}`).sort());
     await bus.close();
