@@ -152,7 +152,7 @@ Deno.test("every export of a platform front door has a doc comment with an @exam
   const exported = exportsOf(await docJson(doors));
   ok(exported.length > 200, `expected the platform's exports, found ${exported.length}`);
   const missing = lacking(exported, ownedElsewhere);
-  deepStrictEqual(missing, [], `${missing.length} exports lack a doc comment or an @example:\n${missing.join("\n")}`);
+  ok(missing.length === 0, `${missing.length} exports lack a doc comment or an @example:\n${missing.join("\n")}`);
 });
 
 Deno.test("the coverage check names an export without a doc comment or without an example", async () => {
