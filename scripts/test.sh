@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `deno task test`: brings up the Postgres, NATS and Kafka the suite needs on loopback (using running ones, starting
-# or installing what is missing), then runs every test tier with Deno's sanitizers on. Extra arguments go to
-# `deno test` (e.g. a path to run one file).
+# or installing what is missing), then runs every test tier with Deno's sanitizers on, together with the doc examples
+# (`--doc`: each ```ts block in a JSDoc comment or Markdown file under the targets is type-checked and run as a test of
+# its own; ```ts ignore blocks are skipped). Extra arguments go to `deno test` (e.g. a path to run one file and its
+# examples).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deno_bin=${DENO:-$(command -v deno || echo "npx -y deno@2.9.6")}
@@ -14,5 +16,6 @@ export LOG_LEVEL=${LOG_LEVEL:-warn}
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(platform/ services/ tests/)
+# One run, so the examples count in its one summary line; Deno collects each file once however many targets hold it.
 # shellcheck disable=SC2086
-exec $deno_bin test -A --sanitize-ops --sanitize-resources "${targets[@]}"
+exec $deno_bin test -A --sanitize-ops --sanitize-resources --doc "${targets[@]}"

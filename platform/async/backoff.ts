@@ -1,4 +1,13 @@
-/** Exponential backoff: the delay before a retry. The one shape every retrying part of the platform takes. */
+/**
+ * Exponential backoff: the delay before a retry. The one shape every retrying part of the platform takes.
+ *
+ * @example Waits from 20 ms doubling up to 1 s
+ * ```ts
+ * import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+ * const backoff: BackoffOptions = { baseDelayMs: 20, maxDelayMs: 1_000 };
+ * backoffDelay(3, backoff); // 80
+ * ```
+ */
 export interface BackoffOptions {
   /** Delay before the second attempt. @default {50} */
   baseDelayMs?: number;

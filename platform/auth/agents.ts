@@ -5,6 +5,19 @@ import type { Verifier } from "./verifier.ts";
 /**
  * One way of authenticating a request (a bearer JWT, an API key, ...). {@linkcode authenticate} tries its agents in
  * order; the first that finds its kind of credentials decides.
+ *
+ * @example An agent trusting a header set by a sidecar
+ * ```ts
+ * import type { AuthAgent } from "./agents.ts";
+ * const sidecar: AuthAgent = {
+ *   scheme: "Sidecar",
+ *   authenticate: (req) => {
+ *     const sub = req.headers.get("x-authenticated-sub");
+ *     return Promise.resolve(sub === null ? undefined : { sub, scopes: [] });
+ *   },
+ * };
+ * await sidecar.authenticate(new Request("http://api/")); // undefined: not this agent's kind
+ * ```
  */
 export interface AuthAgent {
   /** The `WWW-Authenticate` scheme this agent challenges with, e.g. `Bearer`. */
@@ -48,7 +61,16 @@ export function bearerAgent(verifier: Pick<Verifier, "verify">): AuthAgent {
 /** RFC 6750 §2.1 `b64token`. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
-/** Options for {@linkcode apiKeyAgent}. */
+/**
+ * Options for {@linkcode apiKeyAgent}.
+ *
+ * @example Keys in a custom header
+ * ```ts
+ * import { apiKeyAgent, type ApiKeyAgentOptions } from "./agents.ts";
+ * const options: ApiKeyAgentOptions = { header: "x-partner-key", lookup: () => Promise.resolve(undefined) };
+ * const agent = apiKeyAgent(options);
+ * ```
+ */
 export interface ApiKeyAgentOptions {
   /** Header that carries the key. @default {"x-api-key"} */
   header?: string;

@@ -1,6 +1,13 @@
 /**
  * OAuth 2.0 bearer-token error codes (RFC 6750 §3.1), plus `temporarily_unavailable` for when the verifying side
  * cannot obtain keys at all, which is the server's fault and not the token's.
+ *
+ * @example Map a code to its HTTP status
+ * ```ts
+ * import { AuthError, type AuthErrorCode } from "./auth_error.ts";
+ * const code: AuthErrorCode = "insufficient_scope";
+ * new AuthError(code, "needs orders:write").status; // 403
+ * ```
  */
 export type AuthErrorCode = "invalid_request" | "invalid_token" | "insufficient_scope" | "temporarily_unavailable";
 

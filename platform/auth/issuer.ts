@@ -1,7 +1,18 @@
 import { SignJWT } from "jose";
 import { SIGNING_ALG } from "./keys.ts";
 
-/** Options for {@linkcode createIssuer}. */
+/**
+ * Options for {@linkcode createIssuer}.
+ *
+ * @example An issuer with a fixed clock
+ * ```ts
+ * import { createIssuer, type IssuerOptions } from "./issuer.ts";
+ * import { generateSigningKey } from "./keys.ts";
+ * const key = await generateSigningKey();
+ * const options: IssuerOptions = { issuer: "https://auth.trellis.test", key, now: () => Date.UTC(2026, 0, 1) };
+ * const issuer = createIssuer(options);
+ * ```
+ */
 export interface IssuerOptions {
   /** The `iss` claim, usually the auth service's base URL. */
   issuer: string;
@@ -11,7 +22,15 @@ export interface IssuerOptions {
   now?: () => number;
 }
 
-/** What one token says. */
+/**
+ * What one token says.
+ *
+ * @example A service token for the orders service
+ * ```ts
+ * import type { IssueRequest } from "./issuer.ts";
+ * const request: IssueRequest = { sub: "gateway", aud: "orders", scopes: ["orders:write"], ttlSeconds: 300 };
+ * ```
+ */
 export interface IssueRequest {
   /** Subject: a user id or a service client id. */
   sub: string;
@@ -25,7 +44,18 @@ export interface IssueRequest {
   extra?: Record<string, unknown>;
 }
 
-/** Signs access tokens. */
+/**
+ * Signs access tokens.
+ *
+ * @example Issue a token
+ * ```ts
+ * import { createIssuer, type Issuer } from "./issuer.ts";
+ * import { generateSigningKey } from "./keys.ts";
+ * const issuer: Issuer = createIssuer({ issuer: "https://auth", key: await generateSigningKey() });
+ * const token = await issuer.issue({ sub: "u-1", aud: "orders", scopes: [], ttlSeconds: 60 });
+ * token.split(".").length; // 3
+ * ```
+ */
 export interface Issuer {
   /** Signs a compact JWT (`alg: ES256`, `typ: JWT`, `kid`) with iss/sub/aud/scope/iat/nbf/exp/jti. */
   issue(request: IssueRequest): Promise<string>;

@@ -7,6 +7,15 @@ import type { PublicJwk, VerificationKey } from "./keys.ts";
  * Contract: `get` resolves to the key, or to `undefined` when the set is known and has no such `kid`; it rejects
  * only when keys cannot be obtained at all (a remote set that was never fetched), which verifiers report as
  * `temporarily_unavailable` rather than blaming the token.
+ *
+ * @example A key set of your own
+ * ```ts
+ * import type { KeySet } from "./jwks.ts";
+ * import { generateSigningKey } from "./keys.ts";
+ * const { kid, publicKey } = await generateSigningKey();
+ * const keys: KeySet = { get: (k) => Promise.resolve(k === kid ? publicKey : undefined) };
+ * (await keys.get("unknown")) === undefined; // true
+ * ```
  */
 export interface KeySet {
   get(kid: string): Promise<CryptoKey | undefined>;
@@ -41,7 +50,16 @@ export function staticKeySet(keys: Iterable<VerificationKey> | (() => Iterable<V
   };
 }
 
-/** Options for {@linkcode jwksHandler}. */
+/**
+ * Options for {@linkcode jwksHandler}.
+ *
+ * @example Let caches keep the key set for a minute
+ * ```ts
+ * import { jwksHandler, type JwksHandlerOptions } from "./jwks.ts";
+ * const options: JwksHandlerOptions = { maxAgeSec: 60 };
+ * const handler = jwksHandler(() => [], options);
+ * ```
+ */
 export interface JwksHandlerOptions {
   /** How long clients and caches may keep the response, in seconds. @default {300} */
   maxAgeSec?: number;

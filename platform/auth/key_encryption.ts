@@ -1,6 +1,17 @@
 import type { PrivateJwk } from "./keys.ts";
 
-/** A private JWK encrypted with AES-256-GCM: ciphertext (with its 16-byte tag) and 12-byte IV, both base64url. */
+/**
+ * A private JWK encrypted with AES-256-GCM: ciphertext (with its 16-byte tag) and 12-byte IV, both base64url.
+ *
+ * @example What a key row stores
+ * ```ts
+ * import { importKeyEncryptionKey, type SealedJwk, sealPrivateJwk } from "./key_encryption.ts";
+ * import { exportPrivateJwk, generateSigningKey } from "./keys.ts";
+ * const kek = await importKeyEncryptionKey(btoa("0123456789abcdef0123456789abcdef"));
+ * const sealed: SealedJwk = await sealPrivateJwk(kek, await exportPrivateJwk(await generateSigningKey()));
+ * const row = { ciphertext: sealed.ciphertext, iv: sealed.iv };
+ * ```
+ */
 export interface SealedJwk {
   ciphertext: string;
   iv: string;

@@ -1,9 +1,26 @@
 import { calculateJwkThumbprint, exportJWK, importJWK, type JWK } from "jose";
 
-/** The only signing algorithm Trellis issues and accepts. */
+/**
+ * The only signing algorithm Trellis issues and accepts.
+ *
+ * @example Pin the algorithm when verifying elsewhere
+ * ```ts
+ * import { SIGNING_ALG } from "./keys.ts";
+ * const header = { alg: SIGNING_ALG, typ: "JWT" }; // { alg: "ES256", typ: "JWT" }
+ * ```
+ */
 export const SIGNING_ALG = "ES256";
 
-/** A public signing key as served in a JWKS: an EC P-256 JWK with `kid`, `alg: ES256` and `use: sig`. */
+/**
+ * A public signing key as served in a JWKS: an EC P-256 JWK with `kid`, `alg: ES256` and `use: sig`.
+ *
+ * @example Serve a key's public half
+ * ```ts
+ * import { exportPublicJwk, generateSigningKey, type PublicJwk } from "./keys.ts";
+ * const jwk: PublicJwk = await exportPublicJwk(await generateSigningKey());
+ * jwk.use; // "sig"
+ * ```
+ */
 export interface PublicJwk {
   kty: "EC";
   crv: "P-256";
@@ -14,12 +31,30 @@ export interface PublicJwk {
   use: "sig";
 }
 
-/** A private signing key as persisted (the public members plus `d`). Treat it as a secret. */
+/**
+ * A private signing key as persisted (the public members plus `d`). Treat it as a secret.
+ *
+ * @example Persist a key
+ * ```ts
+ * import { exportPrivateJwk, generateSigningKey, type PrivateJwk } from "./keys.ts";
+ * const stored: PrivateJwk = await exportPrivateJwk(await generateSigningKey());
+ * typeof stored.d; // "string"
+ * ```
+ */
 export interface PrivateJwk extends PublicJwk {
   d: string;
 }
 
-/** A key pair ready for signing and verifying, named by its RFC 7638 thumbprint. */
+/**
+ * A key pair ready for signing and verifying, named by its RFC 7638 thumbprint.
+ *
+ * @example Sign with a fresh key
+ * ```ts
+ * import { generateSigningKey, type SigningKey } from "./keys.ts";
+ * const key: SigningKey = await generateSigningKey();
+ * key.kid.length; // 43: a base64url SHA-256 thumbprint
+ * ```
+ */
 export interface SigningKey {
   /** RFC 7638 SHA-256 thumbprint of the public key, base64url. */
   kid: string;
@@ -27,7 +62,16 @@ export interface SigningKey {
   publicKey: CryptoKey;
 }
 
-/** A public key ready for verifying. */
+/**
+ * A public key ready for verifying.
+ *
+ * @example Verify with the public half only
+ * ```ts
+ * import { generateSigningKey, type VerificationKey } from "./keys.ts";
+ * const { kid, publicKey } = await generateSigningKey();
+ * const key: VerificationKey = { kid, publicKey };
+ * ```
+ */
 export interface VerificationKey {
   kid: string;
   publicKey: CryptoKey;
@@ -84,7 +128,16 @@ export async function exportPublicJwk(key: SigningKey | VerificationKey): Promis
   return toPublicJwk(await exportJWK(key.publicKey), key.kid);
 }
 
-/** Options for {@linkcode importPrivateJwk}. */
+/**
+ * Options for {@linkcode importPrivateJwk}.
+ *
+ * @example Import a key that can be exported again
+ * ```ts
+ * import { exportPrivateJwk, generateSigningKey, importPrivateJwk, type ImportPrivateJwkOptions } from "./keys.ts";
+ * const options: ImportPrivateJwkOptions = { extractable: true };
+ * const key = await importPrivateJwk(await exportPrivateJwk(await generateSigningKey()), options);
+ * ```
+ */
 export interface ImportPrivateJwkOptions {
   /** Whether the imported private key can be exported again. @default {false} */
   extractable?: boolean;

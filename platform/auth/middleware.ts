@@ -4,7 +4,19 @@ import { AuthError } from "./auth_error.ts";
 import { type AuthAgent, bearerAgent } from "./agents.ts";
 import type { Verifier } from "./verifier.ts";
 
-/** Options for {@linkcode authenticate}. */
+/**
+ * Options for {@linkcode authenticate}.
+ *
+ * @example Name the realm in challenges
+ * ```ts
+ * import { staticKeySet } from "./jwks.ts";
+ * import { authenticate, type AuthenticateOptions } from "./middleware.ts";
+ * import { createVerifier } from "./verifier.ts";
+ * const options: AuthenticateOptions = { realm: "orders" };
+ * const verifier = createVerifier({ issuer: "https://auth", audience: "orders", keys: staticKeySet([]) });
+ * const middleware = authenticate(verifier, options);
+ * ```
+ */
 export interface AuthenticateOptions {
   /** The `realm` in `WWW-Authenticate` challenges. @default {"trellis"} */
   realm?: string;

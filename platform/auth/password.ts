@@ -1,4 +1,14 @@
-/** Options for {@linkcode hashPassword}. */
+/**
+ * Options for {@linkcode hashPassword}.
+ *
+ * @example Fewer iterations, for tests only
+ * ```ts
+ * import { hashPassword, type HashPasswordOptions } from "./password.ts";
+ * const fast: HashPasswordOptions = { iterations: 1_000 };
+ * const encoded = await hashPassword("hunter2", fast);
+ * encoded.startsWith("pbkdf2-sha256$1000$"); // true
+ * ```
+ */
 export interface HashPasswordOptions {
   /** PBKDF2 iterations; OWASP's 2023 figure for PBKDF2-HMAC-SHA256. @default {600000} */
   iterations?: number;

@@ -1,7 +1,20 @@
 import type { KeySet } from "./jwks.ts";
 import { importPublicJwk } from "./keys.ts";
 
-/** Options for {@linkcode remoteJwks}. */
+/**
+ * Options for {@linkcode remoteJwks}.
+ *
+ * @example Refresh every minute, with an injected fetch
+ * ```ts
+ * import { remoteJwks, type RemoteJwksOptions } from "./remote_jwks.ts";
+ * const options: RemoteJwksOptions = {
+ *   maxAgeMs: 60_000,
+ *   cooldownMs: 5_000,
+ *   fetch: () => Promise.resolve(Response.json({ keys: [] })),
+ * };
+ * const keys = remoteJwks("https://auth.trellis.test/.well-known/jwks.json", options);
+ * ```
+ */
 export interface RemoteJwksOptions {
   /** Abort a JWKS fetch (headers and body) after this long. @default {5000} */
   timeoutMs?: number;
@@ -26,7 +39,23 @@ export interface RemoteJwksOptions {
   now?: () => number;
 }
 
-/** A key set fetched from an auth service's JWKS endpoint. */
+/**
+ * A key set fetched from an auth service's JWKS endpoint.
+ *
+ * @example Drop cached tokens when a key is withdrawn
+ * ```ts
+ * import { exportPublicJwk, generateSigningKey } from "./keys.ts";
+ * import { type RemoteJwks, remoteJwks } from "./remote_jwks.ts";
+ * const jwk = await exportPublicJwk(await generateSigningKey());
+ * const keys: RemoteJwks = remoteJwks("https://auth.trellis.test/.well-known/jwks.json", {
+ *   fetch: () => Promise.resolve(Response.json({ keys: [jwk] })),
+ * });
+ * const unsubscribe = keys.onKeysChanged((kids) => console.log("withdrawn", kids));
+ * await keys.ready(); // true
+ * (await keys.get(jwk.kid)) !== undefined; // true
+ * unsubscribe();
+ * ```
+ */
 export interface RemoteJwks extends KeySet {
   /**
    * Whether keys have ever been fetched. When they have not, it tries once (ignoring the cooldown, joining a fetch

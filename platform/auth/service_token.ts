@@ -1,4 +1,19 @@
-/** Options for {@linkcode serviceTokenSource}. */
+/**
+ * Options for {@linkcode serviceTokenSource}.
+ *
+ * @example A token source with an injected fetch
+ * ```ts
+ * import { serviceTokenSource, type ServiceTokenSourceOptions } from "./service_token.ts";
+ * const options: ServiceTokenSourceOptions = {
+ *   tokenUrl: "https://auth.trellis.test/oauth/token",
+ *   clientId: "gateway",
+ *   clientSecret: "s3cret",
+ *   audience: "orders",
+ *   fetch: () => Promise.resolve(Response.json({ access_token: "t-1", token_type: "Bearer", expires_in: 300 })),
+ * };
+ * await serviceTokenSource(options)(); // "t-1"
+ * ```
+ */
 export interface ServiceTokenSourceOptions {
   /** The OAuth 2.0 token endpoint. */
   tokenUrl: string | URL;

@@ -4,7 +4,22 @@ import { AuthError } from "./auth_error.ts";
 import type { KeySet } from "./jwks.ts";
 import { SIGNING_ALG } from "./keys.ts";
 
-/** Options for {@linkcode createVerifier}. */
+/**
+ * Options for {@linkcode createVerifier}.
+ *
+ * @example Verify tokens for the orders service, with no cache
+ * ```ts
+ * import { staticKeySet } from "./jwks.ts";
+ * import { createVerifier, type VerifierOptions } from "./verifier.ts";
+ * const options: VerifierOptions = {
+ *   issuer: "https://auth.trellis.test",
+ *   audience: "orders",
+ *   keys: staticKeySet([]),
+ *   cacheMaxEntries: 0,
+ * };
+ * const verifier = createVerifier(options);
+ * ```
+ */
 export interface VerifierOptions {
   /** The `iss` a token must carry. */
   issuer: string;
@@ -22,7 +37,23 @@ export interface VerifierOptions {
   now?: () => number;
 }
 
-/** Verifies bearer tokens. */
+/**
+ * Verifies bearer tokens.
+ *
+ * @example Reject a token signed by an unknown key
+ * ```ts
+ * import { AuthError } from "./auth_error.ts";
+ * import { createIssuer } from "./issuer.ts";
+ * import { staticKeySet } from "./jwks.ts";
+ * import { generateSigningKey } from "./keys.ts";
+ * import { createVerifier, type Verifier } from "./verifier.ts";
+ * const issuer = createIssuer({ issuer: "https://auth", key: await generateSigningKey() });
+ * const verifier: Verifier = createVerifier({ issuer: "https://auth", audience: "orders", keys: staticKeySet([]) });
+ * const token = await issuer.issue({ sub: "u-1", aud: "orders", scopes: [], ttlSeconds: 60 });
+ * const error = await verifier.verify(token).catch((e) => e);
+ * if (!(error instanceof AuthError) || error.error !== "invalid_token") throw new Error("expected invalid_token");
+ * ```
+ */
 export interface Verifier {
   /** Resolves to the token's principal, or rejects with {@linkcode AuthError}. */
   verify(token: string): Promise<Principal>;

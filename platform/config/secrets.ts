@@ -1,4 +1,16 @@
-/** Options for {@linkcode secret}. */
+/**
+ * Options for {@linkcode secret}.
+ *
+ * @example Read a secret file through an injected reader
+ * ```ts
+ * import { secret, type SecretOptions } from "./secrets.ts";
+ * const options: SecretOptions = {
+ *   env: { DB_PASSWORD_FILE: "/run/secrets/db_password" },
+ *   readFile: () => "pa55word\n",
+ * };
+ * secret("DB_PASSWORD", options); // "pa55word"
+ * ```
+ */
 export interface SecretOptions {
   /**
    * Where `NAME` and `NAME_FILE` are looked up; pass the record a config loader already read.

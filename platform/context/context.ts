@@ -1,7 +1,16 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { DeadlineTimer } from "./deadline_timer.ts";
 
-/** The identity a request acts for, set by authentication middleware. */
+/**
+ * The identity a request acts for, set by authentication middleware.
+ *
+ * @example What authentication sets for a user token
+ * ```ts
+ * import type { Principal } from "./context.ts";
+ * const principal: Principal = { sub: "u-1", scopes: ["orders:read", "orders:write"] };
+ * principal.scopes.includes("orders:write"); // true
+ * ```
+ */
 export interface Principal {
   /** Subject: a user id or a service client id. */
   sub: string;
@@ -16,6 +25,13 @@ export interface Principal {
 /**
  * Request-scoped data that travels with the work, across `await`s, without globals and without mutating `Request`.
  * HTTP middleware, gRPC handlers and message consumers each open one with {@linkcode runWithContext}.
+ *
+ * @example A context with a two-second deadline
+ * ```ts
+ * import { type Context, currentContext, runWithContext } from "./context.ts";
+ * const ctx: Context = { requestId: "r-1", signal: AbortSignal.timeout(2_000), deadline: Date.now() + 2_000 };
+ * runWithContext(ctx, () => currentContext()?.deadline === ctx.deadline); // true
+ * ```
  */
 export interface Context {
   /** Correlates log lines and calls across services. */
@@ -89,7 +105,16 @@ export function remainingMs(ctx: Context | undefined = currentContext()): number
   return Math.max(0, ctx.deadline - Date.now());
 }
 
-/** Header names that carry context between services over HTTP, gRPC metadata and message headers alike. */
+/**
+ * Header names that carry context between services over HTTP, gRPC metadata and message headers alike.
+ *
+ * @example Read the request id a caller sent
+ * ```ts
+ * import { ContextHeaders } from "./context.ts";
+ * const req = new Request("http://api/", { headers: { [ContextHeaders.requestId]: "r-42" } });
+ * req.headers.get(ContextHeaders.requestId); // "r-42"
+ * ```
+ */
 export const ContextHeaders = {
   requestId: "x-request-id",
   /** The end user's own bearer token, next to the calling service's. */
@@ -117,7 +142,18 @@ export function contextHeaders(ctx: Context | undefined = currentContext()): Rec
   return out;
 }
 
-/** Options for {@linkcode contextFromHeaders}. */
+/**
+ * Options for {@linkcode contextFromHeaders}.
+ *
+ * @example Give work without a deadline ten seconds
+ * ```ts
+ * import { contextFromHeaders, type ContextFromHeadersOptions } from "./context.ts";
+ * const options: ContextFromHeadersOptions = { defaultBudgetMs: 10_000 };
+ * const { ctx, dispose } = contextFromHeaders(new Headers(), options);
+ * ctx.deadline !== undefined; // true
+ * dispose();
+ * ```
+ */
 export interface ContextFromHeadersOptions {
   /** Budget for work that arrives without a deadline header. @default {undefined} (no deadline) */
   defaultBudgetMs?: number;
@@ -373,7 +409,16 @@ export function holdDeadlineTimer(): () => void {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Whether an incoming request id is safe to adopt (bounded length, no spaces or control characters). */
+/**
+ * Whether an incoming request id is safe to adopt (bounded length, no spaces or control characters).
+ *
+ * @example Adopt a caller's request id only when it is safe to log
+ * ```ts
+ * import { isValidRequestId, newRequestId } from "./context.ts";
+ * const incoming = "abc 123\n";
+ * const requestId = isValidRequestId(incoming) ? incoming : newRequestId(); // a fresh id: spaces are refused
+ * ```
+ */
 export function isValidRequestId(id: string): boolean {
   return REQUEST_ID.test(id);
 }

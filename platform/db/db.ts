@@ -1,4 +1,16 @@
-/** A row as returned by a query: column name to value. */
+/**
+ * A row as returned by a query: column name to value.
+ *
+ * @example Type the rows of a query
+ * ```ts
+ * import type { Database, Row } from "./db.ts";
+ * interface OrderRow extends Row {
+ *   id: string;
+ *   total_cents: string; // int8 arrives as a string
+ * }
+ * const ids = async (db: Database) => (await db.query<OrderRow>("select id, total_cents from orders")).map((r) => r.id);
+ * ```
+ */
 export type Row = Record<string, unknown>;
 
 /**
@@ -19,7 +31,19 @@ export interface QueryOptions {
   signal?: AbortSignal;
 }
 
-/** What both a database and a transaction can do. */
+/**
+ * What both a database and a transaction can do.
+ *
+ * @example Code that runs on a database or inside a transaction
+ * ```ts
+ * import type { Queryable } from "./db.ts";
+ * async function reserve(q: Queryable, sku: string): Promise<boolean> {
+ *   const sql = "update stock set held = held + 1 where sku = $1 and held < on_hand returning sku";
+ *   const rows = await q.query(sql, [sku]);
+ *   return rows.length === 1;
+ * }
+ * ```
+ */
 export interface Queryable {
   /**
    * Runs one statement with positional parameters (`$1`, `$2`, ...) and returns its rows.
@@ -33,7 +57,19 @@ export interface Queryable {
   query<T extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]>;
 }
 
-/** A transaction handle; only valid inside the `transaction()` callback. */
+/**
+ * A transaction handle; only valid inside the `transaction()` callback.
+ *
+ * @example Two statements that commit together
+ * ```ts
+ * import type { Database, Tx } from "./db.ts";
+ * const place = (db: Database, id: string) =>
+ *   db.transaction(async (tx: Tx) => {
+ *     await tx.query("insert into orders (id) values ($1)", [id]);
+ *     await tx.query("select pg_notify('orders', $1)", [id]);
+ *   });
+ * ```
+ */
 export type Tx = Queryable;
 
 /**
@@ -43,6 +79,20 @@ export type Tx = Queryable;
  * Guarantees in every adapter: `transaction(fn)` commits when `fn` resolves and rolls back when it throws (rethrowing
  * the error); `notify` inside a transaction is delivered only on commit; `listen` callbacks run after the notifying
  * transaction committed; `close()` is idempotent.
+ *
+ * @example Wait for a notification
+ * ```ts
+ * import type { Database } from "./db.ts";
+ * async function nextNotification(db: Database, channel: string): Promise<string> {
+ *   const { promise, resolve } = Promise.withResolvers<string>();
+ *   const unlisten = await db.listen(channel, resolve);
+ *   try {
+ *     return await promise;
+ *   } finally {
+ *     await unlisten();
+ *   }
+ * }
+ * ```
  */
 export interface Database extends Queryable {
   /**

@@ -1,6 +1,15 @@
 import type { Database, Tx } from "./db.ts";
 
-/** A migration file, applied or pending. */
+/**
+ * A migration file, applied or pending.
+ *
+ * @example Report what a deploy applied
+ * ```ts
+ * import type { Migration } from "./migrate.ts";
+ * const applied: Migration[] = [{ version: 1, name: "orders", checksum: "9f86d081884c7d65" }];
+ * const summary = applied.map((m) => `${m.version}_${m.name}`).join(", "); // "1_orders"
+ * ```
+ */
 export interface Migration {
   /** The `NNN` prefix of the file name, as a number. */
   version: number;
@@ -10,7 +19,18 @@ export interface Migration {
   checksum: string;
 }
 
-/** Options for {@linkcode migrate}. */
+/**
+ * Options for {@linkcode migrate}.
+ *
+ * @example A library's migrations beside the service's
+ * ```ts
+ * import type { MigrateOptions } from "./migrate.ts";
+ * const options: MigrateOptions = {
+ *   table: "outbox_migrations",
+ *   log: (line, migration) => console.log(line, migration.checksum),
+ * };
+ * ```
+ */
 export interface MigrateOptions {
   /**
    * Receives one line per applied migration.

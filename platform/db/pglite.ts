@@ -3,7 +3,16 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { currentContext } from "../context/mod.ts";
 import type { Database, QueryOptions, Row, Tx } from "./db.ts";
 
-/** Options for {@linkcode createPglite}. */
+/**
+ * Options for {@linkcode createPglite}.
+ *
+ * @example Keep the data between runs
+ * ```ts
+ * import { createPglite, type PgliteOptions } from "./pglite.ts";
+ * const options: PgliteOptions = { dataDir: ".trellis/pglite" };
+ * const start = () => createPglite(options);
+ * ```
+ */
 export interface PgliteOptions {
   /**
    * Directory holding the data files; omit for an in-memory database that vanishes on close.
@@ -15,6 +24,15 @@ export interface PgliteOptions {
 /**
  * One embedded Postgres shared by several services, each confined to its own schema.
  * Owning it means closing it: {@linkcode SharedPglite.close} (or `await using`) closes every view and the instance.
+ *
+ * @example Hand each service its schema
+ * ```ts
+ * import type { Database } from "./db.ts";
+ * import type { SharedPglite } from "./pglite.ts";
+ * function databases(pglite: SharedPglite): Record<string, Database> {
+ *   return { orders: pglite.database("orders"), payments: pglite.database("payments") };
+ * }
+ * ```
  */
 export interface SharedPglite extends AsyncDisposable {
   /**

@@ -5,7 +5,16 @@ import { DatabaseUnavailableError, isConnectionError } from "./errors.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
 import { FailFast } from "./fail_fast.ts";
 
-/** Options for {@linkcode connectPostgres}. */
+/**
+ * Options for {@linkcode connectPostgres}.
+ *
+ * @example A small pool that names itself
+ * ```ts
+ * import { connectPostgres, type PostgresOptions } from "./postgres.ts";
+ * const options: PostgresOptions = { max: 4, applicationName: "orders", connectTimeout: 2_000 };
+ * const open = (url: string) => connectPostgres(url, options);
+ * ```
+ */
 export interface PostgresOptions {
   /**
    * Largest number of pooled connections (a `listen` uses one more, dedicated connection).

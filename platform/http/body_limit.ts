@@ -1,7 +1,16 @@
 import type { Middleware } from "./handler.ts";
 import { errorResponse, HttpError } from "./problem.ts";
 
-/** Options for {@linkcode bodyLimit}. */
+/**
+ * Options for {@linkcode bodyLimit}.
+ *
+ * @example Accept uploads up to 8 MiB
+ * ```ts
+ * import { bodyLimit, type BodyLimitOptions } from "./body_limit.ts";
+ * const options: BodyLimitOptions = { maxBytes: 8 << 20 };
+ * const limit = bodyLimit(options);
+ * ```
+ */
 export interface BodyLimitOptions {
   /**
    * Largest request body accepted, in bytes.

@@ -3,7 +3,21 @@ import { readUpTo } from "./_bytes.ts";
 import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
 import type { Problem } from "./problem.ts";
 
-/** Options for {@linkcode createHttpClient}. */
+/**
+ * Options for {@linkcode createHttpClient}.
+ *
+ * @example A client with a test double for fetch
+ * ```ts
+ * import { createHttpClient, type HttpClientOptions } from "./client.ts";
+ * const options: HttpClientOptions = {
+ *   baseUrl: "http://inventory.internal",
+ *   timeoutMs: 2_000,
+ *   retry: { maxAttempts: 2 },
+ *   fetch: () => Promise.resolve(Response.json({ sku: "kettle", available: 3 })),
+ * };
+ * await createHttpClient(options).requestJson("GET", "/v1/stock/kettle"); // { sku: "kettle", available: 3 }
+ * ```
+ */
 export interface HttpClientOptions {
   /** Origin (and optional base path) every request path is appended to, e.g. `http://127.0.0.1:8080`. */
   baseUrl: string;
@@ -17,7 +31,20 @@ export interface HttpClientOptions {
   fetch?: typeof fetch;
 }
 
-/** Options of one call. */
+/**
+ * Options of one call.
+ *
+ * @example A POST that is safe to retry
+ * ```ts
+ * import type { HttpRequestOptions } from "./client.ts";
+ * const options: HttpRequestOptions = {
+ *   body: "{}",
+ *   headers: { "content-type": "application/json", "idempotency-key": "order-o-1" },
+ *   idempotent: true,
+ *   timeoutMs: 1_000,
+ * };
+ * ```
+ */
 export interface HttpRequestOptions {
   /** Request body. A `ReadableStream` body can be sent only once, so it turns retries off. @default {undefined} */
   body?: BodyInit | null;
@@ -31,13 +58,37 @@ export interface HttpRequestOptions {
   idempotent?: boolean;
 }
 
-/** Options of a {@linkcode HttpClient.requestJson} call. */
+/**
+ * Options of a {@linkcode HttpClient.requestJson} call.
+ *
+ * @example Send a JSON body
+ * ```ts
+ * import type { HttpJsonRequestOptions } from "./client.ts";
+ * const options: HttpJsonRequestOptions = {
+ *   json: { sku: "kettle", quantity: 1 },
+ *   headers: { "idempotency-key": "r-1" },
+ * };
+ * ```
+ */
 export interface HttpJsonRequestOptions extends Omit<HttpRequestOptions, "body"> {
   /** Value sent as an `application/json` body. @default {undefined} (no body) */
   json?: unknown;
 }
 
-/** A service-to-service HTTP client made by {@linkcode createHttpClient}. */
+/**
+ * A service-to-service HTTP client made by {@linkcode createHttpClient}.
+ *
+ * @example Read a 404 without an exception
+ * ```ts
+ * import { createHttpClient, type HttpClient } from "./client.ts";
+ * const client: HttpClient = createHttpClient({
+ *   baseUrl: "http://orders.internal",
+ *   fetch: () => Promise.resolve(new Response(null, { status: 404 })),
+ * });
+ * const res = await client.request("GET", "/v1/orders/o-404");
+ * res.status; // 404: 4xx responses are the caller's to read
+ * ```
+ */
 export interface HttpClient {
   /**
    * Sends `method path`, retrying idempotent calls on retryable failures, and resolves with the final response when

@@ -2,7 +2,16 @@ import { editHeaders } from "./_headers.ts";
 import { invoke, type Middleware } from "./handler.ts";
 import { problemResponse } from "./problem.ts";
 
-/** Options for {@linkcode cors}. */
+/**
+ * Options for {@linkcode cors}.
+ *
+ * @example Any origin, no credentials
+ * ```ts
+ * import { cors, type CorsOptions } from "./cors.ts";
+ * const options: CorsOptions = { origins: "*", exposeHeaders: ["x-request-id"] };
+ * const middleware = cors(options);
+ * ```
+ */
 export interface CorsOptions {
   /**
    * Origins allowed to call from a browser, compared exactly (`"https://shop.example"`), or `"*"` for any origin

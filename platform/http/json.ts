@@ -1,7 +1,18 @@
 import { readUpTo, sizedResponse } from "./_bytes.ts";
 import { HttpError } from "./problem.ts";
 
-/** Options for {@linkcode readJson}. */
+/**
+ * Options for {@linkcode readJson}.
+ *
+ * @example Small bodies only
+ * ```ts
+ * import { readJson, type ReadJsonOptions } from "./json.ts";
+ * const options: ReadJsonOptions = { maxBytes: 16 * 1024 };
+ * const headers = { "content-type": "application/json" };
+ * const req = new Request("http://api/", { method: "POST", body: '{"a":1}', headers });
+ * await readJson(req, options); // { a: 1 }
+ * ```
+ */
 export interface ReadJsonOptions {
   /** Largest accepted body in bytes. @default {1048576} */
   maxBytes?: number;

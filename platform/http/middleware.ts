@@ -6,7 +6,16 @@ import { knownBodyBytes } from "./_bytes.ts";
 import { type Handler, invoke, type Middleware } from "./handler.ts";
 import { errorResponse, HttpError } from "./problem.ts";
 
-/** Options for {@linkcode requestContext}. */
+/**
+ * Options for {@linkcode requestContext}.
+ *
+ * @example Give requests without a deadline three seconds
+ * ```ts
+ * import { requestContext, type RequestContextOptions } from "./middleware.ts";
+ * const options: RequestContextOptions = { defaultBudgetMs: 3_000 };
+ * const middleware = requestContext(options);
+ * ```
+ */
 export interface RequestContextOptions {
   /** Budget for requests that carry no deadline header. @default {10000} */
   defaultBudgetMs?: number;

@@ -2,7 +2,17 @@ import { sizedResponse } from "./_bytes.ts";
 import { currentContext } from "../context/mod.ts";
 import { findDatabaseUnavailable } from "../db/mod.ts";
 
-/** RFC 9457 problem details. */
+/**
+ * RFC 9457 problem details.
+ *
+ * @example Read a problem body a service sent
+ * ```ts
+ * import type { Problem } from "./problem.ts";
+ * const res = Response.json({ type: "https://trellis.dev/problems/not-found", title: "Not found", status: 404 });
+ * const problem: Problem = await res.json();
+ * problem.status; // 404
+ * ```
+ */
 export interface Problem {
   /** Stable URI reference naming the problem kind. */
   type: string;
@@ -54,12 +64,39 @@ export class HttpError extends Error {
   }
 }
 
-/** 400 with a detail. */
+/**
+ * 400 with a detail.
+ *
+ * @example Refuse a query parameter
+ * ```ts
+ * import { badRequest } from "./problem.ts";
+ * const err = badRequest("limit must be at most 100", { parameter: "limit" });
+ * err.status; // 400
+ * ```
+ */
 export const badRequest = (detail: string, extensions?: Record<string, unknown>): HttpError =>
   new HttpError(400, "bad-request", "Bad request", { detail, extensions });
-/** 404 with a detail. */
+/**
+ * 404 with a detail.
+ *
+ * @example No such order
+ * ```ts
+ * import { notFound } from "./problem.ts";
+ * const err = notFound("no order o-1");
+ * err.status; // 404
+ * ```
+ */
 export const notFound = (detail: string): HttpError => new HttpError(404, "not-found", "Not found", { detail });
-/** 422 listing every invalid field. */
+/**
+ * 422 listing every invalid field.
+ *
+ * @example Report every invalid field at once
+ * ```ts
+ * import { unprocessable } from "./problem.ts";
+ * const err = unprocessable([{ path: "/items/0/quantity", reason: "must be at least 1" }]);
+ * err.detail; // "/items/0/quantity: must be at least 1"
+ * ```
+ */
 export const unprocessable = (errors: { path: string; reason: string }[]): HttpError =>
   new HttpError(422, "validation", "Request does not match the schema", {
     detail: errors.map((e) => `${e.path}: ${e.reason}`).join("; "),

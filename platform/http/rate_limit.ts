@@ -3,7 +3,16 @@ import { editHeaders } from "./_headers.ts";
 import type { Middleware } from "./handler.ts";
 import { problemResponse } from "./problem.ts";
 
-/** What a {@linkcode RateLimitStore} decided for one request. */
+/**
+ * What a {@linkcode RateLimitStore} decided for one request.
+ *
+ * @example Answer a refused request
+ * ```ts
+ * import type { RateLimitDecision } from "./rate_limit.ts";
+ * const decision: RateLimitDecision = { allowed: false, remaining: 0, retryAfterMs: 1_500 };
+ * const retryAfterSec = Math.ceil(decision.retryAfterMs / 1000); // 2
+ * ```
+ */
 export interface RateLimitDecision {
   /** Whether the request may proceed (a token was taken). */
   allowed: boolean;
@@ -18,6 +27,15 @@ export interface RateLimitDecision {
  * `capacity`; a key never seen starts full), then takes one token if there is a whole one. `now` is epoch or
  * monotonic milliseconds, the same clock on every call. A store may forget a bucket only when forgetting cannot
  * let a client exceed the limit (a full bucket), or under memory pressure, which it documents.
+ *
+ * @example A store that never refuses, for load tests
+ * ```ts
+ * import { rateLimit, type RateLimitStore } from "./rate_limit.ts";
+ * const unlimited: RateLimitStore = {
+ *   take: (_key, _now, capacity) => ({ allowed: true, remaining: capacity, retryAfterMs: 0 }),
+ * };
+ * const middleware = rateLimit({ key: () => "all", capacity: 10, refillPerSec: 1, store: unlimited });
+ * ```
  */
 export interface RateLimitStore {
   /** Takes one token from `key`'s bucket, if there is one. */
@@ -29,7 +47,17 @@ export interface RateLimitStore {
   ): RateLimitDecision | Promise<RateLimitDecision>;
 }
 
-/** Options for {@linkcode MemoryRateLimitStore}. */
+/**
+ * Options for {@linkcode MemoryRateLimitStore}.
+ *
+ * @example A bigger store, swept every ten seconds
+ * ```ts
+ * import { MemoryRateLimitStore, type MemoryRateLimitStoreOptions } from "./rate_limit.ts";
+ * const options: MemoryRateLimitStoreOptions = { maxKeys: 100_000, sweepEveryMs: 10_000 };
+ * const store = new MemoryRateLimitStore(options);
+ * store.take("client-1", 0, 5, 1).allowed; // true
+ * ```
+ */
 export interface MemoryRateLimitStoreOptions {
   /**
    * Most keys held. When a new key arrives at the cap, the least recently used bucket is dropped; if it was not yet
@@ -127,7 +155,16 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 }
 
-/** Options for {@linkcode rateLimit}. */
+/**
+ * Options for {@linkcode rateLimit}.
+ *
+ * @example Five requests a second per client, bursts of ten
+ * ```ts
+ * import { principalKey, rateLimit, type RateLimitOptions } from "./rate_limit.ts";
+ * const options: RateLimitOptions = { key: principalKey(), capacity: 10, refillPerSec: 5 };
+ * const middleware = rateLimit(options);
+ * ```
+ */
 export interface RateLimitOptions {
   /**
    * The bucket a request counts against, or `undefined` to let it through unlimited. {@linkcode principalKey}

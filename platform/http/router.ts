@@ -3,7 +3,16 @@ import { currentContext } from "../context/mod.ts";
 import type { Handler } from "./handler.ts";
 import { problemResponse } from "./problem.ts";
 
-/** A handler that also receives the path parameters of its route. */
+/**
+ * A handler that also receives the path parameters of its route.
+ *
+ * @example A handler reading its path parameter
+ * ```ts
+ * import { type RouteHandler, Router } from "./router.ts";
+ * const getOrder: RouteHandler = async (_req, params) => Response.json({ id: params.id });
+ * const router = new Router().get("/v1/orders/:id", getOrder);
+ * ```
+ */
 export type RouteHandler = (req: Request, params: Record<string, string>) => Promise<Response>;
 
 interface Route {

@@ -1,7 +1,16 @@
 import { editHeaders } from "./_headers.ts";
 import { invoke, type Middleware } from "./handler.ts";
 
-/** `Strict-Transport-Security` settings for {@linkcode SecurityHeadersOptions.strictTransportSecurity}. */
+/**
+ * `Strict-Transport-Security` settings for {@linkcode SecurityHeadersOptions.strictTransportSecurity}.
+ *
+ * @example HTTPS only for a year, subdomains included
+ * ```ts
+ * import { securityHeaders, type StrictTransportSecurity } from "./security_headers.ts";
+ * const hsts: StrictTransportSecurity = { maxAgeSec: 31_536_000, includeSubDomains: true };
+ * const middleware = securityHeaders({ strictTransportSecurity: hsts });
+ * ```
+ */
 export interface StrictTransportSecurity {
   /** How long browsers must use HTTPS only, in seconds. */
   maxAgeSec: number;
@@ -11,7 +20,16 @@ export interface StrictTransportSecurity {
   preload?: boolean;
 }
 
-/** Options for {@linkcode securityHeaders}. Set a header's option to `false` to leave that header out. */
+/**
+ * Options for {@linkcode securityHeaders}. Set a header's option to `false` to leave that header out.
+ *
+ * @example Leave framing rules to a proxy
+ * ```ts
+ * import { securityHeaders, type SecurityHeadersOptions } from "./security_headers.ts";
+ * const options: SecurityHeadersOptions = { contentSecurityPolicy: "default-src 'none'", frameOptions: false };
+ * const middleware = securityHeaders(options);
+ * ```
+ */
 export interface SecurityHeadersOptions {
   /**
    * `Content-Security-Policy`. The default suits a JSON API: nothing may load, nothing may frame it.

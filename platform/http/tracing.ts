@@ -4,7 +4,16 @@ export { parseTraceparent };
 import { editHeaders } from "./_headers.ts";
 import { invoke, type Middleware } from "./handler.ts";
 
-/** The W3C trace context of one request as {@linkcode tracing} sees it. */
+/**
+ * The W3C trace context of one request as {@linkcode tracing} sees it.
+ *
+ * @example Log the span of each request
+ * ```ts
+ * import { type TraceContext, tracing } from "./tracing.ts";
+ * const logSpan = (_req: Request, trace: TraceContext) => console.debug(trace.traceId, trace.spanId, trace.sampled);
+ * const middleware = tracing({ onStart: logSpan });
+ * ```
+ */
 export interface TraceContext {
   /** 32 lowercase hex digits: the caller's trace id, or a new one. */
   traceId: string;
@@ -18,7 +27,16 @@ export interface TraceContext {
   traceparent: string;
 }
 
-/** Options for {@linkcode tracing}. */
+/**
+ * Options for {@linkcode tracing}.
+ *
+ * @example Time every request
+ * ```ts
+ * import { tracing, type TracingOptions } from "./tracing.ts";
+ * const options: TracingOptions = { onEnd: (req, res, ms) => console.debug(req.method, res?.status, `${ms} ms`) };
+ * const middleware = tracing(options);
+ * ```
+ */
 export interface TracingOptions {
   /**
    * Called before the handler. An exception fails the request, so keep hooks from throwing.

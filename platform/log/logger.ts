@@ -1,10 +1,31 @@
 import { currentContext } from "../context/mod.ts";
 
-/** Severity, lowest first. */
+/**
+ * Severity, lowest first.
+ *
+ * @example Only warnings and errors
+ * ```ts
+ * import { createLogger, type Level } from "./logger.ts";
+ * const level: Level = "warn";
+ * const log = createLogger("orders", { level, write: () => {} });
+ * ```
+ */
 export type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-/** Structured JSON logger; every line carries the service name and, inside a context, the request id. */
+/**
+ * Structured JSON logger; every line carries the service name and, inside a context, the request id.
+ *
+ * @example A logger for one order
+ * ```ts
+ * import { createLogger, type Logger } from "./logger.ts";
+ * const lines: string[] = [];
+ * const base = createLogger("orders", { level: "info", write: (line) => lines.push(line) });
+ * const log: Logger = base.with({ orderId: "o-1" });
+ * log.info("order created");
+ * JSON.parse(lines[0]).orderId; // "o-1"
+ * ```
+ */
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -14,7 +35,18 @@ export interface Logger {
   with(fields: Record<string, unknown>): Logger;
 }
 
-/** Options for {@linkcode createLogger}. */
+/**
+ * Options for {@linkcode createLogger}.
+ *
+ * @example Debug lines into an array, for a test
+ * ```ts
+ * import { createLogger, type LoggerOptions } from "./logger.ts";
+ * const lines: string[] = [];
+ * const options: LoggerOptions = { level: "debug", write: (line) => lines.push(line) };
+ * createLogger("orders", options).debug("cache miss", { key: "o-1" });
+ * lines.length; // 1
+ * ```
+ */
 export interface LoggerOptions {
   /** Lowest level written. @default {"info"} (or `LOG_LEVEL`) */
   level?: Level;

@@ -1,4 +1,16 @@
-/** Bounds how many tasks run at once; waiters are served first come, first served. */
+/**
+ * Bounds how many tasks run at once; waiters are served first come, first served.
+ *
+ * @example Skip work when every slot is busy
+ * ```ts
+ * import { createLimiter, type Limiter } from "./limiter.ts";
+ * const limiter: Limiter = createLimiter(1);
+ * limiter.tryAcquire(); // true
+ * limiter.tryAcquire(); // false: the one slot is taken
+ * limiter.release();
+ * limiter.active; // 0
+ * ```
+ */
 export interface Limiter {
   /** Resolves once a slot is free and taken; pair every call with one {@linkcode Limiter.release}. */
   acquire(): Promise<void>;

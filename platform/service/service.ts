@@ -17,7 +17,17 @@ import { createLogger, type Logger } from "../log/mod.ts";
 import { Registry } from "prom-client";
 import { redMetrics } from "./metrics.ts";
 
-/** A dependency probe: resolves when the dependency answers, throws (or times out) when it does not. */
+/**
+ * A dependency probe: resolves when the dependency answers, throws (or times out) when it does not.
+ *
+ * @example Ready once the database answers
+ * ```ts
+ * import { type Check, Service } from "./service.ts";
+ * const database = { ping: (_signal: AbortSignal) => Promise.resolve() };
+ * const dbCheck: Check = (signal) => database.ping(signal);
+ * new Service({ name: "orders" }).check("database", dbCheck);
+ * ```
+ */
 export type Check = (signal: AbortSignal) => Promise<void>;
 
 /**
@@ -40,7 +50,16 @@ export interface CheckResult {
   error?: string;
 }
 
-/** Options for {@linkcode Service}. */
+/**
+ * Options for {@linkcode Service}.
+ *
+ * @example A service on a fixed port with a shorter drain
+ * ```ts
+ * import { Service, type ServiceOptions } from "./service.ts";
+ * const options: ServiceOptions = { name: "orders", port: 8081, drainMs: 5_000, maxBodyBytes: 64 * 1024 };
+ * const svc = new Service(options);
+ * ```
+ */
 export interface ServiceOptions {
   /** Service name, used in logs and metrics. */
   name: string;

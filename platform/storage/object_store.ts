@@ -1,4 +1,13 @@
-/** Metadata of a stored object. */
+/**
+ * Metadata of a stored object.
+ *
+ * @example Serve an object with its metadata
+ * ```ts
+ * import type { ObjectInfo } from "./object_store.ts";
+ * const info: ObjectInfo = { key: "receipts/o-1.json", size: 2, contentType: "application/json" };
+ * const headers = { "content-type": info.contentType, "content-length": String(info.size) };
+ * ```
+ */
 export interface ObjectInfo {
   key: string;
   size: number;
@@ -8,6 +17,15 @@ export interface ObjectInfo {
 /**
  * An object store (local disk now; S3 later). Keys are `/`-separated relative paths of safe characters.
  * `put` is atomic: readers see the old object or the new one, never a partial write.
+ *
+ * @example Code that works on any store
+ * ```ts
+ * import type { ObjectStore } from "./object_store.ts";
+ * async function saveReceipt(store: ObjectStore, orderId: string, receipt: unknown): Promise<void> {
+ *   const body = new TextEncoder().encode(JSON.stringify(receipt));
+ *   await store.put(`receipts/${orderId}.json`, body, { contentType: "application/json" });
+ * }
+ * ```
  */
 export interface ObjectStore {
   put(key: string, body: Uint8Array, options?: { contentType?: string }): Promise<void>;

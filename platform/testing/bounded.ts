@@ -6,7 +6,16 @@
  * @module
  */
 
-/** The error a bounded wait rejects with when its bound passes; `what` names what did not happen. */
+/**
+ * The error a bounded wait rejects with when its bound passes; `what` names what did not happen.
+ *
+ * @example Tell a timeout from another failure
+ * ```ts
+ * import { waitUntil, WaitTimeoutError } from "./bounded.ts";
+ * const err = await waitUntil(() => false, 20, "a flag that is never set", 5).catch((e) => e);
+ * err instanceof WaitTimeoutError && err.what === "a flag that is never set"; // true
+ * ```
+ */
 export class WaitTimeoutError extends Error {
   /** What the test waited for. */
   readonly what: string;

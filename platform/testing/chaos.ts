@@ -9,10 +9,31 @@ import { waitUntil, within } from "./bounded.ts";
 
 const SCRIPT = new URL("../../scripts/infra.sh", import.meta.url).pathname;
 
-/** The components {@linkcode startComponent} can run. */
+/**
+ * The components {@linkcode startComponent} can run.
+ *
+ * @example Start each kind in turn
+ * ```ts ignore
+ * import { type ComponentKind, startComponent } from "./chaos.ts";
+ * for (const kind of ["postgres", "nats", "kafka"] satisfies ComponentKind[]) {
+ *   await using component = await startComponent(kind);
+ *   console.log(kind, component.url);
+ * }
+ * ```
+ */
 export type ComponentKind = "postgres" | "nats" | "kafka";
 
-/** A private server a test owns. Every method resolves once the server is in the state it names. */
+/**
+ * A private server a test owns. Every method resolves once the server is in the state it names.
+ *
+ * @example Pause NATS under a consumer
+ * ```ts ignore
+ * import { type Component, startNats } from "./chaos.ts";
+ * await using nats: Component = await startNats();
+ * await nats.pause(); // connections stay open, nothing answers
+ * await nats.resume();
+ * ```
+ */
 export interface Component extends AsyncDisposable {
   readonly kind: ComponentKind;
   /** Client port on 127.0.0.1. */
@@ -36,7 +57,15 @@ export interface Component extends AsyncDisposable {
   start(): Promise<void>;
 }
 
-/** Options for {@linkcode startComponent}. */
+/**
+ * Options for {@linkcode startComponent}.
+ *
+ * @example A Postgres without fsync, for speed
+ * ```ts
+ * import type { ComponentOptions } from "./chaos.ts";
+ * const options: ComponentOptions = { env: { TRELLIS_PG_UNSAFE: "1" } };
+ * ```
+ */
 export interface ComponentOptions {
   /** Extra environment for `scripts/infra.sh` (e.g. `TRELLIS_PG_UNSAFE=1` for throwaway speed). @default {{}} */
   env?: Record<string, string>;
@@ -168,22 +197,60 @@ export async function startComponent(kind: ComponentKind, options: ComponentOpti
   };
 }
 
-/** A private Postgres ({@linkcode startComponent}). */
+/**
+ * A private Postgres ({@linkcode startComponent}).
+ *
+ * @example Kill Postgres and bring it back
+ * ```ts ignore
+ * import { startPostgres } from "./chaos.ts";
+ * await using pg = await startPostgres();
+ * await pg.kill();
+ * await pg.start();
+ * ```
+ */
 export function startPostgres(options?: ComponentOptions): Promise<Component> {
   return startComponent("postgres", options);
 }
 
-/** A private NATS server with JetStream ({@linkcode startComponent}). */
+/**
+ * A private NATS server with JetStream ({@linkcode startComponent}).
+ *
+ * @example A NATS of the test's own
+ * ```ts ignore
+ * import { startNats } from "./chaos.ts";
+ * await using nats = await startNats();
+ * console.log(nats.url); // nats://127.0.0.1:<port>
+ * ```
+ */
 export function startNats(options?: ComponentOptions): Promise<Component> {
   return startComponent("nats", options);
 }
 
-/** A private single-node Kafka in KRaft mode ({@linkcode startComponent}). */
+/**
+ * A private single-node Kafka in KRaft mode ({@linkcode startComponent}).
+ *
+ * @example Stop Kafka gracefully, then start it again
+ * ```ts ignore
+ * import { startKafka } from "./chaos.ts";
+ * await using kafka = await startKafka();
+ * await kafka.stop();
+ * await kafka.start();
+ * ```
+ */
 export function startKafka(options?: ComponentOptions): Promise<Component> {
   return startComponent("kafka", options);
 }
 
-/** `n` distinct ports the kernel just handed out on 127.0.0.1 (held at once, then released). */
+/**
+ * `n` distinct ports the kernel just handed out on 127.0.0.1 (held at once, then released).
+ *
+ * @example Ports for two servers
+ * ```ts
+ * import { freePorts } from "./chaos.ts";
+ * const [http, grpc] = freePorts(2);
+ * http !== grpc; // true
+ * ```
+ */
 export function freePorts(n: number): number[] {
   const listeners = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
   const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
@@ -191,7 +258,15 @@ export function freePorts(n: number): number[] {
   return ports;
 }
 
-/** Whether a process exists and is not a zombie. */
+/**
+ * Whether a process exists and is not a zombie.
+ *
+ * @example Whether this process runs
+ * ```ts
+ * import { alive } from "./chaos.ts";
+ * alive(Deno.pid); // true
+ * ```
+ */
 export function alive(pid: number): boolean {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);

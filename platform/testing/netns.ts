@@ -29,7 +29,15 @@ const HOOKS: Record<string, string[]> = { both: ["egress", "ingress"], incoming:
 const SINK = "sink";
 const READY_TIMEOUT_MS = 15_000;
 
-/** The ports one link carries. */
+/**
+ * The ports one link carries.
+ *
+ * @example A link to Postgres only
+ * ```ts
+ * import type { LinkOptions } from "./netns.ts";
+ * const postgres: LinkOptions = { outbound: [5432] };
+ * ```
+ */
 export interface LinkOptions {
   /**
    * Ports on the host's 127.0.0.1 the isolated process connects to (Postgres, NATS, Kafka, other services): inside
@@ -45,7 +53,17 @@ export interface LinkOptions {
   inbound?: number[];
 }
 
-/** Options for {@linkcode isolate}. */
+/**
+ * Options for {@linkcode isolate}.
+ *
+ * @example Fault Postgres apart from everything else
+ * ```ts
+ * import type { IsolateOptions } from "./netns.ts";
+ * const options: IsolateOptions = {
+ *   links: { postgres: { outbound: [5432] }, rest: { outbound: [4222, 9092], inbound: [8080] } },
+ * };
+ * ```
+ */
 export interface IsolateOptions {
   /**
    * Named links, each its own veth pair, so a fault can target one dependency: e.g.
@@ -54,7 +72,15 @@ export interface IsolateOptions {
   links: Record<string, LinkOptions>;
 }
 
-/** Options for {@linkcode IsolatedNetwork.spawn}: those of `Deno.Command` that make sense inside a namespace. */
+/**
+ * Options for {@linkcode IsolatedNetwork.spawn}: those of `Deno.Command` that make sense inside a namespace.
+ *
+ * @example Pass the service its configuration
+ * ```ts
+ * import type { IsolatedSpawnOptions } from "./netns.ts";
+ * const options: IsolatedSpawnOptions = { env: { PORT: "8080", LOG_LEVEL: "warn" }, stdout: "null" };
+ * ```
+ */
 export type IsolatedSpawnOptions = Pick<
   Deno.CommandOptions,
   "env" | "clearEnv" | "cwd" | "stdin" | "stdout" | "stderr"
@@ -68,7 +94,15 @@ interface LinkDevices {
   dropping: Set<string>;
 }
 
-/** Options for {@linkcode IsolatedNetwork.partition}. */
+/**
+ * Options for {@linkcode IsolatedNetwork.partition}.
+ *
+ * @example Drop only what the process sends
+ * ```ts
+ * import type { PartitionOptions } from "./netns.ts";
+ * const options: PartitionOptions = { direction: "outgoing" };
+ * ```
+ */
 export interface PartitionOptions {
   /**
    * Which packets to drop, seen from the isolated process: `"outgoing"` (what it sends), `"incoming"` (what it
@@ -96,6 +130,15 @@ export interface PartitionOptions {
  * the far end of an outbound port sees a client on 127.0.0.1 (the host's forwarder). Each round trip through a
  * link costs about 0.7 ms more than loopback on a loaded 2-core machine, and a link carries about a third of
  * loopback's requests per second (scripts/bench_netns.ts).
+ *
+ * @example Cut a service off from Postgres, then heal
+ * ```ts ignore
+ * import { isolate } from "./netns.ts";
+ * await using net = await isolate({ links: { postgres: { outbound: [5432] } } });
+ * const child = net.spawn(Deno.execPath(), ["run", "-A", "services/orders/main.ts"]);
+ * await net.partition("postgres");
+ * await net.heal("postgres");
+ * ```
  */
 export class IsolatedNetwork implements AsyncDisposable {
   readonly #links: Map<string, LinkDevices>;
@@ -495,7 +538,15 @@ async function removeNamespaces(name: string): Promise<void> {
   if (failures.length > 0) throw new Error(`Cannot remove namespaces: ${failures.join("; ")}`);
 }
 
-/** Options for {@linkcode removeStaleNamespaces}. */
+/**
+ * Options for {@linkcode removeStaleNamespaces}.
+ *
+ * @example Remove everything a crashed run left
+ * ```ts
+ * import type { RemoveStaleOptions } from "./netns.ts";
+ * const options: RemoveStaleOptions = { olderThanMs: 0 };
+ * ```
+ */
 export interface RemoveStaleOptions {
   /**
    * Minimum age of a namespace to remove.

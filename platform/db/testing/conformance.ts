@@ -4,7 +4,20 @@ import type { Database } from "../db.ts";
 import { migrate } from "../migrate.ts";
 import { waitUntil, within } from "../../testing/mod.ts";
 
-/** A fresh, isolated database for one conformance case; disposing it closes every handle and drops the storage. */
+/**
+ * A fresh, isolated database for one conformance case; disposing it closes every handle and drops the storage.
+ *
+ * @example A fixture over an existing database
+ * ```ts
+ * import type { Database } from "../db.ts";
+ * import type { DatabaseFixture } from "./conformance.ts";
+ * const fixtureOf = (db: Database): DatabaseFixture => ({
+ *   db,
+ *   reopen: () => db,
+ *   [Symbol.asyncDispose]: () => db.close(),
+ * });
+ * ```
+ */
 export interface DatabaseFixture extends AsyncDisposable {
   /** A database no other case uses. */
   db: Database;
@@ -12,10 +25,27 @@ export interface DatabaseFixture extends AsyncDisposable {
   reopen(): Database;
 }
 
-/** Makes one {@linkcode DatabaseFixture} per call. */
+/**
+ * Makes one {@linkcode DatabaseFixture} per call.
+ *
+ * @example Fresh Postgres databases as the suite's factory
+ * ```ts
+ * import type { DatabaseFactory } from "./conformance.ts";
+ * import { freshDatabase } from "./fresh_postgres.ts";
+ * const factory: DatabaseFactory = freshDatabase;
+ * ```
+ */
 export type DatabaseFactory = () => Promise<DatabaseFixture>;
 
-/** Options for {@linkcode databaseConformance}. */
+/**
+ * Options for {@linkcode databaseConformance}.
+ *
+ * @example PGlite keeps a timer across cases
+ * ```ts
+ * import type { ConformanceOptions } from "./conformance.ts";
+ * const options: ConformanceOptions = { sanitizeOps: false, sanitizeResources: false };
+ * ```
+ */
 export interface ConformanceOptions {
   /**
    * Whether Deno's op sanitizer checks each case. Turn it off only for an engine that keeps timers of its own across

@@ -13,7 +13,16 @@ import type {
 } from "../message.ts";
 import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 
-/** What the in-memory broker guarantees; see {@linkcode createMemoryBroker}. */
+/**
+ * What the in-memory broker guarantees; see {@linkcode createMemoryBroker}.
+ *
+ * @example Check a guarantee before wiring a consumer
+ * ```ts
+ * import { memoryFeatures } from "./memory.ts";
+ * memoryFeatures.orderedPerKey; // true
+ * memoryFeatures.persistent; // false: lost when the process exits
+ * ```
+ */
 export const memoryFeatures: Features = Object.freeze({
   persistent: false,
   consumerGroups: true,
@@ -24,7 +33,17 @@ export const memoryFeatures: Features = Object.freeze({
   maxMessageBytes: 1024 * 1024,
 });
 
-/** Options for {@linkcode createMemoryBroker}. */
+/**
+ * Options for {@linkcode createMemoryBroker}.
+ *
+ * @example Short retention and fast redelivery, for a test
+ * ```ts
+ * import { createMemoryBroker, type MemoryBrokerOptions } from "./memory.ts";
+ * const options: MemoryBrokerOptions = { retention: 100, redelivery: { baseDelayMs: 1, maxDelayMs: 5 } };
+ * const bus = createMemoryBroker(options);
+ * await bus.close();
+ * ```
+ */
 export interface MemoryBrokerOptions {
   /**
    * Messages kept per topic (at least this many, trimmed in batches) for consumer groups that subscribe later.
@@ -43,7 +62,17 @@ export interface MemoryBrokerOptions {
   maxMessageBytes?: number;
 }
 
-/** The in-memory broker: a {@linkcode PubSub} living in this process, whose `ping` is always there. */
+/**
+ * The in-memory broker: a {@linkcode PubSub} living in this process, whose `ping` is always there.
+ *
+ * @example A readiness check on the in-memory broker
+ * ```ts
+ * import { createMemoryBroker, type MemoryBroker } from "./memory.ts";
+ * const bus: MemoryBroker = createMemoryBroker();
+ * await bus.ping(AbortSignal.timeout(100)); // resolves at once until the broker is closed
+ * await bus.close();
+ * ```
+ */
 export interface MemoryBroker extends PubSub {
   /** Resolves at once unless the broker is closed: see {@linkcode PubSub.ping}. */
   ping(signal?: AbortSignal): Promise<void>;

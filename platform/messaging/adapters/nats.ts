@@ -17,10 +17,25 @@ import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positive
 /**
  * Bytes of a server's `max_payload` kept for headers (id, key, timestamp, context and caller headers): NATS counts
  * headers and payload against one limit, so the payload limit an adapter declares is `max_payload` minus this.
+ *
+ * @example The payload limit on a server with a 4 MiB max_payload
+ * ```ts
+ * import { NATS_HEADER_HEADROOM } from "./nats.ts";
+ * const maxMessageBytes = 4 * 1024 * 1024 - NATS_HEADER_HEADROOM;
+ * ```
  */
 export const NATS_HEADER_HEADROOM = 8 * 1024;
 
-/** What the NATS Core adapter guarantees; see {@linkcode createNatsPubSub}. */
+/**
+ * What the NATS Core adapter guarantees; see {@linkcode createNatsPubSub}.
+ *
+ * @example NATS Core drops what a handler throws on
+ * ```ts
+ * import { natsFeatures } from "./nats.ts";
+ * natsFeatures.redelivery; // false: at-most-once
+ * natsFeatures.wildcards; // true
+ * ```
+ */
 export const natsFeatures: Features = Object.freeze({
   persistent: false,
   consumerGroups: true,
@@ -34,6 +49,15 @@ export const natsFeatures: Features = Object.freeze({
 /**
  * NATS headers that carry the message fields NATS Core has no slot for. `Nats-Msg-Id` is the header JetStream
  * deduplicates on, so the same id survives a later move to JetStream.
+ *
+ * @example Read the message key off a raw NATS message
+ * ```ts
+ * import { headers } from "@nats-io/transport-node";
+ * import { NatsMessageHeaders } from "./nats.ts";
+ * const h = headers();
+ * h.set(NatsMessageHeaders.key, "order-1");
+ * h.get(NatsMessageHeaders.key); // "order-1"
+ * ```
  */
 export const NatsMessageHeaders = Object.freeze({
   id: "Nats-Msg-Id",
@@ -56,7 +80,20 @@ export interface NatsPubSub extends PubSub {
   ping(signal?: AbortSignal): Promise<void>;
 }
 
-/** Options for {@linkcode createNatsPubSub}. */
+/**
+ * Options for {@linkcode createNatsPubSub}.
+ *
+ * @example Bound what a slow subscriber buffers
+ * ```ts
+ * import type { NatsPubSubOptions } from "./nats.ts";
+ * const options: NatsPubSubOptions = {
+ *   servers: ["nats://127.0.0.1:4222"],
+ *   name: "notifications",
+ *   maxPendingMessages: 1_000,
+ *   maxPendingBytes: 16 * 1024 * 1024,
+ * };
+ * ```
+ */
 export interface NatsPubSubOptions {
   /** An open connection to share; the adapter drains only its own subscriptions and never closes it. */
   connection?: NatsConnection;

@@ -5,10 +5,31 @@ import type { Literal, Schema } from "./schema.ts";
  * - `backward`: consumers on the new schema read data written with the old one (replays, in-flight messages).
  * - `forward`: consumers still on the old schema read data written with the new one (rolling deploys).
  * - `full`: both, and a property once published is never dropped (so its name cannot come back with another shape).
+ *
+ * @example Rolling deploys only need forward compatibility
+ * ```ts
+ * import { checkCompatibility, type CompatibilityMode } from "./compat.ts";
+ * import { s } from "./schema.ts";
+ * const mode: CompatibilityMode = "forward";
+ * const v1 = s.object({ id: s.string() });
+ * const v2 = s.object({ id: s.string(), at: s.string() });
+ * checkCompatibility(v1, v2, { mode }).compatible; // true: old consumers ignore `at`
+ * ```
  */
 export type CompatibilityMode = "backward" | "forward" | "full";
 
-/** What {@linkcode checkCompatibility} found; `problems` is empty exactly when `compatible`. */
+/**
+ * What {@linkcode checkCompatibility} found; `problems` is empty exactly when `compatible`.
+ *
+ * @example Fail a build on a breaking change
+ * ```ts
+ * import { checkCompatibility, type CompatibilityReport } from "./compat.ts";
+ * import { s } from "./schema.ts";
+ * const old = s.object({ total: s.number() });
+ * const report: CompatibilityReport = checkCompatibility(old, s.object({ total: s.string() }));
+ * if (report.compatible) throw new Error("a changed kind must be reported");
+ * ```
+ */
 export interface CompatibilityReport {
   compatible: boolean;
   problems: string[];

@@ -7,8 +7,8 @@
  * ```ts
  * import { s, validate } from "./mod.ts";
  * const created = s.object({ orderId: s.string(), total: s.integer({ minimum: 0 }) });
- * const problems = validate(created, { orderId: "o-1", total: 5 });
- * if (problems.length !== 0) throw new Error("expected a valid payload");
+ * const result = validate(created, { orderId: "o-1", total: 5 });
+ * if (!result.ok) throw new Error("expected a valid payload");
  * ```
  * @module
  */

@@ -8,14 +8,40 @@ import {
   validate,
 } from "./schema.ts";
 
-/** Header naming a message's type (e.g. `orders.created.v1`); set by {@linkcode encodeMessage}. */
+/**
+ * Header naming a message's type (e.g. `orders.created.v1`); set by {@linkcode encodeMessage}.
+ *
+ * @example Route on the type without decoding the payload
+ * ```ts
+ * import { MESSAGE_TYPE_HEADER } from "./registry.ts";
+ * const headers: Record<string, string> = { [MESSAGE_TYPE_HEADER]: "orders.created.v1" };
+ * headers[MESSAGE_TYPE_HEADER].endsWith(".v1"); // true
+ * ```
+ */
 export const MESSAGE_TYPE_HEADER = "message-type";
-/** Content type of every message {@linkcode encodeMessage} builds. */
+/**
+ * Content type of every message {@linkcode encodeMessage} builds.
+ *
+ * @example Tell a JSON message from another
+ * ```ts
+ * import { JSON_CONTENT_TYPE } from "./registry.ts";
+ * const isJson = (headers: Record<string, string>) => headers["content-type"] === JSON_CONTENT_TYPE;
+ * ```
+ */
 export const JSON_CONTENT_TYPE = "application/json";
 
 /**
  * A versioned message type: its name (ending in `.vN`) and the schema of its JSON payload, which always includes a
  * `type` property holding the name.
+ *
+ * @example Accept any version of an event
+ * ```ts
+ * import { defineMessageType, type MessageType } from "./registry.ts";
+ * import { s } from "./schema.ts";
+ * const schema = s.object({ orderId: s.string() });
+ * const OrderCreated: MessageType = defineMessageType({ type: "orders.created.v1", schema });
+ * OrderCreated.type; // "orders.created.v1"
+ * ```
  */
 export interface MessageType<
   T extends string = string,
@@ -25,7 +51,17 @@ export interface MessageType<
   readonly schema: S;
 }
 
-/** The payload type of a message type. */
+/**
+ * The payload type of a message type.
+ *
+ * @example A handler typed by its event
+ * ```ts
+ * import { defineMessageType, type MessageOf } from "./registry.ts";
+ * import { s } from "./schema.ts";
+ * const PaymentFailed = defineMessageType({ type: "payments.failed.v1", schema: s.object({ reason: s.string() }) });
+ * const onFailed = (event: MessageOf<typeof PaymentFailed>) => console.log(event.type, event.reason);
+ * ```
+ */
 export type MessageOf<M> = M extends MessageType<string, infer S> ? Infer<S> : never;
 
 type WithType<T extends string, S extends ObjectSchema> = S extends ObjectSchema<infer R, infer O>
@@ -66,7 +102,19 @@ export function defineMessageType<const T extends string, S extends ObjectSchema
   return { type, schema: { kind: "object", required, optional: schema.optional } as unknown as WithType<T, S> };
 }
 
-/** A set of message types, looked up by name. */
+/**
+ * A set of message types, looked up by name.
+ *
+ * @example List the types a service publishes
+ * ```ts
+ * import { createMessageRegistry, defineMessageType, type MessageRegistry } from "./registry.ts";
+ * import { s } from "./schema.ts";
+ * const registry: MessageRegistry = createMessageRegistry([
+ *   defineMessageType({ type: "orders.created.v1", schema: s.object({ orderId: s.string() }) }),
+ * ]);
+ * [...registry.types.keys()]; // ["orders.created.v1"]
+ * ```
+ */
 export interface MessageRegistry<M extends MessageType = MessageType> {
   readonly types: ReadonlyMap<string, M>;
 }
@@ -156,7 +204,15 @@ export function assertMessage<M extends MessageType>(registry: MessageRegistry<M
   return type;
 }
 
-/** The headers {@linkcode encodeMessage} sets for a message of type `type`. */
+/**
+ * The headers {@linkcode encodeMessage} sets for a message of type `type`.
+ *
+ * @example Publish a payload encoded elsewhere
+ * ```ts
+ * import { messageHeaders } from "./registry.ts";
+ * messageHeaders("orders.created.v1"); // { "content-type": "application/json", "message-type": "orders.created.v1" }
+ * ```
+ */
 export function messageHeaders(type: string): Record<string, string> {
   return { "content-type": JSON_CONTENT_TYPE, [MESSAGE_TYPE_HEADER]: type };
 }

@@ -9,7 +9,16 @@
  * @module
  */
 
-/** A string, optionally bounded in length (in code points) and matched against a regular expression. */
+/**
+ * A string, optionally bounded in length (in code points) and matched against a regular expression.
+ *
+ * @example A SKU
+ * ```ts
+ * import { s, type StringSchema, validate } from "./schema.ts";
+ * const Sku: StringSchema = s.string({ pattern: "^[a-z0-9-]+$", maxLength: 64 });
+ * validate(Sku, "Kettle!").ok; // false
+ * ```
+ */
 export interface StringSchema {
   readonly kind: "string";
   /** Source of a `u`-flag regular expression the whole string must match; anchor it with `^…$`. */
@@ -18,25 +27,61 @@ export interface StringSchema {
   readonly maxLength?: number;
 }
 
-/** A finite number (`number`) or a safe integer (`integer`), optionally bounded (inclusive). */
+/**
+ * A finite number (`number`) or a safe integer (`integer`), optionally bounded (inclusive).
+ *
+ * @example A quantity between 1 and 99
+ * ```ts
+ * import { type NumericSchema, s, validate } from "./schema.ts";
+ * const Quantity: NumericSchema = s.integer({ minimum: 1, maximum: 99 });
+ * validate(Quantity, 1.5).ok; // false: not an integer
+ * ```
+ */
 export interface NumericSchema {
   readonly kind: "integer" | "number";
   readonly minimum?: number;
   readonly maximum?: number;
 }
 
-/** `true` or `false`. */
+/**
+ * `true` or `false`.
+ *
+ * @example A flag
+ * ```ts
+ * import { type BooleanSchema, s, validate } from "./schema.ts";
+ * const Gift: BooleanSchema = s.boolean();
+ * validate(Gift, "yes").ok; // false
+ * ```
+ */
 export interface BooleanSchema {
   readonly kind: "boolean";
 }
 
-/** One of a fixed list of literals. */
+/**
+ * One of a fixed list of literals.
+ *
+ * @example A currency
+ * ```ts
+ * import { type EnumSchema, s, validate } from "./schema.ts";
+ * const Currency: EnumSchema<readonly ["EUR", "USD"]> = s.enum(["EUR", "USD"]);
+ * validate(Currency, "GBP").ok; // false
+ * ```
+ */
 export interface EnumSchema<V extends readonly Literal[] = readonly Literal[]> {
   readonly kind: "enum";
   readonly values: V;
 }
 
-/** An array whose every element matches `items`. */
+/**
+ * An array whose every element matches `items`.
+ *
+ * @example One to fifty tags
+ * ```ts
+ * import { type ArraySchema, s, type StringSchema, validate } from "./schema.ts";
+ * const Tags: ArraySchema<StringSchema> = s.array(s.string(), { minItems: 1, maxItems: 50 });
+ * validate(Tags, []).ok; // false
+ * ```
+ */
 export interface ArraySchema<I extends Schema = Schema> {
   readonly kind: "array";
   readonly items: I;
@@ -44,7 +89,16 @@ export interface ArraySchema<I extends Schema = Schema> {
   readonly maxItems?: number;
 }
 
-/** An object with `required` and `optional` properties; other properties are allowed and ignored. */
+/**
+ * An object with `required` and `optional` properties; other properties are allowed and ignored.
+ *
+ * @example Extra properties are ignored
+ * ```ts
+ * import { type ObjectSchema, s, validate } from "./schema.ts";
+ * const Ref: ObjectSchema = s.object({ id: s.string() }, { note: s.string() });
+ * validate(Ref, { id: "o-1", addedLater: true }).ok; // true
+ * ```
+ */
 export interface ObjectSchema<
   R extends Record<string, Schema> = Record<string, Schema>,
   O extends Record<string, Schema> = Record<string, Schema>,
@@ -54,10 +108,29 @@ export interface ObjectSchema<
   readonly optional: O;
 }
 
-/** A value an {@linkcode EnumSchema} can list. */
+/**
+ * A value an {@linkcode EnumSchema} can list.
+ *
+ * @example The values an enum may list
+ * ```ts
+ * import { type Literal, s } from "./schema.ts";
+ * const versions = [1, 2] as const satisfies readonly Literal[];
+ * const Version = s.enum(versions);
+ * ```
+ */
 export type Literal = string | number | boolean;
 
-/** Any schema. */
+/**
+ * Any schema.
+ *
+ * @example A function over any schema
+ * ```ts
+ * import { type Schema, s } from "./schema.ts";
+ * const describe = (schema: Schema): string =>
+ *   schema.kind === "object" ? Object.keys(schema.required).join(", ") : schema.kind;
+ * describe(s.object({ orderId: s.string(), total: s.integer() })); // "orderId, total"
+ * ```
+ */
 export type Schema = StringSchema | NumericSchema | BooleanSchema | EnumSchema | ArraySchema | ObjectSchema;
 
 type Simplify<T> = { [K in keyof T]: T[K] } & unknown;
@@ -117,7 +190,17 @@ function object(required: Record<string, Schema>, optional: Record<string, Schem
   return { kind: "object", required, optional };
 }
 
-/** The builders in {@linkcode s}. */
+/**
+ * The builders in {@linkcode s}.
+ *
+ * @example Builders passed where they are needed
+ * ```ts
+ * import { s, type SchemaBuilders } from "./schema.ts";
+ * const money = (b: SchemaBuilders) =>
+ *   b.object({ cents: b.integer({ minimum: 0 }), currency: b.enum(["EUR", "USD"]) });
+ * const Money = money(s);
+ * ```
+ */
 export interface SchemaBuilders {
   /** A string; `pattern` is the source of a `u`-flag regular expression. */
   string(options?: { pattern?: string; minLength?: number; maxLength?: number }): StringSchema;
@@ -200,13 +283,32 @@ export const s: SchemaBuilders = {
   object,
 };
 
-/** One violation: where (a JSON pointer into the value, `""` for the value itself) and why. */
+/**
+ * One violation: where (a JSON pointer into the value, `""` for the value itself) and why.
+ *
+ * @example List where a payload went wrong
+ * ```ts
+ * import { s, type SchemaViolation, validate } from "./schema.ts";
+ * const result = validate(s.object({ total: s.integer() }), { total: "5" });
+ * const errors: SchemaViolation[] = result.ok ? [] : result.errors;
+ * errors.map((e) => e.path); // ["/total"]
+ * ```
+ */
 export interface SchemaViolation {
   path: string;
   reason: string;
 }
 
-/** What {@linkcode validate} found. */
+/**
+ * What {@linkcode validate} found.
+ *
+ * @example Branch on the result
+ * ```ts
+ * import { s, validate, type ValidationResult } from "./schema.ts";
+ * const result: ValidationResult = validate(s.string(), 42);
+ * if (!result.ok) console.log(result.errors[0].reason);
+ * ```
+ */
 export type ValidationResult = { ok: true } | { ok: false; errors: SchemaViolation[] };
 
 const patterns = new Map<string, RegExp>();

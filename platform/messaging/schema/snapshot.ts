@@ -2,7 +2,19 @@ import { checkCompatibility } from "./compat.ts";
 import type { Schema } from "./schema.ts";
 import type { MessageType } from "./registry.ts";
 
-/** Every published schema by message type name, as committed to a snapshot file. */
+/**
+ * Every published schema by message type name, as committed to a snapshot file.
+ *
+ * @example What a snapshot file holds
+ * ```ts
+ * import { type SchemaSnapshot, snapshotOf } from "./snapshot.ts";
+ * import { defineMessageType } from "./registry.ts";
+ * import { s } from "./schema.ts";
+ * const OrderCreated = defineMessageType({ type: "orders.created.v1", schema: s.object({}) });
+ * const snapshot: SchemaSnapshot = snapshotOf([OrderCreated]);
+ * Object.keys(snapshot); // ["orders.created.v1"]
+ * ```
+ */
 export type SchemaSnapshot = Record<string, Schema>;
 
 /**
@@ -22,7 +34,20 @@ export function snapshotOf(types: readonly MessageType[]): SchemaSnapshot {
   return Object.fromEntries(sorted.map((t) => [t.type, JSON.parse(JSON.stringify(t.schema))]));
 }
 
-/** What changed between a committed snapshot and the current schemas. */
+/**
+ * What changed between a committed snapshot and the current schemas.
+ *
+ * @example A new version is added, not a problem
+ * ```ts
+ * import { diffSnapshot, type SnapshotDiff } from "./snapshot.ts";
+ * import { s } from "./schema.ts";
+ * const v1 = s.object({ orderId: s.string() });
+ * const before = { "orders.created.v1": v1 };
+ * const diff: SnapshotDiff = diffSnapshot(before, { ...before, "orders.created.v2": v1 });
+ * diff.added; // ["orders.created.v2"]
+ * diff.problems.length; // 0
+ * ```
+ */
 export interface SnapshotDiff {
   /** Incompatible changes to types present in both, each prefixed with the type name. */
   problems: string[];

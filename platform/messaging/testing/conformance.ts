@@ -6,7 +6,18 @@ import type { Features, Message, OutgoingMessage, Publisher, PubSub, Subscriber 
 import { startConsumerProcess } from "./consumer_process.ts";
 import { WaitTimeoutError, within } from "../../testing/mod.ts";
 
-/** A fresh publisher/subscriber pair for one conformance case. */
+/**
+ * A fresh publisher/subscriber pair for one conformance case.
+ *
+ * @example A target on the in-memory broker
+ * ```ts
+ * import { createMemoryBroker } from "../adapters/memory.ts";
+ * import type { ConformanceTarget } from "./conformance.ts";
+ * const bus = createMemoryBroker();
+ * const target: ConformanceTarget = { publisher: bus, subscriber: bus };
+ * await target.publisher.close();
+ * ```
+ */
 export interface ConformanceTarget {
   /** Publishes the case's messages; may be the same object as `subscriber`. */
   publisher: Publisher;
@@ -63,7 +74,15 @@ export interface ConsumerProcess {
   export: string;
 }
 
-/** Options for {@linkcode testPubSubConformance}. */
+/**
+ * Options for {@linkcode testPubSubConformance}.
+ *
+ * @example Quieter, with a shorter wait
+ * ```ts
+ * import type { ConformanceOptions } from "./conformance.ts";
+ * const options: ConformanceOptions = { timeoutMs: 5_000, log: () => {}, inProcessBroker: true };
+ * ```
+ */
 export interface ConformanceOptions {
   /** How long a case waits for the deliveries it expects. @default {20000} */
   timeoutMs?: number;

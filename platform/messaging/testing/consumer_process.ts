@@ -11,7 +11,23 @@
 import type { ConformanceTarget } from "./conformance.ts";
 import { WaitTimeoutError, within } from "../../testing/mod.ts";
 
-/** What the child is asked to do. */
+/**
+ * What the child is asked to do.
+ *
+ * @example Four slow handlers on one group
+ * ```ts
+ * import type { ConsumerProcessSpec } from "./consumer_process.ts";
+ * const spec: ConsumerProcessSpec = {
+ *   module: new URL("../adapters/kafka/kafkajs_test.ts", import.meta.url).href,
+ *   export: "kafkaTarget",
+ *   topic: "orders.events",
+ *   group: "payments",
+ *   concurrency: 4,
+ *   handleMs: 20,
+ * };
+ * const argument = JSON.stringify(spec); // what `deno run -A consumer_process.ts` takes
+ * ```
+ */
 export interface ConsumerProcessSpec {
   /** Module URL holding the factory. */
   module: string;
@@ -27,6 +43,16 @@ export interface ConsumerProcessSpec {
 /**
  * The child's handle in the parent: ids it reported as started and as handled (the handler resolved; whether the
  * adapter acknowledged or committed them is what the crash case finds out).
+ *
+ * @example Messages handled but lost by a crash
+ * ```ts
+ * import type { ConsumerProcessHandle } from "./consumer_process.ts";
+ * async function crashAfter(child: ConsumerProcessHandle, n: number): Promise<string[]> {
+ *   await child.until(() => child.handled.size >= n, 20_000, `${n} handled messages`);
+ *   await child.kill();
+ *   return [...child.started].filter((id) => !child.handled.has(id)); // started, never finished
+ * }
+ * ```
  */
 export interface ConsumerProcessHandle {
   readonly started: ReadonlySet<string>;

@@ -1,6 +1,16 @@
 import { type Component, startComponent } from "../../testing/mod.ts";
 
-/** A broker of a test's own (the chaos kit's {@linkcode Component}): stop, start, kill or pause it at will. */
+/**
+ * A broker of a test's own (the chaos kit's {@linkcode Component}): stop, start, kill or pause it at will.
+ *
+ * @example Pause a private broker
+ * ```ts ignore
+ * import { type InfraBroker, startInfraBroker } from "./infra_broker.ts";
+ * await using kafka: InfraBroker = await startInfraBroker("kafka");
+ * await kafka.pause();
+ * await kafka.resume();
+ * ```
+ */
 export type InfraBroker = Component;
 
 /**
