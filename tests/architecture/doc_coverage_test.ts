@@ -140,6 +140,8 @@ async function docJson(files: string[]): Promise<DocOutput> {
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
+    // deno doc over every front door takes a few seconds; a minute means it hangs.
+    signal: AbortSignal.timeout(60_000),
   }).output();
   const text = new TextDecoder().decode(stdout);
   ok(code === 0, `deno doc --json failed (exit ${code}):\n${new TextDecoder().decode(stderr)}`);
