@@ -193,7 +193,9 @@ export class MessageRouter {
       throw new TypeError(`Cannot subscribe as the topic is not a non-empty string: current value is ${topic}`);
     }
     if (typeof handler !== "function") {
-      throw new TypeError(`Cannot subscribe to "${topic}" as the handler is not a function: current type is ${typeof handler}`);
+      throw new TypeError(
+        `Cannot subscribe to "${topic}" as the handler is not a function: current type is ${typeof handler}`,
+      );
     }
     const source = options.bus ?? this.#options.bus;
     if (!source) throw new TypeError(`Cannot subscribe to "${topic}" as neither the route nor the router names a bus`);
@@ -343,9 +345,11 @@ export class MessageRouter {
 
   async #closeSubscriptions(): Promise<void> {
     const subscriptions = this.#subscriptions.splice(0);
-    await Promise.all(subscriptions.map((sub) =>
-      sub.close().catch((err) => this.#logger.error("message router could not close a subscription", { err }))
-    ));
+    await Promise.all(
+      subscriptions.map((sub) =>
+        sub.close().catch((err) => this.#logger.error("message router could not close a subscription", { err }))
+      ),
+    );
   }
 
   /**

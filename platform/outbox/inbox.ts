@@ -29,7 +29,11 @@ const claimed = new AsyncLocalStorage<Tx>();
  * }, { group: "inventory", middleware: [inbox(() => db, "inventory")] });
  * ```
  */
-export function inbox(db: Database | (() => Database), consumer: string, options: InboxOptions = {}): HandlerMiddleware {
+export function inbox(
+  db: Database | (() => Database),
+  consumer: string,
+  options: InboxOptions = {},
+): HandlerMiddleware {
   if (typeof consumer !== "string" || consumer === "") {
     throw new TypeError(
       `Cannot create inbox middleware as the consumer is not a non-empty string: current value is ${consumer}`,

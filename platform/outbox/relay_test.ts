@@ -3,7 +3,6 @@ import { delay } from "../async/mod.ts";
 import { connectPostgres, createPglite, type Database, migrate } from "../db/mod.ts";
 import { freshDatabase } from "../db/testing/mod.ts";
 import { createLogger, type Logger } from "../log/mod.ts";
-import { runWithContext } from "../context/mod.ts";
 import { startPostgres, waitUntil } from "../testing/mod.ts";
 import { enqueue, OUTBOX_MIGRATIONS } from "./enqueue.ts";
 import { type PendingMessage, startRelay } from "./relay.ts";

@@ -7,12 +7,7 @@ import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/in
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import {
-  grpcServer,
-  jwksFor,
-  serviceTokenAuthorizer,
-  verifierFor,
-} from "../shared/wiring.ts";
+import { grpcServer, jwksFor, serviceTokenAuthorizer, verifierFor } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
 
 /**

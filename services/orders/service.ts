@@ -17,13 +17,7 @@ import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
-import {
-  grpcServer,
-  jwksFor,
-  serviceTokenAuthorizer,
-  tokensFor,
-  verifierFor,
-} from "../shared/wiring.ts";
+import { grpcServer, jwksFor, serviceTokenAuthorizer, tokensFor, verifierFor } from "../shared/wiring.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
 

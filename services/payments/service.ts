@@ -8,12 +8,7 @@ import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/paym
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import {
-  grpcServer,
-  jwksFor,
-  serviceTokenAuthorizer,
-  verifierFor,
-} from "../shared/wiring.ts";
+import { grpcServer, jwksFor, serviceTokenAuthorizer, verifierFor } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
