@@ -6,7 +6,16 @@ import { checkBus } from "./check_bus.ts";
 import type { MessageHandler, Publisher, PubSub, SubscribeOptions, Subscription } from "./message.ts";
 import { chainHandlers, deadLetter, type HandlerMiddleware, retry, timeout } from "./middleware/mod.ts";
 
-/** A bus, or a getter that connects it on first use (as `Infra.events()` does). */
+/**
+ * A bus, or a getter that connects it on first use (as `Infra.events()` does).
+ *
+ * @example Connect the bus only when the router starts
+ * ```ts
+ * import { createMemoryBroker } from "./adapters/memory.ts";
+ * import type { BusSource } from "./router.ts";
+ * const lazy: BusSource = () => Promise.resolve(createMemoryBroker());
+ * ```
+ */
 export type BusSource = PubSub | (() => Promise<PubSub>);
 
 /**
@@ -113,7 +122,16 @@ interface Route {
   deadLetter: DeadLetterPolicy | false;
 }
 
-type State = "created" | "starting" | "running" | "draining" | "closed";
+/**
+ * Where a {@linkcode MessageRouter} is in its lifecycle: `draining` from `close()` until its subscriptions are closed.
+ *
+ * @example Report the router on a debug endpoint
+ * ```ts
+ * import type { RouterState } from "./router.ts";
+ * const consuming = (state: RouterState) => state === "starting" || state === "running";
+ * ```
+ */
+export type RouterState = "created" | "starting" | "running" | "draining" | "closed";
 
 /**
  * Owns a service's consumers, so adapters stay thin and handlers stay plain (as Watermill's router): it subscribes
@@ -153,7 +171,7 @@ export class MessageRouter {
   readonly #subscriptions: Subscription[] = [];
   /** Resolves when the subscriptions are about to close: messages held since the drain began are rejected then. */
   readonly #released = Promise.withResolvers<void>();
-  #state: State = "created";
+  #state: RouterState = "created";
   /** One controller per handler in flight, aborted when the drain deadline passes. */
   readonly #inFlight = new Set<AbortController>();
   #idle?: PromiseWithResolvers<void>;
@@ -172,7 +190,7 @@ export class MessageRouter {
   }
 
   /** Current lifecycle state. */
-  get state(): State {
+  get state(): RouterState {
     return this.#state;
   }
 

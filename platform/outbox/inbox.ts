@@ -4,7 +4,15 @@ import type { Message } from "../messaging/mod.ts";
 import type { HandlerMiddleware } from "../messaging/middleware/mod.ts";
 import { claimOnce } from "./claim_once.ts";
 
-/** Options for {@linkcode inbox}. */
+/**
+ * Options for {@linkcode inbox}.
+ *
+ * @example Deduplicate on an event id the producer put in a header
+ * ```ts
+ * import type { InboxOptions } from "./inbox.ts";
+ * const options: InboxOptions = { idOf: (msg) => msg.headers["event-id"] ?? msg.id };
+ * ```
+ */
 export interface InboxOptions {
   /** The id to deduplicate on. @default {(msg) => msg.id} */
   idOf?: (msg: Message) => string;

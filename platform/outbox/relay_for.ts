@@ -4,7 +4,15 @@ import type { Publisher } from "../messaging/mod.ts";
 import type { Service } from "../service/mod.ts";
 import { type PendingMessage, type Relay, type RelayOptions, startRelay } from "./relay.ts";
 
-/** Options for {@linkcode relayFor}: those of {@linkcode startRelay}, less what the service provides. */
+/**
+ * Options for {@linkcode relayFor}: those of {@linkcode startRelay}, less what the service provides.
+ *
+ * @example Smaller batches and a quicker retry of a failing topic
+ * ```ts
+ * import type { RelayForOptions } from "./relay_for.ts";
+ * const options: RelayForOptions = { batchSize: 20, baseDelayMs: 50, maxDelayMs: 2_000 };
+ * ```
+ */
 export type RelayForOptions = Omit<RelayOptions, "publish" | "logger">;
 
 /**
