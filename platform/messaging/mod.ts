@@ -1,6 +1,7 @@
 /**
  * Messaging: one {@linkcode Publisher}/{@linkcode Subscriber} contract with in-memory, NATS Core, NATS JetStream and
- * Kafka (kafkajs) adapters, and context propagation through message headers. Related packages have their own front
+ * Kafka (kafkajs) adapters, context propagation through message headers, and the {@linkcode MessageRouter} that runs a
+ * service's consumers (guards, middleware, drain) with {@linkcode checkBus} for readiness. Related packages have their own front
  * doors: `@trellis/platform/messaging/middleware` (consumer middleware and dead-letter tools),
  * `@trellis/platform/messaging/schema` (the event schema language), `@trellis/platform/messaging/kafka-platformatic`
  * (the second Kafka client) and `@trellis/platform/messaging/testing` (the conformance suite).
@@ -21,3 +22,5 @@ export * from "./adapters/jetstream.ts";
 export * from "./adapters/kafka/kafkajs.ts";
 export * from "./context_propagation.ts";
 export * from "./limiter.ts";
+export * from "./router.ts";
+export * from "./check_bus.ts";

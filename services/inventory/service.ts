@@ -1,5 +1,6 @@
 import type { Database } from "@trellis/platform/db";
-import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
+import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
+import { MessageRouter } from "@trellis/platform/messaging";
 import {
   authorization,
   implement,
@@ -13,7 +14,7 @@ import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/in
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { checkBus, consume, jwksFor, relay, verifierFor } from "../shared/wiring.ts";
+import { jwksFor, verifierFor } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
 
 /**
@@ -27,15 +28,16 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     db = await infra.database("inventory", { with: [OUTBOX_MIGRATIONS] });
   });
   svc.check("database", (signal) => db.ping(signal));
-  checkBus(svc, "events", () => infra.events());
-  relay(svc, () => db, () => infra.events());
-  consume(svc, () => infra.events(), Topics.inventoryCommands, async (msg) => {
-    const cmd = decodeEvent(msg, ["inventory.reserve.v1", "inventory.release.v1"]);
-    const outcome = cmd.type === "inventory.reserve.v1"
-      ? await reserve(db, msg.id, cmd.orderId, cmd.items)
-      : await release(db, msg.id, cmd.orderId);
-    svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
-  }, { group: "inventory" });
+  relayFor(svc, () => db, () => infra.events());
+  new MessageRouter({ bus: () => infra.events(), logger: svc.logger })
+    .subscribe(Topics.inventoryCommands, async (msg) => {
+      const cmd = decodeEvent(msg, ["inventory.reserve.v1", "inventory.release.v1"]);
+      const outcome = cmd.type === "inventory.reserve.v1"
+        ? await reserve(db, msg.id, cmd.orderId, cmd.items)
+        : await release(db, msg.id, cmd.orderId);
+      svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
+    }, { group: "inventory" })
+    .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
   serveGrpcWith(svc, {
     port: config.ports.inventoryGrpc,

@@ -1,11 +1,12 @@
 import { authenticate } from "@trellis/platform/auth";
 import { chain, notFound, Router } from "@trellis/platform/http";
+import { MessageRouter } from "@trellis/platform/messaging";
 import { Service } from "@trellis/platform/service";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
-import { checkBus, consume, jwksFor, verifierFor } from "../shared/wiring.ts";
+import { jwksFor, verifierFor } from "../shared/wiring.ts";
 
 /** The storage key of an order's receipt. */
 export function receiptKey(orderId: string): string {
@@ -21,8 +22,8 @@ export function receiptKey(orderId: string): string {
 export function createNotificationsService(config: SystemConfig, infra: Infra): Service {
   const svc = new Service({ name: "notifications", hostname: config.hostname, port: config.ports.notifications });
   const storage = infra.storage();
-  checkBus(svc, "jobs", () => infra.jobs());
-  consume(svc, () => infra.jobs(), Notices.orderConfirmed, async (msg) => {
+  const receipts = new MessageRouter({ bus: () => infra.jobs(), logger: svc.logger });
+  receipts.subscribe(Notices.orderConfirmed, async (msg) => {
     const n = decodeEvent(msg, ["order.confirmed.v1"]);
     if (!isOrderId(n.orderId)) {
       throw new TypeError(`Cannot write a receipt for order id ${JSON.stringify(n.orderId)}`);
@@ -50,6 +51,7 @@ export function createNotificationsService(config: SystemConfig, infra: Infra): 
     });
     svc.logger.info("receipt written", { orderId: n.orderId });
   }, { group: "notifications" });
+  receipts.attach(svc, { check: "jobs" });
   const verifier = verifierFor(config, jwksFor(svc, config), "notifications");
   const router = new Router().get("/receipts/:orderId", async (_req, { orderId }) => {
     if (!isOrderId(orderId)) throw notFound(`no receipt for order ${orderId}`);

@@ -1,6 +1,7 @@
 import { Counter } from "prom-client";
 import type { Database } from "@trellis/platform/db";
-import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
+import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
+import { checkBus, MessageRouter } from "@trellis/platform/messaging";
 import {
   authorization,
   clientMetrics,
@@ -22,7 +23,7 @@ import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
-import { checkBus, consume, jwksFor, relay, verifierFor } from "../shared/wiring.ts";
+import { jwksFor, verifierFor } from "../shared/wiring.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
 
@@ -64,17 +65,18 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     svc.onStop("deadline sweeper", () => sweeper.stop());
     return Promise.resolve();
   });
-  checkBus(svc, "events", () => infra.events());
   checkBus(svc, "jobs", () => infra.jobs());
   // A receipt is owed to the customer: its notice goes on the durable jobs bus, everything else is a saga event.
-  relay(svc, () => db, (topic) => topic === Notices.orderConfirmed ? infra.jobs() : infra.events());
+  relayFor(svc, () => db, (topic) => topic === Notices.orderConfirmed ? infra.jobs() : infra.events());
+  const saga = new MessageRouter({ bus: () => infra.events(), logger: svc.logger });
   for (const topic of [Topics.inventoryEvents, Topics.paymentEvents]) {
-    consume(svc, () => infra.events(), topic, async (msg) => {
+    saga.subscribe(topic, async (msg) => {
       const event = decodeEvent(msg, REPLY_TYPES);
       const outcome = await applyReply(db, msg.id, event);
       svc.logger.info("saga step", { type: event.type, orderId: event.orderId, outcome });
     }, { group: `orders-saga.${topic}` });
   }
+  saga.attach(svc, { check: "events" });
   const inventory = createGrpcClient(InventoryServiceService, config.grpc.inventory, {
     token: serviceTokens({
       tokenUrl: `${config.authUrl}/oauth/token`,

@@ -1,5 +1,6 @@
 import type { Database } from "@trellis/platform/db";
-import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
+import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
+import { MessageRouter } from "@trellis/platform/messaging";
 import {
   authorization,
   implement,
@@ -14,7 +15,7 @@ import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/paym
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { checkBus, consume, jwksFor, relay, verifierFor } from "../shared/wiring.ts";
+import { jwksFor, verifierFor } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
@@ -38,16 +39,17 @@ export function createPaymentsService(
     db = await infra.database("payments", { with: [OUTBOX_MIGRATIONS] });
   });
   svc.check("database", (signal) => db.ping(signal));
-  checkBus(svc, "events", () => infra.events());
-  relay(svc, () => db, () => infra.events());
-  consume(svc, () => infra.events(), Topics.paymentCommands, async (msg) => {
-    const cmd = decodeEvent(msg, ["payments.charge.v1", "payments.refund.v1"]);
-    const signal = currentContext()?.signal;
-    const outcome = cmd.type === "payments.charge.v1"
-      ? await handleCharge(db, provider, msg.id, cmd, signal)
-      : await handleRefund(db, provider, msg.id, cmd, signal);
-    svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
-  }, { group: "payments" });
+  relayFor(svc, () => db, () => infra.events());
+  new MessageRouter({ bus: () => infra.events(), logger: svc.logger })
+    .subscribe(Topics.paymentCommands, async (msg) => {
+      const cmd = decodeEvent(msg, ["payments.charge.v1", "payments.refund.v1"]);
+      const signal = currentContext()?.signal;
+      const outcome = cmd.type === "payments.charge.v1"
+        ? await handleCharge(db, provider, msg.id, cmd, signal)
+        : await handleRefund(db, provider, msg.id, cmd, signal);
+      svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
+    }, { group: "payments" })
+    .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
   serveGrpcWith(svc, {
     port: config.ports.paymentsGrpc,

@@ -1,12 +1,11 @@
 import type { Tx } from "@trellis/platform/db";
 import type { Message } from "@trellis/platform/messaging";
 import {
-  assertMessage,
   createMessageRegistry,
   decodeMessage,
   defineMessageType,
+  encodeMessage,
   type Infer,
-  messageHeaders,
   type MessageOf,
   s,
   SchemaError,
@@ -123,18 +122,13 @@ export function decodeEvent<const T extends EventType>(
 }
 
 /**
- * Validates `payload` against its type's schema (throwing {@linkcode SchemaError}) and writes it to the outbox in
- * `tx`, with `content-type` and `message-type` headers. The one place services publish events.
+ * Validates `payload` against its type's schema (throwing {@linkcode SchemaError}), encodes it with the schema
+ * package's `encodeMessage` (JSON bytes, `content-type` and `message-type` headers) and writes that message to the
+ * outbox in `tx`, which the relay publishes byte for byte. The one place services publish events.
  */
 export async function publishEvent(
   tx: Tx,
   msg: { topic: string; key?: string; payload: Event },
 ): Promise<string> {
-  const type = assertMessage(events, msg.payload);
-  return await enqueue(tx, {
-    topic: msg.topic,
-    key: msg.key,
-    headers: messageHeaders(type.type),
-    payload: msg.payload,
-  });
+  return await enqueue(tx, { topic: msg.topic, ...encodeMessage(events, msg.payload, { key: msg.key }) });
 }

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import type { Database } from "@trellis/platform/db";
+import { encodeMessage } from "@trellis/platform/messaging/schema";
 import {
   decodeEvent,
+  events,
   EventTypes,
   type InventoryEvent,
   type Item,
@@ -80,17 +82,18 @@ Deno.test("decodeEvent() validates the payload and narrows to the expected types
   assert.throws(() => decodeEvent(msg({ type: "orders.created.v1" }), ["payments.charge.v1"]), SchemaError);
 });
 
-Deno.test("publishEvent() validates before enqueueing and sets the message-type header", async () => {
+Deno.test("publishEvent() validates before enqueueing and writes what encodeMessage() encodes, headers and bytes", async () => {
   const queries: unknown[][] = [];
   const tx = { query: (_sql: string, params: unknown[] = []) => (queries.push(params), Promise.resolve([])) };
   const asTx = tx as unknown as Parameters<Parameters<Database["transaction"]>[0]>[0];
-  await publishEvent(asTx, {
-    topic: "inventory.events",
-    key: "o-1",
-    payload: { type: "inventory.rejected.v1", orderId: "o-1", reason: "out of stock: kettle" },
-  });
-  assert.equal(queries[0][1], "inventory.events");
-  assert.equal((queries[0][3] as Record<string, string>)["message-type"], "inventory.rejected.v1");
+  const payload = { type: "inventory.rejected.v1", orderId: "o-1", reason: "out of stock: kettle" } as const;
+  await publishEvent(asTx, { topic: "inventory.events", key: "o-1", payload });
+  const encoded = encodeMessage(events, payload, { key: "o-1" });
+  const [, topic, key, headers, text] = queries[0];
+  assert.deepEqual([topic, key], ["inventory.events", "o-1"]);
+  assert.deepEqual(headers, encoded.headers);
+  assert.equal((headers as Record<string, string>)["message-type"], "inventory.rejected.v1");
+  assert.deepEqual(enc.encode(text as string), encoded.payload);
   await assert.rejects(
     publishEvent(asTx, { topic: "inventory.events", payload: { type: "inventory.rejected.v1", orderId: "" } as never }),
     SchemaError,

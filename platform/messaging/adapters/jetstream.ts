@@ -40,16 +40,6 @@ export const jetStreamFeatures: Features = Object.freeze({
   maxMessageBytes: natsFeatures.maxMessageBytes,
 });
 
-/** Why a message was given up on, passed to {@linkcode JetStreamPubSubOptions.onDeadLetter}. */
-export interface DeadLetter {
-  /** The subject the message was published to. */
-  topic: string;
-  /** The subscription's group (durable consumer). */
-  group: string;
-  /** The last handler error, or why the handler was not called again. */
-  error: unknown;
-}
-
 /** Options for {@linkcode createJetStreamPubSub}. */
 export interface JetStreamPubSubOptions {
   /** An open connection to share; `close()` then flushes acknowledgements but leaves the connection open. */
@@ -60,7 +50,12 @@ export interface JetStreamPubSubOptions {
   name?: string;
   /** Where handler failures and terminated messages are reported. @default {createLogger("messaging")} */
   logger?: Logger;
-  /** Deliveries of a message (first one included) before it is terminated. @default {5} */
+  /**
+   * Deliveries of a message (first one included) whose failure terminates it: a last-resort bound, logged as an
+   * error, for a message nothing else took care of. Dead-lettering is the `deadLetter` middleware's job (the
+   * `MessageRouter` parks a message after 5 deliveries), so keep this above that threshold: a dead letter whose
+   * publish failed is then delivered, and dead-lettered, again instead of being terminated. @default {10}
+   */
   maxDeliver?: number;
   /** How long the server waits for an acknowledgement before it redelivers. @default {30000} */
   ackWaitMs?: number;
@@ -72,13 +67,6 @@ export interface JetStreamPubSubOptions {
   fetchExpiresMs?: number;
   /** Largest payload `publish` accepts. @default {the server's max_payload minus NATS_HEADER_HEADROOM} */
   maxMessageBytes?: number;
-  /**
-   * Called before a message is terminated (its handler failed `maxDeliver` times): the hook for a dead-letter queue.
-   * The message is terminated once the hook resolves; if the hook throws, the message is nak'd instead and offered
-   * again later (then straight to the hook, without calling the handler). Without it the message is logged and
-   * terminated.
-   */
-  onDeadLetter?: (msg: Message, reason: DeadLetter) => void | Promise<void>;
 }
 
 /** The JetStream adapter: a {@linkcode PubSub} plus stream setup. */
@@ -112,7 +100,8 @@ export interface JetStreamPubSub extends PubSub {
  *   (`+WPI`) as its handler starts, so its ack wait starts over and the handler has all of it.
  * - A handler that returns acks the message; one that throws naks it with an exponential delay (`redelivery`), and
  *   the next delivery has `attempt` (the server's delivery count) + 1. After `maxDeliver` failed attempts the
- *   message is terminated (never redelivered) and logged, after `onDeadLetter` if given. A handler still running
+ *   message is terminated (never redelivered) and logged as an error; dead-lettering it before that is the
+ *   `deadLetter` middleware's job (see `maxDeliver`). A handler still running
  *   after `ackWaitMs` gets its message redelivered concurrently: keep handlers shorter than that.
  * - Not ordered per key: a nak'd message is redelivered after later ones, and group members pull independently.
  * - `ping` is a PING round trip followed by a JetStream account info request, so it fails when the server answers
@@ -123,7 +112,7 @@ export interface JetStreamPubSub extends PubSub {
  * @example Payments consumes order events durably
  * ```ts ignore
  * import { createJetStreamPubSub } from "./jetstream.ts";
- * const bus = await createJetStreamPubSub({ servers: "nats://127.0.0.1:4222", maxDeliver: 5 });
+ * const bus = await createJetStreamPubSub({ servers: "nats://127.0.0.1:4222", maxDeliver: 10 });
  * const sub = await bus.subscribe("orders.events", async (msg) => {
  *   console.log(msg.id, msg.attempt);
  * }, { group: "payments", concurrency: 8 });
@@ -135,7 +124,7 @@ export interface JetStreamPubSub extends PubSub {
 export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}): Promise<JetStreamPubSub> {
   const logger = options.logger ?? createLogger("messaging");
   const action = "create a JetStream adapter";
-  const maxDeliver = positiveInteger(options.maxDeliver ?? 5, action, "maxDeliver");
+  const maxDeliver = positiveInteger(options.maxDeliver ?? 10, action, "maxDeliver");
   const ackWaitMs = positiveInteger(options.ackWaitMs ?? 30_000, action, "ackWaitMs");
   const duplicateWindowMs = positiveInteger(options.duplicateWindowMs ?? 120_000, action, "duplicateWindowMs");
   const fetchExpiresMs = positiveInteger(options.fetchExpiresMs ?? 5_000, action, "fetchExpiresMs");
@@ -209,7 +198,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
       deliver_policy: DeliverPolicy.All,
       ack_wait: ackWaitMs * 1_000_000,
       // Unlimited at the server: the adapter counts attempts itself, so a message whose handler keeps timing out
-      // still ends up terminated and logged (or dead-lettered) instead of silently parked by the server.
+      // still ends up terminated and logged instead of silently parked by the server.
       max_deliver: -1,
       filter_subject: topic,
     };
@@ -234,7 +223,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
     }
   };
 
-  const deadLetter = async (m: JsMsg, msg: Message, topic: string, group: string, error: unknown) => {
+  const terminate = (m: JsMsg, msg: Message, topic: string, group: string, error: unknown) => {
     const fields = { topic, group, messageId: msg.id, key: msg.key, attempt: msg.attempt, streamSeq: m.seq };
     logger.error("message handler failed maxDeliver times; terminating the message", {
       ...fields,
@@ -244,25 +233,12 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
       payloadPreview: new TextDecoder().decode(msg.payload.subarray(0, 512)),
       error,
     });
-    if (options.onDeadLetter) {
-      try {
-        await options.onDeadLetter(msg, { topic, group, error });
-      } catch (hookError) {
-        const wait = backoffDelay(msg.attempt, redelivery);
-        logger.error("onDeadLetter failed; the message is kept and offered again", {
-          ...fields,
-          retryInMs: wait,
-          error: hookError,
-        });
-        return settle("nak", () => m.nak(wait), fields);
-      }
-    }
     // No reason text: servers before 2.10 do not parse "+TERM <reason>" and would leave the message pending.
     settle("terminate", () => m.term(), fields);
   };
 
-  const failed = (m: JsMsg, msg: Message, group: string, err: unknown): Promise<void> | void => {
-    if (msg.attempt >= maxDeliver) return deadLetter(m, msg, m.subject, group, err);
+  const failed = (m: JsMsg, msg: Message, group: string, err: unknown): void => {
+    if (msg.attempt >= maxDeliver) return terminate(m, msg, m.subject, group, err);
     const wait = backoffDelay(msg.attempt, redelivery);
     const fields = { topic: m.subject, group, messageId: msg.id, attempt: msg.attempt };
     logger.warn("message handler failed; redelivering", { ...fields, retryInMs: wait, error: err });
@@ -273,7 +249,8 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
   const handle = (m: JsMsg, handler: MessageHandler, group: string): Promise<void> => {
     const msg = decodeNatsMessage(m.headers, m.data, m.info.deliveryCount);
     if (msg.attempt > maxDeliver) {
-      return deadLetter(m, msg, m.subject, group, new Error(`attempt ${msg.attempt} is past maxDeliver ${maxDeliver}`));
+      terminate(m, msg, m.subject, group, new Error(`attempt ${msg.attempt} is past maxDeliver ${maxDeliver}`));
+      return Promise.resolve();
     }
     return handleInContext(handler, msg).then(() => ack(m), (err) => failed(m, msg, group, err));
   };

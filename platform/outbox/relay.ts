@@ -1,93 +1,43 @@
 import { backoffDelay, type BackoffOptions } from "../async/mod.ts";
-import { ContextHeaders, contextHeaders } from "../context/mod.ts";
-import type { Database, Tx } from "../db/mod.ts";
+import type { Database } from "../db/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import type { OutgoingMessage } from "../messaging/mod.ts";
+import { OUTBOX_CHANNEL } from "./enqueue.ts";
 
 /**
- * The migrations that create this package's tables (`outbox`: `seq` gives publish order, payloads are UTF-8 JSON
- * text; `inbox`: one row per consumer and message id). Apply them in each database that uses the package, before the
- * service's own, with their own bookkeeping table.
+ * A row read back for publishing: the {@linkcode OutgoingMessage} that was enqueued, byte for byte, and its topic.
  *
- * @example
- * ```ts ignore
- * await migrate(db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
+ * @example Publish a pending message as it is
+ * ```ts
+ * import type { PendingMessage } from "./relay.ts";
+ * import type { Publisher } from "../messaging/mod.ts";
+ * const publish = (bus: Publisher) => (m: PendingMessage) => bus.publish(m.topic, m);
  * ```
  */
-export const OUTBOX_MIGRATIONS: { readonly dir: URL; readonly table: string } = Object.freeze({
-  dir: new URL("./migrations/", import.meta.url),
-  table: "outbox_schema_migrations",
-});
-
-/** Channel the relay listens on; `enqueue` notifies it on commit. */
-export const OUTBOX_CHANNEL = "trellis_outbox";
-
-/** A message to publish once the surrounding transaction commits. */
-export interface OutboxMessage {
-  topic: string;
-  key?: string;
-  headers?: Record<string, string>;
-  /** JSON-serialisable event body. */
-  payload: unknown;
-  /** Message id; a UUID when omitted. */
-  id?: string;
-}
-
-/**
- * Writes a message to the outbox in the caller's transaction, so it is published if and only if the transaction
- * commits. The current context's request id and traceparent travel in its headers; its deadline does not, because
- * the message outlives the request that caused it.
- *
- * @example
- * ```ts ignore
- * await db.transaction(async (tx) => {
- *   await tx.query("insert into orders (id) values ($1)", [id]);
- *   await enqueue(tx, { topic: "orders.events", key: id, payload: { type: "OrderCreated", id } });
- * });
- * ```
- */
-export async function enqueue(tx: Tx, msg: OutboxMessage): Promise<string> {
-  const id = msg.id ?? crypto.randomUUID();
-  const { [ContextHeaders.deadline]: _deadline, ...inherited } = contextHeaders();
-  const headers = { ...inherited, ...msg.headers };
-  await tx.query(
-    "insert into outbox (id, topic, key, headers, payload) values ($1, $2, $3, $4, $5)",
-    [id, msg.topic, msg.key ?? null, headers, JSON.stringify(msg.payload)],
-  );
-  await tx.query("select pg_notify($1, '')", [OUTBOX_CHANNEL]);
-  return id;
-}
-
-/**
- * Records that `consumer` handled `messageId`, in the caller's transaction. Returns false when it already had: the
- * caller then skips the message (an idempotent consumer).
- *
- * @example
- * ```ts ignore
- * await db.transaction(async (tx) => {
- *   if (!(await claimOnce(tx, "inventory", msg.id))) return;
- *   // ... apply the command and enqueue its result
- * });
- * ```
- */
-export async function claimOnce(tx: Tx, consumer: string, messageId: string): Promise<boolean> {
-  const rows = await tx.query(
-    "insert into inbox (consumer, message_id) values ($1, $2) on conflict do nothing returning message_id",
-    [consumer, messageId],
-  );
-  return rows.length === 1;
-}
-
-/** A row read back for publishing. */
-export interface PendingMessage {
+export interface PendingMessage extends OutgoingMessage {
   id: string;
   topic: string;
-  key?: string;
   headers: Record<string, string>;
-  payload: Uint8Array;
 }
 
-/** Options for {@linkcode startRelay}. */
-export interface RelayOptions {
+/**
+ * Options for {@linkcode startRelay}. `baseDelayMs` and `maxDelayMs` (the platform's one backoff shape, from
+ * `platform/async`) pace the retries of a failing topic, and of the relay while the database does not answer; each
+ * delay is jittered between half and all of it. @default {{ baseDelayMs: 100, maxDelayMs: 5000 }}
+ *
+ * @example A relay that retries a failing topic after 50 ms, doubling up to 1 s
+ * ```ts
+ * import type { RelayOptions } from "./relay.ts";
+ * import { createLogger } from "../log/mod.ts";
+ * const options: RelayOptions = {
+ *   publish: async (m) => console.log(m.topic, m.id),
+ *   logger: createLogger("relay"),
+ *   baseDelayMs: 50,
+ *   maxDelayMs: 1_000,
+ * };
+ * ```
+ */
+export interface RelayOptions extends BackoffOptions {
   /**
    * Publishes one message. A rejection leaves the row, and every later row of the same topic and key, for a later
    * attempt, and backs the topic off; other topics keep flowing. Calls for different keys may run concurrently;
@@ -108,12 +58,6 @@ export interface RelayOptions {
   /** Keys (topic and key) published at the same time within a batch. @default {16} */
   concurrency?: number;
   /**
-   * Backoff of a failing topic, and of the relay while the database does not answer; each delay is jittered
-   * between half and all of it.
-   * @default {{ baseDelayMs: 100, maxDelayMs: 5000 }}
-   */
-  backoff?: BackoffOptions;
-  /**
    * How long a batch waits for a slow `publish` before it commits without it. The slow publish keeps running; its
    * row is marked once it resolves and its topic is left out of batches until then, so one hanging destination
    * holds neither the transaction nor the other topics.
@@ -122,7 +66,15 @@ export interface RelayOptions {
   stallMs?: number;
 }
 
-/** The last error the relay saw. */
+/**
+ * The last error the relay saw.
+ *
+ * @example Log where the relay last failed
+ * ```ts
+ * import type { RelayError } from "./relay.ts";
+ * const describe = (e: RelayError) => `${e.topic ?? "database"}: ${e.message} at ${e.at.toISOString()}`;
+ * ```
+ */
 export interface RelayError {
   message: string;
   /** The topic whose publish failed; absent for a database error. */
@@ -149,7 +101,15 @@ export interface RelayStatus {
   lastError?: RelayError;
 }
 
-/** Options for {@linkcode Relay.status}. */
+/**
+ * Options for {@linkcode Relay.status}.
+ *
+ * @example A cheap status for a metrics scrape, without the count query
+ * ```ts
+ * import type { RelayStatusOptions } from "./relay.ts";
+ * const cheap: RelayStatusOptions = { backlog: false };
+ * ```
+ */
 export interface RelayStatusOptions {
   /** Count the unpublished rows (one `count(*)` query). @default {true} */
   backlog?: boolean;
@@ -157,7 +117,15 @@ export interface RelayStatusOptions {
   signal?: AbortSignal;
 }
 
-/** A running relay. */
+/**
+ * A running relay.
+ *
+ * @example Stop the relay when the process ends
+ * ```ts ignore
+ * const relay: Relay = await startRelay(db, { publish, logger });
+ * Deno.addSignalListener("SIGTERM", () => relay.stop());
+ * ```
+ */
 export interface Relay {
   /** Stops after the batch in flight and any stalled publish; idempotent. */
   stop(): Promise<void>;
@@ -178,7 +146,7 @@ export interface Relay {
  *
  * @example Start, read its status, stop
  * ```ts ignore
- * const relay = await startRelay(db, { publish: (m) => publisher.publish(m.topic, m), log });
+ * const relay = await startRelay(db, { publish: (m) => publisher.publish(m.topic, m), logger });
  * const { backlog, failingTopics } = await relay.status();
  * await relay.stop();
  * ```
@@ -257,7 +225,7 @@ class OutboxRelay implements Relay {
     this.#pollMs = positive("pollMs", options.pollMs ?? 5_000);
     this.#retainMs = positive("retainMs", options.retainMs ?? 3_600_000);
     this.#stallMs = positive("stallMs", options.stallMs ?? 2_000);
-    this.#backoff = { baseDelayMs: 100, maxDelayMs: 5_000, ...options.backoff };
+    this.#backoff = { baseDelayMs: options.baseDelayMs ?? 100, maxDelayMs: options.maxDelayMs ?? 5_000 };
     this.#topics = new TopicHealth(this.#backoff);
     this.#loop = this.#run();
   }

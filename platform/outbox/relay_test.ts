@@ -3,12 +3,13 @@ import { delay } from "../async/mod.ts";
 import { connectPostgres, createPglite, type Database, migrate } from "../db/mod.ts";
 import { freshDatabase } from "../db/testing/mod.ts";
 import { createLogger, type Logger } from "../log/mod.ts";
-import { runWithContext } from "../context/mod.ts";
 import { startPostgres, waitUntil } from "../testing/mod.ts";
-import { claimOnce, enqueue, OUTBOX_MIGRATIONS, type PendingMessage, startRelay } from "./outbox.ts";
+import { enqueue, OUTBOX_MIGRATIONS } from "./enqueue.ts";
+import { type PendingMessage, startRelay } from "./relay.ts";
 
 const log = createLogger("outbox-test", { write: () => {} });
 const text = (m: PendingMessage) => JSON.parse(new TextDecoder().decode(m.payload));
+const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
 async function outboxDb() {
   const fixture = await freshDatabase();
@@ -35,7 +36,7 @@ function collector(n: number, fail?: (m: PendingMessage) => boolean) {
 
 async function insertAndEnqueue(db: Database, n: number, rollback = false) {
   await db.transaction(async (tx) => {
-    for (let i = 0; i < n; i++) await enqueue(tx, { topic: "t", key: "k", payload: { i } });
+    for (let i = 0; i < n; i++) await enqueue(tx, { topic: "t", key: "k", payload: json({ i }) });
     if (rollback) throw new Error("rolled back");
   }).catch((err) => {
     if (!rollback) throw err;
@@ -93,68 +94,10 @@ Deno.test("startRelay() retries a failed publish once its topic's backoff expire
   }
 });
 
-Deno.test("enqueue() carries the request id and traceparent but not the deadline", async () => {
-  await using f = await outboxDb();
-  const c = collector(1);
-  const relay = await startRelay(f.db, { publish: c.publish, logger: log, pollMs: 50 });
-  try {
-    const ctx = {
-      requestId: "req-1",
-      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-      deadline: Date.now() + 1000,
-      signal: new AbortController().signal,
-    };
-    await runWithContext(ctx, () => insertAndEnqueue(f.db, 1));
-    await c.all;
-    assert.equal(c.got[0].headers["x-request-id"], "req-1");
-    assert.equal(c.got[0].headers.traceparent, ctx.traceparent);
-    assert.equal(c.got[0].headers["x-deadline-ms"], undefined);
-  } finally {
-    await relay.stop();
-  }
-});
-
-Deno.test("enqueue() stores headers as a jsonb object, and migration 003 turns rows written as a jsonb string into one", async () => {
-  await using f = await freshDatabase();
-  // The schema as it was before 003, holding a row written the old way (headers bound as JSON text).
-  const before = await Deno.makeTempDir();
-  try {
-    for (const file of ["001_outbox_inbox.sql", "002_outbox_unpublished_topic.sql"]) {
-      await Deno.copyFile(new URL(file, OUTBOX_MIGRATIONS.dir), `${before}/${file}`);
-    }
-    await migrate(f.db, before, { table: OUTBOX_MIGRATIONS.table });
-  } finally {
-    await Deno.remove(before, { recursive: true });
-  }
-  await f.db.query(
-    "insert into outbox (id, topic, key, headers, payload) values ($1, 't', null, to_jsonb($2::text), '{}')",
-    [crypto.randomUUID(), JSON.stringify({ "x-request-id": "old" })],
-  );
-  await migrate(f.db, OUTBOX_MIGRATIONS.dir, { table: OUTBOX_MIGRATIONS.table });
-  await f.db.transaction((tx) => enqueue(tx, { topic: "t", headers: { "x-request-id": "new" }, payload: {} }));
-  const rows = await f.db.query<{ kind: string; rid: string }>(
-    "select jsonb_typeof(headers) as kind, headers->>'x-request-id' as rid from outbox order by seq",
-  );
-  assert.deepEqual(rows, [{ kind: "object", rid: "old" }, { kind: "object", rid: "new" }]);
-});
-
-Deno.test("claimOnce() is true the first time a consumer sees a message id and false after", async () => {
-  await using f = await outboxDb();
-  const first = await f.db.transaction((tx) => claimOnce(tx, "c", "m-1"));
-  const again = await f.db.transaction((tx) => claimOnce(tx, "c", "m-1"));
-  const other = await f.db.transaction((tx) => claimOnce(tx, "d", "m-1"));
-  assert.deepEqual([first, again, other], [true, false, true]);
-  await f.db.transaction(async (tx) => {
-    assert.equal(await claimOnce(tx, "c", "m-2"), true);
-    throw new Error("rollback");
-  }).catch(() => {});
-  assert.equal(await f.db.transaction((tx) => claimOnce(tx, "c", "m-2")), true);
-});
-
 /** Enqueues `n` rows of `topic` in one transaction, spread round-robin over `keys` keys; `i` counts per topic. */
 async function enqueueSpread(db: Database, topic: string, n: number, keys: number) {
   await db.transaction(async (tx) => {
-    for (let i = 0; i < n; i++) await enqueue(tx, { topic, key: `${topic}-k${i % keys}`, payload: { i } });
+    for (let i = 0; i < n; i++) await enqueue(tx, { topic, key: `${topic}-k${i % keys}`, payload: json({ i }) });
   });
 }
 
@@ -279,7 +222,7 @@ Deno.test("startRelay() publishes keys concurrently and keeps each key's rows in
   try {
     await f.db.transaction(async (tx) => {
       for (let i = 0; i < 25; i++) {
-        for (let k = 0; k < 20; k++) await enqueue(tx, { topic: `T${k % 2}`, key: `k${k}`, payload: { i } });
+        for (let k = 0; k < 20; k++) await enqueue(tx, { topic: `T${k % 2}`, key: `k${k}`, payload: json({ i }) });
       }
     });
     await waitUntil(() => r.ok.length >= 500, 15_000, "500 rows");
@@ -312,7 +255,7 @@ Deno.test("two relays on one database keep each key's rows in seq order between 
     for (let round = 0; round < 3; round++) {
       await f.db.transaction(async (tx) => {
         for (let i = round * 10; i < round * 10 + 10; i++) {
-          for (let k = 0; k < 10; k++) await enqueue(tx, { topic: "t", key: `k${k}`, payload: { i } });
+          for (let k = 0; k < 10; k++) await enqueue(tx, { topic: "t", key: `k${k}`, payload: json({ i }) });
         }
       });
     }
@@ -393,7 +336,8 @@ Deno.test("startRelay() backs off while Postgres is down, warns once for the out
     relay = await startRelay(db, {
       logger: captured.log,
       pollMs: 100,
-      backoff: { baseDelayMs: 50, maxDelayMs: 400 },
+      baseDelayMs: 50,
+      maxDelayMs: 400,
       publish: (m) => Promise.resolve(void r.ok.push(m)),
     });
     await enqueueSpread(db, "before", 2, 1);
