@@ -21,7 +21,17 @@ export type Authorize = (
   method: string,
 ) => Principal | boolean | undefined | Promise<Principal | boolean | undefined>;
 
-/** Options for {@linkcode authorization}. */
+/**
+ * Options for {@linkcode authorization}.
+ *
+ * @example Log denials with the service's logger
+ * ```ts
+ * import { createLogger } from "../log/mod.ts";
+ * import { authorization, type AuthorizationOptions } from "./mod.ts";
+ * const options: AuthorizationOptions = { logger: createLogger("orders", { write: () => {} }) };
+ * const interceptor = authorization((metadata) => metadata.get("authorization").length > 0, options);
+ * ```
+ */
 export interface AuthorizationOptions {
   /** Where denials (an `authorize` that threw something other than a `GrpcError`) are logged. @default {undefined} (not logged) */
   logger?: Logger;

@@ -21,7 +21,23 @@ import {
 } from "./interceptor.ts";
 import type { RequestOf, ResponseOf } from "./server.ts";
 
-/** Options for {@linkcode createGrpcClient}. */
+/**
+ * Options for {@linkcode createGrpcClient}; `D` is the service definition, so `idempotent` names its methods.
+ *
+ * @example A client of orders with a service token, a 2 s default deadline and retried reads
+ * ```ts
+ * import { createGrpcClient, type GrpcClientOptions } from "./mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ *
+ * const options: GrpcClientOptions<OrdersServiceService> = {
+ *   token: async () => "service-token",
+ *   timeoutMs: 2_000,
+ *   idempotent: ["getOrder"],
+ *   retry: { maxAttempts: 5, baseDelayMs: 20, maxDelayMs: 200 },
+ * };
+ * using orders = createGrpcClient(OrdersServiceService, "127.0.0.1:50051", options);
+ * ```
+ */
 export interface GrpcClientOptions<D> {
   /** Source of a bearer token sent as `authorization: Bearer <token>` on every call. @default {undefined} (none sent) */
   token?: () => Promise<string>;
@@ -46,6 +62,22 @@ export interface GrpcClientOptions<D> {
 /**
  * A promise-based client: one async method per method of the service definition `D`, plus `close()`. Failures reject
  * with {@linkcode GrpcError} or its subclasses (`NotFoundError`, `UnavailableError`, …).
+ *
+ * @example Code that takes an orders client
+ * ```ts
+ * import { type GrpcClient, NotFoundError } from "./mod.ts";
+ * import type { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ *
+ * async function orderExists(orders: GrpcClient<OrdersServiceService>, id: string): Promise<boolean> {
+ *   try {
+ *     await orders.getOrder({ id, customerId: "" }, { timeoutMs: 500 });
+ *     return true;
+ *   } catch (err) {
+ *     if (err instanceof NotFoundError) return false;
+ *     throw err;
+ *   }
+ * }
+ * ```
  */
 export type GrpcClient<D> =
   & { [K in keyof D]: (request: RequestOf<D[K]>, options?: CallOptions) => Promise<ResponseOf<D[K]>> }

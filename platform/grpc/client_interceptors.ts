@@ -4,7 +4,16 @@ import { GrpcError, status } from "./errors.ts";
 import type { ClientInterceptor } from "./interceptor.ts";
 import { abortError } from "./_abort.ts";
 
-/** Options for {@linkcode callContext}. */
+/**
+ * Options for {@linkcode callContext}.
+ *
+ * @example Give calls made outside any context 2 s
+ * ```ts
+ * import { callContext, type CallContextOptions } from "./mod.ts";
+ * const options: CallContextOptions = { timeoutMs: 2_000 };
+ * const interceptor = callContext(options);
+ * ```
+ */
 export interface CallContextOptions {
   /** Deadline of a call made outside any context or with more budget than this, unless its options set `timeoutMs`. @default {10_000} */
   timeoutMs?: number;
@@ -93,7 +102,16 @@ export function endUserToken(): ClientInterceptor {
 
 const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.RESOURCE_EXHAUSTED]);
 
-/** Options for {@linkcode retryCalls}. */
+/**
+ * Options for {@linkcode retryCalls}: the methods safe to retry and a {@linkcode RetryOptions} policy.
+ *
+ * @example Retry getOrder up to 4 times, backing off from 20 ms to at most 500 ms
+ * ```ts
+ * import { retryCalls, type RetryCallsOptions } from "./mod.ts";
+ * const options: RetryCallsOptions = { idempotent: ["getOrder"], maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 500 };
+ * const interceptor = retryCalls(options);
+ * ```
+ */
 export interface RetryCallsOptions extends RetryOptions {
   /** Methods (names in the definition) safe to retry, unless a call's options say otherwise. @default {[]} */
   idempotent?: readonly string[];

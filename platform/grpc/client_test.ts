@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Metadata } from "@grpc/grpc-js";
 import { type Context, runWithContext } from "../context/mod.ts";
+import { within } from "../testing/mod.ts";
 import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { createGrpcClient } from "./client.ts";
 import { DeadlineExceededError, GrpcError, InvalidArgumentError, UnavailableError } from "./errors.ts";
@@ -93,7 +94,7 @@ Deno.test("an idempotent call reaches a server that starts listening after the f
   const call = client.getOrder(GET, { timeoutMs: 5_000 });
   await new Promise((resolve) => setTimeout(resolve, 150));
   await using _server = await serve(() => Promise.resolve(ORDER), port);
-  assert.deepEqual(await call, ORDER);
+  assert.deepEqual(await within(call, 6_000, "the retried call to reach the server started late"), ORDER);
 });
 
 Deno.test("retries never run past the deadline", async () => {
@@ -150,16 +151,20 @@ Deno.test("aborting the context's signal cancels the call in flight", async () =
   const started = Promise.withResolvers<void>();
   await using server = await serve(async (_req, ctx) => {
     started.resolve();
-    await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+    await within(
+      new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true })),
+      5_000,
+      "the client's cancel to abort the handler's signal",
+    );
     return ORDER;
   });
   using client = createGrpcClient(OrdersServiceService, server.address);
   const controller = new AbortController();
   const ctx: Context = { requestId: "r-1", signal: controller.signal };
   const call = runWithContext(ctx, () => client.getOrder(GET));
-  await started.promise;
+  await within(started.promise, 5_000, "the call to reach the handler");
   controller.abort(new DOMException("request budget spent", "TimeoutError"));
-  await assert.rejects(call, DeadlineExceededError);
+  await assert.rejects(within(call, 2_000, "the call to reject once its context aborted"), DeadlineExceededError);
 });
 
 Deno.test("the token provider's token is sent as a bearer authorization header on every call", async () => {

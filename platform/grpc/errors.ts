@@ -1,6 +1,19 @@
-import { status } from "@grpc/grpc-js";
+import { status as grpcStatus } from "@grpc/grpc-js";
 
-export { status };
+/**
+ * The gRPC status codes: grpc-js's `status` enum itself, re-exported so callers need no grpc-js import. Use it as a
+ * value (`status.NOT_FOUND`) and as the type of a code; `status[code]` names a code.
+ *
+ * @example Name the code an error carries
+ * ```ts
+ * import { GrpcError, status } from "./mod.ts";
+ * const err = new GrpcError(status.NOT_FOUND, "order o-1 not found");
+ * const name = status[err.code]; // "NOT_FOUND"
+ * ```
+ */
+export const status = grpcStatus;
+/** A gRPC status code, one of the members of {@linkcode status}. */
+export type status = grpcStatus;
 
 /**
  * A failure with a gRPC status code. Thrown by a handler it keeps its code and message on the wire; returned by the

@@ -51,7 +51,21 @@ export type ServerHandler = (call: UnaryCall) => Promise<unknown>;
  */
 export type ServerInterceptor = (next: ServerHandler) => ServerHandler;
 
-/** Per-call options for a `GrpcClient` method. */
+/**
+ * Per-call options for a `GrpcClient` method, its second argument.
+ *
+ * @example A call with its own timeout, a cancel signal, no retries and a tenant header
+ * ```ts
+ * import type { CallOptions } from "./mod.ts";
+ * const controller = new AbortController();
+ * const options: CallOptions = {
+ *   timeoutMs: 500,
+ *   signal: controller.signal,
+ *   idempotent: false,
+ *   metadata: { "x-tenant": "acme" },
+ * };
+ * ```
+ */
 export interface CallOptions {
   /** Time allowed for the call, retries included; the context's remaining budget caps it. @default {the client's `timeoutMs`} */
   timeoutMs?: number;

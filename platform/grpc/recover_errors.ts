@@ -30,7 +30,17 @@ export function toGrpcError(err: unknown, ctx: Context): GrpcError {
   return new GrpcError(status.INTERNAL, "internal error", { cause: err });
 }
 
-/** Options for {@linkcode recoverErrors}. */
+/**
+ * Options for {@linkcode recoverErrors}.
+ *
+ * @example Log unexpected failures with the service's logger
+ * ```ts
+ * import { createLogger } from "../log/mod.ts";
+ * import { recoverErrors, type RecoverErrorsOptions } from "./mod.ts";
+ * const options: RecoverErrorsOptions = { logger: createLogger("orders", { write: () => {} }) };
+ * const interceptor = recoverErrors(options);
+ * ```
+ */
 export interface RecoverErrorsOptions {
   /** Where unexpected failures (those answered `INTERNAL`) are logged with their stack. @default {undefined} (not logged) */
   logger?: Logger;

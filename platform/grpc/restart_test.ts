@@ -5,6 +5,7 @@
 // test run itself. Run as a script with TRELLIS_GRPC_RESTART_SERVER=<port>, this file is the server process.
 import assert from "node:assert/strict";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
+import { within } from "../testing/mod.ts";
 import { createGrpcClient } from "./client.ts";
 import { UnavailableError } from "./errors.ts";
 import { implement, serveGrpc } from "./server.ts";
@@ -39,10 +40,15 @@ async function startServer(port: number) {
   }).spawn();
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
-  while (!out.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`server process exited before listening: ${JSON.stringify(out)}`);
-    out += value;
+  try {
+    while (!out.includes("\n")) {
+      const { value, done } = await within(lines.read(), 15_000, "the server process to print its port");
+      if (done) throw new Error(`server process exited before listening: ${JSON.stringify(out)}`);
+      out += value;
+    }
+  } catch (err) {
+    child.kill();
+    throw err;
   }
   await lines.cancel();
   return {
@@ -50,7 +56,8 @@ async function startServer(port: number) {
     /** Asks the server to close() and exit; resolves with its exit code. */
     async stop(): Promise<number> {
       await child.stdin.close();
-      return (await child.status).code;
+      // close() drains for at most 5 s and ends each connection within 1 s more, so 10 s means it hangs.
+      return (await within(child.status, 10_000, "the server process to close and exit")).code;
     },
   };
 }

@@ -1,7 +1,26 @@
 import type { Service } from "../service/mod.ts";
 import { type GrpcServer, serveGrpc, type ServeGrpcOptions } from "./server.ts";
 
-/** Options for {@linkcode serveGrpcWith}: those of `serveGrpc`, with `logger` defaulting to the service's. */
+/**
+ * Options for {@linkcode serveGrpcWith}: those of `serveGrpc`, with `logger` defaulting to the service's.
+ *
+ * @example Orders on a free port, in-flight calls getting 2 s when the service stops
+ * ```ts
+ * import { implement, NotFoundError, serveGrpcWith, type ServeGrpcWithOptions } from "./mod.ts";
+ * import { createLogger } from "../log/mod.ts";
+ * import { Service } from "../service/mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ *
+ * const fail = async () => { throw new NotFoundError(); };
+ * const options: ServeGrpcWithOptions = {
+ *   services: [implement(OrdersServiceService, { createOrder: fail, getOrder: fail })],
+ *   port: 0,
+ *   graceMs: 2_000,
+ * };
+ * const svc = new Service({ name: "orders", logger: createLogger("orders", { write: () => {} }) });
+ * const server = serveGrpcWith(svc, options);
+ * ```
+ */
 export interface ServeGrpcWithOptions extends ServeGrpcOptions {
   /** Where unexpected handler failures and authorization denials are logged. @default {svc.logger} */
   logger?: ServeGrpcOptions["logger"];
@@ -21,7 +40,7 @@ export interface ServeGrpcWithOptions extends ServeGrpcOptions {
  * import { Service } from "../service/mod.ts";
  * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
  *
- * const svc = new Service({ name: "orders", port: 0, log: createLogger("orders", { write: () => {} }) });
+ * const svc = new Service({ name: "orders", port: 0, logger: createLogger("orders", { write: () => {} }) });
  * const fail = async () => { throw new NotFoundError("no orders here"); };
  * const server = serveGrpcWith(svc, {
  *   services: [implement(OrdersServiceService, { createOrder: fail, getOrder: fail })],

@@ -15,21 +15,85 @@ import { status } from "./errors.ts";
 import { chainInterceptors, type ServerHandler, type ServerInterceptor } from "./interceptor.ts";
 import { recoverErrors, toGrpcError } from "./recover_errors.ts";
 
-/** The request type of a method in a generated service definition. */
+/**
+ * The request type of a method in a generated service definition.
+ *
+ * @example The request of OrdersService.GetOrder
+ * ```ts
+ * import type { RequestOf } from "./mod.ts";
+ * import type { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ * const request: RequestOf<OrdersServiceService["getOrder"]> = { id: "o-1", customerId: "c-1" };
+ * ```
+ */
 export type RequestOf<M> = M extends { requestDeserialize: (value: Buffer) => infer Req } ? Req : never;
-/** The response type of a method in a generated service definition. */
+/**
+ * The response type of a method in a generated service definition.
+ *
+ * @example The response of OrdersService.GetOrder
+ * ```ts
+ * import type { ResponseOf } from "./mod.ts";
+ * import type { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ * const order: ResponseOf<OrdersServiceService["getOrder"]> = {
+ *   id: "o-1", customerId: "c-1", items: [], status: "PENDING",
+ *   totalCents: 0, reason: "", createdAt: "", updatedAt: "",
+ * };
+ * ```
+ */
 export type ResponseOf<M> = M extends { responseDeserialize: (value: Buffer) => infer Res } ? Res : never;
 
 /**
  * A unary method written as a plain async function. `ctx` is the call's platform {@linkcode Context} (also
  * available through `currentContext()`); pass `ctx.signal` to downstream work so a deadline or a client cancel stops it.
+ *
+ * @example A getOrder handler that stops once its call is cancelled
+ * ```ts
+ * import { NotFoundError, type UnaryHandler } from "./mod.ts";
+ * import type { GetOrderRequest, Order } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ *
+ * const stored = new Map<string, Order>();
+ * const getOrder: UnaryHandler<GetOrderRequest, Order> = async (req, ctx) => {
+ *   ctx.signal.throwIfAborted();
+ *   const order = stored.get(req.id);
+ *   if (!order) throw new NotFoundError(`order ${req.id} not found`);
+ *   return order;
+ * };
+ * ```
  */
 export type UnaryHandler<Req, Res> = (request: Req, ctx: Context) => Promise<Res>;
 
-/** One {@linkcode UnaryHandler} per method of the service definition `D`. */
+/**
+ * One {@linkcode UnaryHandler} per method of the service definition `D`.
+ *
+ * @example The orders handlers, written apart from implement()
+ * ```ts
+ * import { implement, NotFoundError, type UnaryHandlers } from "./mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ *
+ * const handlers: UnaryHandlers<OrdersServiceService> = {
+ *   createOrder: async (req) => ({
+ *     id: "o-1", customerId: req.customerId, items: req.items, status: "PENDING",
+ *     totalCents: 0, reason: "", createdAt: "", updatedAt: "",
+ *   }),
+ *   getOrder: async (req) => { throw new NotFoundError(`order ${req.id} not found`); },
+ * };
+ * const orders = implement(OrdersServiceService, handlers);
+ * ```
+ */
 export type UnaryHandlers<D> = { [K in keyof D]: UnaryHandler<RequestOf<D[K]>, ResponseOf<D[K]>> };
 
-/** A service definition paired with its handlers, ready for {@linkcode serveGrpc}; build it with {@linkcode implement}. */
+/**
+ * A service definition paired with its handlers, ready for {@linkcode serveGrpc}; build it with {@linkcode implement}.
+ *
+ * @example The services a server will serve
+ * ```ts
+ * import { type GrpcService, implement, NotFoundError } from "./mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ *
+ * const fail = async () => { throw new NotFoundError(); };
+ * const services: GrpcService[] = [implement(OrdersServiceService, { createOrder: fail, getOrder: fail })];
+ * const paths = services.flatMap((s) => Object.values(s.definition).map((m) => m.path));
+ * ```
+ */
 export interface GrpcService {
   /** The generated definition, e.g. `OrdersServiceService`. */
   readonly definition: ServiceDefinition;
@@ -67,7 +131,26 @@ export function implement<D extends ServiceDefinition>(definition: D, implementa
   return { definition, implementation: implementation as GrpcService["implementation"] };
 }
 
-/** Options for {@linkcode serveGrpc}. */
+/**
+ * Options for {@linkcode serveGrpc}.
+ *
+ * @example Orders on a fixed port, with authorization, a logger and a 5 s default deadline
+ * ```ts
+ * import { createLogger } from "../log/mod.ts";
+ * import { implement, NotFoundError, type ServeGrpcOptions } from "./mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ *
+ * const fail = async () => { throw new NotFoundError(); };
+ * const options: ServeGrpcOptions = {
+ *   services: [implement(OrdersServiceService, { createOrder: fail, getOrder: fail })],
+ *   hostname: "127.0.0.1",
+ *   port: 50051,
+ *   authorize: (metadata) => metadata.get("authorization").length > 0,
+ *   logger: createLogger("orders", { write: () => {} }),
+ *   defaultBudgetMs: 5_000,
+ * };
+ * ```
+ */
 export interface ServeGrpcOptions {
   /** Services to serve, each built with {@linkcode implement}. */
   services: readonly GrpcService[];
@@ -93,7 +176,22 @@ export interface ServeGrpcOptions {
   serverOptions?: ServerOptions;
 }
 
-/** A running gRPC server. */
+/**
+ * A running gRPC server, as {@linkcode serveGrpc} returns it; `await using` closes it with the default grace period.
+ *
+ * @example Read the address, then close giving in-flight calls 1 s
+ * ```ts
+ * import { type GrpcServer, implement, NotFoundError, serveGrpc } from "./mod.ts";
+ * import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+ *
+ * const fail = async () => { throw new NotFoundError(); };
+ * const server: GrpcServer = await serveGrpc({
+ *   services: [implement(OrdersServiceService, { createOrder: fail, getOrder: fail })],
+ * });
+ * const target = server.address; // "127.0.0.1:<port>", for createGrpcClient
+ * await server.close(1_000);
+ * ```
+ */
 export interface GrpcServer extends AsyncDisposable {
   /** The bound port (the real one when 0 was asked for). */
   readonly port: number;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type Context, currentContext, runWithContext } from "../context/mod.ts";
 import { createLogger } from "../log/mod.ts";
+import { within } from "../testing/mod.ts";
 import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { createGrpcClient, type GrpcClientOptions } from "./client.ts";
 import { GrpcError, NotFoundError, PermissionDeniedError, status, UnauthenticatedError } from "./errors.ts";
@@ -107,7 +108,7 @@ Deno.test("a client deadline shorter than the handler fails with DEADLINE_EXCEED
   await using env = await setup({
     getOrder: async (_req, ctx) => {
       handlerAbort = aborted(ctx.signal);
-      await handlerAbort;
+      await within(handlerAbort, 5_000, "the call's deadline to abort the handler's signal");
       throw ctx.signal.reason;
     },
   });
@@ -116,7 +117,7 @@ Deno.test("a client deadline shorter than the handler fails with DEADLINE_EXCEED
     (err: GrpcError) => err.code === status.DEADLINE_EXCEEDED,
   );
   assert.ok(handlerAbort, "the handler ran");
-  assert.ok(await handlerAbort instanceof DOMException);
+  assert.ok(await within(handlerAbort, 1_000, "the handler's signal to abort") instanceof DOMException);
 });
 
 Deno.test("aborting the client's signal cancels the call and aborts the handler's signal", async () => {
@@ -126,16 +127,22 @@ Deno.test("aborting the client's signal cancels the call and aborts the handler'
     getOrder: async (_req, ctx) => {
       handlerAbort = aborted(ctx.signal);
       started.resolve();
-      await handlerAbort;
+      await within(handlerAbort, 5_000, "the client's cancel to abort the handler's signal");
       throw ctx.signal.reason;
     },
   });
   const controller = new AbortController();
   const call = env.client.getOrder({ id: "o-1", customerId: "" }, { signal: controller.signal });
-  await started.promise;
+  await within(started.promise, 5_000, "the call to reach the handler");
   controller.abort();
-  await assert.rejects(call, (err: GrpcError) => err.code === status.CANCELLED);
-  assert.equal((await handlerAbort as Error).name, "AbortError");
+  await assert.rejects(
+    within(call, 2_000, "the cancelled call to reject"),
+    (err: GrpcError) => err.code === status.CANCELLED,
+  );
+  assert.equal(
+    (await within(handlerAbort!, 2_000, "the client's cancel to abort the handler's signal") as Error).name,
+    "AbortError",
+  );
 });
 
 Deno.test("a thrown GrpcError keeps its code and message and reaches the client as its typed subclass", async () => {
@@ -211,7 +218,7 @@ Deno.test("close() is idempotent and cancels calls still running after the grace
         getOrder: async (_req, ctx) => {
           handlerAbort = aborted(ctx.signal);
           started.resolve();
-          await handlerAbort;
+          await within(handlerAbort, 5_000, "close() to abort the handler's signal after its grace period");
           return order();
         },
       }),
@@ -222,13 +229,13 @@ Deno.test("close() is idempotent and cancels calls still running after the grace
     client.getOrder({ id: "o-1", customerId: "" }),
     (err: GrpcError) => err.code === status.CANCELLED,
   );
-  await started.promise;
+  await within(started.promise, 5_000, "the call to reach the handler");
 
   const first = server.close(50);
   assert.equal(server.close(50), first);
-  await first;
-  await cancelled;
-  await handlerAbort;
+  await within(first, 5_000, "close(50) to finish once its grace period passed");
+  await within(cancelled, 2_000, "the client to get CANCELLED for the call close() cut off");
+  await within(handlerAbort!, 1_000, "close() to abort the handler's signal");
   await server.close();
 });
 

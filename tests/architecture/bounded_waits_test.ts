@@ -25,17 +25,6 @@ const ALLOWED: [file: string, piece: string, why: string][] = [
   ["platform/testing/_forwarder.ts", "for await (const text of Deno.stdin", "the forwarder's command loop"],
 
   // Files other helpers of issue 11 own and bound themselves; remove each entry once their branch is merged.
-  // Owner: the helper on platform/grpc/**.
-  ["platform/grpc/client_test.ts", "await call", "grpc helper: the call's promise"],
-  ["platform/grpc/client_test.ts", 'addEventListener("abort", resolve', "grpc helper: the handler waits for abort"],
-  ["platform/grpc/client_test.ts", "await started.promise", "grpc helper: the handler to start"],
-  ["platform/grpc/client_test.ts", "assert.rejects(call,", "grpc helper: the call to reject"],
-  ["platform/grpc/restart_test.ts", "await lines.read()", "grpc helper: the child's URL line"],
-  ["platform/grpc/restart_test.ts", "await child.status", "grpc helper: the child to exit"],
-  ["platform/grpc/server_test.ts", "await started.promise", "grpc helper: the handler to start"],
-  ["platform/grpc/server_test.ts", "assert.rejects(call,", "grpc helper: the call to reject"],
-  ["platform/grpc/server_test.ts", "await first;", "grpc helper: the first call"],
-  ["platform/grpc/server_test.ts", "await cancelled;", "grpc helper: the cancelled call"],
   // Owner: the helper on platform/messaging/adapters/kafka/**.
   ["platform/messaging/adapters/kafka/kafkajs_test.ts", ".promise.finally(() => clearTimeout(timer))", "kafka helper"],
   ["platform/messaging/adapters/kafka/kafkajs_test.ts", "await gate.promise", "kafka helper: the handler gate"],
