@@ -27,7 +27,7 @@ export interface Migration {
  * import type { MigrateOptions } from "./migrate.ts";
  * const options: MigrateOptions = {
  *   table: "outbox_migrations",
- *   log: (line, migration) => console.log(line, migration.checksum),
+ *   onApplied: (line, migration) => console.log(line, migration.checksum),
  * };
  * ```
  */

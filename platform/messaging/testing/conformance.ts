@@ -80,7 +80,7 @@ export interface ConsumerProcess {
  * @example Quieter, with a shorter wait
  * ```ts
  * import type { ConformanceOptions } from "./conformance.ts";
- * const options: ConformanceOptions = { timeoutMs: 5_000, log: () => {}, inProcessBroker: true };
+ * const options: ConformanceOptions = { timeoutMs: 5_000, report: () => {}, inProcessBroker: true };
  * ```
  */
 export interface ConformanceOptions {
