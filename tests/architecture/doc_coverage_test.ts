@@ -15,11 +15,7 @@ const root = normalize(join(dirname(new URL(import.meta.url).pathname), "..", ".
  */
 const ownedElsewhere = [
   "platform/grpc/",
-  "platform/outbox/",
   "platform/messaging/adapters/kafka/",
-  "platform/messaging/adapters/jetstream.ts",
-  "platform/messaging/middleware/",
-  "platform/messaging/router",
 ];
 
 interface JsDoc {
