@@ -95,7 +95,11 @@ Deno.test("MessageRouter lets a subscription override the router's timeout, retr
     .subscribe("slow", async () => {
       calls.slow++;
       const signal = currentContext()!.signal;
-      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      await within(
+        new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+        5_000,
+        "the abort at the subscription's 20 ms timeout",
+      );
       throw signal.reason;
     }, { timeoutMs: 20, retry: { maxAttempts: 1 } })
     .subscribe("strict", () => {
@@ -154,7 +158,7 @@ Deno.test("MessageRouter.close() waits for the handler in flight, holds what arr
   const router = new MessageRouter({ bus, logger }).subscribe(topic, async (msg) => {
     first.push(msg.id);
     started.resolve();
-    await gate.promise;
+    await within(gate.promise, 5_000, "the test to open the gate");
   }, { group: "g", concurrency: 2 });
   await router.start();
   try {
@@ -198,7 +202,11 @@ Deno.test("MessageRouter.close() cancels a handler still running at drainMs, tra
     .subscribe(topic, async () => {
       started.resolve();
       const signal = currentContext()!.signal;
-      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      await within(
+        new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+        5_000,
+        "the abort at drainMs",
+      );
       reasons.push(signal.reason);
       throw signal.reason;
     }, { group: "g", deadLetter: { maxAttempts: 1 } });
@@ -230,7 +238,11 @@ Deno.test("MessageRouter.attach() absorbs brief failures in place and dead-lette
       if (msg.id === "flaky" && calls.filter((c) => c.id === "flaky").length < 3) throw new Error("brief fault");
       if (msg.id === "stuck") {
         const signal = currentContext()!.signal;
-        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+        await within(
+          new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+          5_000,
+          "the abort at the 30 ms timeout",
+        );
         calls.at(-1)!.aborted = true;
         throw signal.reason;
       }
@@ -276,7 +288,7 @@ Deno.test("MessageRouter on NATS JetStream: starts, drains the handler in flight
   const router = new MessageRouter({ bus, logger: quiet }).subscribe(topic, async (msg) => {
     first.push(msg.id);
     started.resolve();
-    await gate.promise;
+    await within(gate.promise, 10_000, "the test to open the gate");
   }, { group, concurrency: 2 });
   try {
     await router.start();

@@ -3,7 +3,7 @@ import { delay } from "../async/mod.ts";
 import { connectPostgres, createPglite, type Database, migrate } from "../db/mod.ts";
 import { freshDatabase } from "../db/testing/mod.ts";
 import { createLogger, type Logger } from "../log/mod.ts";
-import { startPostgres, waitUntil } from "../testing/mod.ts";
+import { startPostgres, waitUntil, within } from "../testing/mod.ts";
 import { enqueue, OUTBOX_MIGRATIONS } from "./enqueue.ts";
 import { type PendingMessage, startRelay } from "./relay.ts";
 
@@ -49,7 +49,7 @@ Deno.test("startRelay() publishes committed outbox rows in order, woken by NOTIF
   const relay = await startRelay(f.db, { publish: c.publish, logger: log, pollMs: 60_000 });
   try {
     await insertAndEnqueue(f.db, 5);
-    await c.all;
+    await within(c.all, 10_000, "the five committed rows published");
     assert.deepEqual(c.got.map((m) => text(m).i), [0, 1, 2, 3, 4]);
     assert.equal(c.got[0].topic, "t");
     assert.equal(c.got[0].key, "k");
@@ -68,7 +68,7 @@ Deno.test("enqueue() in a rolled-back transaction publishes nothing", async () =
   try {
     await insertAndEnqueue(f.db, 3, true);
     await insertAndEnqueue(f.db, 1);
-    await c.all;
+    await within(c.all, 10_000, "the committed row published");
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(c.got.length, 1);
   } finally {
@@ -383,7 +383,7 @@ Deno.test("startRelay() commits a batch without a publish slower than stallMs an
     publish: async (m) => {
       if (m.topic === "slow" && text(m).i === 0) {
         slowCalls++;
-        await slow.promise;
+        await within(slow.promise, 30_000, "the test to resolve the stalled publish");
       }
       r.ok.push(m);
     },

@@ -33,20 +33,6 @@ const ALLOWED: [file: string, piece: string, why: string][] = [
   ["platform/messaging/adapters/kafka/platformatic_test.ts", "await firstSeen.promise", "kafka helper"],
   ["platform/messaging/adapters/kafka/platformatic_test.ts", "await both.promise", "kafka helper"],
   ["platform/messaging/adapters/kafka/platformatic_test.ts", "for await (const record of stream)", "kafka helper"],
-  // Owner: the helper on platform/messaging/middleware/**.
-  ["platform/messaging/middleware/concurrency_limit_test.ts", "await all.promise", "middleware helper"],
-  ["platform/messaging/middleware/concurrency_limit_test.ts", "await rejects(waiting", "middleware helper"],
-  ["platform/messaging/middleware/dead_letter_queue_test.ts", "await running", "middleware helper"],
-  ["platform/messaging/middleware/dead_letter_test.ts", "await handled.promise", "middleware helper"],
-  ["platform/messaging/middleware/dead_letter_test.ts", "await dead.promise", "middleware helper"],
-  ["platform/messaging/middleware/dead_letter_test.ts", "await next.promise", "middleware helper"],
-  ["platform/messaging/middleware/timeout_test.ts", "await done.promise", "middleware helper"],
-  // Owner: the helper on platform/outbox/**.
-  ["platform/outbox/outbox_test.ts", "await c.all", "outbox helper: the consumer's expected rows"],
-  ["platform/outbox/outbox_test.ts", "await slow.promise", "outbox helper: the stalled publish"],
-  // Owner: the helper on services/shared/wiring*.
-  ["services/shared/wiring_test.ts", 'addEventListener("abort", resolve', "wiring helper: the handler waits for abort"],
-  ["services/shared/wiring_test.ts", "await dead.promise", "wiring helper: the dead letter"],
 ];
 
 function testFiles(dir: string, out: string[] = []): string[] {

@@ -29,7 +29,17 @@ import { connectNats, decodeNatsMessage, natsFeatures, NatsMessageHeaders, natsP
 import { sharedProbe } from "./_probe.ts";
 import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 
-/** What the JetStream adapter guarantees; see {@linkcode createJetStreamPubSub}. */
+/**
+ * What the JetStream adapter guarantees; see {@linkcode createJetStreamPubSub}.
+ *
+ * @example JetStream keeps and redelivers what NATS Core drops
+ * ```ts
+ * import { jetStreamFeatures } from "./jetstream.ts";
+ * jetStreamFeatures.persistent; // true: messages published while no subscriber runs wait for it
+ * jetStreamFeatures.redelivery; // true: a handler that throws gets its message again
+ * jetStreamFeatures.orderedPerKey; // false: a nak'd message comes back after later ones
+ * ```
+ */
 export const jetStreamFeatures: Features = Object.freeze({
   persistent: true,
   consumerGroups: true,
@@ -40,7 +50,21 @@ export const jetStreamFeatures: Features = Object.freeze({
   maxMessageBytes: natsFeatures.maxMessageBytes,
 });
 
-/** Options for {@linkcode createJetStreamPubSub}. */
+/**
+ * Options for {@linkcode createJetStreamPubSub}.
+ *
+ * @example Handlers that may run for a minute, redelivered with a gentle backoff
+ * ```ts
+ * import type { JetStreamPubSubOptions } from "./jetstream.ts";
+ * const options: JetStreamPubSubOptions = {
+ *   servers: ["nats://127.0.0.1:4222"],
+ *   name: "payments",
+ *   ackWaitMs: 120_000,
+ *   maxDeliver: 10,
+ *   redelivery: { baseDelayMs: 500, maxDelayMs: 30_000 },
+ * };
+ * ```
+ */
 export interface JetStreamPubSubOptions {
   /** An open connection to share; `close()` then flushes acknowledgements but leaves the connection open. */
   connection?: NatsConnection;
@@ -69,7 +93,18 @@ export interface JetStreamPubSubOptions {
   maxMessageBytes?: number;
 }
 
-/** The JetStream adapter: a {@linkcode PubSub} plus stream setup. */
+/**
+ * The JetStream adapter: a {@linkcode PubSub} plus stream setup.
+ *
+ * @example Create the stream before the first publish
+ * ```ts ignore
+ * import { createJetStreamPubSub, type JetStreamPubSub } from "./jetstream.ts";
+ * const bus: JetStreamPubSub = await createJetStreamPubSub({ servers: "nats://127.0.0.1:4222" });
+ * const stream = await bus.ensureStream("orders.events"); // "orders_events" unless a stream already covers it
+ * await bus.ping(AbortSignal.timeout(1_000));
+ * await bus.close();
+ * ```
+ */
 export interface JetStreamPubSub extends PubSub {
   /**
    * Returns the name of the stream holding `topic`: an existing stream whose subjects cover it, otherwise a new

@@ -2,7 +2,21 @@ import { currentContext } from "../../context/mod.ts";
 import { createLimiter, type Limiter } from "../limiter.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
-/** Options for {@linkcode concurrencyLimit}. */
+/**
+ * Options for {@linkcode concurrencyLimit}: give `max` for a limiter of its own, or `limiter` to share one.
+ *
+ * @example Share two slots between the consumer and a batch job
+ * ```ts
+ * import { createLimiter } from "../limiter.ts";
+ * import { concurrencyLimit, type ConcurrencyLimitOptions } from "./concurrency_limit.ts";
+ * const limiter = createLimiter(2);
+ * const options: ConcurrencyLimitOptions = { limiter };
+ * const handler = concurrencyLimit(options)(() => {});
+ * await limiter.acquire(); // the batch job holds one slot
+ * await handler({ id: "m-1", headers: {}, payload: new Uint8Array(), attempt: 1, timestamp: 0 }); // runs in the other
+ * limiter.release();
+ * ```
+ */
 export interface ConcurrencyLimitOptions {
   /** Most handlers running at once, across every handler this middleware instance wraps. */
   max?: number;

@@ -3,6 +3,7 @@ import { runWithContext } from "../../context/mod.ts";
 import { createLimiter } from "../limiter.ts";
 import { createMemoryBroker } from "../adapters/memory.ts";
 import type { Message } from "../message.ts";
+import { within } from "../../testing/mod.ts";
 import { concurrencyLimit } from "./concurrency_limit.ts";
 
 const msg: Message = { id: "m-1", headers: {}, payload: new Uint8Array(), attempt: 1, timestamp: 0 };
@@ -27,7 +28,7 @@ Deno.test("concurrencyLimit() keeps in-flight handlers at most max across subscr
     await bus.publish("limit.a", { payload: new Uint8Array([i]) });
     await bus.publish("limit.b", { payload: new Uint8Array([i]) });
   }
-  await all.promise;
+  await within(all.promise, 5_000, "all 40 messages handled");
   strictEqual(peak, 3);
   await bus.close();
 });
@@ -39,7 +40,7 @@ Deno.test("concurrencyLimit() fails a waiting message when its signal aborts, an
   const controller = new AbortController();
   const waiting = runWithContext({ requestId: "r", signal: controller.signal }, () => Promise.resolve(handler(msg)));
   controller.abort(new Error("gone"));
-  await rejects(waiting, /gone/);
+  await rejects(within(waiting, 2_000, "the waiting message to fail when its signal aborted"), /gone/);
   limiter.release();
   await limiter.idle();
   strictEqual(limiter.active, 0);

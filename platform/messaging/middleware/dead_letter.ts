@@ -3,7 +3,27 @@ import { DeadLetterHeaders } from "./dead_letter_queue.ts";
 import type { Message, Publisher } from "../message.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
-/** Options for {@linkcode deadLetter}. */
+/**
+ * Options for {@linkcode deadLetter}.
+ *
+ * @example Park order events on `dead.<topic>` after the third failed delivery
+ * ```ts
+ * import { createMemoryBroker } from "../adapters/memory.ts";
+ * import { deadLetter, type DeadLetterOptions } from "./dead_letter.ts";
+ * const bus = createMemoryBroker();
+ * const options: DeadLetterOptions = {
+ *   publisher: bus,
+ *   topic: (source) => `dead.${source}`,
+ *   maxAttempts: 3,
+ *   maxErrorLength: 256,
+ * };
+ * const handler = deadLetter("orders.events", options)(() => {
+ *   throw new Error("cannot parse");
+ * });
+ * await handler({ id: "m-1", headers: {}, payload: new Uint8Array(), attempt: 3, timestamp: 0 }); // parked, no throw
+ * await bus.close();
+ * ```
+ */
 export interface DeadLetterOptions {
   /** Where dead letters are published. */
   publisher: Publisher;

@@ -2,7 +2,25 @@ import { delay } from "../../async/mod.ts";
 import { ContextHeaders, newRequestId, runWithContext } from "../../context/mod.ts";
 import type { Message, Publisher, Subscriber } from "../message.ts";
 
-/** Headers the `deadLetter()` middleware adds to a dead letter, and {@linkcode redrive} counts redrives in. */
+/**
+ * Headers the `deadLetter()` middleware adds to a dead letter, and {@linkcode redrive} counts redrives in.
+ *
+ * @example Say why a dead letter was parked
+ * ```ts
+ * import type { Message } from "../message.ts";
+ * import { DeadLetterHeaders } from "./dead_letter_queue.ts";
+ * const why = (letter: Message) =>
+ *   `${letter.headers[DeadLetterHeaders.sourceTopic]} after ${letter.headers[DeadLetterHeaders.attempts]} ` +
+ *   `deliveries: ${letter.headers[DeadLetterHeaders.error]}`;
+ * why({
+ *   id: "m-1",
+ *   headers: { "dlq-source-topic": "orders.events", "dlq-attempts": "5", "dlq-error": "Error: no such order" },
+ *   payload: new Uint8Array(),
+ *   attempt: 1,
+ *   timestamp: 0,
+ * }); // "orders.events after 5 deliveries: Error: no such order"
+ * ```
+ */
 export const DeadLetterHeaders = Object.freeze({
   /** The last error, `Name: message`, on one line and truncated. */
   error: "dlq-error",
@@ -18,7 +36,20 @@ export const DeadLetterHeaders = Object.freeze({
   redrives: "dlq-redrives",
 });
 
-/** Time for {@linkcode redrive}'s pacing; injectable so tests need no real sleeps. */
+/**
+ * Time for {@linkcode redrive}'s pacing; injectable so tests need no real sleeps.
+ *
+ * @example A fake clock whose sleeps only move its own time
+ * ```ts
+ * import { createMemoryBroker } from "../adapters/memory.ts";
+ * import { redrive, type RedriveClock } from "./dead_letter_queue.ts";
+ * let now = 0;
+ * const clock: RedriveClock = { now: () => now, sleep: (ms) => Promise.resolve(void (now += ms)) };
+ * const bus = createMemoryBroker();
+ * await redrive({ from: "orders.events.dlq", to: "orders.events", subscriber: bus, publisher: bus, idleMs: 10, clock });
+ * await bus.close();
+ * ```
+ */
 export interface RedriveClock {
   /** Epoch milliseconds. */
   now(): number;
@@ -26,13 +57,35 @@ export interface RedriveClock {
   sleep(ms: number, signal: AbortSignal): Promise<void>;
 }
 
-/** Options for {@linkcode redrive}. */
+/**
+ * Options for {@linkcode redrive}.
+ *
+ * @example Send at most 100 dead letters to a retry topic, 5 per second
+ * ```ts
+ * import { createMemoryBroker } from "../adapters/memory.ts";
+ * import { redrive, type RedriveOptions } from "./dead_letter_queue.ts";
+ * const bus = createMemoryBroker();
+ * const options: RedriveOptions = {
+ *   from: "orders.events.dlq",
+ *   to: "orders.events.retry",
+ *   subscriber: bus,
+ *   publisher: bus,
+ *   ratePerSec: 5,
+ *   limit: 100,
+ *   idleMs: 10,
+ * };
+ * await redrive(options);
+ * await bus.close();
+ * ```
+ */
 export interface RedriveOptions {
   /** The dead-letter topic to read. */
   from: string;
   /** Where every message goes. @default {each message's `dlq-source-topic` header} */
   to?: string;
+  /** Reads `from`. */
   subscriber: Subscriber;
+  /** Publishes the redriven messages. */
   publisher: Publisher;
   /** Consumer group reading `from`; its position is where the next redrive continues. @default {`${from}.redrive`} */
   group?: string;
@@ -48,7 +101,25 @@ export interface RedriveOptions {
   clock?: RedriveClock;
 }
 
-/** What {@linkcode redrive} did. */
+/**
+ * What {@linkcode redrive} did.
+ *
+ * @example Tell a drained topic from a redrive cut short
+ * ```ts
+ * import { createMemoryBroker } from "../adapters/memory.ts";
+ * import { redrive, type RedriveResult } from "./dead_letter_queue.ts";
+ * const bus = createMemoryBroker();
+ * const result: RedriveResult = await redrive({
+ *   from: "orders.events.dlq",
+ *   to: "orders.events",
+ *   subscriber: bus,
+ *   publisher: bus,
+ *   idleMs: 10,
+ * });
+ * if (result.stoppedBy === "idle") console.log(`drained: ${result.moved} moved`);
+ * await bus.close();
+ * ```
+ */
 export interface RedriveResult {
   /** Messages published back and acknowledged on the dead-letter topic. */
   moved: number;
@@ -185,15 +256,37 @@ function redrivenHeaders(headers: Record<string, string>): Record<string, string
 
 const systemClock: RedriveClock = { now: () => Date.now(), sleep: delay };
 
-/** A dead letter as {@linkcode listDeadLetters} reports it. */
+/**
+ * A dead letter as {@linkcode listDeadLetters} reports it.
+ *
+ * @example Summarize what the deadLetter middleware parked
+ * ```ts
+ * import { createMemoryBroker } from "../adapters/memory.ts";
+ * import { deadLetter } from "./dead_letter.ts";
+ * import { type DeadLetterSummary, listDeadLetters } from "./dead_letter_queue.ts";
+ * const bus = createMemoryBroker();
+ * await deadLetter("orders.events", { publisher: bus, maxAttempts: 1 })(() => {
+ *   throw new Error("no such order");
+ * })({ id: "m-1", key: "o-1", headers: {}, payload: new Uint8Array(2), attempt: 1, timestamp: 0 });
+ * const [letter]: DeadLetterSummary[] = await listDeadLetters(bus, "orders.events.dlq", { idleMs: 10 });
+ * console.log(letter.id, letter.sourceTopic, letter.attempts, letter.error); // m-1 orders.events 1 Error: no such order
+ * await bus.close();
+ * ```
+ */
 export interface DeadLetterSummary {
   /** The original message's id (`dlq-message-id`, else the dead letter's own). */
   id: string;
+  /** The original message's key. */
   key?: string;
+  /** The topic it failed on (`dlq-source-topic`). */
   sourceTopic?: string;
+  /** The last error (`dlq-error`). */
   error?: string;
+  /** The delivery that failed last (`dlq-attempts`). */
   attempts?: number;
+  /** When it was dead-lettered, ISO 8601 (`dlq-failed-at`). */
   failedAt?: string;
+  /** How often it was redriven before (`dlq-redrives`), 0 if never. */
   redrives: number;
   /** Payload size in bytes. */
   bytes: number;
@@ -201,7 +294,21 @@ export interface DeadLetterSummary {
   timestamp: number;
 }
 
-/** Options for {@linkcode listDeadLetters}. */
+/**
+ * Options for {@linkcode listDeadLetters}.
+ *
+ * @example List at most 20, stopping early on the caller's signal
+ * ```ts
+ * import { createMemoryBroker } from "../adapters/memory.ts";
+ * import { listDeadLetters, type ListDeadLettersOptions } from "./dead_letter_queue.ts";
+ * const bus = createMemoryBroker();
+ * const stop = new AbortController();
+ * const options: ListDeadLettersOptions = { limit: 20, idleMs: 10, signal: stop.signal };
+ * const letters = await listDeadLetters(bus, "orders.events.dlq", options);
+ * console.log(letters.length); // 0: nothing was dead-lettered
+ * await bus.close();
+ * ```
+ */
 export interface ListDeadLettersOptions {
   /** Most summaries returned. @default {100} */
   limit?: number;

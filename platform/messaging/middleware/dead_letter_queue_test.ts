@@ -3,6 +3,7 @@ import { createLogger } from "../../log/mod.ts";
 import { listDeadLetters, redrive, type RedriveClock } from "./dead_letter_queue.ts";
 import { createMemoryBroker } from "../adapters/memory.ts";
 import type { Message, OutgoingMessage, Publisher } from "../message.ts";
+import { within } from "../../testing/mod.ts";
 
 const logger = createLogger("messaging", { level: "error" });
 const unique = (name: string) => `${name}.${crypto.randomUUID().slice(0, 8)}`;
@@ -103,7 +104,10 @@ Deno.test("redrive() stops when its signal aborts", async () => {
   const controller = new AbortController();
   const running = redrive({ from: unique("empty.dlq"), subscriber: bus, publisher: bus, signal: controller.signal });
   controller.abort();
-  deepStrictEqual(await running, { moved: 0, stoppedBy: "signal" });
+  deepStrictEqual(await within(running, 2_000, "redrive() to stop once its signal aborted"), {
+    moved: 0,
+    stoppedBy: "signal",
+  });
   await bus.close();
 });
 

@@ -6,6 +6,7 @@ import { createMemoryBroker } from "../adapters/memory.ts";
 import type { Message, Publisher } from "../message.ts";
 import { deadLetter } from "./dead_letter.ts";
 import { DatabaseUnavailableError } from "../../db/mod.ts";
+import { within } from "../../testing/mod.ts";
 
 const logger = createLogger("messaging", { level: Deno.env.get("KAFKA_TEST_LOG") ? "debug" : "error" });
 const unique = (name: string) => `${name}.${crypto.randomUUID().slice(0, 8)}`;
@@ -99,8 +100,8 @@ Deno.test("deadLetter() on the memory broker unblocks the key after a poison mes
   );
   await bus.publish(topic, { id: "poison", key: "k", payload: text("{") });
   await bus.publish(topic, { id: "next", key: "k", payload: text("{}") });
-  strictEqual(await handled.promise, "next");
-  const letter = await dead.promise;
+  strictEqual(await within(handled.promise, 5_000, "the message behind the poison one handled"), "next");
+  const letter = await within(dead.promise, 5_000, "the poison message on <topic>.dlq");
   strictEqual(letter.headers["dlq-attempts"], "3");
   strictEqual(letter.headers["dlq-message-id"], "poison");
   await bus.close();
@@ -129,7 +130,7 @@ Deno.test({
       );
       await bus.publish(topic, { id: "poison", key: "order-1", headers: { tenant: "t-1" }, payload: text("{") });
       await bus.publish(topic, { id: "after", key: "order-1", payload: text("{}") });
-      strictEqual(await next.promise, "after");
+      strictEqual(await within(next.promise, 30_000, "the message behind the poison one on Kafka"), "after");
       deepStrictEqual(attempts, [1, 2, 3]);
       const [letter, ...rest] = await listDeadLetters(bus, `${topic}.dlq`, { limit: 1 });
       strictEqual(rest.length, 0);

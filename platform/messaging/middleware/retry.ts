@@ -7,6 +7,24 @@ import type { HandlerMiddleware } from "./chain.ts";
  * Options for {@linkcode retry}: the platform's one {@linkcode RetryOptions} shape (`maxAttempts` = calls of the handler
  * per delivery, the first included, @default {3}; each wait is drawn uniformly from zero to the exponential backoff's
  * cap, full jitter, @default {{ baseDelayMs: 50, maxDelayMs: 2000 }}), plus test seams.
+ *
+ * @example A handler that fails twice succeeds on its third call, with no real sleep
+ * ```ts
+ * import { retry, type RetryMiddlewareOptions } from "./retry.ts";
+ * const waits: number[] = [];
+ * const options: RetryMiddlewareOptions = {
+ *   maxAttempts: 3,
+ *   baseDelayMs: 100,
+ *   random: () => 1,
+ *   sleep: (ms) => Promise.resolve(void waits.push(ms)),
+ * };
+ * let calls = 0;
+ * const handler = retry(options)(() => {
+ *   if (++calls < 3) throw new Error("brief fault");
+ * });
+ * await handler({ id: "m-1", headers: {}, payload: new Uint8Array(), attempt: 1, timestamp: 0 });
+ * console.log(calls, waits); // 3 [ 100, 200 ]
+ * ```
  */
 export interface RetryMiddlewareOptions extends RetryOptions {
   /** Source of randomness in [0, 1), injectable for tests. @default {Math.random} */

@@ -1,7 +1,17 @@
 import { childContext, currentContext, runWithContext } from "../../context/mod.ts";
 import type { HandlerMiddleware } from "./chain.ts";
 
-/** Options for {@linkcode timeout}. */
+/**
+ * Options for {@linkcode timeout}.
+ *
+ * @example A ten-second budget per attempt
+ * ```ts
+ * import { timeout, type TimeoutOptions } from "./timeout.ts";
+ * const options: TimeoutOptions = { ms: 10_000 };
+ * const handler = timeout(options)(() => {});
+ * await handler({ id: "m-1", headers: {}, payload: new Uint8Array(), attempt: 1, timestamp: 0 });
+ * ```
+ */
 export interface TimeoutOptions {
   /** Budget of one attempt, in milliseconds. */
   ms: number;

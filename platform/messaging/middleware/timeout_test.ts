@@ -4,6 +4,7 @@ import { handleInContext } from "../context_propagation.ts";
 import { createLogger } from "../../log/mod.ts";
 import { createMemoryBroker } from "../adapters/memory.ts";
 import type { Message } from "../message.ts";
+import { within } from "../../testing/mod.ts";
 import { timeout } from "./timeout.ts";
 
 const logger = createLogger("messaging", { level: "error" });
@@ -15,8 +16,13 @@ const msg: Message = {
   timestamp: 0,
 };
 
+/** A handler's wait for its deadline, bounded so a timeout that never fires fails the test instead of hanging it. */
 const untilAborted = (signal: AbortSignal) =>
-  new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  within(
+    new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true })),
+    5_000,
+    "the handler's signal to abort at its timeout",
+  );
 
 Deno.test("timeout() aborts the handler's context signal at the deadline and fails with TimeoutError", async () => {
   let signal: AbortSignal | undefined;
@@ -58,7 +64,7 @@ Deno.test("timeout() on the memory broker gets a timed-out message redelivered",
     { group: "g" },
   );
   await bus.publish("timeout.redelivery", { payload: new Uint8Array([1]) });
-  strictEqual(await done.promise, 2);
+  strictEqual(await within(done.promise, 5_000, "the timed-out message redelivered"), 2);
   await bus.close();
 });
 

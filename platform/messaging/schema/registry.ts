@@ -185,35 +185,18 @@ function lookup<M extends MessageType>(registry: MessageRegistry<M>, value: unkn
 
 /**
  * Validates `value` against the schema of its `type` and returns that message type; throws {@linkcode SchemaError}
- * otherwise. For producers that serialise the payload themselves (the outbox).
- *
- * @example
- * ```ts
- * import { assertMessage, createMessageRegistry, defineMessageType } from "./registry.ts";
- * import { s } from "./schema.ts";
- * const registry = createMessageRegistry([
- *   defineMessageType({ type: "orders.created.v1", schema: s.object({ orderId: s.string() }) }),
- * ]);
- * assertMessage(registry, { type: "orders.created.v1", orderId: "o-1" });
- * ```
+ * otherwise. Internal: {@linkcode encodeMessage} is the one way to produce a message, so a payload is never sent
+ * validated one way and serialised another.
  */
-export function assertMessage<M extends MessageType>(registry: MessageRegistry<M>, value: MessageOf<M>): M {
+function assertMessage<M extends MessageType>(registry: MessageRegistry<M>, value: MessageOf<M>): M {
   const type = lookup(registry, value);
   const result = validate(type.schema as Schema, value);
   if (!result.ok) throw new SchemaError(type.type, result.errors);
   return type;
 }
 
-/**
- * The headers {@linkcode encodeMessage} sets for a message of type `type`.
- *
- * @example Publish a payload encoded elsewhere
- * ```ts
- * import { messageHeaders } from "./registry.ts";
- * messageHeaders("orders.created.v1"); // { "content-type": "application/json", "message-type": "orders.created.v1" }
- * ```
- */
-export function messageHeaders(type: string): Record<string, string> {
+/** The headers {@linkcode encodeMessage} sets; internal so message headers are built in one place only. */
+function messageHeaders(type: string): Record<string, string> {
   return { "content-type": JSON_CONTENT_TYPE, [MESSAGE_TYPE_HEADER]: type };
 }
 
