@@ -217,6 +217,8 @@ class ConsumerSession<R extends FetchedRecord> implements DriverSink<R> {
   /** The subscription closing: cuts a join short. */
   readonly #closing: AbortSignal;
   readonly #partitions = new Map<string, PartitionProgress<R>>();
+  /** The partition of the last record received: the next one is most likely of the same. */
+  #last: PartitionProgress<R> | undefined;
   readonly #lanes: Lanes<Taken<R>>;
   readonly #commits: CommitBatcher<R>;
   /** Records taken and not yet behind their partition's commit position (revoked partitions excluded). */
@@ -284,8 +286,11 @@ class ConsumerSession<R extends FetchedRecord> implements DriverSink<R> {
 
   receive(record: R): void {
     if (this.#stopping.signal.aborted) return;
-    const tp = `${record.topic}\0${record.partition}`;
-    const taken = this.#partitions.get(tp)?.take(record);
+    let p = this.#last;
+    if (p?.partition !== record.partition || p.topic !== record.topic || p.revoked.signal.aborted) {
+      p = this.#last = this.#partitions.get(`${record.topic}\0${record.partition}`);
+    }
+    const taken = p?.take(record);
     if (!taken) return;
     this.#held++;
     this.#unfinished++;
@@ -294,7 +299,7 @@ class ConsumerSession<R extends FetchedRecord> implements DriverSink<R> {
     const key = record.message.key;
     // Lanes outlive partition ownership: a record fetched again after its partition came back queues behind its
     // own still-running copy.
-    this.#lanes.push(key === undefined ? undefined : `${tp}\0${key}`, taken);
+    this.#lanes.push(key === undefined ? undefined : `${record.topic}\0${record.partition}\0${key}`, taken);
   }
 
   assigned(partitions: Iterable<{ topic: string; partition: number }>): void {

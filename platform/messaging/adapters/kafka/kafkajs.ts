@@ -186,6 +186,7 @@ class KafkajsDriver implements ConsumerDriver<FetchedRecord> {
           ),
         );
         this.#joined?.resolve();
+        this.#joined = undefined;
       }),
       // Commits are still accepted while the group rebalances: fewer messages come again.
       consumer.on(events.REBALANCING, () => sink.rebalancing()),
@@ -210,7 +211,6 @@ class KafkajsDriver implements ConsumerDriver<FetchedRecord> {
       eachBatch: (payload) => this.#eachBatch(payload),
     });
     await joined.promise;
-    this.#joined = undefined;
   }
 
   pause(): void {
