@@ -324,3 +324,27 @@ Deno.test("superviseConsumer() resumes after thousands of records through one pa
   strictEqual(r.driver.paused, false);
   await within(r.sub.close(), 1000, "close()");
 });
+
+Deno.test("superviseConsumer() commits at once when the group starts rebalancing, and keeps the queue of a partition the rebalance leaves it", async () => {
+  const { handler, calls, running } = gatedHandler();
+  const r = rig(handler, { commitIntervalMs: 60_000, partitions: 2 });
+  await within(r.sub.ready, 1000, "the subscription to start");
+  r.driver.feed("orders", 0, 0, "a");
+  r.driver.feed("orders", 0, 1, "a");
+  await waitUntil(() => calls.length === 1, 1000, "the first handler to start");
+  calls[0].done.resolve();
+  await waitUntil(() => calls.length === 2, 1000, "the second handler to start");
+  strictEqual(r.driver.lastCommitted("orders"), undefined, "not before the commit interval");
+  r.driver.sink.rebalancing();
+  await waitUntil(() => r.driver.lastCommitted("orders") === 1n, 1000, "offset 1 to be committed at once");
+  // Partition 0 stays, partition 1 goes: the running record of partition 0 still counts and commits.
+  r.driver.sink.assigned([{ topic: "orders", partition: 0 }]);
+  // The client fetches again from the committed offset: a record already taken is not taken twice.
+  r.driver.feed("orders", 0, 1, "a");
+  calls[1].done.resolve();
+  await waitUntil(() => running() === 0, 1000, "the second handler to finish");
+  r.driver.sink.rebalancing();
+  await waitUntil(() => r.driver.lastCommitted("orders") === 2n, 1000, "offset 2 to be committed");
+  strictEqual(calls.length, 2);
+  await within(r.sub.close(), 1000, "close()");
+});
