@@ -129,7 +129,7 @@ function gatedHandler(): { handler: MessageHandler; calls: Call[]; running: () =
     calls.push({ msg, done });
     running++;
     try {
-      await done.promise;
+      await within(done.promise, 10_000, "the test to finish this handler call");
     } finally {
       running--;
     }

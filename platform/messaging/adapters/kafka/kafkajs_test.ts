@@ -1,6 +1,7 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
 import { createLogger } from "../../../log/mod.ts";
+import { within } from "../../../testing/mod.ts";
 import { createKafkaPubSub, kafkaFeatures, topicPattern } from "./kafkajs.ts";
 import {
   type ConformanceTarget,
@@ -96,8 +97,9 @@ Deno.test("createKafkaPubSub() delivers every payload of a batch intact, across 
         received.set(msg.id, msg.payload);
         if (received.size === n) all.resolve();
       }, { group: `g.${crypto.randomUUID().slice(0, 8)}`, concurrency: 4 });
-      const timer = setTimeout(() => all.reject(new Error(`got ${received.size} of ${n} messages in 30 s`)), 30_000);
-      await all.promise.finally(() => clearTimeout(timer));
+      await within(all.promise, 30_000, `all ${n} messages`).catch((err) => {
+        throw new Error(`${err.message}; ${received.size} arrived`, { cause: err });
+      });
       // Checked once all are handled: a payload kept past its handler is not overwritten by later messages.
       for (let i = 0; i < n; i++) deepStrictEqual(received.get(`m${i}`), payloadOf(i), `payload of m${i}`);
     } finally {
@@ -138,16 +140,14 @@ Deno.test("createKafkaPubSub() drops thousands of queued messages on close() one
   const sub = await bus.subscribe(topic, async () => {
     handled++;
     first.resolve();
-    await gate.promise;
+    await within(gate.promise, 60_000, "the test to open the first handler's gate");
   }, { group: `g.${crypto.randomUUID().slice(0, 8)}`, concurrency: 1 });
-  await first.promise;
+  await within(first.promise, 30_000, "the first of the queued messages");
   // Time for kafkajs to fetch the rest (one fetch holds them all) while the first handler holds the only slot.
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  const closed = Promise.withResolvers<void>();
-  const timer = setTimeout(() => closed.reject(new Error("close() did not finish in 30 s")), 30_000);
-  sub.close().then(closed.resolve, closed.reject);
+  const closed = sub.close();
   gate.resolve();
-  await closed.promise.finally(() => clearTimeout(timer));
+  await within(closed, 30_000, "close() to drop the thousands of queued messages");
   strictEqual(handled, 1);
   await bus.close();
 });

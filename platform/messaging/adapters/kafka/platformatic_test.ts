@@ -1,6 +1,7 @@
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { Admin, Consumer, stringDeserializers } from "@platformatic/kafka";
 import { createLogger } from "../../../log/mod.ts";
+import { within } from "../../../testing/mod.ts";
 import { createKafkaPubSub, kafkaFeatures } from "./kafkajs.ts";
 import { createPlatformaticKafkaPubSub } from "./platformatic.ts";
 import type { Message } from "../../message.ts";
@@ -67,12 +68,12 @@ Deno.test("createPlatformaticKafkaPubSub() commits the offset of a handler that 
     await new Promise((resolve) => setTimeout(resolve, 100));
   }, { group });
   await bus.publish(topic, { id: "in-flight", payload: new Uint8Array([1]) });
-  await started.promise;
+  await within(started.promise, 30_000, "the first handler to start");
   await first.close();
   await bus.publish(topic, { id: "next", payload: new Uint8Array([2]) });
   const firstSeen = Promise.withResolvers<string>();
   await bus.subscribe(topic, (msg) => firstSeen.resolve(msg.id), { group });
-  strictEqual(await firstSeen.promise, "next");
+  strictEqual(await within(firstSeen.promise, 30_000, "the next message on the same group"), "next");
   await bus.close();
 });
 
@@ -96,7 +97,7 @@ Deno.test("createPlatformaticKafkaPubSub() and createKafkaPubSub() read each oth
     headers: { h: "2" },
     payload: new Uint8Array([2]),
   });
-  await both.promise;
+  await within(both.promise, 30_000, "both adapters to read both messages");
   for (const [reader, got] of Object.entries(seen)) {
     strictEqual(got.get("from-kafkajs")?.key, "k1", reader);
     strictEqual(got.get("from-kafkajs")?.headers.h, "1", reader);
@@ -131,10 +132,16 @@ Deno.test("createPlatformaticKafkaPubSub() puts a key on the same partition as c
   const stream = await consumer.consume({ topics: [topic], mode: "earliest", autocommit: false });
   const partitionOf = new Map<string, number>();
   try {
-    for await (const record of stream) {
-      partitionOf.set(`${record.headers.get("via")}:${record.key}`, record.partition);
-      if (partitionOf.size === keys.length * 2) break;
-    }
+    await within(
+      (async () => {
+        for await (const record of stream) {
+          partitionOf.set(`${record.headers.get("via")}:${record.key}`, record.partition);
+          if (partitionOf.size === keys.length * 2) break;
+        }
+      })(),
+      30_000,
+      "every key's record from both producers",
+    );
   } finally {
     await stream.close();
     await consumer.close(true);
