@@ -1,5 +1,12 @@
 /**
- * Waiting: exponential backoff and an abortable delay, shared by every client and consumer that retries.
+ * Waiting and concurrency: exponential backoff and an abortable delay, shared by every client and consumer that
+ * retries; {@linkcode fanOut} for scatter-gather reads with budgets and partial results; {@linkcode Group} (errgroup),
+ * {@linkcode WorkerPool} (bounded queue with back-pressure) and {@linkcode pipeline} (staged flows). All of them take
+ * an `AbortSignal` and follow the current request context's signal.
  * @module
  */
 export * from "./backoff.ts";
+export * from "./fan_out.ts";
+export * from "./group.ts";
+export * from "./pipeline.ts";
+export * from "./worker_pool.ts";
