@@ -86,11 +86,33 @@ export interface FanOutOptions {
   signal?: AbortSignal;
 }
 
-/** The settled result of each branch, under the branch's own key (or index, for an array of branches). */
-export type FanOutResults<B> = { -readonly [K in keyof B]: Settled<BranchValue<B[K]>> };
+/**
+ * The settled result of each branch, under the branch's own key (or index, for an array of branches). A branch marked
+ * `required: true` can only have succeeded (otherwise the fan-out rejected), and its type says so.
+ *
+ * @example The order is known to be there
+ * ```ts
+ * import { fanOut, type FanOutResults } from "./mod.ts";
+ * const branches = { order: { run: () => Promise.resolve("o-1"), required: true }, tip: () => Promise.resolve(5) } as const;
+ * const results: FanOutResults<typeof branches> = await fanOut(branches);
+ * const id: string = results.order.value;
+ * ```
+ */
+export type FanOutResults<B> = {
+  -readonly [K in keyof B]: B[K] extends { required: true } ? { ok: true; value: BranchValue<B[K]> }
+    : Settled<BranchValue<B[K]>>;
+};
 
-/** The value a {@linkcode Branch} resolves with. */
-type BranchValue<B> = B extends BranchFn<infer T> ? T : B extends BranchSpec<infer T> ? T : never;
+/**
+ * The value a {@linkcode Branch} resolves with.
+ *
+ * @example
+ * ```ts
+ * import type { BranchValue } from "./mod.ts";
+ * const n: BranchValue<() => Promise<number>> = 1;
+ * ```
+ */
+export type BranchValue<B> = B extends BranchFn<infer T> ? T : B extends BranchSpec<infer T> ? T : never;
 
 /**
  * Runs named branches (a record) or dynamic targets (an array mapped to branches) concurrently and returns how each

@@ -48,6 +48,8 @@ export class Group {
   #idle = Promise.withResolvers<void>();
 
   /**
+   * A group with no task yet, following `options.signal` and the current request context's signal.
+   *
    * @example A group under a deadline
    * ```ts
    * import { Group } from "./mod.ts";

@@ -69,6 +69,8 @@ export class WorkerPool<T> {
   #error: unknown;
 
   /**
+   * A pool whose workers run `handle` on each submitted item, with the item's signal (the pool's).
+   *
    * @example A pool that handles one item at a time
    * ```ts
    * import { WorkerPool } from "./mod.ts";

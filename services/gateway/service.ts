@@ -1,3 +1,4 @@
+import { fanOut, type Settled } from "@trellis/platform/async";
 import { authenticate, requireScopes } from "@trellis/platform/auth";
 import { currentContext } from "@trellis/platform/context";
 import {
@@ -125,17 +126,25 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       "/v1/orders/:id",
       scoped("orders:read", async (_req, params) => {
         const id = orderId(params.id);
-        const budget = { timeoutMs: FAN_OUT_BUDGET_MS };
-        const [order, reservation, payment] = await Promise.allSettled([
-          grpc(() => orders.getOrder({ id, customerId: customer() })),
-          inventory.getReservation({ orderId: id }, budget),
-          payments.getPayment({ orderId: id }, budget),
-        ]);
-        if (order.status === "rejected") throw order.reason;
+        // The order is the answer: its failure is the response's. Reservation and payment are extras with their own
+        // budget (also sent as their gRPC deadline); past it or failed, they are named in `partial` and the call is
+        // aborted, so a slow dependency costs this read at most FAN_OUT_BUDGET_MS.
+        const extra = <T>(call: (options: { timeoutMs: number; signal: AbortSignal }) => Promise<T>) => ({
+          budgetMs: FAN_OUT_BUDGET_MS,
+          run: (signal: AbortSignal) => call({ timeoutMs: FAN_OUT_BUDGET_MS, signal }),
+        });
+        const { order, reservation, payment } = await fanOut({
+          order: {
+            run: (signal) => grpc(() => orders.getOrder({ id, customerId: customer() }, { signal })),
+            required: true,
+          },
+          reservation: extra((options) => inventory.getReservation({ orderId: id }, options)),
+          payment: extra((options) => payments.getPayment({ orderId: id }, options)),
+        });
         const partial: string[] = [];
-        const part = <T>(name: string, r: PromiseSettledResult<T>): T | null => {
-          if (r.status === "fulfilled") return r.value;
-          if (!(r.reason instanceof NotFoundError)) partial.push(name);
+        const part = <T>(name: string, r: Settled<T>): T | null => {
+          if (r.ok) return r.value;
+          if (!(r.error instanceof NotFoundError)) partial.push(name);
           return null;
         };
         return json({
