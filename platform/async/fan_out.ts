@@ -132,7 +132,8 @@ export type BranchValue<B> = B extends BranchFn<infer T> ? T : B extends BranchS
  *   order: { run: () => Promise.resolve({ id: "o-1" }), required: true },
  *   reviews: () => Promise.reject(new Error("reviews down")),
  * }, { branchBudgetMs: 200 });
- * const body = { ...(order.ok ? order.value : {}), reviews: reviews.ok ? reviews.value : null };
+ * // A required branch that got here succeeded; an optional one may have failed.
+ * const body = { ...order.value, reviews: reviews.ok ? reviews.value : null };
  * ```
  *
  * @example Dynamic targets, two at a time
