@@ -263,7 +263,9 @@ const MAX_PROBLEM_BYTES = 64 * 1024;
  * response headers arrive a passing deadline aborts the fetch (the body stays bound to the context's and the
  * caller's signals). Idempotent calls are retried on connection failures and on 429/502/503/504 with exponential
  * backoff and full jitter, or after the `Retry-After` the service asked for, never past the deadline. Bodies of
- * responses that are retried or turned into errors are cancelled.
+ * responses that are retried or turned into errors are cancelled. The retries are those of `policy` (a
+ * `ResiliencePolicy`), which may also hold a retry budget that caps them and a circuit breaker asked before every
+ * attempt.
  *
  * @example Call the notifications service with a service token
  * ```ts

@@ -1,5 +1,5 @@
 import { backoffDelay, delay, type RetryOptions } from "../async/mod.ts";
-import type { CircuitBreaker } from "./circuit_breaker.ts";
+import type { CallOutcome, CircuitBreaker } from "./circuit_breaker.ts";
 import type { RetryBudget } from "./retry_budget.ts";
 
 /**
@@ -89,6 +89,15 @@ export interface ResiliencePolicyOptions {
   /** Waits `ms` or rejects when `signal` aborts; injectable for tests. @default {delay from platform/async} */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
+
+/** What each verdict tells the breaker: a throttled target is up, so it counts as a success. */
+const BREAKER_OUTCOME: Readonly<Record<Verdict, CallOutcome>> = {
+  success: "success",
+  throttled: "success",
+  ignore: "ignore",
+  failure: "failure",
+  retry: "failure",
+};
 
 function defaultJudge(outcome: Outcome<unknown>): Verdict {
   if (outcome.ok) return "success";
@@ -188,25 +197,19 @@ export class ResiliencePolicy {
         const cancelled = options.signal?.aborted &&
           (options.signal.reason as Error | undefined)?.name !== "TimeoutError";
         const verdict = cancelled ? "ignore" : judge(outcome);
-        if (permit) {
-          breaker!.record(
-            permit,
-            verdict === "success"
-              ? "success"
-              : verdict === "ignore"
-              ? "ignore"
-              : verdict === "throttled"
-              ? "success"
-              : "failure",
-          );
-        }
+        if (permit) breaker!.record(permit, BREAKER_OUTCOME[verdict]);
         if (
           (verdict === "retry" || verdict === "throttled") && options.retryable !== false && n < this.#maxAttempts &&
           !signal?.aborted
         ) {
           const wait = options.retryAfterMs?.(outcome) ?? this.#random() * backoffDelay(n, this.#backoff);
           if (Date.now() + wait < deadline && (!budget || budget.tryRetry())) {
-            await this.#sleep(wait, signal);
+            try {
+              await this.#sleep(wait, signal);
+            } catch (err) {
+              if (outcome.ok) await options.discard?.(outcome.value);
+              throw err;
+            }
             // A timer may fire late: an attempt that would start past the deadline is not made.
             if (Date.now() < deadline) {
               if (outcome.ok) await options.discard?.(outcome.value);

@@ -125,3 +125,21 @@ Deno.test("resiliencePolicy() refuses a bad maxAttempts or timeoutMs", () => {
   assert.throws(() => resiliencePolicy({ retry: { maxAttempts: 0 } }), /maxAttempts.*current value is 0/);
   assert.throws(() => resiliencePolicy({ timeoutMs: 0 }), /timeoutMs/);
 });
+
+Deno.test("execute() rejects with the signal's reason when it aborts during the backoff, discarding the value", async () => {
+  const controller = new AbortController();
+  const discarded: number[] = [];
+  const p = resiliencePolicy({
+    sleep: (_ms, signal) => {
+      controller.abort(new Error("shutting down"));
+      return Promise.reject(signal!.reason);
+    },
+  });
+  const err = await p.execute(() => Promise.resolve(503), {
+    signal: controller.signal,
+    judge: () => "retry",
+    discard: (v) => discarded.push(v),
+  }).catch((e: Error) => e);
+  assert.equal((err as Error).message, "shutting down");
+  assert.deepEqual(discarded, [503]);
+});
