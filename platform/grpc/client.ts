@@ -9,6 +9,7 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import type { RetryOptions } from "../async/mod.ts";
+import type { ResiliencePolicy } from "../resilience/mod.ts";
 import { abortError } from "./_abort.ts";
 import { bearerToken, callContext, retryCalls } from "./client_interceptors.ts";
 import { DeadlineExceededError, type GrpcError, grpcError, UnavailableError } from "./errors.ts";
@@ -45,8 +46,13 @@ export interface GrpcClientOptions<D> {
   timeoutMs?: number;
   /** Methods safe to retry (reads, or writes deduplicated by an idempotency key). @default {[]} */
   idempotent?: readonly (keyof D & string)[];
-  /** Retry policy for idempotent calls. @default {{ maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 }} */
+  /** Retry policy for idempotent calls; give it or `policy`, not both. @default {{ maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 }} */
   retry?: RetryOptions;
+  /**
+   * The resilience policy every call runs under (see {@linkcode retryCalls}): its retries instead of `retry`, its
+   * retry budget, and its circuit breaker around each attempt. @default {resiliencePolicy({ retry })}
+   */
+  policy?: ResiliencePolicy;
   /** Channel credentials. @default {credentials.createInsecure()} */
   credentials?: ChannelCredentials;
   /** grpc-js channel options (keepalive, message size). @default {{}} */
@@ -120,11 +126,14 @@ export function createGrpcClient<D extends ServiceDefinition>(
   options: GrpcClientOptions<D> = {},
 ): GrpcClient<D> {
   if ("close" in definition) throw new TypeError(`Cannot create a client for ${address}: a method is named "close"`);
+  if (options.policy && options.retry) {
+    throw new TypeError(`Cannot use retry beside policy: current value is ${JSON.stringify(options.retry)}`);
+  }
   const intercept = chainInterceptors<ClientHandler>(
     callContext({ timeoutMs: options.timeoutMs }),
     ...(options.token ? [bearerToken(options.token)] : []),
     ...(options.interceptors ?? []),
-    retryCalls({ ...options.retry, idempotent: options.idempotent }),
+    retryCalls({ ...options.retry, idempotent: options.idempotent, policy: options.policy }),
   );
   const client = new Client(address, options.credentials ?? credentials.createInsecure(), options.channelOptions);
   let closed = false;

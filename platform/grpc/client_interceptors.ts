@@ -1,8 +1,9 @@
-import { backoffDelay, delay, type RetryOptions } from "../async/mod.ts";
+import type { RetryOptions } from "../async/mod.ts";
 import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
 import { GrpcError, status } from "./errors.ts";
 import type { ClientInterceptor } from "./interceptor.ts";
 import { abortError } from "./_abort.ts";
+import { type Outcome, type ResiliencePolicy, resiliencePolicy, type Verdict } from "../resilience/mod.ts";
 
 /**
  * Options for {@linkcode callContext}.
@@ -100,10 +101,33 @@ export function endUserToken(): ClientInterceptor {
     };
 }
 
-const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.RESOURCE_EXHAUSTED]);
+/** Codes saying the server answered as designed (the request was refused), so the target is healthy. */
+const ANSWERED = new Set<status>([
+  status.OK,
+  status.INVALID_ARGUMENT,
+  status.NOT_FOUND,
+  status.ALREADY_EXISTS,
+  status.PERMISSION_DENIED,
+  status.FAILED_PRECONDITION,
+  status.ABORTED,
+  status.OUT_OF_RANGE,
+  status.UNAUTHENTICATED,
+]);
+
+/** How a call went for the policy: `UNAVAILABLE` is retried, other server failures count against the breaker. */
+function judge(outcome: Outcome<unknown>): Verdict {
+  if (outcome.ok) return "success";
+  const err = outcome.error;
+  if (!(err instanceof GrpcError)) return "failure";
+  if (err.code === status.UNAVAILABLE) return "retry";
+  if (err.code === status.RESOURCE_EXHAUSTED) return "throttled";
+  if (err.code === status.CANCELLED) return "ignore";
+  return ANSWERED.has(err.code) ? "success" : "failure";
+}
 
 /**
- * Options for {@linkcode retryCalls}: the methods safe to retry and a {@linkcode RetryOptions} policy.
+ * Options for {@linkcode retryCalls}: the methods safe to retry, and either a {@linkcode RetryOptions} policy or a
+ * whole `ResiliencePolicy` (retries, retry budget, circuit breaker).
  *
  * @example Retry getOrder up to 4 times, backing off from 20 ms to at most 500 ms
  * ```ts
@@ -115,12 +139,18 @@ const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.RESOURCE_EXHAUSTED
 export interface RetryCallsOptions extends RetryOptions {
   /** Methods (names in the definition) safe to retry, unless a call's options say otherwise. @default {[]} */
   idempotent?: readonly string[];
+  /** The resilience policy calls run under, instead of the `RetryOptions` fields. @default {resiliencePolicy({ retry: { maxAttempts, baseDelayMs, maxDelayMs } })} */
+  policy?: ResiliencePolicy;
 }
 
 /**
- * Retries idempotent calls that fail with `UNAVAILABLE` or `RESOURCE_EXHAUSTED`, with full-jitter exponential
- * backoff, never past the call's deadline and stopping when its signal aborts. A call is idempotent when its options
- * say `idempotent: true`, or say nothing and its method is listed in `idempotent`.
+ * Runs each call under a resilience policy: the breaker (if any) is asked before every attempt and counts its
+ * outcome (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, `INTERNAL`, `UNKNOWN`, ... are failures; refusals such as `NOT_FOUND`
+ * are the server working), and idempotent calls that fail with `UNAVAILABLE` or `RESOURCE_EXHAUSTED` are retried with
+ * full-jitter exponential backoff while the retry budget (if any) allows, never past the call's deadline and stopping
+ * when its signal aborts. A call is idempotent when its options say `idempotent: true`, or say nothing and its method
+ * is listed in `idempotent`. While the circuit is open calls reject with `CircuitOpenError` (which a server's
+ * `recoverErrors` answers `UNAVAILABLE`, and HTTP's `errorResponse` 503) without reaching the network.
  *
  * @example Retry reads up to 5 times
  * ```ts
@@ -136,24 +166,25 @@ export function retryCalls(options: RetryCallsOptions = {}): ClientInterceptor {
   if (!(maxAttempts >= 1)) {
     throw new RangeError(`Cannot use retry.maxAttempts as attempts: current value is ${maxAttempts}`);
   }
+  const policy = options.policy ?? resiliencePolicy({ retry: { maxAttempts, baseDelayMs, maxDelayMs } });
   const idempotent = new Set(options.idempotent ?? []);
   return (next) =>
     async function retryCalls(call) {
-      const retryable = call.options.idempotent ?? idempotent.has(call.name);
-      for (let attempt = 1;; attempt++) {
-        try {
-          return await next(call);
-        } catch (err) {
-          if (!(err instanceof GrpcError) || !retryable || attempt >= maxAttempts || !RETRYABLE.has(err.code)) {
-            throw err;
-          }
-          const backoff = Math.random() * backoffDelay(attempt, { baseDelayMs, maxDelayMs });
-          if (Date.now() + backoff >= call.deadline) throw err;
-          const { signal } = call;
-          await delay(backoff, signal).catch(() => {
-            throw abortError(signal!);
-          });
-        }
+      const { signal } = call;
+      try {
+        return await policy.execute(
+          (attemptSignal) => next(attemptSignal === signal ? call : { ...call, signal: attemptSignal }),
+          {
+            retryable: call.options.idempotent ?? idempotent.has(call.name),
+            deadline: call.deadline,
+            signal,
+            judge,
+          },
+        );
+      } catch (err) {
+        // A backoff cut short by the call's signal.
+        if (signal?.aborted && err === signal.reason) throw abortError(signal);
+        throw err;
       }
     };
 }

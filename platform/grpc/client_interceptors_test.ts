@@ -7,6 +7,8 @@ import { bearerToken, callContext, endUserToken, retryCalls } from "./client_int
 import { UnavailableError } from "./errors.ts";
 import type { ClientInterceptor, OutgoingCall, ServerInterceptor } from "./interceptor.ts";
 import { implement, serveGrpc, type UnaryHandlers } from "./server.ts";
+import { CircuitBreaker, CircuitOpenError, resiliencePolicy, RetryBudget } from "../resilience/mod.ts";
+import { waitUntil } from "../testing/mod.ts";
 
 const ORDER: Order = {
   id: "o-1",
@@ -21,7 +23,10 @@ const ORDER: Order = {
 const GET = { id: "o-1", customerId: "" };
 
 /** A server whose getOrder is `getOrder`, recording the metadata of every call it receives. */
-async function serve(getOrder: UnaryHandlers<typeof OrdersServiceService>["getOrder"] = () => Promise.resolve(ORDER)) {
+async function serve(
+  getOrder: UnaryHandlers<typeof OrdersServiceService>["getOrder"] = () => Promise.resolve(ORDER),
+  port = 0,
+) {
   const received: Metadata[] = [];
   const record: ServerInterceptor = (next) => (call) => {
     received.push(call.metadata);
@@ -30,6 +35,7 @@ async function serve(getOrder: UnaryHandlers<typeof OrdersServiceService>["getOr
   const server = await serveGrpc({
     services: [implement(OrdersServiceService, { getOrder, createOrder: getOrder as never })],
     interceptors: [record],
+    port,
   });
   return Object.assign(server, { received });
 }
@@ -128,4 +134,58 @@ Deno.test("the client interceptors compose by hand into the same chain createGrp
 
 Deno.test("retryCalls() refuses a maxAttempts below 1", () => {
   assert.throws(() => retryCalls({ maxAttempts: 0 }), RangeError);
+});
+
+Deno.test("a circuit breaker opens when its gRPC server stops and closes once the server is back on the same port", async () => {
+  let server = await serve();
+  const { port } = server;
+  const changes: string[] = [];
+  const breaker = new CircuitBreaker("orders", {
+    minimumCalls: 3,
+    openMs: 100,
+    halfOpenCalls: 1,
+    onStateChange: (c) => changes.push(c.to),
+  });
+  using client = createGrpcClient(OrdersServiceService, `127.0.0.1:${port}`, {
+    idempotent: ["getOrder"],
+    timeoutMs: 1_000,
+    policy: resiliencePolicy({ retry: { maxAttempts: 1 }, breaker }),
+  });
+  try {
+    assert.deepEqual(await client.getOrder(GET), ORDER);
+    await server.close(0);
+    // With the success before them, two failures make 2 of 3 calls: over the 50 % threshold.
+    for (let i = 0; i < 2; i++) await assert.rejects(client.getOrder(GET), UnavailableError);
+    assert.equal(breaker.state, "open");
+    await assert.rejects(client.getOrder(GET), CircuitOpenError);
+
+    server = await serve(undefined, port);
+    const before = server.received.length;
+    // Probes may still fail while grpc-js waits out its reconnect backoff; each failure reopens for openMs.
+    await waitUntil(
+      async () => (await client.getOrder(GET).then(() => true, () => false)) && breaker.state === "closed",
+      8_000,
+      "the circuit to close once the server is back",
+      20,
+    );
+    assert.ok(server.received.length > before);
+    assert.deepEqual([changes[0], changes[1], changes.at(-1)], ["open", "half-open", "closed"]);
+  } finally {
+    await server.close(0);
+  }
+});
+
+Deno.test("retryCalls() with a retry budget retries a failing server's calls only as far as the budget allows", async () => {
+  let calls = 0;
+  await using server = await serve(() => {
+    calls++;
+    return Promise.reject(new UnavailableError("overloaded"));
+  });
+  const budget = new RetryBudget({ ratio: 0.1, minPerSec: 0 });
+  using client = createGrpcClient(OrdersServiceService, server.address, {
+    idempotent: ["getOrder"],
+    policy: resiliencePolicy({ retry: { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 2 }, budget }),
+  });
+  for (let i = 0; i < 20; i++) await assert.rejects(client.getOrder(GET), UnavailableError);
+  assert.equal(calls, 22, "20 calls earn 2 retries, where maxAttempts alone would allow 60");
 });

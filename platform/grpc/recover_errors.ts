@@ -1,13 +1,15 @@
 import type { Context } from "../context/mod.ts";
 import { findDatabaseUnavailable } from "../db/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import { findCircuitOpen } from "../resilience/mod.ts";
 import { DeadlineExceededError, GrpcError, status, UnavailableError } from "./errors.ts";
 import type { ServerInterceptor } from "./interceptor.ts";
 
 /**
  * The {@linkcode GrpcError} a client gets for `err`, thrown by a handler running in `ctx`: a `GrpcError` as it is;
  * after the context's signal aborted, `DEADLINE_EXCEEDED` (a timeout) or `CANCELLED`; a database that cannot be
- * reached, `UNAVAILABLE` (the callee's transient state, which callers may retry later: the gateway answers 503);
+ * reached, or a dependency whose circuit breaker is open (`CircuitOpenError`), `UNAVAILABLE` (the callee's transient
+ * state, which callers may retry later: the gateway answers 503);
  * anything else `INTERNAL` with a generic message, the original as its `cause`. For interceptors that observe
  * outcomes (metrics) wherever they sit in the chain.
  *
@@ -27,6 +29,10 @@ export function toGrpcError(err: unknown, ctx: Context): GrpcError {
       : new GrpcError(status.CANCELLED, "cancelled", { cause: err });
   }
   if (findDatabaseUnavailable(err)) return new UnavailableError("database unavailable", { cause: err });
+  const open = findCircuitOpen(err);
+  if (open) {
+    return new UnavailableError(`a dependency is unavailable (circuit for ${open.target} open)`, { cause: err });
+  }
   return new GrpcError(status.INTERNAL, "internal error", { cause: err });
 }
 

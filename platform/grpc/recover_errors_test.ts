@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Metadata } from "@grpc/grpc-js";
 import { DatabaseUnavailableError } from "../db/mod.ts";
+import { CircuitOpenError } from "../resilience/mod.ts";
 import { createLogger } from "../log/mod.ts";
 import { type GrpcError, NotFoundError, status } from "./errors.ts";
 import type { UnaryCall } from "./interceptor.ts";
@@ -42,4 +43,11 @@ Deno.test("recoverErrors() rethrows what the client gets and logs only the unexp
   });
   assert.equal(lines.length, 1);
   assert.equal(lines[0].method, "/test.v1.Test/Get");
+});
+
+Deno.test("toGrpcError() answers a dependency's open circuit UNAVAILABLE, so callers may retry later", () => {
+  const ctx = { requestId: "r-1", signal: new AbortController().signal };
+  const err = toGrpcError(new Error("pricing failed", { cause: new CircuitOpenError("inventory", 1_000) }), ctx);
+  assert.equal(err.code, status.UNAVAILABLE);
+  assert.match(err.message, /inventory/);
 });

@@ -1,7 +1,14 @@
-import { backoffDelay, delay, type RetryOptions } from "../async/mod.ts";
+import type { RetryOptions } from "../async/mod.ts";
 import { readUpTo } from "./_bytes.ts";
 import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
 import type { Problem } from "./problem.ts";
+import {
+  CircuitOpenError,
+  type Outcome,
+  type ResiliencePolicy,
+  resiliencePolicy,
+  type Verdict,
+} from "../resilience/mod.ts";
 
 /**
  * Options for {@linkcode createHttpClient}.
@@ -25,8 +32,15 @@ export interface HttpClientOptions {
   token?: () => Promise<string>;
   /** Budget of a call, retries included, when the context has more or none; the earlier of the two wins. @default {5000} */
   timeoutMs?: number;
-  /** Retry policy for idempotent requests. @default {{ maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 }} */
+  /** Retry policy for idempotent requests; give it or `policy`, not both. @default {{ maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 }} */
   retry?: RetryOptions;
+  /**
+   * The resilience policy every call runs under: its retries (instead of `retry`), its retry budget, and its circuit
+   * breaker around each attempt (a 5xx other than 429 and a connection failure count as failures). While the circuit
+   * is open, calls reject with {@linkcode UnavailableError} caused by a `CircuitOpenError`, sending nothing.
+   * @default {resiliencePolicy({ retry })}
+   */
+  policy?: ResiliencePolicy;
   /** The `fetch` to send with (a test double, or one bound to a custom `Deno.HttpClient`). @default {globalThis.fetch} */
   fetch?: typeof fetch;
 }
@@ -249,7 +263,9 @@ const MAX_PROBLEM_BYTES = 64 * 1024;
  * response headers arrive a passing deadline aborts the fetch (the body stays bound to the context's and the
  * caller's signals). Idempotent calls are retried on connection failures and on 429/502/503/504 with exponential
  * backoff and full jitter, or after the `Retry-After` the service asked for, never past the deadline. Bodies of
- * responses that are retried or turned into errors are cancelled.
+ * responses that are retried or turned into errors are cancelled. The retries are those of `policy` (a
+ * `ResiliencePolicy`), which may also hold a retry budget that caps them and a circuit breaker asked before every
+ * attempt.
  *
  * @example Call the notifications service with a service token
  * ```ts
@@ -270,8 +286,12 @@ const MAX_PROBLEM_BYTES = 64 * 1024;
  * ```
  */
 export function createHttpClient(options: HttpClientOptions): HttpClient {
-  const { token, timeoutMs: defaultTimeoutMs = 5_000, retry = {} } = options;
-  const { maxAttempts = 3, baseDelayMs = 50, maxDelayMs = 1_000 } = retry;
+  const { token, timeoutMs: defaultTimeoutMs = 5_000 } = options;
+  if (options.policy && options.retry) {
+    throw new TypeError(`Cannot use retry beside policy: current value is ${JSON.stringify(options.retry)}`);
+  }
+  const { maxAttempts = 3, baseDelayMs = 50, maxDelayMs = 1_000 } = options.retry ?? {};
+  const policy = options.policy ?? resiliencePolicy({ retry: { maxAttempts, baseDelayMs, maxDelayMs } });
   const send = options.fetch ?? fetch;
   let base: URL;
   try {
@@ -280,9 +300,6 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     throw new TypeError(`Cannot use baseUrl as a URL: current value is ${JSON.stringify(options.baseUrl)}`);
   }
   const prefix = base.href.replace(/\/+$/, "");
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-    throw new RangeError(`Cannot use retry.maxAttempts as attempts: current value is ${maxAttempts}`);
-  }
   checkTimeout(defaultTimeoutMs);
 
   async function exchange(
@@ -326,59 +343,55 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         );
       }
 
-      while (true) {
+      let sent = false;
+      const attempt = async (_signal: AbortSignal | undefined, n: number): Promise<Response> => {
+        sent = false;
         if (signal.aborted) throw aborted();
         if (Date.now() >= deadline) {
-          throw new TimeoutError(`${method} ${url}: deadline exceeded before attempt ${attempts + 1}`, call());
+          throw new TimeoutError(`${method} ${url}: deadline exceeded before attempt ${n}`, call());
         }
-        attempts++;
-        let res: Response;
+        attempts = n;
+        sent = true;
         try {
-          res = await send(url, { method, headers, body: callOptions.body, signal });
+          return await send(url, { method, headers, body: callOptions.body, signal });
         } catch (err) {
           if (signal.aborted) throw aborted(err);
-          const failure = new UnavailableError(`${method} ${url}: ${describe(err)}`, call(), { cause: err });
-          if (!retryable || attempts >= maxAttempts) throw failure;
-          await backoff(backoffMs(attempts), failure);
-          continue;
+          throw new UnavailableError(`${method} ${url}: ${describe(err)}`, call(), { cause: err });
         }
-        if (res.status < 500 && res.status !== 429) return { res, ...call() };
-        if (retryable && attempts < maxAttempts && RETRYABLE_STATUS.has(res.status)) {
-          const wait = retryAfterMs(res.headers.get("retry-after")) ?? backoffMs(attempts);
-          if (Date.now() + wait < deadline) {
-            await res.body?.cancel();
-            await backoff(wait);
-            continue;
-          }
-        }
-        // Out of attempts, or the wait would pass the deadline: the last answer stands.
-        if (res.status === 429) return { res, ...call() };
-        const problem = await readProblem(res);
-        if (res.status === 503) {
-          throw new UnavailableError(`${method} ${url}: service unavailable (503)`, { ...call(), status: 503 });
-        }
-        throw new UpstreamError(`${method} ${url}: upstream answered ${res.status}`, {
-          ...call(),
-          status: res.status,
-          problem,
+      };
+      let res: Response;
+      try {
+        res = await policy.execute(attempt, {
+          retryable,
+          deadline,
+          signal,
+          judge: (outcome) => judge(outcome, sent),
+          retryAfterMs: (outcome) => outcome.ok ? retryAfterMs(outcome.value.headers.get("retry-after")) : undefined,
+          discard: (res) => res.body?.cancel(),
         });
+      } catch (err) {
+        if (err instanceof CircuitOpenError) {
+          throw new UnavailableError(`${method} ${url}: ${err.message}`, call(), { cause: err });
+        }
+        // A backoff cut short by a cancellation or a passed deadline.
+        if (signal.aborted && !(err instanceof HttpClientError) && err !== callOptions.signal?.reason) {
+          throw aborted(err);
+        }
+        throw err;
       }
+      // Out of attempts, or the wait would pass the deadline: the last answer stands.
+      if (res.status < 500 || res.status === 429) return { res, ...call() };
+      const problem = await readProblem(res);
+      if (res.status === 503) {
+        throw new UnavailableError(`${method} ${url}: service unavailable (503)`, { ...call(), status: 503 });
+      }
+      throw new UpstreamError(`${method} ${url}: upstream answered ${res.status}`, {
+        ...call(),
+        status: res.status,
+        problem,
+      });
     } finally {
       clearTimeout(timeout);
-    }
-
-    function backoffMs(attempt: number): number {
-      return Math.random() * backoffDelay(attempt, { baseDelayMs, maxDelayMs });
-    }
-
-    /** Sleeps `ms` unless that would pass the deadline, in which case the last `failure` stands. */
-    async function backoff(ms: number, failure?: Error): Promise<void> {
-      if (Date.now() + ms >= deadline && failure) throw failure;
-      try {
-        await delay(ms, signal);
-      } catch (err) {
-        throw aborted(err);
-      }
     }
   }
 
@@ -410,6 +423,19 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   }
 
   return { request, requestJson };
+}
+
+/** How an attempt went for the policy: `sent` says whether the request left (a deadline before it blames no one). */
+function judge(outcome: Outcome<Response>, sent: boolean): Verdict {
+  if (outcome.ok) {
+    const { status } = outcome.value;
+    if (status === 429) return "throttled";
+    if (status < 500) return "success";
+    return RETRYABLE_STATUS.has(status) ? "retry" : "failure";
+  }
+  if (outcome.error instanceof UnavailableError) return "retry";
+  if (outcome.error instanceof TimeoutError) return sent ? "failure" : "ignore";
+  return "ignore";
 }
 
 function checkTimeout(ms: number): number {

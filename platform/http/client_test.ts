@@ -9,6 +9,7 @@ import {
   UpstreamError,
 } from "./client.ts";
 import { within } from "../testing/mod.ts";
+import { CircuitBreaker, CircuitOpenError, resiliencePolicy, RetryBudget } from "../resilience/mod.ts";
 
 /** A real server on a free loopback port that counts the requests it gets. */
 function serve(handler: (req: Request, n: number) => Response | Promise<Response>) {
@@ -243,4 +244,52 @@ Deno.test("createHttpClient() rejects a bad baseUrl, maxAttempts or timeoutMs", 
   assert.throws(() => createHttpClient({ baseUrl: "not a url" }), TypeError);
   assert.throws(() => createHttpClient({ baseUrl: "http://x", retry: { maxAttempts: 0 } }), RangeError);
   assert.throws(() => createHttpClient({ baseUrl: "http://x", timeoutMs: 0 }), RangeError);
+});
+
+Deno.test("a retry budget caps the load a server answering 503 gets from a client's retries", async () => {
+  await using server = serve(() => problem(503));
+  /** Requests the server got per client call, over 50 calls. */
+  const load = async (budget?: RetryBudget) => {
+    const before = server.requests;
+    const client = createHttpClient({
+      baseUrl: server.url,
+      policy: resiliencePolicy({ retry: { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 2 }, budget }),
+    });
+    for (let i = 0; i < 50; i++) await rejects(client.request("GET", "/"), UnavailableError);
+    return (server.requests - before) / 50;
+  };
+  assert.equal(await load(), 4, "without a budget every call makes maxAttempts requests");
+  assert.equal(await load(new RetryBudget({ ratio: 0.1, minPerSec: 0 })), 1.1, "with it, 10 % more than the calls");
+});
+
+Deno.test("an open circuit makes request() reject with UnavailableError caused by CircuitOpenError, sending nothing", async () => {
+  await using server = serve(() => problem(502));
+  const breaker = new CircuitBreaker("notifications", { minimumCalls: 2, openMs: 60_000 });
+  const client = createHttpClient({
+    baseUrl: server.url,
+    policy: resiliencePolicy({ retry: { maxAttempts: 1 }, breaker }),
+  });
+  for (let i = 0; i < 2; i++) await rejects(client.request("GET", "/"), UpstreamError);
+  const err = await rejects(client.request("GET", "/"), UnavailableError);
+  assert.ok(err.cause instanceof CircuitOpenError);
+  assert.equal(err.attempts, 0);
+  assert.equal(server.requests, 2);
+});
+
+Deno.test("a 404 or a 429 does not count against the circuit breaker", async () => {
+  await using server = serve((_req, n) => n % 2 ? new Response(null, { status: 404 }) : problem(429));
+  const breaker = new CircuitBreaker("notifications", { minimumCalls: 2 });
+  const client = createHttpClient({
+    baseUrl: server.url,
+    policy: resiliencePolicy({ retry: { maxAttempts: 1 }, breaker }),
+  });
+  for (let i = 0; i < 6; i++) await (await client.request("GET", "/")).body?.cancel();
+  assert.equal(breaker.state, "closed");
+});
+
+Deno.test("createHttpClient() refuses retry beside policy", () => {
+  assert.throws(
+    () => createHttpClient({ baseUrl: "http://x", retry: { maxAttempts: 2 }, policy: resiliencePolicy() }),
+    /Cannot use retry beside policy/,
+  );
 });

@@ -1,6 +1,7 @@
 import { sizedResponse } from "./_bytes.ts";
 import { currentContext } from "../context/mod.ts";
 import { findDatabaseUnavailable } from "../db/mod.ts";
+import { findCircuitOpen } from "../resilience/mod.ts";
 
 /**
  * RFC 9457 problem details.
@@ -130,9 +131,10 @@ export function problemResponse(
 }
 
 /**
- * Maps any thrown value to a problem response: `HttpError`s keep their status; a `DatabaseUnavailableError` (or an
- * error caused by one) is a 503 with `Retry-After`; anything else is a 500 that reveals nothing of its internals.
- * Every 503 carries `Retry-After` (1 s unless the error says otherwise), so clients back off instead of hammering.
+ * Maps any thrown value to a problem response: `HttpError`s keep their status; a `DatabaseUnavailableError` or a
+ * `CircuitOpenError` (a dependency's circuit breaker is open), or an error caused by one, is a 503 with `Retry-After`;
+ * anything else is a 500 that reveals nothing of its internals. Every 503 carries `Retry-After` (1 s unless the error,
+ * or the `CircuitOpenError` behind it, says otherwise), so clients back off instead of hammering.
  *
  * @example
  * ```ts
@@ -144,7 +146,7 @@ export function problemResponse(
 export function errorResponse(err: unknown, instance?: string): Response {
   if (err instanceof HttpError) {
     const headers = err.status === 503 && !hasRetryAfter(err.headers)
-      ? { ...err.headers, "retry-after": "1" }
+      ? { ...err.headers, "retry-after": retryAfterSeconds(findCircuitOpen(err)?.retryAfterMs ?? 0) }
       : err.headers;
     return problemResponse(err.status, err.type, err.title, {
       detail: err.detail,
@@ -158,10 +160,23 @@ export function errorResponse(err: unknown, instance?: string): Response {
     return problemResponse(503, "unavailable", "Service unavailable", {
       detail: "the service's database cannot be reached; retry later",
       instance,
-      headers: { "retry-after": String(Math.max(1, Math.ceil(unavailable.retryAfterMs / 1000))) },
+      headers: { "retry-after": retryAfterSeconds(unavailable.retryAfterMs) },
+    });
+  }
+  const open = findCircuitOpen(err);
+  if (open) {
+    return problemResponse(503, "unavailable", "Service unavailable", {
+      detail: `a service this one depends on (${open.target}) is unavailable; retry later`,
+      instance,
+      headers: { "retry-after": retryAfterSeconds(open.retryAfterMs) },
     });
   }
   return problemResponse(500, "internal", "Internal server error", { instance });
+}
+
+/** `Retry-After` delay-seconds for a wait in milliseconds: at least 1, so clients never retry at once. */
+function retryAfterSeconds(ms: number): string {
+  return String(Math.max(1, Math.ceil(ms / 1000)));
 }
 
 function hasRetryAfter(headers: Record<string, string>): boolean {

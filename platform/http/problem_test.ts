@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runWithContext } from "../context/mod.ts";
 import { DatabaseUnavailableError } from "../db/mod.ts";
+import { CircuitOpenError } from "../resilience/mod.ts";
 import { badRequest, errorResponse, HttpError, notFound, problemResponse, unprocessable } from "./problem.ts";
 
 const ctx = { requestId: "req-42", signal: new AbortController().signal };
@@ -118,4 +119,17 @@ Deno.test("errorResponse() gives every 503 HttpError a Retry-After unless it has
   const own = new HttpError(503, "draining", "Draining", { headers: { "Retry-After": "7" } });
   assert.equal(errorResponse(own).headers.get("retry-after"), "7");
   assert.equal(errorResponse(new HttpError(502, "upstream", "Bad gateway")).headers.get("retry-after"), null);
+});
+
+Deno.test("errorResponse() answers an open circuit, however wrapped, 503 with the breaker's Retry-After", async () => {
+  const open = new CircuitOpenError("inventory", 2_500);
+  const res = errorResponse(new Error("pricing failed", { cause: open }));
+  assert.equal(res.status, 503);
+  assert.equal(res.headers.get("retry-after"), "3");
+  const body = await res.json();
+  assert.equal(body.type, "https://trellis.dev/problems/unavailable");
+  assert.match(body.detail, /inventory/);
+  const wrapped = errorResponse(new HttpError(503, "upstream", "Upstream failure", { cause: open }));
+  assert.equal(wrapped.headers.get("retry-after"), "3", "an HttpError caused by it takes the breaker's wait too");
+  await wrapped.body?.cancel();
 });

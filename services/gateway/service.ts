@@ -28,6 +28,7 @@ import {
   NotFoundError,
   serviceTokens,
 } from "@trellis/platform/grpc";
+import { CircuitBreaker, circuitBreakerGauge, resiliencePolicy, RetryBudget } from "@trellis/platform/resilience";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
@@ -73,6 +74,16 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       clientSecret: config.clientSecrets.gateway,
       audience,
     });
+  // One retry budget for the whole service bounds its retry load on all targets together; a breaker per target.
+  const budget = new RetryBudget();
+  const breakers = new Map<string, CircuitBreaker>();
+  const policyFor = (target: string) => {
+    const breaker = new CircuitBreaker(target, {
+      onStateChange: (c) => svc.logger.warn("circuit breaker state changed", { target, from: c.from, to: c.to }),
+    });
+    breakers.set(target, breaker);
+    return resiliencePolicy({ budget, breaker });
+  };
   const client = <D extends Parameters<typeof createGrpcClient>[0]>(
     def: D,
     address: string,
@@ -84,6 +95,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       timeoutMs: 5_000,
       idempotent: Object.keys(def).filter((m) => m.startsWith("get") || m.startsWith("list")) as (keyof D & string)[],
       interceptors: [clientMetrics(svc.registry), ...interceptors],
+      policy: policyFor(audience),
     });
   // The user's own token travels beside the service token, so orders authorizes on the user too.
   const orders = client(OrdersServiceService, config.grpc.orders, "orders", [endUserToken()]);
@@ -97,7 +109,9 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
     baseUrl: config.notificationsUrl,
     token: tokens("notifications"),
     timeoutMs: 2_000,
+    policy: policyFor("notifications"),
   });
+  circuitBreakerGauge(svc.registry, breakers.values());
   const customer = () => currentContext()!.principal!.sub;
 
   const router = new Router()

@@ -16,6 +16,7 @@ import {
   serviceTokens,
 } from "@trellis/platform/grpc";
 import type { Principal } from "@trellis/platform/context";
+import { CircuitBreaker, circuitBreakerGauge, resiliencePolicy, RetryBudget } from "@trellis/platform/resilience";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
@@ -77,6 +78,10 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     }, { group: `orders-saga.${topic}` });
   }
   saga.attach(svc, { check: "events" });
+  const inventoryBreaker = new CircuitBreaker("inventory", {
+    onStateChange: (c) =>
+      svc.logger.warn("circuit breaker state changed", { target: c.target, from: c.from, to: c.to }),
+  });
   const inventory = createGrpcClient(InventoryServiceService, config.grpc.inventory, {
     token: serviceTokens({
       tokenUrl: `${config.authUrl}/oauth/token`,
@@ -87,7 +92,10 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     idempotent: ["listProducts", "getReservation"],
     timeoutMs: 2_000,
     interceptors: [clientMetrics(svc.registry)],
+    // Inventory is the only target, so the service's one retry budget is this policy's.
+    policy: resiliencePolicy({ budget: new RetryBudget(), breaker: inventoryBreaker }),
   });
+  circuitBreakerGauge(svc.registry, [inventoryBreaker]);
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
   const users = verifierFor(config, jwks, config.apiAudience);
