@@ -55,6 +55,10 @@ export async function jetStreamTarget(url = servers): Promise<ConformanceTarget>
       topics.add(topic);
       return bus.publish(topic, msg);
     },
+    request(topic, msg, options) {
+      topics.add(topic);
+      return bus.request(topic, msg, options);
+    },
     subscribe(topic, handler, options) {
       topics.add(topic);
       return bus.subscribe(topic, handler, options);
