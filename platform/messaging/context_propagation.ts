@@ -55,7 +55,7 @@ export function requestHeaders(
  * Headers to send a reply with: {@linkcode outgoingHeaders} (the responder runs in the caller's context, so its request
  * id is the caller's) and {@linkcode CORRELATION_ID_HEADER} set to the id of the request answered.
  *
- * @example
+ * @example Headers of a reply to request "req-1"
  * ```ts
  * import { replyHeaders } from "./context_propagation.ts";
  * replyHeaders("req-1", { "content-type": "text/plain" }); // { "content-type": "text/plain", "x-correlation-id": "req-1" }

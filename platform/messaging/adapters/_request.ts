@@ -8,7 +8,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 /**
  * Throws a `TypeError`/`RangeError` unless `options` are valid request options.
  *
- * @example
+ * @example Accept a 100 ms timeout
  * ```ts
  * import { assertRequestOptions } from "./_request.ts";
  * assertRequestOptions({ timeoutMs: 100 });
@@ -32,7 +32,7 @@ export function assertRequestOptions(options: RequestOptions | undefined): void 
  * the current context's deadline, {@linkcode DEFAULT_REQUEST_TIMEOUT_MS} from now when nothing bounds the wait, and
  * `undefined` when only `options.signal` does.
  *
- * @example
+ * @example The deadline of a request given 100 ms
  * ```ts
  * import { requestDeadline } from "./_request.ts";
  * const deadline = requestDeadline({ timeoutMs: 100 }); // Date.now() + 100
@@ -115,7 +115,7 @@ export function awaitReply(
  * Wraps a transport's way of sending a reply so that a request is answered at most once: the first call sends,
  * later ones reject.
  *
- * @example
+ * @example A second reply is refused
  * ```ts
  * import { respondOnce } from "./_request.ts";
  * const respond = respondOnce("req-1", () => Promise.resolve());
@@ -147,7 +147,7 @@ export function respondOnce(
  * Whether a request's deadline (its `x-deadline-ms` header) already passed: its caller stopped waiting, so it is
  * dropped instead of handled.
  *
- * @example
+ * @example A request due at the epoch has expired
  * ```ts
  * import { requestExpired } from "./_request.ts";
  * requestExpired({ "x-deadline-ms": "1" }); // true
