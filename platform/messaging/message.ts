@@ -229,9 +229,9 @@ export interface Publisher {
    *   reason, with that reason. Either way the wait is cancelled (the reply subscription is removed) and a late reply
    *   is dropped.
    * - At most once: `request` never resends, a request is answered at most once (a second {@linkcode reply} rejects),
-   *   and no adapter hands a request to a responder after its caller stopped waiting (JetStream and the in-memory
-   *   broker drop such a request unhandled). Before that, an adapter with `redelivery` may deliver a request whose
-   *   responder threw again; a responder that never replies leaves its caller to time out.
+   *   and a request whose deadline passed before a responder took it is dropped unhandled (the in-memory broker also
+   *   drops one whose caller stopped waiting for another reason). Until then, an adapter with `redelivery` may deliver
+   *   a request whose responder threw again; a responder that never replies leaves its caller to time out.
    * - Nobody subscribed: `NoRespondersError` at once where `features.noResponders`, else `RequestTimeoutError`.
    * - Bad arguments reject with `TypeError`/`RangeError` before anything is sent; after `close()`, with an `Error`,
    *   and `close()` rejects requests still waiting with one.
