@@ -220,23 +220,25 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
     },
 
     request(topic: string, out: OutgoingMessage, opts?: RequestOptions): Promise<Message> {
-      let h;
-      let deadline: number | undefined;
       try {
         assertTopic(topic, "send a request");
         assertOutgoing(out);
         assertPayloadSize(topic, out.payload, maxMessageBytes);
         assertRequestOptions(opts);
         if (closing) throw new Error(`Cannot send a request to "${topic}" as the NATS adapter is closed`);
-        deadline = requestDeadline(opts);
-        h = encodeNatsHeaders(requestHeaders(out.headers, deadline), out.id ?? crypto.randomUUID(), out.key);
+        const deadline = requestDeadline(opts);
+        const headers = encodeNatsHeaders(
+          requestHeaders(out.headers, deadline),
+          out.id ?? crypto.randomUUID(),
+          out.key,
+        );
+        // Not nats.js's request(): it cannot be cancelled, and its timer would outlive a caller that stopped waiting.
+        return awaitNatsReply(nc, topic, opts, deadline, requests, (inbox) => {
+          nc.publish(topic, out.payload, { reply: inbox, headers });
+        });
       } catch (err) {
         return Promise.reject(err);
       }
-      const headers = h;
-      return awaitNatsReply(nc, topic, opts, deadline, requests, (inbox) => {
-        nc.publish(topic, out.payload, { reply: inbox, headers });
-      });
     },
 
     async subscribe(topic: string, handler: MessageHandler, opts?: SubscribeOptions): Promise<Subscription> {
