@@ -1,4 +1,4 @@
-import { contextFromHeaders, contextHeaders, runWithContext } from "../context/mod.ts";
+import { contextFromHeaders, ContextHeaders, contextHeaders, runWithContext } from "../context/mod.ts";
 import type { Message, MessageHandler } from "./message.ts";
 
 /**
@@ -16,6 +16,55 @@ import type { Message, MessageHandler } from "./message.ts";
  */
 export function outgoingHeaders(headers?: Record<string, string>): Record<string, string> {
   return { ...contextHeaders(), ...headers };
+}
+
+/**
+ * The header of a reply naming the request it answers (the request's message id); see `Publisher.request`.
+ *
+ * @example Match a reply to its request
+ * ```ts
+ * import { CORRELATION_ID_HEADER } from "./context_propagation.ts";
+ * const answers = (reply: { headers: Record<string, string> }, requestId: string) =>
+ *   reply.headers[CORRELATION_ID_HEADER] === requestId;
+ * ```
+ */
+export const CORRELATION_ID_HEADER = "x-correlation-id";
+
+/**
+ * Headers to send a request with: {@linkcode outgoingHeaders}, with the request's own `deadline` (epoch milliseconds,
+ * the earliest of its timeout and the context's; none when only a signal bounds it) as `x-deadline-ms`, so the responder's context ends when the caller
+ * stops waiting.
+ *
+ * @example A request due in one second
+ * ```ts
+ * import { requestHeaders } from "./context_propagation.ts";
+ * const deadline = Date.now() + 1_000;
+ * requestHeaders({ "content-type": "application/json" }, deadline)["x-deadline-ms"] === String(deadline); // true
+ * ```
+ */
+export function requestHeaders(
+  headers: Record<string, string> | undefined,
+  deadline: number | undefined,
+): Record<string, string> {
+  const out = outgoingHeaders(headers);
+  if (deadline !== undefined) out[ContextHeaders.deadline] = String(deadline);
+  return out;
+}
+
+/**
+ * Headers to send a reply with: {@linkcode outgoingHeaders} (the responder runs in the caller's context, so its request
+ * id is the caller's) and {@linkcode CORRELATION_ID_HEADER} set to the id of the request answered.
+ *
+ * @example Headers of a reply to request "req-1"
+ * ```ts
+ * import { replyHeaders } from "./context_propagation.ts";
+ * replyHeaders("req-1", { "content-type": "text/plain" }); // { "content-type": "text/plain", "x-correlation-id": "req-1" }
+ * ```
+ */
+export function replyHeaders(requestId: string, headers?: Record<string, string>): Record<string, string> {
+  const out = outgoingHeaders(headers);
+  out[CORRELATION_ID_HEADER] = requestId;
+  return out;
 }
 
 /**

@@ -21,6 +21,13 @@ export interface Message {
   attempt: number;
   /** Publish time, epoch milliseconds. */
   timestamp: number;
+  /**
+   * Set by the adapter on a request (see {@linkcode Publisher.request}), absent on a plain message: sends `response`
+   * to the waiting caller. Call it through {@linkcode reply}. The first call sends; later calls, on this delivery or a
+   * redelivery of the same request, reject. It resolves once the reply left for the broker, which does not mean the
+   * caller still waits for it: a reply after the caller's deadline is dropped.
+   */
+  respond?: (response: OutgoingMessage) => Promise<void>;
 }
 
 /**
@@ -78,7 +85,14 @@ export interface Features {
   orderedPerKey: boolean;
   /** A thrown handler leads to the message being delivered again. */
   redelivery: boolean;
+  /** `request` and {@linkcode reply} work: see {@linkcode Publisher.request}. */
   requestReply: boolean;
+  /**
+   * A request to a topic nobody subscribes to rejects at once with `NoRespondersError`; without it, such a request
+   * waits out its deadline and rejects with `RequestTimeoutError`. Only meaningful with `requestReply`.
+   * @default {false}
+   */
+  noResponders?: boolean;
   wildcards: boolean;
   /**
    * Largest payload, in bytes, that `publish` accepts (with default broker settings for the adapter's `features`
@@ -121,6 +135,59 @@ export interface Subscription {
 }
 
 /**
+ * Options for {@linkcode Publisher.request}.
+ *
+ * @example Ask for a quote, giving up after 500 ms or when the user leaves
+ * ```ts
+ * import type { RequestOptions } from "./message.ts";
+ * const leaving = new AbortController();
+ * const options: RequestOptions = { timeoutMs: 500, signal: leaving.signal };
+ * ```
+ */
+export interface RequestOptions {
+  /**
+   * Longest wait for the reply, from the call. The deadline the request carries is the earliest of this and the
+   * current context's deadline. When neither this, `signal` nor a context deadline bounds the wait, 5000 ms.
+   * @default {5000 when nothing else bounds the wait; otherwise none}
+   */
+  timeoutMs?: number;
+  /**
+   * Cancels the wait: the request rejects with `signal.reason` (with `RequestTimeoutError` when the reason is a
+   * `TimeoutError`, as from `AbortSignal.timeout`). The current context's signal cancels it too, without being passed.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Sends `response` to the caller of the request `msg` (see {@linkcode Publisher.request}); rejects with a `TypeError`
+ * when `msg` is not a request, and with an `Error` when the request was already answered. A responder is a plain
+ * {@linkcode MessageHandler} subscribed with `subscribe` (or through a `MessageRouter`, whose middleware then wraps
+ * it), so it replies from inside the handler, in the caller's context: the reply carries the caller's request id.
+ *
+ * @example A responder that quotes a price
+ * ```ts
+ * import { createMemoryBroker } from "./adapters/memory.ts";
+ * import { reply } from "./message.ts";
+ * const bus = createMemoryBroker();
+ * await bus.subscribe("pricing.quote", async (msg) => {
+ *   await reply(msg, { payload: new TextEncoder().encode("42") });
+ * }, { group: "pricing" });
+ * const answer = await bus.request("pricing.quote", { payload: new TextEncoder().encode("sku-1") });
+ * new TextDecoder().decode(answer.payload); // "42"
+ * await bus.close();
+ * ```
+ */
+export function reply(msg: Message, response: OutgoingMessage): Promise<void> {
+  if (typeof msg?.respond !== "function") {
+    return Promise.reject(
+      new TypeError(`Cannot reply to message "${msg?.id}" as it is not a request: current value has no reply channel`),
+    );
+  }
+  return msg.respond(response);
+}
+
+/**
  * Publishes messages to topics.
  *
  * Delivery semantics per adapter:
@@ -146,6 +213,40 @@ export interface Subscription {
 export interface Publisher {
   readonly features: Features;
   publish(topic: string, msg: OutgoingMessage): Promise<void>;
+  /**
+   * Sends `msg` to `topic` as a request and resolves with the first reply, where `features.requestReply` (in-memory,
+   * NATS Core, JetStream, whose replies travel over core NATS on the same connection; absent on Kafka). The contract:
+   *
+   * - Responders are ordinary subscriptions: a handler answers with {@linkcode reply}. Every subscription on the topic
+   *   gets the request as it gets a message (one member per group); the caller takes the **first** reply and the
+   *   others are dropped, so run one group of responders per topic.
+   * - Correlation: the reply's `x-correlation-id` header is the request's message id, and its `x-request-id` the
+   *   caller's request id (the responder runs in the caller's context, restored from the request's headers).
+   * - The caller owns the deadline: the earliest of `options.timeoutMs` and the current context's deadline (5000 ms
+   *   when neither, nor `options.signal`, bounds the wait). It travels as `x-deadline-ms` (replacing one in
+   *   `msg.headers`), so the responder's context signal aborts when the caller stops waiting. When it passes the
+   *   request rejects with `RequestTimeoutError`; when `options.signal` or the context's signal aborts for another
+   *   reason, with that reason. Either way the wait is cancelled (the reply subscription is removed) and a late reply
+   *   is dropped.
+   * - At most once: `request` never resends, a request is answered at most once (a second {@linkcode reply} rejects),
+   *   and a request whose deadline passed before a responder took it is dropped unhandled (the in-memory broker also
+   *   drops one whose caller stopped waiting for another reason). Until then, an adapter with `redelivery` may deliver
+   *   a request whose responder threw again; a responder that never replies leaves its caller to time out.
+   * - Nobody subscribed: `NoRespondersError` at once where `features.noResponders`, else `RequestTimeoutError`.
+   * - Bad arguments reject with `TypeError`/`RangeError` before anything is sent; after `close()`, with an `Error`,
+   *   and `close()` rejects requests still waiting with one.
+   *
+   * @example Ask the pricing service for a quote within 500 ms
+   * ```ts ignore
+   * import type { Publisher } from "./message.ts";
+   * async function quote(pub: Publisher, sku: string): Promise<string> {
+   *   if (!pub.request) throw new TypeError("this bus cannot do request/reply");
+   *   const answer = await pub.request("pricing.quote", { payload: new TextEncoder().encode(sku) }, { timeoutMs: 500 });
+   *   return new TextDecoder().decode(answer.payload);
+   * }
+   * ```
+   */
+  request?(topic: string, msg: OutgoingMessage, options?: RequestOptions): Promise<Message>;
   close(): Promise<void>;
 }
 

@@ -16,6 +16,7 @@
  * @module
  */
 export * from "./message.ts";
+export * from "./request_errors.ts";
 export * from "./adapters/memory.ts";
 export * from "./adapters/nats.ts";
 export * from "./adapters/jetstream.ts";

@@ -15,17 +15,27 @@ import {
 import { setImmediate } from "node:timers";
 import { createLogger, type Logger } from "../../log/mod.ts";
 import { backoffDelay, type BackoffOptions, delay } from "../../async/mod.ts";
-import { handleInContext, outgoingHeaders } from "../context_propagation.ts";
+import { handleInContext, outgoingHeaders, requestHeaders } from "../context_propagation.ts";
 import type {
   Features,
   Message,
   MessageHandler,
   OutgoingMessage,
   PubSub,
+  RequestOptions,
   SubscribeOptions,
   Subscription,
 } from "../message.ts";
-import { connectNats, decodeNatsMessage, natsFeatures, NatsMessageHeaders, natsPayloadLimit } from "./nats.ts";
+import {
+  awaitNatsReply,
+  connectNats,
+  decodeNatsMessage,
+  natsFeatures,
+  NatsMessageHeaders,
+  natsPayloadLimit,
+  natsResponder,
+} from "./nats.ts";
+import { assertRequestOptions, requestDeadline, requestExpired } from "./_request.ts";
 import { sharedProbe } from "./_probe.ts";
 import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 
@@ -45,7 +55,8 @@ export const jetStreamFeatures: Features = Object.freeze({
   consumerGroups: true,
   orderedPerKey: false,
   redelivery: true,
-  requestReply: false,
+  requestReply: true,
+  noResponders: false,
   wildcards: false,
   maxMessageBytes: natsFeatures.maxMessageBytes,
 });
@@ -114,6 +125,8 @@ export interface JetStreamPubSub extends PubSub {
   ensureStream(topic: string): Promise<string>;
   /** A PING round trip, then a JetStream account info request: see {@linkcode PubSub.ping}. */
   ping(signal?: AbortSignal): Promise<void>;
+  /** A request stored in the stream, answered over core NATS: see {@linkcode createJetStreamPubSub}. */
+  request(topic: string, msg: OutgoingMessage, options?: RequestOptions): Promise<Message>;
 }
 
 /**
@@ -139,9 +152,15 @@ export interface JetStreamPubSub extends PubSub {
  *   `deadLetter` middleware's job (see `maxDeliver`). A handler still running
  *   after `ackWaitMs` gets its message redelivered concurrently: keep handlers shorter than that.
  * - Not ordered per key: a nak'd message is redelivered after later ones, and group members pull independently.
+ * - Request/reply: a request is published to the stream like a message (so the topic's durable groups answer it,
+ *   with redelivery to a responder that threw), carrying a fresh inbox in {@linkcode NatsMessageHeaders}`.replyTo`;
+ *   the reply travels over core NATS on the same connection to that inbox, which the caller subscribes to for one
+ *   message. A request whose deadline passed before a responder took it is acked unhandled. The stream stores a
+ *   request whether or not a group consumes it, so a request nobody answers times out with `RequestTimeoutError`
+ *   (no `noResponders`), and, as with `publish`, a request id reused inside the duplicate window is dropped.
  * - `ping` is a PING round trip followed by a JetStream account info request, so it fails when the server answers
  *   but JetStream does not. A connection the adapter opened reconnects without limit, as NATS Core's does.
- * - `close()` is idempotent: stops pulling, waits for in-flight handlers and their acks, then drains and closes the
+ * - `close()` is idempotent: rejects requests still waiting for a reply, stops pulling, waits for in-flight handlers and their acks, then drains and closes the
  *   connection if the adapter opened it. Messages pulled but not handled are redelivered after `ackWaitMs`.
  *
  * @example Payments consumes order events durably
@@ -184,6 +203,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
   /** Topics whose stream is known to exist, so a publish to them goes out without waiting a turn for `streams`. */
   const ready = new Set<string>();
   const subscriptions = new Set<Subscription>();
+  const requests = new Set<(err: unknown) => void>();
   let publishing = 0;
   let published: PromiseWithResolvers<void> | undefined;
   const publishSettled = () => {
@@ -287,6 +307,14 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
       terminate(m, msg, m.subject, group, new Error(`attempt ${msg.attempt} is past maxDeliver ${maxDeliver}`));
       return Promise.resolve();
     }
+    const replyTo = m.headers?.get(NatsMessageHeaders.replyTo);
+    if (replyTo) {
+      if (requestExpired(msg.headers)) {
+        ack(m);
+        return Promise.resolve();
+      }
+      msg.respond = natsResponder(nc, replyTo, msg.id, maxMessageBytes);
+    }
     return handleInContext(handler, msg).then(() => ack(m), (err) => failed(m, msg, group, err));
   };
 
@@ -333,6 +361,22 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
     endOfTurn();
   };
 
+  /** Publishes `out` with `headers` to the stream of `topic`; resolves with the stream's acknowledgement. */
+  const store = (topic: string, out: OutgoingMessage, headers: Record<string, string>): Promise<void> => {
+    const h = natsHeaders();
+    for (const k in headers) h.set(k, headers[k]);
+    h.set(NatsMessageHeaders.timestamp, String(Date.now()));
+    if (out.key !== undefined) h.set(NatsMessageHeaders.key, out.key);
+    const options = { msgID: out.id ?? crypto.randomUUID(), headers: h };
+    const send = () => js.publish(topic, out.payload, options);
+    const acked = (ready.has(topic) ? endOfTurn() : ensureStream(topic)).then(send);
+    publishing++;
+    return acked.then(publishSettled, (err) => {
+      publishSettled();
+      throw err;
+    });
+  };
+
   // The connection answering is not enough: JetStream may be disabled, out of resources or without a meta leader.
   const roundTrip = sharedProbe(async () => {
     await nc.rtt();
@@ -364,17 +408,25 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
       } catch (err) {
         return Promise.reject(err);
       }
-      const h = natsHeaders();
-      for (const [k, v] of Object.entries(outgoingHeaders(out.headers))) h.set(k, v);
-      h.set(NatsMessageHeaders.timestamp, String(Date.now()));
-      if (out.key !== undefined) h.set(NatsMessageHeaders.key, out.key);
-      const options = { msgID: out.id ?? crypto.randomUUID(), headers: h };
-      const send = () => js.publish(topic, out.payload, options);
-      const acked = (ready.has(topic) ? endOfTurn() : ensureStream(topic)).then(send);
-      publishing++;
-      return acked.then(publishSettled, (err) => {
-        publishSettled();
-        throw err;
+      return store(topic, out, outgoingHeaders(out.headers));
+    },
+
+    request(topic: string, out: OutgoingMessage, opts?: RequestOptions): Promise<Message> {
+      let deadline: number | undefined;
+      try {
+        assertTopic(topic, "send a request");
+        assertOutgoing(out);
+        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertRequestOptions(opts);
+        assertOpen(`send a request to "${topic}"`);
+        deadline = requestDeadline(opts);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const headers = requestHeaders(out.headers, deadline);
+      return awaitNatsReply(nc, topic, opts, deadline, requests, (inbox) => {
+        headers[NatsMessageHeaders.replyTo] = inbox;
+        return store(topic, out, headers);
       });
     },
 
@@ -499,6 +551,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
 
     close(): Promise<void> {
       closing ??= (async () => {
+        for (const fail of [...requests]) fail(new Error("Cannot wait for a reply as the JetStream adapter is closed"));
         if (publishing > 0) {
           published = Promise.withResolvers<void>();
           await published.promise;

@@ -8,7 +8,8 @@ import {
   type JetStreamPubSub,
   type JetStreamPubSubOptions,
 } from "./jetstream.ts";
-import type { Message, PubSub } from "../message.ts";
+import { type Message, type PubSub, reply } from "../message.ts";
+import { RequestTimeoutError } from "../request_errors.ts";
 import { type ConformanceTarget, startInfraBroker, testPubSubConformance } from "../testing/mod.ts";
 import { startNats, waitUntil, within } from "../../testing/mod.ts";
 
@@ -54,6 +55,10 @@ export async function jetStreamTarget(url = servers): Promise<ConformanceTarget>
     publish(topic, msg) {
       topics.add(topic);
       return bus.publish(topic, msg);
+    },
+    request(topic, msg, options) {
+      topics.add(topic);
+      return bus.request(topic, msg, options);
     },
     subscribe(topic, handler, options) {
       topics.add(topic);
@@ -322,4 +327,26 @@ Deno.test("createJetStreamPubSub() close() while its server is SIGKILLed resolve
   await bus.close();
   ok(performance.now() - started < 10_000, "close() took too long");
   // The resource sanitizer fails this test if the connection kept reconnecting (a socket or timer left open).
+});
+
+Deno.test("createJetStreamPubSub() acks a request whose caller stopped waiting unhandled, and answers the next one", async () => {
+  await using env = setup();
+  const bus = await env.bus();
+  await rejects(
+    bus.request(env.topic, { id: "expired", payload: enc("late") }, { timeoutMs: 100 }),
+    RequestTimeoutError,
+  );
+  const handled: string[] = [];
+  await bus.subscribe(env.topic, async (msg) => {
+    handled.push(msg.id);
+    await reply(msg, { payload: msg.payload });
+  }, { group: env.group });
+  const answer = await within(
+    bus.request(env.topic, { id: "fresh", payload: enc("now") }, { timeoutMs: 5_000 }),
+    6_000,
+    "the reply to the fresh request",
+  );
+  strictEqual(answer.headers["x-correlation-id"], "fresh");
+  // One consumer with concurrency 1 takes the stream in order: the expired request came first and was skipped.
+  deepStrictEqual(handled, ["fresh"]);
 });

@@ -1,16 +1,19 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createLogger, type Logger } from "../../log/mod.ts";
 import { backoffDelay, type BackoffOptions } from "../../async/mod.ts";
-import { handleInContext, outgoingHeaders } from "../context_propagation.ts";
+import { handleInContext, outgoingHeaders, replyHeaders, requestHeaders } from "../context_propagation.ts";
 import type {
   Features,
   Message,
   MessageHandler,
   OutgoingMessage,
   PubSub,
+  RequestOptions,
   SubscribeOptions,
   Subscription,
 } from "../message.ts";
+import { NoRespondersError } from "../request_errors.ts";
+import { assertRequestOptions, awaitReply, requestDeadline, respondOnce } from "./_request.ts";
 import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 
 /**
@@ -28,7 +31,8 @@ export const memoryFeatures: Features = Object.freeze({
   consumerGroups: true,
   orderedPerKey: true,
   redelivery: true,
-  requestReply: false,
+  requestReply: true,
+  noResponders: true,
   wildcards: false,
   maxMessageBytes: 1024 * 1024,
 });
@@ -76,6 +80,8 @@ export interface MemoryBrokerOptions {
 export interface MemoryBroker extends PubSub {
   /** Resolves at once unless the broker is closed: see {@linkcode PubSub.ping}. */
   ping(signal?: AbortSignal): Promise<void>;
+  /** Sends a request through the topic's groups: see {@linkcode createMemoryBroker} and `Publisher.request`. */
+  request(topic: string, msg: OutgoingMessage, options?: RequestOptions): Promise<Message>;
 }
 
 interface Delivery {
@@ -132,8 +138,13 @@ interface Topic {
  * - Not persistent: everything is lost when the process exits.
  * - Payloads over `maxMessageBytes` (1 MiB by default, like the NATS and Kafka defaults) are rejected by `publish`.
  *
+ * - Request/reply (`request`, `reply`): a request goes through the topic like a message (every group, ordered by key,
+ *   redelivered to a responder that threw) until it is answered or its caller stops waiting; after that, deliveries
+ *   of it still queued or due are dropped unhandled. A request to a topic with no subscription rejects at once with
+ *   `NoRespondersError` (`noResponders`).
+ *
  * `ping` resolves at once (there is no broker to lose) until the broker is closed. `close()` stops delivery, waits
- * for in-flight handlers, and drops pending redeliveries.
+ * for in-flight handlers, drops pending redeliveries, and rejects requests still waiting for a reply.
  *
  * @example Publish to a group that subscribes later
  * ```ts
@@ -166,6 +177,9 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
   const topics = new Map<string, Topic>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const subscriptions = new Set<Subscription>();
+  /** Requests in the topic logs whose caller still waits, by their log entry: the others are dropped unhandled. */
+  const waiting = new WeakSet<Message>();
+  const requests = new Set<(err: unknown) => void>();
   let anonymous = 0;
   let closing: Promise<void> | undefined;
 
@@ -220,7 +234,8 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
     };
     // Deferred so a handler never runs inside publish()'s call stack (no re-entrant pumping).
     queueMicrotask(() => {
-      m.inSubscriberContext(() => handleInContext(m.handler, msg)).then(
+      const answered = d.msg.respond !== undefined && !waiting.has(d.msg);
+      (answered ? DONE : m.inSubscriberContext(() => handleInContext(m.handler, msg))).then(
         () => {
           releaseKey(g, d);
           settle(t, g, m);
@@ -274,6 +289,12 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
     if (g.cursor !== from) trim(t);
   };
 
+  const append = (t: Topic, msg: Message) => {
+    t.log.push(msg);
+    for (const g of t.groups.values()) if (g.members.length > 0) pump(t, g);
+    trim(t);
+  };
+
   const broker: MemoryBroker = {
     features,
 
@@ -292,8 +313,7 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
       } catch (err) {
         return Promise.reject(err);
       }
-      const t = topicOf(topic);
-      t.log.push({
+      append(topicOf(topic), {
         id: out.id ?? crypto.randomUUID(),
         key: out.key,
         headers: outgoingHeaders(out.headers),
@@ -301,9 +321,53 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
         attempt: 1,
         timestamp: Date.now(),
       });
-      for (const g of t.groups.values()) if (g.members.length > 0) pump(t, g);
-      trim(t);
       return Promise.resolve();
+    },
+
+    request(topic: string, out: OutgoingMessage, opts?: RequestOptions): Promise<Message> {
+      try {
+        assertTopic(topic, "send a request");
+        assertOutgoing(out);
+        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertRequestOptions(opts);
+        if (closing) throw new Error(`Cannot send a request to "${topic}" as the memory broker is closed`);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const t = topics.get(topic);
+      if (!t || ![...t.groups.values()].some((g) => g.members.length > 0)) {
+        return Promise.reject(new NoRespondersError(topic));
+      }
+      const deadline = requestDeadline(opts);
+      return awaitReply(topic, opts, deadline, requests, (answered) => {
+        const id = out.id ?? crypto.randomUUID();
+        const request: Message = {
+          id,
+          key: out.key,
+          headers: requestHeaders(out.headers, deadline),
+          payload: out.payload.slice(),
+          attempt: 1,
+          timestamp: Date.now(),
+          respond: respondOnce(id, (response) => {
+            assertOutgoing(response);
+            assertPayloadSize(topic, response.payload, maxMessageBytes);
+            if (waiting.has(request)) {
+              answered({
+                id: response.id ?? crypto.randomUUID(),
+                key: response.key,
+                headers: replyHeaders(id, response.headers),
+                payload: response.payload.slice(),
+                attempt: 1,
+                timestamp: Date.now(),
+              });
+            }
+            return Promise.resolve();
+          }),
+        };
+        waiting.add(request);
+        append(t, request);
+        return () => waiting.delete(request);
+      });
     },
 
     subscribe(topic: string, handler: MessageHandler, opts?: SubscribeOptions): Promise<Subscription> {
@@ -363,6 +427,7 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
 
     close(): Promise<void> {
       closing ??= (async () => {
+        for (const fail of [...requests]) fail(new Error("Cannot wait for a reply as the memory broker is closed"));
         for (const timer of timers) clearTimeout(timer);
         timers.clear();
         await Promise.all([...subscriptions].map((s) => s.close()));
@@ -372,3 +437,5 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
   };
   return broker;
 }
+
+const DONE = Promise.resolve();

@@ -1,7 +1,11 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { createLogger } from "../../log/mod.ts";
 import { createMemoryBroker, memoryFeatures } from "./memory.ts";
-import type { Message } from "../message.ts";
+import { type Message, reply } from "../message.ts";
+import { RequestTimeoutError } from "../request_errors.ts";
+import { MessageRouter } from "../router.ts";
+import type { HandlerMiddleware } from "../middleware/mod.ts";
+import { delay } from "../../async/mod.ts";
 import { testPubSubConformance } from "../testing/mod.ts";
 import { within } from "../../testing/mod.ts";
 
@@ -92,4 +96,48 @@ Deno.test("createMemoryBroker() rejects bad arguments with TypeError and RangeEr
   await rejects(bus.publish("t", { payload: "x" as unknown as Uint8Array }), TypeError);
   await rejects(bus.subscribe("t", async () => {}, { concurrency: 0 }), RangeError);
   await bus.close();
+});
+
+Deno.test("createMemoryBroker() lets a MessageRouter responder answer, its middleware wrapping the reply", async () => {
+  const bus = createMemoryBroker({ logger: quiet });
+  const via: HandlerMiddleware = (next) => (msg) =>
+    next({
+      ...msg,
+      respond: msg.respond && ((r) => msg.respond!({ ...r, headers: { ...r.headers, "x-via": "middleware" } })),
+    });
+  const router = new MessageRouter({ bus, logger: quiet, middleware: [via] })
+    .subscribe("quotes", (msg) => reply(msg, { payload: enc("42") }), { group: "pricing" });
+  await router.start();
+  const answer = await within(bus.request("quotes", { id: "q-1", payload: enc("sku") }), 2_000, "the reply");
+  await router.close();
+  await bus.close();
+  strictEqual(new TextDecoder().decode(answer.payload), "42");
+  strictEqual(answer.headers["x-via"], "middleware");
+  strictEqual(answer.headers["x-correlation-id"], "q-1");
+});
+
+Deno.test("createMemoryBroker() drops a request's redelivery once its caller stopped waiting", async () => {
+  const bus = createMemoryBroker({ logger: quiet, redelivery: { baseDelayMs: 150, maxDelayMs: 150 } });
+  let calls = 0;
+  await bus.subscribe("slow", () => {
+    calls++;
+    throw new Error("not now");
+  }, { group: "g" });
+  await rejects(bus.request("slow", { payload: enc("") }, { timeoutMs: 50 }), RequestTimeoutError);
+  await delay(300);
+  await bus.close();
+  strictEqual(calls, 1);
+});
+
+Deno.test("createMemoryBroker() request() and reply() reject bad arguments, and close() ends a waiting request", async () => {
+  const bus = createMemoryBroker({ logger: quiet });
+  await bus.subscribe("t", () => {}, { group: "g" });
+  await rejects(bus.request("t", { payload: enc("") }, { timeoutMs: 0 }), RangeError);
+  await rejects(bus.request("t", { payload: enc("") }, { signal: "x" as unknown as AbortSignal }), TypeError);
+  const msg: Message = { id: "m", headers: {}, payload: enc(""), attempt: 1, timestamp: 0 };
+  await rejects(reply(msg, { payload: enc("") }), TypeError);
+  const waiting = bus.request("t", { payload: enc("") }, { timeoutMs: 5_000 });
+  const closed = bus.close();
+  await rejects(within(waiting, 1_000, "the request to end"), /closed/);
+  await within(closed, 1_000, "the broker to close");
 });

@@ -1,6 +1,6 @@
-import { connect, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { connect, createInbox, headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger, type Logger } from "../../log/mod.ts";
-import { handleInContext, outgoingHeaders } from "../context_propagation.ts";
+import { handleInContext, outgoingHeaders, replyHeaders, requestHeaders } from "../context_propagation.ts";
 import { createLimiter } from "../limiter.ts";
 import { sharedProbe } from "./_probe.ts";
 import type {
@@ -9,10 +9,13 @@ import type {
   MessageHandler,
   OutgoingMessage,
   PubSub,
+  RequestOptions,
   SubscribeOptions,
   Subscription,
 } from "../message.ts";
+import { NoRespondersError } from "../request_errors.ts";
 import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
+import { assertRequestOptions, awaitReply, requestDeadline, requestExpired, respondOnce } from "./_request.ts";
 
 /**
  * Bytes of a server's `max_payload` kept for headers (id, key, timestamp, context and caller headers): NATS counts
@@ -41,7 +44,8 @@ export const natsFeatures: Features = Object.freeze({
   consumerGroups: true,
   orderedPerKey: false,
   redelivery: false,
-  requestReply: false,
+  requestReply: true,
+  noResponders: true,
   wildcards: true,
   maxMessageBytes: 1024 * 1024 - NATS_HEADER_HEADROOM,
 });
@@ -63,6 +67,8 @@ export const NatsMessageHeaders = Object.freeze({
   id: "Nats-Msg-Id",
   key: "Trellis-Key",
   timestamp: "Trellis-Timestamp",
+  /** Where a request stored in a JetStream stream is answered (the NATS reply subject does not survive storage). */
+  replyTo: "Trellis-Reply-To",
 });
 
 /**
@@ -78,6 +84,8 @@ export const NatsMessageHeaders = Object.freeze({
 export interface NatsPubSub extends PubSub {
   /** A PING round trip to the server, refused at once while disconnected: see {@linkcode PubSub.ping}. */
   ping(signal?: AbortSignal): Promise<void>;
+  /** A NATS request on a reply inbox: see {@linkcode createNatsPubSub} and `Publisher.request`. */
+  request(topic: string, msg: OutgoingMessage, options?: RequestOptions): Promise<Message>;
 }
 
 /**
@@ -163,6 +171,7 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
   );
   const features: Features = Object.freeze({ ...natsFeatures, maxMessageBytes });
   const subscriptions = new Set<Subscription>();
+  const requests = new Set<(err: unknown) => void>();
   let flushing: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
 
@@ -210,6 +219,28 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
       return flushSoon();
     },
 
+    request(topic: string, out: OutgoingMessage, opts?: RequestOptions): Promise<Message> {
+      try {
+        assertTopic(topic, "send a request");
+        assertOutgoing(out);
+        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertRequestOptions(opts);
+        if (closing) throw new Error(`Cannot send a request to "${topic}" as the NATS adapter is closed`);
+        const deadline = requestDeadline(opts);
+        const headers = encodeNatsHeaders(
+          requestHeaders(out.headers, deadline),
+          out.id ?? crypto.randomUUID(),
+          out.key,
+        );
+        // Not nats.js's request(): it cannot be cancelled, and its timer would outlive a caller that stopped waiting.
+        return awaitNatsReply(nc, topic, opts, deadline, requests, (inbox) => {
+          nc.publish(topic, out.payload, { reply: inbox, headers });
+        });
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+
     async subscribe(topic: string, handler: MessageHandler, opts?: SubscribeOptions): Promise<Subscription> {
       assertTopic(topic, "subscribe");
       const concurrency = concurrencyOf(opts);
@@ -234,6 +265,10 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
         } catch (err) {
           logger.warn("undecodable message dropped", { topic: m.subject, group: opts?.group, error: err });
           return finished();
+        }
+        if (m.reply) {
+          if (requestExpired(msg.headers)) return finished();
+          msg.respond = natsResponder(nc, m.reply, msg.id, maxMessageBytes);
         }
         handleInContext(handler, msg).then(finished, (err) => {
           logger.warn("message handler failed; message dropped (NATS Core is at-most-once)", {
@@ -304,6 +339,7 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
 
     close(): Promise<void> {
       closing ??= (async () => {
+        for (const fail of [...requests]) fail(new Error("Cannot wait for a reply as the NATS adapter is closed"));
         await flushing?.catch(() => {});
         await Promise.all([...subscriptions].map((s) => s.close()));
         if (owned && !nc.isClosed()) {
@@ -359,7 +395,7 @@ export function natsPayloadLimit(nc: NatsConnection, requested: number | undefin
 
 /**
  * Decodes a NATS message (Core or JetStream) into a {@linkcode Message}: id, key and publish time come from
- * {@linkcode NatsMessageHeaders}, every other header is passed through.
+ * {@linkcode NatsMessageHeaders}, every other header but `replyTo` is passed through.
  *
  * @example
  * ```ts
@@ -385,10 +421,106 @@ export function decodeNatsMessage(
       if (k === NatsMessageHeaders.id) id = v;
       else if (k === NatsMessageHeaders.key) key = v;
       else if (k === NatsMessageHeaders.timestamp) timestamp = Number(v) || timestamp;
-      else headers[k] = v;
+      else if (k !== NatsMessageHeaders.replyTo) headers[k] = v;
     }
   }
   // A plain view, not the Node `Buffer` subclass the transport hands out, so every adapter delivers the same type.
   const payload = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return { id: id ?? crypto.randomUUID(), key, headers, payload, attempt, timestamp };
+}
+
+/**
+ * Waits for the reply to a request sent by `publish(inbox)` with `inbox` as its reply subject: subscribes to a fresh
+ * inbox for one message first (so a reply cannot arrive before the interest), maps the server's no-responders status
+ * to `NoRespondersError`, and removes the subscription when the wait ends for any reason. Shared by the NATS Core and
+ * JetStream adapters; the wait itself follows `Publisher.request` (deadline, signals, `pending` for `close()`).
+ *
+ * @example A request on a raw connection
+ * ```ts ignore
+ * import { connect } from "@nats-io/transport-node";
+ * import { awaitNatsReply } from "./nats.ts";
+ * const nc = await connect();
+ * const reply = await awaitNatsReply(nc, "pricing.quote", undefined, Date.now() + 500, new Set(), (inbox) => {
+ *   nc.publish("pricing.quote", new TextEncoder().encode("sku-1"), { reply: inbox });
+ * });
+ * await nc.close();
+ * ```
+ */
+export function awaitNatsReply(
+  nc: NatsConnection,
+  topic: string,
+  options: RequestOptions | undefined,
+  deadline: number | undefined,
+  pending: Set<(err: unknown) => void>,
+  publish: (inbox: string) => void | Promise<void>,
+): Promise<Message> {
+  return awaitReply(topic, options, deadline, pending, (answered, failed) => {
+    const inbox = createInbox();
+    const sub = nc.subscribe(inbox, {
+      max: 1,
+      callback: (err, m) => {
+        if (err) return failed(err);
+        // No-responders is a status message: code 503 and no payload.
+        if (m.headers?.code === 503 && m.data.byteLength === 0) return failed(new NoRespondersError(topic));
+        try {
+          answered(decodeNatsMessage(m.headers, m.data, 1));
+        } catch (decodeError) {
+          failed(decodeError);
+        }
+      },
+    });
+    try {
+      Promise.resolve(publish(inbox)).catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+    return () => {
+      if (!sub.isClosed()) sub.unsubscribe();
+    };
+  });
+}
+
+/**
+ * The `respond` of a request that arrived over NATS with `replySubject` (see `Message.respond`): publishes the
+ * response there, with the correlation and context headers of `reply`, once; resolves once the server has it.
+ *
+ * @example Answer a raw NATS request
+ * ```ts ignore
+ * import { connect } from "@nats-io/transport-node";
+ * import { natsResponder } from "./nats.ts";
+ * const nc = await connect();
+ * nc.subscribe("pricing.quote", {
+ *   callback: (_err, m) => {
+ *     if (m.reply) natsResponder(nc, m.reply, "req-1", 1024)({ payload: new TextEncoder().encode("42") });
+ *   },
+ * });
+ * ```
+ */
+export function natsResponder(
+  nc: NatsConnection,
+  replySubject: string,
+  requestId: string,
+  maxMessageBytes: number,
+): (response: OutgoingMessage) => Promise<void> {
+  return respondOnce(requestId, (response) => {
+    assertOutgoing(response);
+    assertPayloadSize(replySubject, response.payload, maxMessageBytes);
+    const headers = encodeNatsHeaders(
+      replyHeaders(requestId, response.headers),
+      response.id ?? crypto.randomUUID(),
+      response.key,
+    );
+    nc.publish(replySubject, response.payload, { headers });
+    return nc.flush();
+  });
+}
+
+/** NATS headers for `headers` plus the message fields of {@linkcode NatsMessageHeaders}. */
+function encodeNatsHeaders(headers: Record<string, string>, id: string, key: string | undefined) {
+  const h = natsHeaders();
+  for (const k in headers) h.set(k, headers[k]);
+  h.set(NatsMessageHeaders.id, id);
+  h.set(NatsMessageHeaders.timestamp, String(Date.now()));
+  if (key !== undefined) h.set(NatsMessageHeaders.key, key);
+  return h;
 }

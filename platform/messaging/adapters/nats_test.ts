@@ -2,6 +2,7 @@ import { deepStrictEqual, rejects, strictEqual } from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { createLogger } from "../../log/mod.ts";
 import { createNatsPubSub, natsFeatures } from "./nats.ts";
+import { reply } from "../message.ts";
 import { type ConformanceTarget, startInfraBroker, testPubSubConformance } from "../testing/mod.ts";
 import { startNats, within } from "../../testing/mod.ts";
 
@@ -100,4 +101,27 @@ Deno.test("createNatsPubSub() close() while its server is SIGKILLed resolves and
   await bus.close();
   strictEqual(performance.now() - started < 10_000, true, "close() took too long");
   // The resource sanitizer fails this test if the connection kept reconnecting (a socket or timer left open).
+});
+
+Deno.test("createNatsPubSub() answers requests of plain NATS clients and gets replies from plain NATS responders", async () => {
+  const nc = await connect({ servers });
+  const bus = await createNatsPubSub({ servers, logger: quiet });
+  const topic = `interop.${crypto.randomUUID().slice(0, 8)}`;
+  await bus.subscribe(
+    `${topic}.adapter`,
+    (m) => reply(m, { payload: enc(`re: ${new TextDecoder().decode(m.payload)}`) }),
+  );
+  const raw = nc.subscribe(`${topic}.raw`, {
+    callback: (_err, m) => {
+      m.respond(enc("raw answer"));
+    },
+  });
+  await nc.flush();
+  const fromAdapter = await within(nc.request(`${topic}.adapter`, enc("hi"), { timeout: 2_000 }), 3_000, "a reply");
+  strictEqual(new TextDecoder().decode(fromAdapter.data), "re: hi");
+  const fromRaw = await within(bus.request(`${topic}.raw`, { payload: enc("hi") }), 3_000, "a raw reply");
+  strictEqual(new TextDecoder().decode(fromRaw.payload), "raw answer");
+  raw.unsubscribe();
+  await bus.close();
+  await nc.close();
 });

@@ -1,8 +1,17 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { type Context, currentContext, runWithContext } from "../../context/mod.ts";
-import type { Features, Message, OutgoingMessage, Publisher, PubSub, Subscriber } from "../message.ts";
+import { childContext, type Context, currentContext, runWithContext } from "../../context/mod.ts";
+import {
+  type Features,
+  type Message,
+  type OutgoingMessage,
+  type Publisher,
+  type PubSub,
+  reply,
+  type Subscriber,
+} from "../message.ts";
+import { NoRespondersError, RequestTimeoutError } from "../request_errors.ts";
 import { startConsumerProcess } from "./consumer_process.ts";
 import { WaitTimeoutError, within } from "../../testing/mod.ts";
 
@@ -715,7 +724,132 @@ export function testPubSubConformance(
       }
     },
   );
+
+  const requester = (t: ConformanceTarget) => {
+    const request = t.publisher.request?.bind(t.publisher);
+    ok(request, "the adapter declares requestReply but its publisher has no request()");
+    return request;
+  };
+
+  /** Settles with the error `promise` rejects with (or fails the case when it resolves), within the case's bound. */
+  const failure = async (promise: Promise<unknown>, what: string): Promise<Error & { transient?: unknown }> => {
+    const outcome = await within(promise.then(() => undefined, (err: Error) => err), timeoutMs, what);
+    ok(outcome, `${what}: resolved instead`);
+    return outcome;
+  };
+
+  test(
+    "request() resolves with the one reply, correlated with the request, the responder running in the caller's Context",
+    ["requestReply"],
+    async (t, topic) => {
+      await t.createTopic?.(topic, { partitions: 1 });
+      const request = requester(t);
+      const seen: { requestId?: string; deadline?: number; aborted?: boolean; again?: string }[] = [];
+      await t.subscriber.subscribe(topic, async (msg) => {
+        const ctx = currentContext();
+        const entry: (typeof seen)[number] = { requestId: ctx?.requestId, deadline: ctx?.deadline };
+        entry.aborted = ctx?.signal.aborted;
+        seen.push(entry);
+        await reply(msg, { headers: { "x-answer": "yes" }, payload: bytes(`re: ${text(msg.payload)}`) });
+        entry.again = await reply(msg, { payload: bytes("again") }).then(() => "sent", (err) => err.message);
+      }, { group: uniqueName("responders") });
+      const deadline = Date.now() + 30_000;
+      const ctx: Context = { requestId: "conformance-rr-1", deadline, signal: new AbortController().signal };
+      const answer = await runWithContext(
+        ctx,
+        () => within(request(topic, { id: uniqueName("rr"), payload: bytes("quote") }), timeoutMs, "the reply"),
+      );
+      strictEqual(text(answer.payload), "re: quote");
+      strictEqual(answer.headers["x-answer"], "yes");
+      strictEqual(answer.headers["x-request-id"], "conformance-rr-1");
+      strictEqual(seen.length, 1);
+      deepStrictEqual(seen[0].requestId, "conformance-rr-1");
+      strictEqual(seen[0].deadline, deadline);
+      strictEqual(seen[0].aborted, false);
+      ok(seen[0].again?.includes("already answered"), `a second reply: ${seen[0].again}`);
+
+      const id = uniqueName("rr");
+      const before = Date.now();
+      const tight = await runWithContext(
+        ctx,
+        () => within(request(topic, { id, payload: bytes("tight") }, { timeoutMs: 3_000 }), timeoutMs, "a reply"),
+      );
+      strictEqual(tight.headers["x-correlation-id"], id);
+      strictEqual(text(tight.payload), "re: tight");
+      const tighter = seen[1]?.deadline ?? 0;
+      ok(tighter >= before + 3_000 && tighter <= Date.now() + 3_000, `the responder's deadline ${tighter - before}`);
+    },
+  );
+
+  test(
+    "request() rejects with RequestTimeoutError when the caller's deadline passes, ending the responder's Context too",
+    ["requestReply"],
+    async (t, topic, wait) => {
+      await t.createTopic?.(topic, { partitions: 1 });
+      const request = requester(t);
+      let ended = 0;
+      await t.subscriber.subscribe(topic, async () => {
+        const signal = currentContext()?.signal;
+        ok(signal, "the responder runs in a context");
+        if (!signal.aborted) {
+          const aborted = new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+          await within(aborted, timeoutMs, "the responder's context to end with the caller's deadline");
+        }
+        ended++;
+        wait.notify();
+      }, { group: uniqueName("responders"), concurrency: 3 });
+
+      const bounds: [string, () => Promise<Message>, number][] = [
+        ["options.timeoutMs", () => request(topic, { payload: bytes("slow") }, { timeoutMs: 300 }), 300],
+        ["the context's deadline", () => {
+          const { ctx, dispose } = childContext(undefined, { deadline: Date.now() + 300 });
+          return runWithContext(ctx, () => request(topic, { payload: bytes("slow") })).finally(dispose);
+        }, 300],
+      ];
+      for (const [bound, send, budget] of bounds) {
+        const started = Date.now();
+        const err = await failure(send(), `a request bounded by ${bound}`);
+        const took = Date.now() - started;
+        ok(err instanceof RequestTimeoutError, `bounded by ${bound}: ${err}`);
+        strictEqual(err.transient, true);
+        ok(took >= budget - 20 && took < budget + REQUEST_SLACK_MS, `bounded by ${bound}: rejected after ${took} ms`);
+      }
+
+      const leaving = new AbortController();
+      const leave = setTimeout(() => leaving.abort(new Error("the caller went away")), 100);
+      const err = await failure(
+        request(topic, { payload: bytes("slow") }, { timeoutMs: 400, signal: leaving.signal }),
+        "a request whose signal aborts",
+      );
+      clearTimeout(leave);
+      ok(!(err instanceof RequestTimeoutError) && err.message === "the caller went away", `aborted: ${err}`);
+      await wait.until(() => ended >= 3, () => `3 responders to see their context end, got ${ended}`);
+    },
+  );
+
+  test(
+    "request() to a topic nobody subscribes to rejects with NoRespondersError (RequestTimeoutError without noResponders)",
+    ["requestReply"],
+    async (t, topic) => {
+      await t.createTopic?.(topic, { partitions: 1 });
+      const request = requester(t);
+      const started = Date.now();
+      const err = await failure(request(topic, { payload: bytes("anyone?") }, { timeoutMs: 300 }), "the request");
+      const took = Date.now() - started;
+      strictEqual(err.transient, true);
+      if (features.noResponders) {
+        ok(err instanceof NoRespondersError, `${err}`);
+        ok(took < 300, `told after ${took} ms, not at once`);
+      } else {
+        ok(err instanceof RequestTimeoutError, `${err}`);
+        ok(took < 300 + REQUEST_SLACK_MS, `timed out after ${took} ms`);
+      }
+    },
+  );
 }
+
+/** How late after its deadline a request may reject: timers, the broker round trip and a loaded CI machine. */
+const REQUEST_SLACK_MS = 1_000;
 
 /**
  * Payload of each backlog message. With 100,000 of them the backlog is 98 MiB of payload alone, so an adapter that
