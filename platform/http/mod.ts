@@ -15,3 +15,4 @@ export * from "./rate_limit.ts";
 export * from "./tracing.ts";
 export * from "./client.ts";
 export * from "./url.ts";
+export * from "./resilient_http.ts";

@@ -28,7 +28,6 @@ import {
   NotFoundError,
   serviceTokens,
 } from "@trellis/platform/grpc";
-import { CircuitBreaker, circuitBreakerGauge, resiliencePolicy, RetryBudget } from "@trellis/platform/resilience";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
@@ -36,6 +35,7 @@ import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/paym
 import type { SystemConfig } from "../shared/config.ts";
 import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
+import { resilienceFor } from "../shared/resilience.ts";
 import { jwksFor, verifierFor } from "../shared/wiring.ts";
 import { parseOrderRequest } from "./order_request.ts";
 
@@ -66,24 +66,17 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       })]
       : [],
   });
-  const authn = authenticate(verifierFor(config, jwksFor(svc, config), config.apiAudience));
+  // One retry budget for the whole service, a circuit breaker per target (auth included: keys and tokens).
+  const { policyFor, fetchFor } = resilienceFor(svc);
+  const authn = authenticate(verifierFor(config, jwksFor(svc, config, fetchFor("auth")), config.apiAudience));
   const tokens = (audience: string) =>
     serviceTokens({
       tokenUrl: `${config.authUrl}/oauth/token`,
       clientId: "gateway",
       clientSecret: config.clientSecrets.gateway,
       audience,
+      fetch: fetchFor("auth"),
     });
-  // One retry budget for the whole service bounds its retry load on all targets together; a breaker per target.
-  const budget = new RetryBudget();
-  const breakers = new Map<string, CircuitBreaker>();
-  const policyFor = (target: string) => {
-    const breaker = new CircuitBreaker(target, {
-      onStateChange: (c) => svc.logger.warn("circuit breaker state changed", { target, from: c.from, to: c.to }),
-    });
-    breakers.set(target, breaker);
-    return resiliencePolicy({ budget, breaker });
-  };
   const client = <D extends Parameters<typeof createGrpcClient>[0]>(
     def: D,
     address: string,
@@ -111,7 +104,6 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
     timeoutMs: 2_000,
     policy: policyFor("notifications"),
   });
-  circuitBreakerGauge(svc.registry, breakers.values());
   const customer = () => currentContext()!.principal!.sub;
 
   const router = new Router()

@@ -14,6 +14,7 @@ import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/in
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
+import { resilienceFor } from "../shared/resilience.ts";
 import { jwksFor, verifierFor } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
 
@@ -38,7 +39,7 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
-  const jwks = jwksFor(svc, config);
+  const jwks = jwksFor(svc, config, resilienceFor(svc).fetchFor("auth"));
   serveGrpcWith(svc, {
     port: config.ports.inventoryGrpc,
     hostname: config.hostname,

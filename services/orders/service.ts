@@ -16,7 +16,6 @@ import {
   serviceTokens,
 } from "@trellis/platform/grpc";
 import type { Principal } from "@trellis/platform/context";
-import { CircuitBreaker, circuitBreakerGauge, resiliencePolicy, RetryBudget } from "@trellis/platform/resilience";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
@@ -24,6 +23,7 @@ import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
+import { resilienceFor } from "../shared/resilience.ts";
 import { jwksFor, verifierFor } from "../shared/wiring.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
@@ -78,26 +78,23 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     }, { group: `orders-saga.${topic}` });
   }
   saga.attach(svc, { check: "events" });
-  const inventoryBreaker = new CircuitBreaker("inventory", {
-    onStateChange: (c) =>
-      svc.logger.warn("circuit breaker state changed", { target: c.target, from: c.from, to: c.to }),
-  });
+  // One retry budget for the whole service, a circuit breaker per target (auth included: keys and tokens).
+  const { policyFor, fetchFor } = resilienceFor(svc);
   const inventory = createGrpcClient(InventoryServiceService, config.grpc.inventory, {
     token: serviceTokens({
       tokenUrl: `${config.authUrl}/oauth/token`,
       clientId: "orders",
       clientSecret: config.clientSecrets.orders,
       audience: "inventory",
+      fetch: fetchFor("auth"),
     }),
     idempotent: ["listProducts", "getReservation"],
     timeoutMs: 2_000,
     interceptors: [clientMetrics(svc.registry)],
-    // Inventory is the only target, so the service's one retry budget is this policy's.
-    policy: resiliencePolicy({ budget: new RetryBudget(), breaker: inventoryBreaker }),
+    policy: policyFor("inventory"),
   });
-  circuitBreakerGauge(svc.registry, [inventoryBreaker]);
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
-  const jwks = jwksFor(svc, config);
+  const jwks = jwksFor(svc, config, fetchFor("auth"));
   const users = verifierFor(config, jwks, config.apiAudience);
   serveGrpcWith(svc, {
     port: config.ports.ordersGrpc,

@@ -15,6 +15,7 @@ import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/paym
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
+import { resilienceFor } from "../shared/resilience.ts";
 import { jwksFor, verifierFor } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
@@ -50,7 +51,7 @@ export function createPaymentsService(
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "payments" })
     .attach(svc, { check: "events" });
-  const jwks = jwksFor(svc, config);
+  const jwks = jwksFor(svc, config, resilienceFor(svc).fetchFor("auth"));
   serveGrpcWith(svc, {
     port: config.ports.paymentsGrpc,
     hostname: config.hostname,
