@@ -6,17 +6,19 @@ import type { Handler, Middleware } from "./handler.ts";
 /** Methods a retry cannot apply twice (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
-/** Options for {@linkcode resilientHttp}. */
+/**
+ * Options for {@linkcode resilientHttp}.
+ *
+ * @example Retry a POST that carries an idempotency key
+ * ```ts
+ * import type { ResilientHttpOptions } from "./resilient_http.ts";
+ * const options: ResilientHttpOptions = { retryable: (req) => req.headers.has("idempotency-key") };
+ * ```
+ */
 export interface ResilientHttpOptions {
   /**
    * Whether a request may be sent more than once.
    * @default {(req) => an idempotent method (GET, HEAD, OPTIONS, PUT, DELETE, TRACE)}
-   *
-   * @example Retry a POST that carries an idempotency key
-   * ```ts
-   * import type { ResilientHttpOptions } from "./resilient_http.ts";
-   * const options: ResilientHttpOptions = { retryable: (req) => req.headers.has("idempotency-key") };
-   * ```
    */
   retryable?: (req: Request) => boolean;
 }

@@ -32,8 +32,8 @@ Deno.test("resilientHttp() sends a POST once unless it is declared retryable, an
     bodies.push(await req.text());
     return n === 1 ? new Response("busy", { status: 503 }) : new Response("done");
   });
-  const once = resilientHttp(resiliencePolicy({ retry: quick }))((req) => fetch(req));
-  const first = await once(new Request(srv.url, { method: "POST", body: "order-1" }));
+  const sendOnce = resilientHttp(resiliencePolicy({ retry: quick }))((req) => fetch(req));
+  const first = await sendOnce(new Request(srv.url, { method: "POST", body: "order-1" }));
   assert.equal(first.status, 503);
   await first.body?.cancel();
   assert.equal(srv.requests, 1);
