@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { Metadata } from "@grpc/grpc-js";
 import { type Context, runWithContext } from "../context/mod.ts";
-import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { GET, ORDER } from "./testdata/order.ts";
 import { createGrpcClient } from "./client.ts";
 import { bearerToken, callContext, endUserToken, retryCalls } from "./client_interceptors.ts";
 import { UnavailableError } from "./errors.ts";
@@ -9,18 +10,6 @@ import type { ClientInterceptor, OutgoingCall, ServerInterceptor } from "./inter
 import { implement, serveGrpc, type UnaryHandlers } from "./server.ts";
 import { CircuitBreaker, CircuitOpenError, resiliencePolicy, RetryBudget } from "../resilience/mod.ts";
 import { waitUntil } from "../testing/mod.ts";
-
-const ORDER: Order = {
-  id: "o-1",
-  customerId: "c-1",
-  items: [],
-  status: "PENDING",
-  totalCents: 0,
-  reason: "",
-  createdAt: "",
-  updatedAt: "",
-};
-const GET = { id: "o-1", customerId: "" };
 
 /** A server whose getOrder is `getOrder`, recording the metadata of every call it receives. */
 async function serve(

@@ -2,24 +2,14 @@ import assert from "node:assert/strict";
 import type { Metadata } from "@grpc/grpc-js";
 import { type Context, runWithContext } from "../context/mod.ts";
 import { within } from "../testing/mod.ts";
-import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { GET, ORDER } from "./testdata/order.ts";
 import { createGrpcClient } from "./client.ts";
 import { DeadlineExceededError, GrpcError, InvalidArgumentError, UnavailableError } from "./errors.ts";
 import { implement, serveGrpc, type UnaryHandlers } from "./server.ts";
 
 type Orders = typeof OrdersServiceService;
 
-const ORDER: Order = {
-  id: "o-1",
-  customerId: "c-1",
-  items: [],
-  status: "PENDING",
-  totalCents: 0,
-  reason: "",
-  createdAt: "",
-  updatedAt: "",
-};
-const GET = { id: "o-1", customerId: "" };
 const CREATE = { customerId: "c-1", items: [], paymentToken: "tok", idempotencyKey: "k-1" };
 
 function serve(getOrder: UnaryHandlers<Orders>["getOrder"], port = 0) {

@@ -1,22 +1,13 @@
 import assert from "node:assert/strict";
 import { Registry } from "prom-client";
-import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { ORDER } from "./testdata/order.ts";
 import { authorization } from "./authorization.ts";
 import { createGrpcClient } from "./client.ts";
 import { NotFoundError, UnauthenticatedError } from "./errors.ts";
 import { clientMetrics, serverMetrics } from "./metrics.ts";
 import { implement, serveGrpc } from "./server.ts";
 
-const ORDER: Order = {
-  id: "o-1",
-  customerId: "c-1",
-  items: [],
-  status: "PENDING",
-  totalCents: 0,
-  reason: "",
-  createdAt: "",
-  updatedAt: "",
-};
 const GET_ORDER = "/trellis.orders.v1.OrdersService/GetOrder";
 const CREATE_ORDER = "/trellis.orders.v1.OrdersService/CreateOrder";
 const CREATE = { customerId: "c-1", items: [], paymentToken: "", idempotencyKey: "" };

@@ -2,23 +2,13 @@ import assert from "node:assert/strict";
 import { Registry } from "prom-client";
 import { createLogger } from "../log/mod.ts";
 import { Service } from "../service/mod.ts";
-import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { ORDER } from "./testdata/order.ts";
 import { createGrpcClient } from "./client.ts";
 import { type GrpcError, status } from "./errors.ts";
 import { serverMetrics } from "./metrics.ts";
 import { serveGrpcWith } from "./serve_with.ts";
 import { implement } from "./server.ts";
-
-const ORDER: Order = {
-  id: "o-1",
-  customerId: "c-1",
-  items: [],
-  status: "PENDING",
-  totalCents: 0,
-  reason: "",
-  createdAt: "",
-  updatedAt: "",
-};
 
 Deno.test("serveGrpcWith() serves from start to stop of a Service, logging failures with the service's logger", async () => {
   const lines: Record<string, unknown>[] = [];

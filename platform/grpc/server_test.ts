@@ -2,26 +2,13 @@ import assert from "node:assert/strict";
 import { type Context, currentContext, runWithContext } from "../context/mod.ts";
 import { createLogger } from "../log/mod.ts";
 import { within } from "../testing/mod.ts";
-import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { order } from "./testdata/order.ts";
 import { createGrpcClient, type GrpcClientOptions } from "./client.ts";
 import { GrpcError, NotFoundError, PermissionDeniedError, status, UnauthenticatedError } from "./errors.ts";
 import { implement, serveGrpc, type ServeGrpcOptions, type UnaryHandlers } from "./server.ts";
 
 type Orders = typeof OrdersServiceService;
-
-function order(fields: Partial<Order> = {}): Order {
-  return {
-    id: "o-1",
-    customerId: "c-1",
-    items: [],
-    status: "PENDING",
-    totalCents: 0,
-    reason: "",
-    createdAt: "",
-    updatedAt: "",
-    ...fields,
-  };
-}
 
 async function setup(
   handlers: Partial<UnaryHandlers<Orders>>,

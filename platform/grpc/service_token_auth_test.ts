@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createIssuer, createVerifier, generateSigningKey, staticKeySet } from "../auth/mod.ts";
 import { runWithContext } from "../context/mod.ts";
 import { type Order, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
+import { GET } from "./testdata/order.ts";
 import { within } from "../testing/mod.ts";
 import { authorization } from "./authorization.ts";
 import { createGrpcClient } from "./client.ts";
@@ -11,8 +12,6 @@ import { implement, serveGrpc } from "./server.ts";
 import { serviceTokenAuthorizer, serviceTokens } from "./service_token_auth.ts";
 
 const ISSUER = "https://auth.test";
-const GET = { id: "o-1", customerId: "" };
-
 /** An issuer and an orders server that accepts its service tokens (audience `orders`) and end-user tokens (`api`). */
 async function setup() {
   const key = await generateSigningKey();
