@@ -22,6 +22,8 @@ export const MIGRATION_LINT_RULES = {
     "scans every row under an ACCESS EXCLUSIVE lock; add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL",
   "not-null-column":
     "ADD COLUMN … NOT NULL without DEFAULT fails on rows already there and breaks inserts of running versions",
+  "volatile-default":
+    "a volatile default (random(), gen_random_uuid(), clock_timestamp(), serial, identity, stored generated) rewrites the table under an ACCESS EXCLUSIVE lock; add the column plain, then set the default and backfill",
   "alter-column-type": "rewrites the table and its indexes under an ACCESS EXCLUSIVE lock; add a new column instead",
   "constraint-not-valid":
     "a CHECK or FOREIGN KEY checks every row while writes are blocked; add it NOT VALID, VALIDATE it in a later migration",
@@ -386,11 +388,37 @@ function checkAlterTable(s: Cursor, from: number, broken: Set<MigrationLintRule>
         if (!action.hasSequence("not", "valid")) broken.add("constraint-not-valid");
       } else if (kind === "unique" || kind === "primary" || kind === "exclude") {
         if (!action.hasSequence("using", "index")) broken.add("index-not-concurrent");
-      } else if (action.hasSequence("not", "null") && action.topLevelWord("default") < 0) {
-        broken.add("not-null-column");
+      } else {
+        if (action.hasSequence("not", "null") && action.topLevelWord("default") < 0) broken.add("not-null-column");
+        if (action.topLevelWord("check") >= 0 || action.topLevelWord("references") >= 0) {
+          broken.add("constraint-not-valid");
+        }
+        if (rewritesOnAdd(action)) broken.add("volatile-default");
       }
     }
   }
+}
+
+const VOLATILE_FUNCTIONS = new Set([
+  "random",
+  "gen_random_uuid",
+  "uuid_generate_v1",
+  "uuid_generate_v1mc",
+  "uuid_generate_v4",
+  "uuidv4",
+  "uuidv7",
+  "clock_timestamp",
+  "timeofday",
+  "nextval",
+]);
+const SERIAL_TYPES = new Set(["serial", "bigserial", "smallserial", "serial2", "serial4", "serial8"]);
+
+/** Whether an `ADD COLUMN` action fills existing rows one by one (a table rewrite) instead of storing one default. */
+function rewritesOnAdd(action: Cursor): boolean {
+  return action.tokens.some((token, at) =>
+    token.kind === "word" &&
+    ((VOLATILE_FUNCTIONS.has(token.value) && action.punct(at + 1) === "(") || SERIAL_TYPES.has(token.value))
+  ) || action.hasSequence("as", "identity") || (action.topLevelWord("generated") >= 0 && action.hasSequence("stored"));
 }
 
 /** Reads a statement's tokens by position; "top level" means outside any parentheses. */

@@ -46,6 +46,21 @@ const SAMPLES: Record<string, { bad: string[]; good: string[] }> = {
       "alter table orders add column if not exists note text default 'x' not null",
     ],
   },
+  "volatile-default": {
+    bad: [
+      "alter table orders add column ref uuid default gen_random_uuid()",
+      "alter table orders add column seq bigserial",
+      "alter table orders add column n int generated always as identity",
+      "alter table orders add column cents bigint generated always as (total * 100) stored",
+      "alter table orders add column at timestamptz not null default clock_timestamp()",
+    ],
+    good: [
+      "alter table orders add column at timestamptz not null default now()",
+      "alter table orders add column random_seed int",
+      "alter table orders alter column ref set default gen_random_uuid()",
+      "create table t (id bigserial primary key, ref uuid default gen_random_uuid())",
+    ],
+  },
   "alter-column-type": {
     bad: ["alter table orders alter column total type numeric", "alter table orders alter total set data type bigint"],
     good: ["alter table orders alter column total set default 0"],
@@ -56,6 +71,8 @@ const SAMPLES: Record<string, { bad: string[]; good: string[] }> = {
       "alter table orders add check (total > 0)",
       "alter table orders add constraint fk foreign key (customer_id) references customers (id)",
       "alter table orders add foreign key (customer_id) references customers",
+      "alter table orders add column customer_ref text references customers (id)",
+      "alter table orders add column score int check (score >= 0)",
     ],
     good: [
       "alter table orders add constraint positive check (total > 0) not valid",
