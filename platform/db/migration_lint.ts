@@ -31,13 +31,16 @@ export const MIGRATION_LINT_RULES = {
     "building an index without CONCURRENTLY blocks writes to an existing table for the whole build",
   "runs-outside-transaction":
     "migrate() runs each file in one transaction, and Postgres refuses this statement inside a transaction block",
+  "transaction-control":
+    "migrate() runs each file in one transaction; a COMMIT in it keeps the part before even if the rest fails, unrecorded",
   "vacuum-full": "VACUUM FULL rewrites the table under an ACCESS EXCLUSIVE lock",
   "cluster": "CLUSTER rewrites the table under an ACCESS EXCLUSIVE lock",
   "unbounded-update":
     "an UPDATE without WHERE locks and rewrites every row in one transaction; backfill in batches outside migrate()",
   "unbounded-delete":
     "a DELETE without WHERE locks every row in one transaction; delete in batches outside migrate() (or TRUNCATE)",
-  "override-reason": "a `-- lint: allow <rule> (reason)` override needs a reason in parentheses; it silences nothing",
+  "override-reason":
+    "an override reads `-- lint: allow <rule> (reason)`, the reason required; this one is malformed and silences nothing",
   "override-unknown-rule": "the override names no rule of the migration lint",
   "override-unused": "the override silences nothing: its statement does not break that rule",
   "baseline-changed":
@@ -142,8 +145,13 @@ export function lintMigration(sql: string, file = "<sql>"): MigrationFinding[] {
     const broken = checkStatement(statement.tokens, created);
     const allowed = new Set<MigrationLintRule>();
     for (const comment of statement.comments) {
-      const match = OVERRIDE.exec(comment.text.trim());
-      if (!match) continue;
+      const text = comment.text.trim();
+      if (!/^--\s*lint:/.test(text)) continue;
+      const match = OVERRIDE.exec(text);
+      if (!match) {
+        finding(comment.line, "override-reason");
+        continue;
+      }
       const [, rule, reason] = match;
       if (!Object.hasOwn(MIGRATION_LINT_RULES, rule) || rule.startsWith("override-") || rule === "baseline-changed") {
         finding(comment.line, "override-unknown-rule");
@@ -318,6 +326,10 @@ function checkStatement(tokens: SqlToken[], created: Set<string>): Set<Migration
     s.startsWith("alter", "system") || s.startsWith("create", "tablespace") || s.startsWith("drop", "tablespace")
   ) {
     broken.add("runs-outside-transaction");
+  }
+
+  if (["begin", "commit", "rollback", "end", "abort"].includes(first) || s.startsWith("start", "transaction")) {
+    broken.add("transaction-control");
   }
 
   if (first === "create") {

@@ -104,6 +104,10 @@ const SAMPLES: Record<string, { bad: string[]; good: string[] }> = {
     ],
     good: ["analyze orders", "create index concurrently_named on t2 (id)"],
   },
+  "transaction-control": {
+    bad: ["begin", "commit", "start transaction isolation level serializable", "rollback", "end"],
+    good: ["create function f() returns int begin atomic select 1; end", "do $$ begin perform 1; end $$"],
+  },
   "vacuum-full": {
     bad: ["vacuum full orders", "vacuum (full, analyze) orders"],
     good: ["vacuum analyze orders"],
@@ -191,6 +195,12 @@ Deno.test("lintMigration() refuses an override without a reason, for an unknown 
   ]);
   assert.deepEqual(rules("-- lint: allow override-reason (sneaky)\nselect 1"), ["override-unknown-rule"]);
   assert.deepEqual(rules("-- lint: allow drop-table (stale)\nselect 1"), ["override-unused"]);
+  assert.deepEqual(rules("-- lint: allow drop-table (why) and more\ndrop table orders"), [
+    "override-reason",
+    "drop-table",
+  ]);
+  assert.deepEqual(rules("-- lint: allow\ndrop table orders"), ["override-unknown-rule", "drop-table"]);
+  assert.deepEqual(rules("-- lint is a word here\ndrop table orders"), ["drop-table"]);
 });
 
 Deno.test("formatMigrationFinding() prints file:line rule: why", () => {
