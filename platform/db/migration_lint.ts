@@ -10,7 +10,7 @@ export { splitSqlStatements, type SqlComment, type SqlStatement, type SqlToken }
  * @example List the rules
  * ```ts
  * import { MIGRATION_LINT_RULES } from "./migration_lint.ts";
- * for (const [rule, why] of Object.entries(MIGRATION_LINT_RULES)) console.log(`${rule}: ${why}`);
+ * const help = Object.entries(MIGRATION_LINT_RULES).map(([rule, why]) => `${rule}: ${why}`).join("\n");
  * ```
  */
 export const MIGRATION_LINT_RULES = {
