@@ -10,3 +10,20 @@ export { ConnectionSlots } from "./connection_slots.ts";
 export { connectPostgres, ensureDatabase, type PostgresOptions } from "./postgres.ts";
 export { createPglite, type PgliteOptions, type SharedPglite } from "./pglite.ts";
 export { migrate, type MigrateOptions, type Migration } from "./migrate.ts";
+export {
+  findMigrationDirectories,
+  formatMigrationFinding,
+  lintMigration,
+  lintMigrationDirectory,
+  type LintMigrationDirectoryOptions,
+  MIGRATION_LINT_RULES,
+  type MigrationBaseline,
+  migrationChecksum,
+  type MigrationFinding,
+  type MigrationLintRule,
+  readMigrationBaseline,
+  splitSqlStatements,
+  type SqlComment,
+  type SqlStatement,
+  type SqlToken,
+} from "./migration_lint.ts";
