@@ -16,3 +16,5 @@ export * from "./tracing.ts";
 export * from "./client.ts";
 export * from "./url.ts";
 export * from "./resilient_http.ts";
+export * from "./idempotency.ts";
+export * from "./postgres_idempotency_store.ts";

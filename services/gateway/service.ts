@@ -7,7 +7,9 @@ import {
   createHttpClient,
   HttpError,
   HttpStatusError,
+  idempotency,
   json,
+  MemoryIdempotencyStore,
   type Middleware,
   notFound,
   principalKey,
@@ -62,7 +64,14 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
       ? [cors({
         origins: config.corsOrigins,
         headers: ["authorization", "content-type", "idempotency-key", "x-request-id"],
-        exposeHeaders: ["x-request-id", "retry-after", "location", "ratelimit-limit", "ratelimit-remaining"],
+        exposeHeaders: [
+          "x-request-id",
+          "retry-after",
+          "location",
+          "ratelimit-limit",
+          "ratelimit-remaining",
+          "idempotent-replayed",
+        ],
       })]
       : [],
   });
@@ -192,7 +201,11 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
     capacity: config.rateLimit.burst,
     refillPerSec: config.rateLimit.perSec,
   });
-  return svc.handle(chain(authn, limit)(router.handler));
+  // After authentication, so keys are per user. The store is this process's memory: the gateway has no database of
+  // its own (`infra.database("gateway")` needs a `migrations/gateway/`). A retry that reaches another replica, or
+  // comes after a restart, still gets the same order, from orders' own dedupe on the forwarded key.
+  const idempotent = idempotency(new MemoryIdempotencyStore(), { maxBodyBytes: 64 * 1024 });
+  return svc.handle(chain(authn, limit, idempotent)(router.handler));
 }
 
 /** The order id of a path, or 404 for one no order can have, before it reaches the orders database. */
