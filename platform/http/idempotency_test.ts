@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { runWithContext } from "../context/mod.ts";
 import { createPglite, migrate } from "../db/mod.ts";
 import { freshDatabase } from "../db/testing/mod.ts";
-import { within } from "../testing/mod.ts";
+import { waitUntil, within } from "../testing/mod.ts";
 import { chain, type Handler, type Middleware } from "./handler.ts";
 import {
   idempotency,
@@ -116,7 +116,7 @@ function server(store: IdempotencyStore, options: IdempotencyOptions = {}) {
     if (req.headers.get("x-stall")) {
       const gate = Promise.withResolvers<void>();
       gates.push(gate);
-      await gate.promise;
+      await within(gate.promise, 5_000, "the test to let the stalled request go on");
     }
     const body = await req.text();
     const fail = failNext;
@@ -204,19 +204,13 @@ Deno.test("idempotency() over a real socket and Postgres: first use, replay, mis
 
   await t.step("the same key while the first request is in flight is 409 problem+json with Retry-After", async () => {
     const first = s.send('"k-2"', "{}", { "x-stall": "1" });
-    await within(
-      (async () => {
-        while (s.gates.length === 0) await new Promise((r) => setTimeout(r, 5));
-      })(),
-      5_000,
-      "the first request to reach the handler",
-    );
+    await waitUntil(() => s.gates.length > 0, 5_000, "the first request to reach the handler", 5);
     const second = await s.send('"k-2"', "{}");
     assert.equal(second.status, 409);
     assert.equal(second.headers.get("content-type"), "application/problem+json");
     assert.equal(second.headers.get("retry-after"), "1");
     s.gates[0].resolve();
-    assert.equal((await first).status, 201);
+    assert.equal((await within(first, 5_000, "the stalled request's answer")).status, 201);
     const replay = await s.send('"k-2"', "{}");
     assert.equal(replay.headers.get("idempotent-replayed"), "true");
   });
