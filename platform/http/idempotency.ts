@@ -93,8 +93,27 @@ interface MemoryEntry {
 }
 
 /**
+ * Options for {@linkcode MemoryIdempotencyStore}.
+ *
+ * @example A store for a small service
+ * ```ts
+ * import { MemoryIdempotencyStore, type MemoryIdempotencyStoreOptions } from "./idempotency.ts";
+ * const options: MemoryIdempotencyStoreOptions = { maxKeys: 1_000 };
+ * const store = new MemoryIdempotencyStore(options);
+ * ```
+ */
+export interface MemoryIdempotencyStoreOptions {
+  /**
+   * Most records held. A new key at the cap drops the oldest record (the earliest claimed), so under a flood of keys
+   * a key can be forgotten before its TTL: its retry then runs the handler again.
+   * @default {100000}
+   */
+  maxKeys?: number;
+}
+
+/**
  * An in-process {@linkcode IdempotencyStore}, for tests and single-process (embedded) deployments: each process
- * remembers only its own keys, and memory grows with the keys used within the TTL (expired ones go at each purge).
+ * remembers only its own keys, at most `maxKeys` of them (expired ones go at each purge).
  *
  * @example Claim a key, then see it taken
  * ```ts
@@ -106,7 +125,16 @@ interface MemoryEntry {
  * ```
  */
 export class MemoryIdempotencyStore implements IdempotencyStore {
+  readonly #maxKeys: number;
+  // Map order is claim order, oldest first: a new claim deletes and re-inserts its key.
   readonly #entries = new Map<string, MemoryEntry>();
+
+  constructor(options: MemoryIdempotencyStoreOptions = {}) {
+    this.#maxKeys = options.maxKeys ?? 100_000;
+    if (!Number.isSafeInteger(this.#maxKeys) || this.#maxKeys < 1) {
+      throw new RangeError(`Cannot hold idempotency keys for maxKeys: current value is ${this.#maxKeys}`);
+    }
+  }
 
   /** Number of records held, expired ones included until the next purge. */
   get size(): number {
@@ -120,6 +148,8 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
       return Promise.resolve({ claimed: false, record: { fingerprint: entry.fingerprint, response: entry.response } });
     }
     const token = crypto.randomUUID();
+    this.#entries.delete(id);
+    if (this.#entries.size >= this.#maxKeys) this.#entries.delete(this.#entries.keys().next().value as string);
     this.#entries.set(id, { token, fingerprint, expiresAt: leaseUntil, response: undefined });
     return Promise.resolve({ claimed: true, token });
   }

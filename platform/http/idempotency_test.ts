@@ -74,6 +74,15 @@ Deno.test("MemoryIdempotencyStore passes the store suite", async (t) => {
   }
 });
 
+Deno.test("MemoryIdempotencyStore drops the oldest record at maxKeys", async () => {
+  const store = new MemoryIdempotencyStore({ maxKeys: 2 });
+  for (const key of ["a", "b", "c"]) assert.ok((await store.claim("s", key, "fp", 0, 1_000)).claimed);
+  assert.equal(store.size, 2);
+  assert.ok((await store.claim("s", "a", "fp", 0, 1_000)).claimed, "a was dropped");
+  assert.equal((await store.claim("s", "c", "fp", 0, 1_000)).claimed, false);
+  assert.throws(() => new MemoryIdempotencyStore({ maxKeys: 0 }), RangeError);
+});
+
 Deno.test("PostgresIdempotencyStore passes the store suite", async (t) => {
   await using f = await freshDatabase();
   await migrate(f.db, IDEMPOTENCY_MIGRATIONS.dir, { table: IDEMPOTENCY_MIGRATIONS.table });
@@ -277,6 +286,28 @@ Deno.test("idempotency() expires keys after ttlMs and purges them", async () => 
   await s.send('"other"', "{}");
   const rows = await f.db.query<{ key: string }>("select key from idempotency_keys order by key");
   assert.deepEqual(rows.map((r) => r.key), ["other"], "the expired key was purged");
+});
+
+Deno.test("idempotency() on Postgres releases the key of a handler that failed past the request's deadline", async () => {
+  await using f = await freshDatabase();
+  await migrate(f.db, IDEMPOTENCY_MIGRATIONS.dir, { table: IDEMPOTENCY_MIGRATIONS.table });
+  const deadline = new AbortController();
+  let runs = 0;
+  const handler = idempotency(new PostgresIdempotencyStore(f.db))(() => {
+    if (++runs > 1) return Promise.resolve(new Response("made", { status: 201 }));
+    deadline.abort(new Error("deadline exceeded"));
+    return Promise.reject(new Error("deadline exceeded"));
+  });
+  const post = (signal: AbortSignal) =>
+    runWithContext(
+      { requestId: "r", signal },
+      () =>
+        handler(new Request("http://x/things", { method: "POST", headers: { "idempotency-key": '"k"' }, body: "{}" })),
+    );
+  await assert.rejects(within(post(deadline.signal), 5_000, "the failed request"), /deadline exceeded/);
+  const retry = await within(post(new AbortController().signal), 5_000, "the retry");
+  assert.equal(retry.status, 201);
+  assert.equal(runs, 2);
 });
 
 Deno.test("idempotency() with required answers 400 to a covered request without a key", async () => {

@@ -16,6 +16,11 @@ export const IDEMPOTENCY_MIGRATIONS: { readonly dir: URL; readonly table: string
   table: "idempotency_schema_migrations",
 });
 
+/**
+ * Budget of `complete` and `release`, which run after the handler and so often after the request's deadline (a 504 is
+ * exactly when the key must be released): they get their own instead of the request context's.
+ */
+const SETTLE_BUDGET_MS = 5_000;
 // A release or an expiry can remove the row between a refused insert and the read of it; a few rounds settle that.
 const CLAIM_ROUNDS = 3;
 
@@ -87,15 +92,16 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
       `update idempotency_keys set status = $4, headers = $5, body = $6, expires_at = $7
        where scope = $1 and key = $2 and token = $3`,
       [scope, key, token, response.status, Object.fromEntries(response.headers), response.body, expiresAt],
+      { signal: AbortSignal.timeout(SETTLE_BUDGET_MS) },
     );
   }
 
   async release(scope: string, key: string, token: string): Promise<void> {
-    await this.#db.query("delete from idempotency_keys where scope = $1 and key = $2 and token = $3", [
-      scope,
-      key,
-      token,
-    ]);
+    await this.#db.query(
+      "delete from idempotency_keys where scope = $1 and key = $2 and token = $3",
+      [scope, key, token],
+      { signal: AbortSignal.timeout(SETTLE_BUDGET_MS) },
+    );
   }
 
   async purge(now: number): Promise<number> {
