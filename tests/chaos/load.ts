@@ -1,7 +1,7 @@
 /**
  * The chaos suite's customers: a steady stream of `POST /v1/orders` through the gateway, each client retrying with
- * the same `Idempotency-Key` on a 5xx, a 429 or a broken connection, as a well-behaved client of an at-least-once API
- * does.
+ * the same `Idempotency-Key` on a 5xx, a 429, a 409 (the same key still in flight at the gateway) or a broken
+ * connection, as a well-behaved client of an at-least-once API does.
  */
 
 import { within } from "@trellis/platform/testing";
@@ -27,7 +27,7 @@ export interface LoadResult {
   placed: Placed[];
   /** Responses and failures by kind ("202", "503", "connection", "timeout", ...). */
   outcomes: Record<string, number>;
-  /** Orders answered with a 4xx other than 429 (none is expected: every order is valid). */
+  /** Orders answered with a 4xx other than 409 and 429 (none is expected: every order is valid). */
   refused: { key: string; status: number; body: string }[];
 }
 
@@ -96,7 +96,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
           p.acceptedAt = Date.now();
           return;
         }
-        if (res.status >= 500 || res.status === 429) {
+        if (res.status >= 500 || res.status === 429 || res.status === 409) {
           p.lastError = `${res.status} ${text.slice(0, 200)}`;
           retry = true;
         } else {

@@ -53,7 +53,8 @@ export class ApiClient {
       ...(key ? { "idempotency-key": key } : {}),
     });
     assert.equal(res.status, 202, JSON.stringify(res.body));
-    // A replayed Idempotency-Key answers with the order as it is now, which may have moved on.
+    // A replay of a key the gateway still holds returns the first answer (PENDING); one it no longer holds (another
+    // replica, a restart) is answered by orders with the order as it is now, which may have moved on.
     if (!key) assert.equal(res.body.status, "PENDING");
     assert.equal(res.headers.get("location"), `/v1/orders/${res.body.id}`);
     return res.body as { id: string; totalCents: number };
