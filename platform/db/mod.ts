@@ -1,6 +1,7 @@
 /**
  * Databases a service owns: the {@linkcode Database} contract, a Postgres adapter, an embedded (PGlite) adapter that
- * confines each service to a schema of one shared instance, and file-based migrations that work on both.
+ * confines each service to a schema of one shared instance, file-based migrations that work on both, and optimistic
+ * locking (compare-and-set on a version column, retried on conflict).
  * @module
  */
 export type { Database, Queryable, QueryOptions, Row, Tx } from "./db.ts";
@@ -10,3 +11,10 @@ export { ConnectionSlots } from "./connection_slots.ts";
 export { connectPostgres, ensureDatabase, type PostgresOptions } from "./postgres.ts";
 export { createPglite, type PgliteOptions, type SharedPglite } from "./pglite.ts";
 export { migrate, type MigrateOptions, type Migration } from "./migrate.ts";
+export {
+  type ConflictRetryOptions,
+  retryOnConflict,
+  updateVersioned,
+  VersionConflictError,
+  type VersionedUpdate,
+} from "./optimistic.ts";
