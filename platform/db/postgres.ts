@@ -517,20 +517,29 @@ class PostgresTransaction implements Tx {
     await this.#settled();
     if (this.#lost) throw lostConnection();
     const parent = this.#scopes.at(-1)!;
+    // Once the connection is lost the driver's savepoint promise never settles (its callback is left pending, see the
+    // class), so the caller learns it from this one.
+    const { promise: lost, reject: abandon } = Promise.withResolvers<never>();
+    const driven = parent.savepoint(name, (scope) => {
+      this.#scopes.push(scope);
+      const left = async () => {
+        this.#scopes.splice(this.#scopes.indexOf(scope));
+        await this.#settled();
+      };
+      return body().then(async (value) => {
+        await left();
+        if (!this.#lost) return value;
+        abandon(lostConnection());
+        return never();
+      }, async (error) => {
+        await left();
+        if (!this.#lost) throw error;
+        abandon(error instanceof DatabaseUnavailableError ? error : lostConnection());
+        return never();
+      });
+    }) as Promise<T>;
     try {
-      return await parent.savepoint(name, (scope) => {
-        this.#scopes.push(scope);
-        return body().then(async (value) => {
-          this.#scopes.splice(this.#scopes.indexOf(scope));
-          await this.#settled();
-          return this.#lost ? never() : value;
-        }, async (error) => {
-          this.#scopes.splice(this.#scopes.indexOf(scope));
-          await this.#settled();
-          if (this.#lost) return never();
-          throw error;
-        });
-      }) as T;
+      return await Promise.race([driven, lost]);
     } catch (error) {
       if (isConnectionError(error)) this.#lost = true;
       throw this.#db.failed(error);

@@ -308,7 +308,7 @@ export function databaseConformance(
         dangling = tx.savepoint(async (sp) => {
           await sp.query("insert into ledger values (1)");
           markOpened();
-          await finish;
+          await within(finish, 5_000, "the test to let the savepoint finish");
         });
         await within(opened, 5_000, "the savepoint to open");
       }),
@@ -490,6 +490,32 @@ export function databaseConformance(
       within(second!, 2_000, "the statement after the abort to reject"),
       (error) => error === reason,
     );
+    await waitUntil(
+      async () => (await db.query("select id from ledger")).length === 0,
+      2_000,
+      "the aborted transaction to roll back",
+      20,
+    );
+  });
+
+  test("a transaction whose signal aborts inside a savepoint rejects with the reason and rolls back", async ({ db }) => {
+    await db.query("create table ledger (id int)");
+    const controller = new AbortController();
+    const reason = new Error("deadline");
+    let inner: Promise<unknown> | undefined;
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.query("insert into ledger values (1)");
+        inner = tx.savepoint(async (sp) => {
+          await sp.query("insert into ledger values (2)");
+          controller.abort(reason);
+          await sp.query("insert into ledger values (3)");
+        });
+        await within(inner, 2_000, "the savepoint after the abort to settle");
+      }, { signal: controller.signal }),
+      (error) => error === reason,
+    );
+    await assert.rejects(within(inner!, 2_000, "the savepoint after the abort to reject"), (error) => error === reason);
     await waitUntil(
       async () => (await db.query("select id from ledger")).length === 0,
       2_000,
