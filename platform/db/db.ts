@@ -76,7 +76,8 @@ export interface Tx extends Queryable {
   /**
    * Runs `fn` in a nested transaction: `SAVEPOINT sp_n` before it, `RELEASE SAVEPOINT sp_n` when it resolves, and
    * `ROLLBACK TO SAVEPOINT sp_n` when it throws, undoing only what `fn` did before rethrowing its error; the enclosing
-   * transaction goes on and decides about the rest. Nests to any depth (`fn`'s handle has `savepoint()` too).
+   * transaction goes on and decides about the rest. Nests to any depth (`fn`'s handle has `savepoint()` too). A
+   * statement that failed inside `fn` rolls the savepoint back and rejects even when `fn` caught its error.
    * Released work is still undone when the enclosing transaction rolls back.
    *
    * While `fn` runs, statements go through its handle: one sent on an enclosing handle rejects (it would land inside

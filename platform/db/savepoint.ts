@@ -1,12 +1,30 @@
 import type { QueryOptions, Row, Tx } from "./db.ts";
 
-/** Runs one statement on a transaction's connection, past the handle checks (the adapter's own checks still apply). */
+/**
+ * Runs one statement on a transaction's connection, past the handle checks (the adapter's own checks still apply).
+ *
+ * @example A runner that records statements
+ * ```ts
+ * import type { RunStatement } from "./savepoint.ts";
+ * const sent: string[] = [];
+ * const run: RunStatement = (text) => Promise.resolve(void sent.push(text)).then(() => []);
+ * ```
+ */
 export type RunStatement = (text: string, params?: readonly unknown[], options?: QueryOptions) => Promise<Row[]>;
 
 /**
  * Runs `body` inside a savepoint named `name`: resolves with its value once the savepoint is released, rolls back to
  * it and rethrows when `body` throws. For an adapter whose driver manages savepoints itself; without one,
  * {@linkcode Savepoints} sends `SAVEPOINT`/`RELEASE`/`ROLLBACK TO` through its `run`.
+ *
+ * @example Nesting that only logs (a driver would open and release the savepoint around `body`)
+ * ```ts
+ * import type { NestStatements } from "./savepoint.ts";
+ * const nest: NestStatements = async (name, body) => {
+ *   console.log("enter", name);
+ *   return await body();
+ * };
+ * ```
  */
 export type NestStatements = <T>(name: string, body: () => Promise<T>) => Promise<T>;
 

@@ -224,6 +224,20 @@ export function databaseConformance(
     assert.deepEqual(await ids(db), [1, 2]);
   });
 
+  test("savepoint() with a failed statement that fn caught still rolls back and rejects", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    await db.transaction(async (tx) => {
+      await tx.query("insert into ledger values (1)");
+      await assert.rejects(tx.savepoint(async (sp) => {
+        await sp.query("insert into ledger values (2)");
+        await sp.query("insert into ledger values (1)").catch(() => {});
+        return "swallowed";
+      }));
+      await tx.query("insert into ledger values (3)");
+    });
+    assert.deepEqual(await ids(db), [1, 3]);
+  });
+
   test("savepoints nest three deep; a failure at depth 3 keeps depths 1 and 2", async ({ db }) => {
     await db.query("create table ledger (id int primary key)");
     await db.transaction(async (tx) => {
