@@ -58,7 +58,9 @@ export interface Queryable {
 }
 
 /**
- * A transaction handle; only valid inside the `transaction()` callback.
+ * A transaction handle; only valid inside the `transaction()` callback (or, for a savepoint's handle, inside the
+ * `savepoint()` callback): used after it, every call rejects with "Cannot ...: the transaction has ended" (or "savepoint
+ * sp_n has ended").
  *
  * @example Two statements that commit together
  * ```ts
@@ -70,14 +72,42 @@ export interface Queryable {
  *   });
  * ```
  */
-export type Tx = Queryable;
+export interface Tx extends Queryable {
+  /**
+   * Runs `fn` in a nested transaction: `SAVEPOINT sp_n` before it, `RELEASE SAVEPOINT sp_n` when it resolves, and
+   * `ROLLBACK TO SAVEPOINT sp_n` when it throws, undoing only what `fn` did before rethrowing its error; the enclosing
+   * transaction goes on and decides about the rest. Nests to any depth (`fn`'s handle has `savepoint()` too). A
+   * statement that failed inside `fn` rolls the savepoint back and rejects even when `fn` caught its error.
+   * Released work is still undone when the enclosing transaction rolls back.
+   *
+   * While `fn` runs, statements go through its handle: one sent on an enclosing handle rejects (it would land inside
+   * the savepoint), and savepoints nest, they do not run side by side. The handle runs under the transaction's
+   * deadline. When rolling back to the savepoint fails (the connection was lost, the deadline passed), its work may
+   * remain, so every later statement of the transaction rejects and it rolls back instead of committing.
+   *
+   * @example Try an insert, keep the transaction when it fails
+   * ```ts
+   * import type { Database } from "./db.ts";
+   * const addTag = (db: Database, orderId: string, tag: string) =>
+   *   db.transaction(async (tx) => {
+   *     await tx.query("update orders set touched_at = now() where id = $1", [orderId]);
+   *     try {
+   *       await tx.savepoint((sp) => sp.query("insert into tags (order_id, tag) values ($1, $2)", [orderId, tag]));
+   *     } catch {
+   *       // A duplicate tag: only the insert is undone, the update commits.
+   *     }
+   *   });
+   * ```
+   */
+  savepoint<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+}
 
 /**
  * A database a service owns. Two adapters implement it (Postgres via `postgres`, embedded via PGlite) and both pass
  * `platform/db/testing/conformance.ts`.
  *
  * Guarantees in every adapter: `transaction(fn)` commits when `fn` resolves and rolls back when it throws (rethrowing
- * the error); `notify` inside a transaction is delivered only on commit; `listen` callbacks run after the notifying
+ * the error); `tx.savepoint(fn)` nests a transaction that rolls back alone; `notify` inside a transaction is delivered only on commit; `listen` callbacks run after the notifying
  * transaction committed; `close()` is idempotent.
  *
  * @example Wait for a notification

@@ -1,6 +1,7 @@
 /**
  * Databases a service owns: the {@linkcode Database} contract, a Postgres adapter, an embedded (PGlite) adapter that
- * confines each service to a schema of one shared instance, and file-based migrations that work on both.
+ * confines each service to a schema of one shared instance, file-based migrations that work on both, and optimistic
+ * locking (compare-and-set on a version column, retried on conflict).
  * @module
  */
 export type { Database, Queryable, QueryOptions, Row, Tx } from "./db.ts";
@@ -27,3 +28,10 @@ export {
   type SqlStatement,
   type SqlToken,
 } from "./migration_lint.ts";
+export {
+  type ConflictRetryOptions,
+  retryOnConflict,
+  updateVersioned,
+  VersionConflictError,
+  type VersionedUpdate,
+} from "./optimistic.ts";

@@ -2,6 +2,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { currentContext } from "../context/mod.ts";
 import type { Database, QueryOptions, Row, Tx } from "./db.ts";
+import { Savepoints } from "./savepoint.ts";
 
 /**
  * Options for {@linkcode createPglite}.
@@ -172,6 +173,13 @@ export async function createPglite(options: PgliteOptions = {}): Promise<SharedP
         return await confined(schema, () =>
           pg.transaction(async (raw) => {
             let done = false;
+            const savepoints = new Savepoints(async (text, params, options) => {
+              if (done) throw new Error("Cannot run a query: the transaction has ended");
+              assertConfined(text);
+              // PGlite runs a statement to its end inside WebAssembly; a deadline stops the next statement only.
+              (options?.signal ?? txSignal)?.throwIfAborted();
+              return await runQuery(raw, text, params);
+            });
             const tx: Tx = {
               async query<R extends Row = Row>(
                 text: string,
@@ -179,15 +187,19 @@ export async function createPglite(options: PgliteOptions = {}): Promise<SharedP
                 options?: QueryOptions,
               ): Promise<R[]> {
                 if (done) throw new Error("Cannot run a query: the transaction has ended");
-                assertConfined(text);
-                // PGlite runs a statement to its end inside WebAssembly; a deadline stops the next statement only.
-                (options?.signal ?? txSignal)?.throwIfAborted();
-                return await runQuery<R>(raw, text, params);
+                savepoints.check(tx, "run a query");
+                return await savepoints.run(text, params, options) as R[];
+              },
+              async savepoint<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+                if (done) throw new Error("Cannot open a savepoint: the transaction has ended");
+                return await savepoints.open(tx, fn);
               },
             };
             try {
               txSignal?.throwIfAborted();
-              return await inTransaction.run(true, () => fn(tx));
+              const value = await inTransaction.run(true, () => fn(tx));
+              savepoints.checkCommit();
+              return value;
             } finally {
               done = true;
             }

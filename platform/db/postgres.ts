@@ -4,6 +4,7 @@ import type { Database, QueryOptions, Row, Tx } from "./db.ts";
 import { DatabaseUnavailableError, isConnectionError } from "./errors.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
 import { FailFast } from "./fail_fast.ts";
+import { Savepoints } from "./savepoint.ts";
 
 /**
  * Options for {@linkcode connectPostgres}.
@@ -425,7 +426,12 @@ class PostgresTransaction implements Tx {
   readonly #db: PostgresDatabase;
   readonly #signal: AbortSignal | undefined;
   readonly #inFlight = new Set<Pending>();
-  #sql: TxSql | undefined;
+  readonly #savepoints = new Savepoints(
+    (text, params, options) => this.#run(text, params, options),
+    (name, body) => this.#nest(name, body),
+  );
+  /** The driver's handle of the transaction, then one per open savepoint: statements go to the innermost. */
+  readonly #scopes: TxSql[] = [];
   #epoch: number;
   #done = false;
   #lost = false;
@@ -438,7 +444,7 @@ class PostgresTransaction implements Tx {
 
   /** The callback given to `sql.begin()`. */
   run<T>(txSql: TxSql, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    this.#sql = txSql;
+    this.#scopes.push(txSql);
     this.#epoch = this.#db.closures;
     // begin() may have waited for a connection past the caller's deadline: roll back without running fn.
     if (this.#signal?.aborted) return Promise.reject(this.#signal.reason);
@@ -451,7 +457,9 @@ class PostgresTransaction implements Tx {
     return result.then(async (value) => {
       this.#done = true;
       await this.#settled();
-      return this.#lost ? never() : value;
+      if (this.#lost) return never();
+      this.#savepoints.checkCommit();
+      return value;
     }, async (error) => {
       this.#done = true;
       await this.#settled();
@@ -462,13 +470,28 @@ class PostgresTransaction implements Tx {
 
   query<R extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]> {
     if (this.#done) return Promise.reject(new Error("Cannot run a query: the transaction has ended"));
+    try {
+      this.#savepoints.check(this, "run a query");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#run<R>(text, params, options);
+  }
+
+  async savepoint<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    if (this.#done) throw new Error("Cannot open a savepoint: the transaction has ended");
+    return await this.#savepoints.open(this, fn);
+  }
+
+  #run<R extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<R[]> {
+    if (this.#done) return Promise.reject(new Error("Cannot run a query: the transaction has ended"));
     if (this.#lost) return Promise.reject(lostConnection());
     const signal = options?.signal ?? this.#signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#db.closures !== this.#epoch) {
-      return this.#settled().then(() => this.query<R>(text, params, options));
+      return this.#settled().then(() => this.#run<R>(text, params, options));
     }
-    const pending = this.#sql!.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[]);
+    const pending = this.#scopes.at(-1)!.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[]);
     this.#inFlight.add(pending);
     return this.#db.settle<R[]>(pending, signal, (error) => {
       if (isConnectionError(error)) this.#lost = true;
@@ -479,6 +502,48 @@ class PostgresTransaction implements Tx {
       this.#inFlight.delete(pending);
       throw error;
     });
+  }
+
+  /**
+   * Opens a savepoint through the driver's `savepoint()`, not with statements of our own: the driver fails a
+   * transaction scope in which any statement failed, even one the callback caught, so the statements of a savepoint
+   * must run in the driver's scope of that savepoint. The driver sends `SAVEPOINT` itself and `ROLLBACK TO` when the
+   * callback throws, so the crash guard applies as for `begin()`: nothing is handed to the driver once the connection
+   * is known lost, and the callback never settles then.
+   */
+  async #nest<T>(name: string, body: () => Promise<T>): Promise<T> {
+    if (this.#lost) throw lostConnection();
+    this.#signal?.throwIfAborted();
+    await this.#settled();
+    if (this.#lost) throw lostConnection();
+    const parent = this.#scopes.at(-1)!;
+    // Once the connection is lost the driver's savepoint promise never settles (its callback is left pending, see the
+    // class), so the caller learns it from this one.
+    const { promise: lost, reject: abandon } = Promise.withResolvers<never>();
+    const driven = parent.savepoint(name, (scope) => {
+      this.#scopes.push(scope);
+      const left = async () => {
+        this.#scopes.splice(this.#scopes.indexOf(scope));
+        await this.#settled();
+      };
+      return body().then(async (value) => {
+        await left();
+        if (!this.#lost) return value;
+        abandon(lostConnection());
+        return never();
+      }, async (error) => {
+        await left();
+        if (!this.#lost) throw error;
+        abandon(error instanceof DatabaseUnavailableError ? error : lostConnection());
+        return never();
+      });
+    }) as Promise<T>;
+    try {
+      return await Promise.race([driven, lost]);
+    } catch (error) {
+      if (isConnectionError(error)) this.#lost = true;
+      throw this.#db.failed(error);
+    }
   }
 
   /** The transaction's signal aborted: cancel its statements (the callback then fails and the driver rolls back). */

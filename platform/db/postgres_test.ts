@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { connectPostgres, ensureDatabase } from "./postgres.ts";
+import { DatabaseUnavailableError } from "./errors.ts";
 import { BASE_URL, databaseConformance, dropDatabase, freshDatabase, uniqueName, urlFor } from "./testing/mod.ts";
-import { within } from "../testing/mod.ts";
+import { waitUntil, within } from "../testing/mod.ts";
 
 databaseConformance("postgres", freshDatabase);
 
@@ -64,4 +65,32 @@ Deno.test("connectPostgres() turns on TCP keepalive after keepAliveMs of idle ti
   } finally {
     await db.close();
   }
+});
+
+Deno.test("a savepoint whose connection is terminated rejects with DatabaseUnavailableError, and the pool recovers", async () => {
+  await using fx = await freshDatabase();
+  await fx.db.query("create table ledger (id int)");
+  let inner: Promise<unknown> | undefined;
+  await assert.rejects(
+    within(
+      fx.db.transaction(async (tx) => {
+        await tx.query("insert into ledger values (1)");
+        inner = tx.savepoint(async (sp) => {
+          await sp.query("insert into ledger values (2)");
+          await sp.query("select pg_terminate_backend(pg_backend_pid())");
+        });
+        await inner;
+      }),
+      5_000,
+      "the transaction on a terminated connection",
+    ),
+    DatabaseUnavailableError,
+  );
+  await assert.rejects(within(inner!, 5_000, "the savepoint on a terminated connection"), DatabaseUnavailableError);
+  await waitUntil(
+    async () => (await fx.db.query("select count(*)::int as n from ledger").catch(() => [{ n: -1 }]))[0].n === 0,
+    5_000,
+    "the pool to answer again, with nothing committed",
+    50,
+  );
 });

@@ -1,4 +1,10 @@
-import type { Database } from "@trellis/platform/db";
+import {
+  type ConflictRetryOptions,
+  type Database,
+  retryOnConflict,
+  type Tx,
+  updateVersioned,
+} from "@trellis/platform/db";
 import { claimOnce } from "@trellis/platform/outbox";
 import { type InventoryEvent, type Item, publishEvent, Topics } from "../shared/events.ts";
 
@@ -36,20 +42,34 @@ export async function getReservation(db: Database, orderId: string): Promise<Res
   return { orderId: r.order_id, status: r.status, items: r.items };
 }
 
-async function reply(tx: Parameters<Parameters<Database["transaction"]>[0]>[0], event: InventoryEvent) {
+async function reply(tx: Tx, event: InventoryEvent) {
   await publishEvent(tx, { topic: Topics.inventoryEvents, key: event.orderId, payload: event });
 }
 
 /**
- * Reserves every item of an order or none: rows are locked in SKU order (so concurrent reservations cannot
- * deadlock), stock is decremented and its version bumped, and the outcome is published, all in one transaction and
- * once per message id.
+ * How often a reservation re-reads and re-decides after another one changed its products first. Each lost race means
+ * another order took stock, so the attempts needed grow with the orders contending for one product at once; the waits
+ * (jittered, 2 ms doubling to 50 ms) spread the retries out. After the last attempt the transaction rolls back and the
+ * command, unanswered, is redelivered.
+ */
+export const RESERVE_CONFLICT_RETRY: ConflictRetryOptions = { maxAttempts: 30, baseDelayMs: 2, maxDelayMs: 50 };
+
+/**
+ * Reserves every item of an order or none, once per message id, with optimistic locking: the products are read
+ * without locks, the decision is made on that read, and each product is written with a compare-and-set on its
+ * `version`. When another reservation changed one of them in between, the attempt's savepoint undoes what it wrote
+ * and the order is re-read and re-decided (out of stock now, perhaps). The outcome is published in the same
+ * transaction as the claim of the message id. Products are written in SKU order, so two orders waiting on each
+ * other's uncommitted rows cannot deadlock.
+ *
+ * Rejects with a `VersionConflictError` when every attempt lost its race (the command is then redelivered).
  */
 export async function reserve(
   db: Database,
   messageId: string,
   orderId: string,
   items: Item[],
+  retry: ConflictRetryOptions = RESERVE_CONFLICT_RETRY,
 ): Promise<"reserved" | "rejected" | "duplicate"> {
   return await db.transaction(async (tx) => {
     if (!(await claimOnce(tx, "inventory", messageId))) return "duplicate";
@@ -58,34 +78,42 @@ export async function reserve(
     const wanted = new Map<string, number>();
     for (const it of items) wanted.set(it.sku, (wanted.get(it.sku) ?? 0) + it.quantity);
     const skus = [...wanted.keys()].sort();
-    const rows = await tx.query<{ sku: string; stock: number }>(
-      "select sku, stock from products where sku = any($1::text[]) order by sku for update",
-      [skus],
-    );
-    const stock = new Map(rows.map((r) => [r.sku, r.stock]));
-    const short = skus.find((s) => (stock.get(s) ?? 0) < wanted.get(s)!);
-    if (short !== undefined) {
-      const reason = stock.has(short) ? `out of stock: ${short}` : `unknown product: ${short}`;
-      await tx.query(
-        "insert into reservations (order_id, status, items, reason) values ($1, 'REJECTED', $2::jsonb, $3)",
-        [orderId, items, reason],
-      );
-      await reply(tx, { type: "inventory.rejected.v1", orderId, reason });
-      return "rejected";
-    }
-    for (const sku of skus) {
-      await tx.query("update products set stock = stock - $2, version = version + 1 where sku = $1", [
-        sku,
-        wanted.get(sku),
-      ]);
-    }
-    await tx.query("insert into reservations (order_id, status, items) values ($1, 'RESERVED', $2::jsonb)", [
-      orderId,
-      items,
-    ]);
-    await reply(tx, { type: "inventory.reserved.v1", orderId });
-    return "reserved";
+    return await retryOnConflict(() => tx.savepoint((sp) => reserveOnce(sp, orderId, items, skus, wanted)), retry);
   });
+}
+
+async function reserveOnce(
+  tx: Tx,
+  orderId: string,
+  items: Item[],
+  skus: string[],
+  wanted: Map<string, number>,
+): Promise<"reserved" | "rejected"> {
+  const rows = await tx.query<{ sku: string; stock: number; version: number }>(
+    "select sku, stock, version from products where sku = any($1::text[]) order by sku",
+    [skus],
+  );
+  const products = new Map(rows.map((r) => [r.sku, r]));
+  const short = skus.find((s) => (products.get(s)?.stock ?? 0) < wanted.get(s)!);
+  if (short !== undefined) {
+    const reason = products.has(short) ? `out of stock: ${short}` : `unknown product: ${short}`;
+    await tx.query(
+      "insert into reservations (order_id, status, items, reason) values ($1, 'REJECTED', $2::jsonb, $3)",
+      [orderId, items, reason],
+    );
+    await reply(tx, { type: "inventory.rejected.v1", orderId, reason });
+    return "rejected";
+  }
+  for (const sku of skus) {
+    const { stock, version } = products.get(sku)!;
+    await updateVersioned(tx, { table: "products", key: { sku }, version, set: { stock: stock - wanted.get(sku)! } });
+  }
+  await tx.query("insert into reservations (order_id, status, items) values ($1, 'RESERVED', $2::jsonb)", [
+    orderId,
+    items,
+  ]);
+  await reply(tx, { type: "inventory.reserved.v1", orderId });
+  return "reserved";
 }
 
 /** Returns a reserved order's stock; releasing twice (or an unknown order) changes nothing but still answers. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { runWithContext } from "../../context/mod.ts";
-import type { Database } from "../db.ts";
+import type { Database, Tx } from "../db.ts";
 import { migrate } from "../migrate.ts";
 import { waitUntil, within } from "../../testing/mod.ts";
 
@@ -9,7 +9,7 @@ import { waitUntil, within } from "../../testing/mod.ts";
  *
  * @example A fixture over an existing database
  * ```ts
- * import type { Database } from "../db.ts";
+ * import type { Database, Tx } from "../db.ts";
  * import type { DatabaseFixture } from "./conformance.ts";
  * const fixtureOf = (db: Database): DatabaseFixture => ({
  *   db,
@@ -186,6 +186,153 @@ export function databaseConformance(
     await assert.rejects(leaked!.query("select 1"));
   });
 
+  const ids = async (db: Database) => (await db.query("select id from ledger order by id")).map((row) => row.id);
+
+  test("savepoint() rolls back only its own work when fn throws and rethrows; the transaction commits the rest", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    const boom = new Error("inner");
+    const outcome = await db.transaction(async (tx) => {
+      await tx.query("insert into ledger values (1)");
+      await assert.rejects(
+        tx.savepoint(async (sp) => {
+          await sp.query("insert into ledger values (2)");
+          throw boom;
+        }),
+        (error) => error === boom,
+      );
+      const kept = await tx.savepoint(async (sp) => {
+        await sp.query("insert into ledger values (3)");
+        return "kept";
+      });
+      await tx.query("insert into ledger values (4)");
+      return kept;
+    });
+    assert.equal(outcome, "kept");
+    assert.deepEqual(await ids(db), [1, 3, 4]);
+  });
+
+  test("savepoint() undoes a failed statement, and the transaction goes on after it", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    await db.transaction(async (tx) => {
+      await tx.query("insert into ledger values (1)");
+      await assert.rejects(
+        tx.savepoint((sp) => sp.query("insert into ledger values (1)")),
+        (error) => (error as { code?: string }).code === "23505",
+      );
+      await tx.query("insert into ledger values (2)");
+    });
+    assert.deepEqual(await ids(db), [1, 2]);
+  });
+
+  test("savepoint() with a failed statement that fn caught still rolls back and rejects", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    await db.transaction(async (tx) => {
+      await tx.query("insert into ledger values (1)");
+      await assert.rejects(tx.savepoint(async (sp) => {
+        await sp.query("insert into ledger values (2)");
+        await sp.query("insert into ledger values (1)").catch(() => {});
+        return "swallowed";
+      }));
+      await tx.query("insert into ledger values (3)");
+    });
+    assert.deepEqual(await ids(db), [1, 3]);
+  });
+
+  test("savepoints nest three deep; a failure at depth 3 keeps depths 1 and 2", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    await db.transaction(async (tx) => {
+      await tx.savepoint(async (one) => {
+        await one.query("insert into ledger values (1)");
+        await one.savepoint(async (two) => {
+          await two.query("insert into ledger values (2)");
+          await assert.rejects(two.savepoint(async (three) => {
+            await three.query("insert into ledger values (3)");
+            throw new Error("depth 3");
+          }));
+          await two.savepoint((three) => three.query("insert into ledger values (33)"));
+        });
+        await assert.rejects(one.savepoint(async (two) => {
+          await two.savepoint((three) => three.query("insert into ledger values (4)"));
+          throw new Error("depth 2, after depth 3 was released");
+        }));
+      });
+    });
+    assert.deepEqual(await ids(db), [1, 2, 33]);
+  });
+
+  test("a handle that rolled back to a savepoint can open another one, again and again", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    await db.transaction(async (tx) => {
+      for (let round = 1; round <= 3; round++) {
+        await assert.rejects(tx.savepoint(async (sp) => {
+          await sp.query("insert into ledger values ($1)", [round]);
+          await sp.query("select 1 / 0");
+        }));
+        await tx.savepoint((sp) => sp.query("insert into ledger values ($1)", [round * 10]));
+      }
+    });
+    assert.deepEqual(await ids(db), [10, 20, 30]);
+  });
+
+  test("a failing transaction rolls back released savepoints too", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    const boom = new Error("outer");
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.query("insert into ledger values (1)");
+        await tx.savepoint(async (sp) => {
+          await sp.query("insert into ledger values (2)");
+          await sp.savepoint((inner) => inner.query("insert into ledger values (3)"));
+        });
+        throw boom;
+      }),
+      (error) => error === boom,
+    );
+    assert.deepEqual(await ids(db), []);
+  });
+
+  test("a savepoint handle rejects use after its callback ended, and outer handles while it is open", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    let leaked: Tx | undefined;
+    let leakedTx: Tx | undefined;
+    await db.transaction(async (tx) => {
+      leakedTx = tx;
+      await tx.savepoint(async (sp) => {
+        leaked = sp;
+        await assert.rejects(tx.query("insert into ledger values (1)"), /use the savepoint's handle/);
+        await assert.rejects(tx.savepoint(() => Promise.resolve()), /use the savepoint's handle/);
+        await sp.query("insert into ledger values (2)");
+      });
+      await assert.rejects(leaked!.query("insert into ledger values (3)"), /savepoint sp_1 has ended/);
+      await assert.rejects(leaked!.savepoint(() => Promise.resolve()), /savepoint sp_1 has ended/);
+      await tx.query("insert into ledger values (4)");
+    });
+    await assert.rejects(leakedTx!.savepoint(() => Promise.resolve()), /the transaction has ended/);
+    await assert.rejects(leaked!.query("select 1"), /has ended/);
+    assert.deepEqual(await ids(db), [2, 4]);
+  });
+
+  test("a transaction whose fn resolves while a savepoint is still open rolls back", async ({ db }) => {
+    await db.query("create table ledger (id int primary key)");
+    const { promise: opened, resolve: markOpened } = Promise.withResolvers<void>();
+    const { promise: finish, resolve: letFinish } = Promise.withResolvers<void>();
+    let dangling: Promise<unknown> | undefined;
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        dangling = tx.savepoint(async (sp) => {
+          await sp.query("insert into ledger values (1)");
+          markOpened();
+          await within(finish, 5_000, "the test to let the savepoint finish");
+        });
+        await within(opened, 5_000, "the savepoint to open");
+      }),
+      /Cannot commit while savepoint sp_1 is open/,
+    );
+    letFinish();
+    await assert.rejects(within(dangling!, 5_000, "the dangling savepoint to settle"));
+    assert.deepEqual(await ids(db), []);
+  });
+
   test("pg_notify() inside a transaction reaches listen() only after commit", async ({ db, reopen }) => {
     const received: string[] = [];
     const arrived = Promise.withResolvers<void>();
@@ -357,6 +504,32 @@ export function databaseConformance(
       within(second!, 2_000, "the statement after the abort to reject"),
       (error) => error === reason,
     );
+    await waitUntil(
+      async () => (await db.query("select id from ledger")).length === 0,
+      2_000,
+      "the aborted transaction to roll back",
+      20,
+    );
+  });
+
+  test("a transaction whose signal aborts inside a savepoint rejects with the reason and rolls back", async ({ db }) => {
+    await db.query("create table ledger (id int)");
+    const controller = new AbortController();
+    const reason = new Error("deadline");
+    let inner: Promise<unknown> | undefined;
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.query("insert into ledger values (1)");
+        inner = tx.savepoint(async (sp) => {
+          await sp.query("insert into ledger values (2)");
+          controller.abort(reason);
+          await sp.query("insert into ledger values (3)");
+        });
+        await within(inner, 2_000, "the savepoint after the abort to settle");
+      }, { signal: controller.signal }),
+      (error) => error === reason,
+    );
+    await assert.rejects(within(inner!, 2_000, "the savepoint after the abort to reject"), (error) => error === reason);
     await waitUntil(
       async () => (await db.query("select id from ledger")).length === 0,
       2_000,
