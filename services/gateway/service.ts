@@ -77,7 +77,7 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
   });
   // One retry budget for the whole service, a circuit breaker per target (auth included: keys and tokens).
   const { policyFor, fetchFor } = resilienceFor(svc);
-  const authn = authenticate(verifierFor(config, jwksFor(svc, config, fetchFor("auth")), config.apiAudience));
+  const authn = authenticate(verifierFor(config, jwksFor(svc, config), config.apiAudience));
   const tokens = (audience: string) =>
     serviceTokens({
       tokenUrl: `${config.authUrl}/oauth/token`,

@@ -1,21 +1,13 @@
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { MessageRouter } from "@trellis/platform/messaging";
-import {
-  authorization,
-  implement,
-  NotFoundError,
-  serveGrpcWith,
-  serverMetrics,
-  serviceTokenAuthorizer,
-} from "@trellis/platform/grpc";
+import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { resilienceFor } from "../shared/resilience.ts";
-import { jwksFor, verifierFor } from "../shared/wiring.ts";
+import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
 
 /**
@@ -39,14 +31,9 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
-  const jwks = jwksFor(svc, config, resilienceFor(svc).fetchFor("auth"));
-  serveGrpcWith(svc, {
+  serveInternalGrpc(svc, config, jwksFor(svc, config), {
     port: config.ports.inventoryGrpc,
-    hostname: config.hostname,
-    interceptors: [
-      serverMetrics(svc.registry),
-      authorization(serviceTokenAuthorizer(verifierFor(config, jwks, "inventory")), { logger: svc.logger }),
-    ],
+    audience: "inventory",
     services: [implement(InventoryServiceService, {
       listProducts: async (req) => ({
         products: (await listProducts(db, req.skus)).map((p) => ({

@@ -6,7 +6,6 @@ import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
-import { resilienceFor } from "../shared/resilience.ts";
 import { jwksFor, verifierFor } from "../shared/wiring.ts";
 
 /** The storage key of an order's receipt. */
@@ -53,7 +52,7 @@ export function createNotificationsService(config: SystemConfig, infra: Infra): 
     svc.logger.info("receipt written", { orderId: n.orderId });
   }, { group: "notifications" });
   receipts.attach(svc, { check: "jobs" });
-  const verifier = verifierFor(config, jwksFor(svc, config, resilienceFor(svc).fetchFor("auth")), "notifications");
+  const verifier = verifierFor(config, jwksFor(svc, config), "notifications");
   const router = new Router().get("/receipts/:orderId", async (_req, { orderId }) => {
     if (!isOrderId(orderId)) throw notFound(`no receipt for order ${orderId}`);
     const found = await storage.get(receiptKey(orderId));

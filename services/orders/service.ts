@@ -3,16 +3,12 @@ import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { checkBus, MessageRouter } from "@trellis/platform/messaging";
 import {
-  authorization,
   clientMetrics,
   createGrpcClient,
   implement,
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
-  serveGrpcWith,
-  serverMetrics,
-  serviceTokenAuthorizer,
   serviceTokens,
 } from "@trellis/platform/grpc";
 import type { Principal } from "@trellis/platform/context";
@@ -24,7 +20,7 @@ import { decodeEvent, Notices, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
 import { resilienceFor } from "../shared/resilience.ts";
-import { jwksFor, verifierFor } from "../shared/wiring.ts";
+import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
 
@@ -94,15 +90,11 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
     policy: policyFor("inventory"),
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
-  const jwks = jwksFor(svc, config, fetchFor("auth"));
-  const users = verifierFor(config, jwks, config.apiAudience);
-  serveGrpcWith(svc, {
+  const jwks = jwksFor(svc, config);
+  serveInternalGrpc(svc, config, jwks, {
     port: config.ports.ordersGrpc,
-    hostname: config.hostname,
-    interceptors: [
-      serverMetrics(svc.registry),
-      authorization(serviceTokenAuthorizer(verifierFor(config, jwks, "orders"), users), { logger: svc.logger }),
-    ],
+    audience: "orders",
+    endUsers: verifierFor(config, jwks, config.apiAudience),
     services: [implement(OrdersServiceService, {
       createOrder: async (req, ctx) => {
         req.customerId = actingCustomer(req.customerId, ctx.endUser);

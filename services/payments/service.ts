@@ -1,22 +1,14 @@
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { MessageRouter } from "@trellis/platform/messaging";
-import {
-  authorization,
-  implement,
-  NotFoundError,
-  serveGrpcWith,
-  serverMetrics,
-  serviceTokenAuthorizer,
-} from "@trellis/platform/grpc";
+import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { currentContext } from "@trellis/platform/context";
 import { Service } from "@trellis/platform/service";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { resilienceFor } from "../shared/resilience.ts";
-import { jwksFor, verifierFor } from "../shared/wiring.ts";
+import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
@@ -51,14 +43,9 @@ export function createPaymentsService(
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "payments" })
     .attach(svc, { check: "events" });
-  const jwks = jwksFor(svc, config, resilienceFor(svc).fetchFor("auth"));
-  serveGrpcWith(svc, {
+  serveInternalGrpc(svc, config, jwksFor(svc, config), {
     port: config.ports.paymentsGrpc,
-    hostname: config.hostname,
-    interceptors: [
-      serverMetrics(svc.registry),
-      authorization(serviceTokenAuthorizer(verifierFor(config, jwks, "payments")), { logger: svc.logger }),
-    ],
+    audience: "payments",
     services: [implement(PaymentsServiceService, {
       getPayment: async (req) => {
         const p = await getPayment(db, req.orderId);

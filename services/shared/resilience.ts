@@ -22,9 +22,18 @@ export interface ServiceResilience {
 /**
  * One retry budget per service, bounding its retry load on all targets together, and one circuit breaker per target,
  * shared by every client of that target (the JWKS and token fetches to auth share "auth"). Breaker state changes are
- * logged and exposed as `circuit_breaker_state{target}` on the service's `/metrics`.
+ * logged and exposed as `circuit_breaker_state{target}` on the service's `/metrics`. One per service: every call
+ * with the same `svc` returns the same one.
  */
 export function resilienceFor(svc: Service): ServiceResilience {
+  let made = ofService.get(svc);
+  if (!made) ofService.set(svc, made = makeResilience(svc));
+  return made;
+}
+
+const ofService = new WeakMap<Service, ServiceResilience>();
+
+function makeResilience(svc: Service): ServiceResilience {
   const budget = new RetryBudget();
   const breakers = new Map<string, CircuitBreaker>();
   circuitBreakerGauge(svc.registry, { [Symbol.iterator]: () => breakers.values() });
