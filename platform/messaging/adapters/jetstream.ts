@@ -28,13 +28,14 @@ import type {
 } from "../message.ts";
 import {
   awaitNatsReply,
+  closeNatsConnection,
   connectNats,
   decodeNatsMessage,
-  natsFeatures,
   NatsMessageHeaders,
   natsPayloadLimit,
   natsResponder,
-} from "./nats.ts";
+} from "./_nats.ts";
+import { natsFeatures } from "./nats.ts";
 import { assertRequestOptions, requestDeadline, requestExpired } from "./_request.ts";
 import { sharedProbe } from "./_probe.ts";
 import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
@@ -557,11 +558,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
           await published.promise;
         }
         await Promise.all([...subscriptions].map((s) => s.close()));
-        if (owned && !nc.isClosed()) {
-          // drain() fails while the server is away; close() still ends the connection, and its reconnecting.
-          await nc.drain().catch(() => nc.close());
-          await nc.closed();
-        }
+        if (owned) await closeNatsConnection(nc);
       })();
       return closing;
     },
