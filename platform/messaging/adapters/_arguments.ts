@@ -77,6 +77,28 @@ export function assertPayloadSize(topic: string, payload: Uint8Array, maxBytes: 
 }
 
 /**
+ * The checks every adapter runs before it sends a message (`action` is "publish" or "send a request"): a valid
+ * topic ({@linkcode assertTopic}), a well-formed message ({@linkcode assertOutgoing}) and a payload within `maxBytes`
+ * ({@linkcode assertPayloadSize}).
+ *
+ * @example
+ * ```ts
+ * import { assertSendable } from "./_arguments.ts";
+ * assertSendable("publish", "orders.events", { payload: new Uint8Array(10) }, 1024);
+ * ```
+ */
+export function assertSendable(
+  action: string,
+  topic: unknown,
+  msg: OutgoingMessage,
+  maxBytes: number,
+): asserts topic is string {
+  assertTopic(topic, action);
+  assertOutgoing(msg);
+  assertPayloadSize(topic, msg.payload, maxBytes);
+}
+
+/**
  * Throws a `RangeError` unless `value` is a positive integer; returns it.
  *
  * @example

@@ -38,7 +38,7 @@ import {
 import { natsFeatures } from "./nats.ts";
 import { assertRequestOptions, requestDeadline, requestExpired } from "./_request.ts";
 import { sharedProbe } from "./_probe.ts";
-import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
+import { assertSendable, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 
 /**
  * What the JetStream adapter guarantees; see {@linkcode createJetStreamPubSub}.
@@ -402,9 +402,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
 
     publish(topic: string, out: OutgoingMessage): Promise<void> {
       try {
-        assertTopic(topic, "publish");
-        assertOutgoing(out);
-        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertSendable("publish", topic, out, maxMessageBytes);
         assertOpen(`publish to "${topic}"`);
       } catch (err) {
         return Promise.reject(err);
@@ -415,9 +413,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
     request(topic: string, out: OutgoingMessage, opts?: RequestOptions): Promise<Message> {
       let deadline: number | undefined;
       try {
-        assertTopic(topic, "send a request");
-        assertOutgoing(out);
-        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertSendable("send a request", topic, out, maxMessageBytes);
         assertRequestOptions(opts);
         assertOpen(`send a request to "${topic}"`);
         deadline = requestDeadline(opts);

@@ -14,7 +14,14 @@ import type {
 } from "../message.ts";
 import { NoRespondersError } from "../request_errors.ts";
 import { assertRequestOptions, awaitReply, requestDeadline, respondOnce } from "./_request.ts";
-import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
+import {
+  assertOutgoing,
+  assertPayloadSize,
+  assertSendable,
+  assertTopic,
+  concurrencyOf,
+  positiveInteger,
+} from "./_arguments.ts";
 
 /**
  * What the in-memory broker guarantees; see {@linkcode createMemoryBroker}.
@@ -306,9 +313,7 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
 
     publish(topic: string, out: OutgoingMessage): Promise<void> {
       try {
-        assertTopic(topic, "publish");
-        assertOutgoing(out);
-        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertSendable("publish", topic, out, maxMessageBytes);
         if (closing) throw new Error(`Cannot publish to "${topic}" as the memory broker is closed`);
       } catch (err) {
         return Promise.reject(err);
@@ -326,9 +331,7 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
 
     request(topic: string, out: OutgoingMessage, opts?: RequestOptions): Promise<Message> {
       try {
-        assertTopic(topic, "send a request");
-        assertOutgoing(out);
-        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertSendable("send a request", topic, out, maxMessageBytes);
         assertRequestOptions(opts);
         if (closing) throw new Error(`Cannot send a request to "${topic}" as the memory broker is closed`);
       } catch (err) {

@@ -13,7 +13,7 @@ import type {
   SubscribeOptions,
   Subscription,
 } from "../message.ts";
-import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
+import { assertSendable, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 import { assertRequestOptions, requestDeadline, requestExpired } from "./_request.ts";
 import {
   awaitNatsReply,
@@ -175,9 +175,7 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
 
     publish(topic: string, out: OutgoingMessage): Promise<void> {
       try {
-        assertTopic(topic, "publish");
-        assertOutgoing(out);
-        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertSendable("publish", topic, out, maxMessageBytes);
         if (closing) throw new Error(`Cannot publish to "${topic}" as the NATS adapter is closed`);
         const h = natsHeaders();
         const extra = outgoingHeaders(out.headers);
@@ -200,9 +198,7 @@ export async function createNatsPubSub(options: NatsPubSubOptions = {}): Promise
 
     request(topic: string, out: OutgoingMessage, opts?: RequestOptions): Promise<Message> {
       try {
-        assertTopic(topic, "send a request");
-        assertOutgoing(out);
-        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertSendable("send a request", topic, out, maxMessageBytes);
         assertRequestOptions(opts);
         if (closing) throw new Error(`Cannot send a request to "${topic}" as the NATS adapter is closed`);
         const deadline = requestDeadline(opts);

@@ -2,7 +2,7 @@ import { createLogger, type Logger } from "../../../log/mod.ts";
 import { outgoingHeaders } from "../../context_propagation.ts";
 import { createLimiter } from "../../limiter.ts";
 import type { Features, MessageHandler, OutgoingMessage, SubscribeOptions, Subscription } from "../../message.ts";
-import { assertOutgoing, assertPayloadSize, assertTopic, concurrencyOf, positiveInteger } from "../_arguments.ts";
+import { assertSendable, assertTopic, concurrencyOf, positiveInteger } from "../_arguments.ts";
 import { sharedProbe } from "../_probe.ts";
 import type { FetchedRecord, KafkaClient } from "./driver.ts";
 import { superviseConsumer } from "./engine.ts";
@@ -121,9 +121,7 @@ export function createKafkaAdapter<R extends FetchedRecord>(
 
     publish(topic: string, out: OutgoingMessage): Promise<void> {
       try {
-        assertTopic(topic, "publish");
-        assertOutgoing(out);
-        assertPayloadSize(topic, out.payload, maxMessageBytes);
+        assertSendable("publish", topic, out, maxMessageBytes);
         assertOpen(`publish to "${topic}"`);
       } catch (err) {
         return Promise.reject(err);
