@@ -8,17 +8,8 @@ import {
   type OutgoingCall,
   type ServerHandler,
   type ServerInterceptor,
-  type UnaryCall,
 } from "./interceptor.ts";
-
-function incoming(): UnaryCall {
-  return {
-    method: "/test.v1.Test/Get",
-    request: { id: "1" },
-    metadata: new Metadata(),
-    ctx: { requestId: "r-1", signal: new AbortController().signal },
-  };
-}
+import { incoming } from "./testdata/order.ts";
 
 /** An interceptor that records entering and leaving under `name`. */
 function trace(events: string[], name: string): ServerInterceptor {

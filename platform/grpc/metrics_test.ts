@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { Registry } from "prom-client";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
-import { ORDER } from "./testdata/order.ts";
+import { ORDER, ordersServerAndClient } from "./testdata/order.ts";
 import { authorization } from "./authorization.ts";
 import { createGrpcClient } from "./client.ts";
 import { NotFoundError, UnauthenticatedError } from "./errors.ts";
 import { clientMetrics, serverMetrics } from "./metrics.ts";
-import { implement, serveGrpc } from "./server.ts";
 
 const GET_ORDER = "/trellis.orders.v1.OrdersService/GetOrder";
 const CREATE_ORDER = "/trellis.orders.v1.OrdersService/CreateOrder";
@@ -29,32 +28,16 @@ async function valueOf(
   return found?.value;
 }
 
-async function setup(registry: Registry) {
-  const server = await serveGrpc({
-    services: [
-      implement(OrdersServiceService, {
-        getOrder: (req) => req.id === "o-1" ? Promise.resolve(ORDER) : Promise.reject(new NotFoundError("no order")),
-        createOrder: () => Promise.reject(new Error("a bug")),
-      }),
-    ],
-    // Before authorization, so refused calls are counted too.
-    interceptors: [
-      serverMetrics(registry),
-      authorization((metadata) => metadata.get("authorization").length > 0),
-    ],
-  });
-  const client = createGrpcClient(OrdersServiceService, server.address, {
-    token: () => Promise.resolve("t"),
-    interceptors: [clientMetrics(registry)],
-  });
-  return {
-    server,
-    client,
-    async [Symbol.asyncDispose]() {
-      client.close();
-      await server.close();
+function setup(registry: Registry) {
+  return ordersServerAndClient(
+    {
+      getOrder: (req) => req.id === "o-1" ? Promise.resolve(ORDER) : Promise.reject(new NotFoundError("no order")),
+      createOrder: () => Promise.reject(new Error("a bug")),
     },
-  };
+    // Before authorization, so refused calls are counted too.
+    { interceptors: [serverMetrics(registry), authorization((metadata) => metadata.get("authorization").length > 0)] },
+    { token: () => Promise.resolve("t"), interceptors: [clientMetrics(registry)] },
+  );
 }
 
 Deno.test("serverMetrics() counts real calls by method and the status code the client got, and times them", async () => {

@@ -1,20 +1,10 @@
 import assert from "node:assert/strict";
-import { Metadata } from "@grpc/grpc-js";
 import { DatabaseUnavailableError } from "../db/mod.ts";
 import { CircuitOpenError } from "../resilience/mod.ts";
 import { createLogger } from "../log/mod.ts";
 import { type GrpcError, NotFoundError, status } from "./errors.ts";
-import type { UnaryCall } from "./interceptor.ts";
 import { recoverErrors, toGrpcError } from "./recover_errors.ts";
-
-function incoming(): UnaryCall {
-  return {
-    method: "/test.v1.Test/Get",
-    request: { id: "1" },
-    metadata: new Metadata(),
-    ctx: { requestId: "r-1", signal: new AbortController().signal },
-  };
-}
+import { incoming } from "./testdata/order.ts";
 
 Deno.test("toGrpcError() keeps GrpcErrors and maps aborts, an unreachable database and anything else", () => {
   const live = incoming().ctx;

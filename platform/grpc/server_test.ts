@@ -3,38 +3,14 @@ import { type Context, currentContext, runWithContext } from "../context/mod.ts"
 import { createLogger } from "../log/mod.ts";
 import { within } from "../testing/mod.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
-import { order } from "./testdata/order.ts";
-import { createGrpcClient, type GrpcClientOptions } from "./client.ts";
+import { order, ordersServerAndClient } from "./testdata/order.ts";
+import { createGrpcClient } from "./client.ts";
 import { GrpcError, NotFoundError, PermissionDeniedError, status, UnauthenticatedError } from "./errors.ts";
-import { implement, serveGrpc, type ServeGrpcOptions, type UnaryHandlers } from "./server.ts";
+import { implement, serveGrpc, type UnaryHandlers } from "./server.ts";
 
 type Orders = typeof OrdersServiceService;
 
-async function setup(
-  handlers: Partial<UnaryHandlers<Orders>>,
-  serverOptions: Partial<ServeGrpcOptions> = {},
-  clientOptions: GrpcClientOptions<Orders> = {},
-) {
-  const server = await serveGrpc({
-    services: [
-      implement(OrdersServiceService, {
-        createOrder: () => Promise.reject(new GrpcError(status.UNIMPLEMENTED, "not in this test")),
-        getOrder: () => Promise.reject(new GrpcError(status.UNIMPLEMENTED, "not in this test")),
-        ...handlers,
-      }),
-    ],
-    ...serverOptions,
-  });
-  const client = createGrpcClient(OrdersServiceService, server.address, clientOptions);
-  return {
-    server,
-    client,
-    async [Symbol.asyncDispose]() {
-      client.close();
-      await server.close();
-    },
-  };
-}
+const setup = ordersServerAndClient;
 
 /** Resolves with the signal's reason once it aborts. */
 function aborted(signal: AbortSignal): Promise<unknown> {
