@@ -47,10 +47,13 @@ export function resilientHttp(policy: ResiliencePolicy, options: ResilientHttpOp
     function resilientHttp(req) {
       const ctx = currentContext();
       const signal = ctx?.signal && req.signal ? AbortSignal.any([ctx.signal, req.signal]) : ctx?.signal ?? req.signal;
+      // Only a request that may be sent again needs a fresh copy (of its body) per attempt.
+      const again = retryable(req);
       return policy.execute(
-        (attemptSignal) => next(new Request(req.clone(), attemptSignal ? { signal: attemptSignal } : undefined)),
+        (attemptSignal) =>
+          next(new Request(again ? req.clone() : req, attemptSignal ? { signal: attemptSignal } : undefined)),
         {
-          retryable: retryable(req),
+          retryable: again,
           deadline: ctx?.deadline,
           signal,
           judge,
