@@ -375,23 +375,25 @@ export interface GenerateResult {
  * reports stale files instead. Nothing is written for a file with a rejected statement.
  */
 export async function generate(paths: readonly string[], options: { check?: boolean } = {}): Promise<GenerateResult> {
-  const result: GenerateResult = { stale: [], rejected: [] };
-  for (const path of paths) {
+  // Each file has its own throwaway database, so they are described side by side; results keep the order of `paths`.
+  const outcomes = await Promise.all(paths.map(async (path) => {
     const file = parseQueryFile(path, await Deno.readTextFile(new URL(path, ROOT)));
     const { described, rejected } = await describeQueries(file);
-    result.rejected.push(...rejected);
-    if (rejected.length > 0) continue;
+    if (rejected.length > 0) return { rejected, stale: false };
     const code = await format(emit(file, described));
     const target = new URL(outputPath(path), ROOT);
     const current = await Deno.readTextFile(target).catch((e) => {
       if (e instanceof Deno.errors.NotFound) return undefined;
       throw e;
     });
-    if (current === code) continue;
-    result.stale.push(outputPath(path));
+    if (current === code) return { rejected, stale: false };
     if (!options.check) await Deno.writeTextFile(target, code);
-  }
-  return result;
+    return { rejected, stale: true };
+  }));
+  return {
+    stale: paths.filter((_, i) => outcomes[i].stale).map(outputPath),
+    rejected: outcomes.flatMap((o) => o.rejected),
+  };
 }
 
 if (import.meta.main) {
