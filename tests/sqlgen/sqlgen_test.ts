@@ -28,6 +28,10 @@ Deno.test("sqlgen --check finds every service's queries.sql valid and its genera
 Deno.test("no service runs SQL except through the functions sqlgen generated from its queries.sql", async () => {
   // A query call, a tagged template or raw text handed to a driver: SQL that nothing checks against the schema.
   const unchecked = /\.query\s*[<(]|\.unsafe\s*\(|\bsql\s*`/;
+  // The gateway hands the SDK's PostgresIdempotencyStore its database (open only once started): SQL passed through,
+  // none written.
+  const passThrough =
+    /^\s*const keys: Queryable = \{ query: \(text, params, options\) => db\.query\(text, params, options\) \};$/;
   const offenders: string[] = [];
   const walk = async (dir: URL, rel: string) => {
     for await (const entry of Deno.readDir(dir)) {
@@ -35,7 +39,9 @@ Deno.test("no service runs SQL except through the functions sqlgen generated fro
       if (entry.isDirectory) await walk(new URL(`${entry.name}/`, dir), `${path}/`);
       else if (path.endsWith(".ts") && !path.endsWith("_test.ts") && !path.endsWith("/queries.ts")) {
         const lines = (await Deno.readTextFile(new URL(entry.name, dir))).split("\n");
-        lines.forEach((l, i) => unchecked.test(l) && offenders.push(`${path}:${i + 1}: ${l.trim()}`));
+        lines.forEach((l, i) => {
+          if (unchecked.test(l) && !passThrough.test(l)) offenders.push(`${path}:${i + 1}: ${l.trim()}`);
+        });
       }
     }
   };
