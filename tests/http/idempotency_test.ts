@@ -23,7 +23,7 @@ function onPostgres(infra: Infra, keys: Database, hold: { gate?: Promise<void> }
         get(target, prop) {
           if (prop === "transaction") {
             return async <T>(fn: (tx: Tx) => Promise<T>) => {
-              await hold.gate;
+              if (hold.gate) await within(hold.gate, 10_000, "the test to let orders' transactions go");
               return await target.transaction(fn);
             };
           }
