@@ -2,11 +2,13 @@
  * Type-safe SQL, the sqlc way: named queries in `.sql` files are checked against the real schema and turned into typed
  * functions over the `Database` contract.
  *
- * For each query file it creates a throwaway database on the `DATABASE_URL` server, applies the outbox migrations and
- * `migrations/<service>/` (the service named by the file's `-- migrations:` header, as `migrateService` does), asks
- * Postgres to describe every statement (a prepared statement's parameter and column types; column nullability from
- * `pg_attribute`), and writes `<file>_queries.ts` beside it. A statement Postgres rejects (a renamed column, a typo)
- * is reported with its file, line and Postgres' message, and the run exits 1.
+ * Every service's SQL lives in `services/<service>/queries.sql` (found by {@linkcode queryFiles}); the generated
+ * `services/<service>/queries.ts` beside it is what the service's code imports. For each query file it creates a
+ * throwaway database on the `DATABASE_URL` server, applies the outbox migrations and `migrations/<service>/` (the
+ * service named by the file's `-- migrations:` header, as `migrateService` does), asks Postgres to describe every
+ * statement (a prepared statement's parameter and column types; column nullability from `pg_attribute`), and writes
+ * the module. A statement Postgres rejects (a renamed column, a typo) is reported with its file, line and Postgres'
+ * message, and the run exits 1.
  *
  *     deno task sqlgen                    # regenerate
  *     deno task sqlgen --check            # exit 1 when a generated file is stale or a statement is rejected
@@ -15,8 +17,11 @@
  *
  *     -- migrations: orders
  *     -- name: getOrder :one              (:one → row | undefined, :many → rows, :exec → void)
- *     -- params: id                       ($1, $2, ... in order; required when the statement has parameters)
- *     select * from orders where id = $1;
+ *     -- params: id                       ($1, $2, ... in order; required when the statement has parameters;
+ *                                         `name?` for one that may be null)
+ *     -- nonnull: db_now                  (optional: result columns Postgres cannot prove non-null, such as an
+ *     select *, now() as db_now           expression, that are never null; typed without `| null`)
+ *       from orders where id = $1;
  */
 import postgres from "postgres";
 import { connectPostgres, ensureDatabase, migrate } from "@trellis/platform/db";
@@ -25,8 +30,16 @@ import { OUTBOX_MIGRATIONS } from "@trellis/platform/outbox";
 
 const ROOT = new URL("../", import.meta.url);
 
-/** The query files `deno task sqlgen` covers. */
-export const QUERY_FILES: readonly string[] = ["scripts/sqlgen/orders.sql", "scripts/sqlgen/inventory.sql"];
+/** The query files `deno task sqlgen` covers: every `services/<service>/queries.sql`, sorted. */
+export async function queryFiles(): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(new URL("services/", ROOT))) {
+    if (!entry.isDirectory) continue;
+    const path = `services/${entry.name}/queries.sql`;
+    if (await Deno.stat(new URL(path, ROOT)).then(() => true, () => false)) found.push(path);
+  }
+  return found.sort();
+}
 
 /** What the caller gets back from a query. */
 export type Cardinality = "one" | "many" | "exec";
@@ -36,6 +49,10 @@ export interface NamedQuery {
   name: string;
   cardinality: Cardinality;
   params: string[];
+  /** Parameters that may be null (written `name?` in `-- params:`). */
+  nullableParams: string[];
+  /** Result columns typed as never null whatever Postgres can prove (`-- nonnull:`). */
+  nonNull: string[];
   sql: string;
   /** 1-based line of the statement's first line in its file. */
   line: number;
@@ -74,6 +91,7 @@ export interface RejectedQuery {
 const HEADER = /^--\s*migrations:\s*([a-z0-9_-]+)\s*$/;
 const NAME = /^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s+:(one|many|exec)\s*$/;
 const PARAMS = /^--\s*params:\s*(.*)$/;
+const NONNULL = /^--\s*nonnull:\s*(.*)$/;
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Parses a query file; throws a SyntaxError naming the line on a malformed block. */
@@ -81,7 +99,17 @@ export function parseQueryFile(path: string, text: string): QueryFile {
   const lines = text.split("\n");
   let service: string | undefined;
   const queries: NamedQuery[] = [];
-  let current: { name: string; cardinality: Cardinality; params: string[]; body: string[]; line: number } | undefined;
+  let current:
+    | {
+      name: string;
+      cardinality: Cardinality;
+      params: string[];
+      nullableParams: string[];
+      nonNull: string[];
+      body: string[];
+      line: number;
+    }
+    | undefined;
   const finish = () => {
     if (!current) return;
     const sql = current.body.join("\n").trim().replace(/;\s*$/, "");
@@ -90,6 +118,8 @@ export function parseQueryFile(path: string, text: string): QueryFile {
       name: current.name,
       cardinality: current.cardinality,
       params: current.params,
+      nullableParams: current.nullableParams,
+      nonNull: current.nonNull,
       sql,
       line: current.line,
     });
@@ -99,16 +129,30 @@ export function parseQueryFile(path: string, text: string): QueryFile {
     const header = HEADER.exec(line);
     const name = NAME.exec(line);
     const params = PARAMS.exec(line);
+    const nonNull = NONNULL.exec(line);
     if (header) {
       service = header[1];
     } else if (name) {
       finish();
       if (queries.some((q) => q.name === name[1])) throw new SyntaxError(`${path}:${i + 1}: query ${name[1]} twice`);
-      current = { name: name[1], cardinality: name[2] as Cardinality, params: [], body: [], line: i + 2 };
+      current = {
+        name: name[1],
+        cardinality: name[2] as Cardinality,
+        params: [],
+        nullableParams: [],
+        nonNull: [],
+        body: [],
+        line: i + 2,
+      };
     } else if (params && current && current.body.length === 0) {
-      current.params = params[1].split(",").map((p) => p.trim()).filter((p) => p !== "");
+      const written = params[1].split(",").map((p) => p.trim()).filter((p) => p !== "");
+      current.params = written.map((p) => p.replace(/\?$/, ""));
+      current.nullableParams = written.filter((p) => p.endsWith("?")).map((p) => p.slice(0, -1));
       const bad = current.params.find((p) => !IDENT.test(p));
       if (bad !== undefined) throw new SyntaxError(`${path}:${i + 1}: parameter name ${JSON.stringify(bad)}`);
+      current.line = i + 2;
+    } else if (nonNull && current && current.body.length === 0) {
+      current.nonNull = nonNull[1].split(",").map((p) => p.trim()).filter((p) => p !== "");
       current.line = i + 2;
     } else if (current) {
       if (current.body.length === 0 && line === "") current.line = i + 2;
@@ -171,6 +215,15 @@ async function describeAll(
         });
         continue;
       }
+      const unknown = q.nonNull.filter((n) => !d.columns.some((c) => c.name === n));
+      if (unknown.length > 0) {
+        rejected.push({
+          where: `${file.path}:${q.line}`,
+          name: q.name,
+          message: `"-- nonnull:" names ${unknown.join(", ")}, not a result column`,
+        });
+        continue;
+      }
       const notNull = await notNullColumns(sql, d.columns.map((c) => c.table).filter((t) => t !== 0));
       described.push({
         ...q,
@@ -178,7 +231,7 @@ async function describeAll(
         columns: d.columns.map((c) => ({
           name: c.name,
           oid: c.type,
-          nullable: !(c.table !== 0 && notNull.has(`${c.table}.${c.number}`)),
+          nullable: !(q.nonNull.includes(c.name) || (c.table !== 0 && notNull.has(`${c.table}.${c.number}`))),
         })),
       });
     } catch (e) {
@@ -250,7 +303,11 @@ export function emit(file: QueryFile, described: DescribedQuery[]): string {
   for (const q of described) {
     const row = `${pascal(q.name)}Row`;
     const text = `${constant(q.name)}_SQL`;
-    const params = q.params.map((p, i) => `${property(p)}: ${PARAM_TYPES[q.paramOids[i]] ?? "unknown"}`);
+    const params = q.params.map((p, i) => {
+      const type = PARAM_TYPES[q.paramOids[i]] ?? "unknown";
+      return `${property(p)}: ${q.nullableParams.includes(p) && type !== "unknown" ? `${type} | null` : type}`;
+    });
+    const typed = q.columns.length > 0 && q.cardinality !== "exec";
     const args = q.params.map((p) => IDENT.test(p) ? `params.${p}` : `params[${JSON.stringify(p)}]`);
     const signature = [
       "q: Queryable",
@@ -259,7 +316,7 @@ export function emit(file: QueryFile, described: DescribedQuery[]): string {
     ].join(", ");
     out.push("");
     out.push(`const ${text} = ${JSON.stringify(q.sql)};`);
-    if (q.columns.length > 0) {
+    if (typed) {
       out.push("", `/** A row of \`${q.name}\`. */`, `export type ${row} = {`);
       for (const c of q.columns) {
         const type = RESULT_TYPES[c.oid] ?? "unknown";
@@ -267,14 +324,14 @@ export function emit(file: QueryFile, described: DescribedQuery[]): string {
       }
       out.push("};");
     }
-    const call = `q.query${q.columns.length > 0 ? `<${row}>` : ""}(${text}, [${args.join(", ")}], options)`;
+    const call = `q.query${typed ? `<${row}>` : ""}(${text}, [${args.join(", ")}], options)`;
     out.push("", `/** Runs \`${q.name}\` (${file.path}:${q.line}). */`);
     if (q.cardinality === "one") {
-      const result = q.columns.length > 0 ? `${row} | undefined` : "Record<string, unknown> | undefined";
+      const result = typed ? `${row} | undefined` : "Record<string, unknown> | undefined";
       out.push(`export async function ${q.name}(${signature}): Promise<${result}> {`);
       out.push(`  const [row] = await ${call};`, "  return row;", "}");
     } else if (q.cardinality === "many") {
-      const result = q.columns.length > 0 ? `${row}[]` : "Record<string, unknown>[]";
+      const result = typed ? `${row}[]` : "Record<string, unknown>[]";
       out.push(`export async function ${q.name}(${signature}): Promise<${result}> {`);
       out.push(`  return await ${call};`, "}");
     } else {
@@ -301,9 +358,9 @@ async function format(code: string): Promise<string> {
   return new TextDecoder().decode(stdout);
 }
 
-/** Where the module generated from a query file goes: `x.sql` → `x_queries.ts`. */
+/** Where the module generated from a query file goes: `x.sql` → `x.ts`, beside it. */
 export function outputPath(path: string): string {
-  return path.replace(/\.sql$/, "_queries.ts");
+  return path.replace(/\.sql$/, ".ts");
 }
 
 /** What one run found. */
@@ -318,29 +375,31 @@ export interface GenerateResult {
  * reports stale files instead. Nothing is written for a file with a rejected statement.
  */
 export async function generate(paths: readonly string[], options: { check?: boolean } = {}): Promise<GenerateResult> {
-  const result: GenerateResult = { stale: [], rejected: [] };
-  for (const path of paths) {
+  // Each file has its own throwaway database, so they are described side by side; results keep the order of `paths`.
+  const outcomes = await Promise.all(paths.map(async (path) => {
     const file = parseQueryFile(path, await Deno.readTextFile(new URL(path, ROOT)));
     const { described, rejected } = await describeQueries(file);
-    result.rejected.push(...rejected);
-    if (rejected.length > 0) continue;
+    if (rejected.length > 0) return { rejected, stale: false };
     const code = await format(emit(file, described));
     const target = new URL(outputPath(path), ROOT);
     const current = await Deno.readTextFile(target).catch((e) => {
       if (e instanceof Deno.errors.NotFound) return undefined;
       throw e;
     });
-    if (current === code) continue;
-    result.stale.push(outputPath(path));
+    if (current === code) return { rejected, stale: false };
     if (!options.check) await Deno.writeTextFile(target, code);
-  }
-  return result;
+    return { rejected, stale: true };
+  }));
+  return {
+    stale: paths.filter((_, i) => outcomes[i].stale).map(outputPath),
+    rejected: outcomes.flatMap((o) => o.rejected),
+  };
 }
 
 if (import.meta.main) {
   const check = Deno.args.includes("--check");
   const paths = Deno.args.filter((a) => a !== "--check");
-  const { stale, rejected } = await generate(paths.length > 0 ? paths : QUERY_FILES, { check });
+  const { stale, rejected } = await generate(paths.length > 0 ? paths : await queryFiles(), { check });
   for (const r of rejected) console.error(`${r.where}: query ${r.name}: Postgres rejects it: ${r.message}`);
   for (const s of stale) console.error(check ? `${s} is stale: run deno task sqlgen` : `wrote ${s}`);
   if (rejected.length > 0 || (check && stale.length > 0)) Deno.exit(1);

@@ -1,5 +1,6 @@
 import type { Database } from "@trellis/platform/db";
 import { hashPassword, verifyPassword } from "@trellis/platform/auth";
+import * as queries from "./queries.ts";
 
 /** A demo user: username, password and scopes. */
 export interface DemoUser {
@@ -28,21 +29,23 @@ export const DEMO_USERS: DemoUser[] = [
  * start (hashing only happens for rows that do not exist yet).
  */
 export async function seedAccounts(db: Database, users: DemoUser[], clients: ServiceClientSeed[]): Promise<void> {
-  const haveUsers = new Set(
-    (await db.query<{ username: string }>("select username from users")).map((r) => r.username),
-  );
+  const haveUsers = new Set((await queries.listUsernames(db)).map((r) => r.username));
   for (const u of users.filter((u) => !haveUsers.has(u.username))) {
-    await db.query(
-      "insert into users (id, username, password_hash, scopes) values ($1, $2, $3, $4) on conflict do nothing",
-      [`user-${u.username}`, u.username, await hashPassword(u.password), u.scopes.join(" ")],
-    );
+    await queries.insertUser(db, {
+      id: `user-${u.username}`,
+      username: u.username,
+      passwordHash: await hashPassword(u.password),
+      scopes: u.scopes.join(" "),
+    });
   }
-  const haveClients = new Set((await db.query<{ id: string }>("select id from clients")).map((r) => r.id));
+  const haveClients = new Set((await queries.listClientIds(db)).map((r) => r.id));
   for (const c of clients.filter((c) => !haveClients.has(c.id))) {
-    await db.query(
-      "insert into clients (id, secret_hash, scopes, audiences) values ($1, $2, $3, $4) on conflict do nothing",
-      [c.id, await hashPassword(c.secret), c.scopes.join(" "), c.audiences.join(" ")],
-    );
+    await queries.insertClient(db, {
+      id: c.id,
+      secretHash: await hashPassword(c.secret),
+      scopes: c.scopes.join(" "),
+      audiences: c.audiences.join(" "),
+    });
   }
 }
 
@@ -52,10 +55,7 @@ export async function checkUser(
   username: string,
   password: string,
 ): Promise<{ id: string; scopes: string[] } | undefined> {
-  const [u] = await db.query<{ id: string; password_hash: string; scopes: string }>(
-    "select id, password_hash, scopes from users where username = $1",
-    [username],
-  );
+  const u = await queries.getUser(db, { username });
   if (!u || !(await verifyPassword(password, u.password_hash))) return undefined;
   return { id: u.id, scopes: u.scopes.split(" ").filter(Boolean) };
 }
@@ -66,10 +66,7 @@ export async function checkClient(
   id: string,
   secret: string,
 ): Promise<{ scopes: string[]; audiences: string[] } | undefined> {
-  const [c] = await db.query<{ secret_hash: string; scopes: string; audiences: string }>(
-    "select secret_hash, scopes, audiences from clients where id = $1",
-    [id],
-  );
+  const c = await queries.getClient(db, { id });
   if (!c || !(await verifyPassword(secret, c.secret_hash))) return undefined;
   return { scopes: c.scopes.split(" ").filter(Boolean), audiences: c.audiences.split(" ").filter(Boolean) };
 }

@@ -11,6 +11,7 @@ import {
   type SigningKey,
   type VerificationKey,
 } from "@trellis/platform/auth";
+import * as queries from "./queries.ts";
 
 /** One published key: it verifies while published, and signs from `activatesAt` until a newer key activates. */
 export interface RingKey {
@@ -84,11 +85,6 @@ export interface RotateOptions {
   overlapSec: number;
 }
 
-/** Serializes key-ring writers across instances (loads that create or retire keys, and rotations). */
-const LOCK = "select pg_advisory_xact_lock(7347001)";
-// Whole milliseconds, so a time read back and compared with `Date.now()` or an ISO string is exactly the stored one.
-const MS = (column: string) => `floor(extract(epoch from ${column}) * 1000)::float8`;
-
 /**
  * Reads the published keys, decrypting their private halves with `kek`. Under one advisory lock, so concurrent
  * instances agree, it first retires keys past their `retiresAt` (erasing their private half), encrypts any private
@@ -99,16 +95,13 @@ const MS = (column: string) => `floor(extract(epoch from ${column}) * 1000)::flo
  */
 export async function loadKeyRing(db: Database, kek: CryptoKey, previous?: KeyRing): Promise<KeyRing> {
   return await db.transaction(async (tx) => {
-    await tx.query(LOCK);
-    await tx.query(
-      `update signing_keys set retired_at = now(), private_jwk = null, private_enc = null, private_iv = null
-        where retired_at is null and retires_at <= now()`,
-    );
+    await queries.lockKeyRing(tx);
+    await queries.retireExpiredKeys(tx);
     await sealPlaintextKeys(tx, kek);
-    let rows = await liveRows(tx);
+    let rows = await queries.liveKeys(tx);
     if (rows.length === 0) {
       await insertKey(tx, kek, 0);
-      rows = await liveRows(tx);
+      rows = await queries.liveKeys(tx);
     }
     const known = new Map(previous?.keys.map((k) => [k.kid, k.key]));
     const keys: RingKey[] = [];
@@ -116,7 +109,7 @@ export async function loadKeyRing(db: Database, kek: CryptoKey, previous?: KeyRi
       keys.push({
         kid: row.kid,
         key: known.get(row.kid) ?? await openKey(kek, row),
-        publicJwk: row.public_jwk,
+        publicJwk: row.public_jwk as PublicJwk,
         activatesAt: row.activates_ms,
         retiresAt: row.retires_ms ?? undefined,
       });
@@ -131,15 +124,9 @@ export async function loadKeyRing(db: Database, kek: CryptoKey, previous?: KeyRi
  */
 export async function rotateKey(db: Database, kek: CryptoKey, options: RotateOptions): Promise<Rotation> {
   return await db.transaction(async (tx) => {
-    await tx.query(LOCK);
+    await queries.lockKeyRing(tx);
     const { kid, activatesMs } = await insertKey(tx, kek, options.publishLeadSec);
-    const retiring = await tx.query<{ kid: string; retires_ms: number }>(
-      `update signing_keys
-          set retires_at = (select activates_at from signing_keys where kid = $1) + $2::float8 * interval '1 second'
-        where retired_at is null and retires_at is null and kid <> $1
-        returning kid, ${MS("retires_at")} as retires_ms`,
-      [kid, options.overlapSec],
-    );
+    const retiring = await queries.scheduleRetirement(tx, { kid, overlapSec: options.overlapSec });
     return {
       kid,
       activatesAt: iso(activatesMs),
@@ -150,17 +137,7 @@ export async function rotateKey(db: Database, kek: CryptoKey, options: RotateOpt
 
 /** Every key ever made, newest first, with its state at `now`. */
 export async function listKeys(db: Database, now: number = Date.now()): Promise<KeyInfo[]> {
-  const rows = await db.query<{
-    kid: string;
-    created_ms: number;
-    activates_ms: number;
-    retires_ms: number | null;
-    retired_ms: number | null;
-  }>(
-    `select kid, ${MS("created_at")} as created_ms, ${MS("activates_at")} as activates_ms,
-            ${MS("retires_at")} as retires_ms, ${MS("retired_at")} as retired_ms
-       from signing_keys order by activates_at desc, created_at desc`,
-  );
+  const rows = await queries.listAllKeys(db);
   const isLive = (r: typeof rows[number]) => r.retired_ms === null && (r.retires_ms === null || now < r.retires_ms);
   const signing = rows.find((r) => isLive(r) && r.activates_ms <= now)?.kid;
   return rows.map((r) => ({
@@ -173,50 +150,27 @@ export async function listKeys(db: Database, now: number = Date.now()): Promise<
   }));
 }
 
-type LiveRow = {
-  kid: string;
-  public_jwk: PublicJwk;
-  private_enc: string | null;
-  private_iv: string | null;
-  activates_ms: number;
-  retires_ms: number | null;
-};
-
-async function liveRows(tx: Tx): Promise<LiveRow[]> {
-  return await tx.query<LiveRow>(
-    `select kid, public_jwk, private_enc, private_iv, ${MS("activates_at")} as activates_ms,
-            ${MS("retires_at")} as retires_ms
-       from signing_keys where retired_at is null`,
-  );
-}
-
 async function insertKey(tx: Tx, kek: CryptoKey, leadSec: number): Promise<{ kid: string; activatesMs: number }> {
   const key = await generateSigningKey();
   const sealed = await sealPrivateJwk(kek, await exportPrivateJwk(key));
-  const [row] = await tx.query<{ activates_ms: number }>(
-    `insert into signing_keys (kid, public_jwk, private_enc, private_iv, activates_at)
-     values ($1, $2::jsonb, $3, $4, now() + $5::float8 * interval '1 second')
-     returning ${MS("activates_at")} as activates_ms`,
-    [key.kid, await exportPublicJwk(key), sealed.ciphertext, sealed.iv, leadSec],
-  );
-  return { kid: key.kid, activatesMs: row.activates_ms };
+  const row = await queries.insertKey(tx, {
+    kid: key.kid,
+    publicJwk: await exportPublicJwk(key),
+    privateEnc: sealed.ciphertext,
+    privateIv: sealed.iv,
+    leadSec,
+  });
+  return { kid: key.kid, activatesMs: row!.activates_ms };
 }
 
 async function sealPlaintextKeys(tx: Tx, kek: CryptoKey): Promise<void> {
-  const rows = await tx.query<{ kid: string; private_jwk: PrivateJwk }>(
-    "select kid, private_jwk from signing_keys where retired_at is null and private_jwk is not null",
-  );
-  for (const row of rows) {
-    const sealed = await sealPrivateJwk(kek, { ...row.private_jwk, kid: row.kid });
-    await tx.query("update signing_keys set private_enc = $2, private_iv = $3, private_jwk = null where kid = $1", [
-      row.kid,
-      sealed.ciphertext,
-      sealed.iv,
-    ]);
+  for (const row of await queries.plaintextKeys(tx)) {
+    const sealed = await sealPrivateJwk(kek, { ...(row.private_jwk as PrivateJwk), kid: row.kid });
+    await queries.sealKey(tx, { kid: row.kid, privateEnc: sealed.ciphertext, privateIv: sealed.iv });
   }
 }
 
-async function openKey(kek: CryptoKey, row: LiveRow): Promise<SigningKey> {
+async function openKey(kek: CryptoKey, row: queries.LiveKeysRow): Promise<SigningKey> {
   if (row.private_enc === null || row.private_iv === null) {
     throw new Error(`Cannot load signing key ${row.kid}: its private key is missing`);
   }

@@ -8,10 +8,11 @@ import {
   HttpError,
   HttpStatusError,
   idempotency,
+  IDEMPOTENCY_MIGRATIONS,
   json,
-  MemoryIdempotencyStore,
   type Middleware,
   notFound,
+  PostgresIdempotencyStore,
   principalKey,
   rateLimit,
   readJson,
@@ -30,6 +31,7 @@ import {
   NotFoundError,
   serviceTokens,
 } from "@trellis/platform/grpc";
+import type { Database, Queryable } from "@trellis/platform/db";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
@@ -53,7 +55,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
  * The public API: authenticates every `/v1` request with a user token from auth, enforces scopes, and calls the
  * internal services over gRPC with service tokens, within the request's deadline.
  */
-export function createGatewayService(config: SystemConfig, _infra: Infra): Service {
+export function createGatewayService(config: SystemConfig, infra: Infra): Service {
   const corsOn = config.corsOrigins === "*" || config.corsOrigins.length > 0;
   const svc = new Service({
     name: "gateway",
@@ -201,10 +203,20 @@ export function createGatewayService(config: SystemConfig, _infra: Infra): Servi
     capacity: config.rateLimit.burst,
     refillPerSec: config.rateLimit.perSec,
   });
-  // After authentication, so keys are per user. The store is this process's memory: the gateway has no database of
-  // its own (`infra.database("gateway")` needs a `migrations/gateway/`). A retry that reaches another replica, or
-  // comes after a restart, still gets the same order, from orders' own dedupe on the forwarded key.
-  const idempotent = idempotency(new MemoryIdempotencyStore(), { maxBodyBytes: 64 * 1024 });
+  // After authentication, so keys are per user. The keys live in the gateway's own database (PGlite when embedded),
+  // so a retry that reaches another replica, or comes after a restart, is replayed; a key whose gateway died with
+  // the request in flight is free again after `leaseMs`.
+  let db: Database;
+  svc.onStart("database", async () => {
+    db = await infra.database("gateway", { with: [IDEMPOTENCY_MIGRATIONS] });
+  });
+  svc.check("database", (signal) => db.ping(signal));
+  const keys: Queryable = { query: (text, params, options) => db.query(text, params, options) };
+  const idempotent = idempotency(new PostgresIdempotencyStore(keys), {
+    maxBodyBytes: 64 * 1024,
+    ttlMs: config.idempotency.ttlMs,
+    leaseMs: config.idempotency.leaseMs,
+  });
   return svc.handle(chain(authn, limit, idempotent)(router.handler));
 }
 

@@ -3,10 +3,11 @@ import {
   type Database,
   retryOnConflict,
   type Tx,
-  updateVersioned,
+  VersionConflictError,
 } from "@trellis/platform/db";
 import { claimOnce } from "@trellis/platform/outbox";
 import { type InventoryEvent, type Item, publishEvent, Topics } from "../shared/events.ts";
+import * as queries from "./queries.ts";
 
 export interface Product {
   sku: string;
@@ -23,23 +24,18 @@ export interface Reservation {
 
 /** Products by SKU (all when `skus` is empty), sorted by SKU. */
 export async function listProducts(db: Database, skus: readonly string[] = []): Promise<Product[]> {
-  const rows = await db.query<{ sku: string; name: string; price_cents: string; stock: number }>(
-    skus.length === 0
-      ? "select sku, name, price_cents, stock from products order by sku"
-      : "select sku, name, price_cents, stock from products where sku = any($1::text[]) order by sku",
-    skus.length === 0 ? [] : [skus],
-  );
+  const rows = skus.length === 0
+    ? await queries.listAllProducts(db)
+    : await queries.listProducts(db, { skus: [...skus] });
   return rows.map((r) => ({ sku: r.sku, name: r.name, priceCents: Number(r.price_cents), available: r.stock }));
 }
 
 /** The reservation made for an order, or `undefined`. */
 export async function getReservation(db: Database, orderId: string): Promise<Reservation | undefined> {
-  const [r] = await db.query<{ order_id: string; status: Reservation["status"]; items: Item[] }>(
-    "select order_id, status, items from reservations where order_id = $1",
-    [orderId],
-  );
+  const r = await queries.getReservation(db, { orderId });
   if (!r) return undefined;
-  return { orderId: r.order_id, status: r.status, items: r.items };
+  // The check constraint of migrations/inventory holds status to these; items is the array reserve() stored.
+  return { orderId: r.order_id, status: r.status as Reservation["status"], items: r.items as Item[] };
 }
 
 async function reply(tx: Tx, event: InventoryEvent) {
@@ -73,8 +69,7 @@ export async function reserve(
 ): Promise<"reserved" | "rejected" | "duplicate"> {
   return await db.transaction(async (tx) => {
     if (!(await claimOnce(tx, "inventory", messageId))) return "duplicate";
-    const [existing] = await tx.query("select status from reservations where order_id = $1", [orderId]);
-    if (existing) return "duplicate";
+    if (await queries.getReservation(tx, { orderId })) return "duplicate";
     const wanted = new Map<string, number>();
     for (const it of items) wanted.set(it.sku, (wanted.get(it.sku) ?? 0) + it.quantity);
     const skus = [...wanted.keys()].sort();
@@ -89,29 +84,21 @@ async function reserveOnce(
   skus: string[],
   wanted: Map<string, number>,
 ): Promise<"reserved" | "rejected"> {
-  const rows = await tx.query<{ sku: string; stock: number; version: number }>(
-    "select sku, stock, version from products where sku = any($1::text[]) order by sku",
-    [skus],
-  );
+  const rows = await queries.readStock(tx, { skus });
   const products = new Map(rows.map((r) => [r.sku, r]));
   const short = skus.find((s) => (products.get(s)?.stock ?? 0) < wanted.get(s)!);
   if (short !== undefined) {
     const reason = products.has(short) ? `out of stock: ${short}` : `unknown product: ${short}`;
-    await tx.query(
-      "insert into reservations (order_id, status, items, reason) values ($1, 'REJECTED', $2::jsonb, $3)",
-      [orderId, items, reason],
-    );
+    await queries.insertReservation(tx, { orderId, status: "REJECTED", items, reason });
     await reply(tx, { type: "inventory.rejected.v1", orderId, reason });
     return "rejected";
   }
   for (const sku of skus) {
     const { stock, version } = products.get(sku)!;
-    await updateVersioned(tx, { table: "products", key: { sku }, version, set: { stock: stock - wanted.get(sku)! } });
+    const written = await queries.setStockIfVersion(tx, { sku, stock: stock - wanted.get(sku)!, version });
+    if (!written) throw new VersionConflictError("products", { sku }, version);
   }
-  await tx.query("insert into reservations (order_id, status, items) values ($1, 'RESERVED', $2::jsonb)", [
-    orderId,
-    items,
-  ]);
+  await queries.insertReservation(tx, { orderId, status: "RESERVED", items, reason: "" });
   await reply(tx, { type: "inventory.reserved.v1", orderId });
   return "reserved";
 }
@@ -120,19 +107,13 @@ async function reserveOnce(
 export async function release(db: Database, messageId: string, orderId: string): Promise<"released" | "duplicate"> {
   return await db.transaction(async (tx) => {
     if (!(await claimOnce(tx, "inventory", messageId))) return "duplicate";
-    const [r] = await tx.query<{ status: string; items: Item[] }>(
-      "select status, items from reservations where order_id = $1 for update",
-      [orderId],
-    );
+    const r = await queries.lockReservation(tx, { orderId });
     if (r?.status === "RESERVED") {
-      const items: Item[] = r.items;
+      const items = r.items as Item[];
       for (const it of [...items].sort((a, b) => a.sku.localeCompare(b.sku))) {
-        await tx.query("update products set stock = stock + $2, version = version + 1 where sku = $1", [
-          it.sku,
-          it.quantity,
-        ]);
+        await queries.restock(tx, { sku: it.sku, quantity: it.quantity });
       }
-      await tx.query("update reservations set status = 'RELEASED', updated_at = now() where order_id = $1", [orderId]);
+      await queries.markReleased(tx, { orderId });
     }
     await reply(tx, { type: "inventory.released.v1", orderId });
     return "released";

@@ -1,22 +1,8 @@
 import type { Database, Tx } from "@trellis/platform/db";
 import { claimOnce } from "@trellis/platform/outbox";
 import { type InventoryEvent, type Item, type PaymentEvent, publishEvent } from "../shared/events.ts";
+import * as queries from "./queries.ts";
 import { advance, type Decision, expire, type Order, type Outgoing, startSaga } from "./saga.ts";
-
-interface OrderRow {
-  id: string;
-  customer_id: string;
-  items: Item[];
-  total_cents: string;
-  payment_token: string;
-  status: Order["status"];
-  step: Order["step"];
-  reason: string;
-  deadline_at: Date;
-  created_at: Date;
-  updated_at: Date;
-  [k: string]: unknown;
-}
 
 /** An order as stored, with its timestamps. */
 export interface StoredOrder extends Order {
@@ -24,15 +10,17 @@ export interface StoredOrder extends Order {
   updatedAt: string;
 }
 
-function fromRow(r: OrderRow): StoredOrder {
+// Every query of an order reads `select *`, so one row type fits them all; the check constraints of migrations/orders
+// hold status and step to the saga's values, and items is the array createOrder() stored.
+function fromRow(r: queries.GetOrderRow): StoredOrder {
   return {
     id: r.id,
     customerId: r.customer_id,
-    items: r.items,
+    items: r.items as Item[],
     totalCents: Number(r.total_cents),
     paymentToken: r.payment_token,
-    status: r.status,
-    step: r.step,
+    status: r.status as Order["status"],
+    step: r.step as Order["step"],
     reason: r.reason,
     deadlineAt: r.deadline_at.toISOString(),
     createdAt: r.created_at.toISOString(),
@@ -73,29 +61,24 @@ export interface NewOrder {
 export async function createOrder(db: Database, input: NewOrder): Promise<{ order: StoredOrder; created: boolean }> {
   return await db.transaction(async (tx) => {
     const id = crypto.randomUUID();
-    const rows = await tx.query<OrderRow>(
-      `insert into orders (id, customer_id, items, total_cents, payment_token, status, step, idempotency_key, deadline_at)
-       values ($1, $2, $3::jsonb, $4, $5, 'PENDING', 'RESERVING', $6, now() + $7::double precision * interval '1 millisecond')
-       on conflict (customer_id, idempotency_key) do nothing
-       returning *`,
-      [
-        id,
-        input.customerId,
-        input.items,
-        input.totalCents,
-        input.paymentToken,
-        input.idempotencyKey ?? null,
-        input.deadlineMs,
-      ],
-    );
-    if (rows.length === 0) {
-      const [existing] = await tx.query<OrderRow>(
-        "select * from orders where customer_id = $1 and idempotency_key = $2",
-        [input.customerId, input.idempotencyKey],
-      );
-      return { order: fromRow(existing), created: false };
+    const row = await queries.insertOrder(tx, {
+      id,
+      customerId: input.customerId,
+      items: input.items,
+      totalCents: input.totalCents,
+      paymentToken: input.paymentToken,
+      idempotencyKey: input.idempotencyKey ?? null,
+      deadlineMs: input.deadlineMs,
+    });
+    if (!row) {
+      // Only a conflict on (customer_id, idempotency_key) inserts nothing, so the key is set and its order exists.
+      const existing = await queries.getOrderByKey(tx, {
+        customerId: input.customerId,
+        idempotencyKey: input.idempotencyKey!,
+      });
+      return { order: fromRow(existing!), created: false };
     }
-    const order = fromRow(rows[0]);
+    const order = fromRow(row);
     await publishAll(tx, order.id, startSaga(order));
     return { order, created: true };
   });
@@ -103,16 +86,18 @@ export async function createOrder(db: Database, input: NewOrder): Promise<{ orde
 
 /** The order with this id, or `undefined`. */
 export async function getOrder(db: Database, id: string): Promise<StoredOrder | undefined> {
-  const [row] = await db.query<OrderRow>("select * from orders where id = $1", [id]);
+  const row = await queries.getOrder(db, { id });
   return row ? fromRow(row) : undefined;
 }
 
 async function applyDecision(tx: Tx, order: Order, decision: Decision): Promise<void> {
   if (decision.order) {
-    await tx.query(
-      "update orders set status = $2, step = $3, reason = $4, updated_at = now() where id = $1",
-      [order.id, decision.order.status, decision.order.step, decision.order.reason],
-    );
+    await queries.setOrderState(tx, {
+      id: order.id,
+      status: decision.order.status,
+      step: decision.order.step,
+      reason: decision.order.reason,
+    });
   }
   await publishAll(tx, order.id, decision.publish);
 }
@@ -135,7 +120,7 @@ export async function applyReply(
 ): Promise<"applied" | "compensated" | "duplicate" | "ignored" | "unknown-order"> {
   return await db.transaction(async (tx) => {
     if (!(await claimOnce(tx, "orders-saga", messageId))) return "duplicate";
-    const [row] = await tx.query<OrderRow>("select * from orders where id = $1 for update", [event.orderId]);
+    const row = await queries.lockOrder(tx, { id: event.orderId });
     if (!row) return "unknown-order";
     const order = fromRow(row);
     const decision = advance(order, event);
@@ -168,10 +153,7 @@ export async function expireOverdue(db: Database, limit = 100): Promise<ExpiredO
   const expired: ExpiredOrder[] = [];
   while (expired.length < limit) {
     const one = await db.transaction(async (tx) => {
-      const [row] = await tx.query<OrderRow & { db_now: Date }>(
-        `select *, now() as db_now from orders where status = 'PENDING' and deadline_at <= now()
-         order by deadline_at limit 1 for update skip locked`,
-      );
+      const row = await queries.lockOverdueOrder(tx);
       if (!row) return undefined;
       const order = fromRow(row);
       const decision = expire(order, row.db_now);

@@ -2,6 +2,7 @@ import type { Database, Tx } from "@trellis/platform/db";
 import { claimOnce } from "@trellis/platform/outbox";
 import { type PaymentEvent, publishEvent, Topics } from "../shared/events.ts";
 import type { ChargeResult, RefundResult } from "./provider.ts";
+import * as queries from "./queries.ts";
 
 /** A payment as recorded: one per order. */
 export interface Payment {
@@ -19,22 +20,11 @@ export interface Payment {
   refundRef: string;
 }
 
-interface PaymentRow {
-  order_id: string;
-  status: Payment["status"];
-  amount_cents: string | number;
-  provider_ref: string;
-  reason: string;
-  refund_ref: string;
-  [k: string]: unknown;
-}
-
-const COLUMNS = "order_id, status, amount_cents, provider_ref, reason, refund_ref";
-
-function fromRow(r: PaymentRow): Payment {
+// The check constraint of migrations/payments holds status to Payment["status"].
+function fromRow(r: queries.GetPaymentRow): Payment {
   return {
     orderId: r.order_id,
-    status: r.status,
+    status: r.status as Payment["status"],
     amountCents: Number(r.amount_cents),
     providerRef: r.provider_ref,
     reason: r.reason,
@@ -51,7 +41,7 @@ function fromRow(r: PaymentRow): Payment {
  * ```
  */
 export async function getPayment(db: Database, orderId: string): Promise<Payment | undefined> {
-  const [r] = await db.query<PaymentRow>(`select ${COLUMNS} from payments where order_id = $1`, [orderId]);
+  const r = await queries.getPayment(db, { orderId });
   return r && fromRow(r);
 }
 
@@ -93,19 +83,15 @@ export async function recordCharge(
 ): Promise<"recorded" | "duplicate" | "voided"> {
   return await db.transaction(async (tx) => {
     if (!(await claimOnce(tx, "payments", messageId))) return "duplicate";
-    await tx.query(
-      `insert into payments (order_id, status, amount_cents, provider_ref, reason) values ($1, $2, $3, $4, $5)
-       on conflict (order_id) do nothing`,
-      [
-        orderId,
-        result.ok ? "SUCCEEDED" : "FAILED",
-        amountCents,
-        result.ok ? result.ref : "",
-        result.ok ? "" : result.reason,
-      ],
-    );
-    const [r] = await tx.query<PaymentRow>(`select ${COLUMNS} from payments where order_id = $1`, [orderId]);
-    const payment = fromRow(r);
+    await queries.insertCharge(tx, {
+      orderId,
+      status: result.ok ? "SUCCEEDED" : "FAILED",
+      amountCents,
+      providerRef: result.ok ? result.ref : "",
+      reason: result.ok ? "" : result.reason,
+    });
+    // The row inserted above, or the one a first answer inserted.
+    const payment = fromRow((await queries.getPayment(tx, { orderId }))!);
     await publish(tx, outcomeOf(payment));
     return payment.status === "VOIDED" ? "voided" : "recorded";
   });
@@ -131,15 +117,12 @@ export async function recordRefund(
 ): Promise<"refunded" | "voided" | "duplicate"> {
   return await db.transaction(async (tx) => {
     if (!(await claimOnce(tx, "payments", messageId))) return "duplicate";
-    const [r] = await tx.query<PaymentRow>(`select ${COLUMNS} from payments where order_id = $1 for update`, [orderId]);
+    const r = await queries.lockPayment(tx, { orderId });
     const refundRef = result.refunded ? result.ref : "";
     if (!r) {
       // A charge recorded concurrently (only possible outside per-key ordering) makes this insert fail on the primary
       // key; the command is then retried and finds the charge.
-      await tx.query(
-        `insert into payments (order_id, status, amount_cents, reason, refund_ref) values ($1, 'VOIDED', 0, $2, $3)`,
-        [orderId, reason, refundRef],
-      );
+      await queries.insertVoided(tx, { orderId, reason, refundRef });
       await publish(tx, { type: "payments.voided.v1", orderId });
       return "voided";
     }
@@ -150,10 +133,7 @@ export async function recordRefund(
           `Cannot record the refund of order ${orderId} as REFUNDED: the provider found no charge to refund for ${payment.providerRef}`,
         );
       }
-      await tx.query(
-        `update payments set status = 'REFUNDED', reason = $2, refund_ref = $3, updated_at = now() where order_id = $1`,
-        [orderId, reason, refundRef],
-      );
+      await queries.markRefunded(tx, { orderId, reason, refundRef });
       await publish(tx, { type: "payments.refunded.v1", orderId, amountCents: payment.amountCents, refundRef });
       return "refunded";
     }

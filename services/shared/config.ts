@@ -60,6 +60,20 @@ export interface SystemConfig {
   };
   /** Gateway rate limit per user: a burst of `burst` requests, refilled at `perSec`. */
   rateLimit: { burst: number; perSec: number };
+  /** The gateway's `Idempotency-Key` records, kept in its database. */
+  idempotency: {
+    /**
+     * Milliseconds a finished request's response is replayed for its key (`GATEWAY_IDEMPOTENCY_TTL_MS`).
+     * @default {86400000}
+     */
+    ttlMs: number;
+    /**
+     * Milliseconds a request in flight holds its key (`GATEWAY_IDEMPOTENCY_LEASE_MS`): a gateway killed mid-request
+     * blocks a retry with its key (409) at most this long. Keep it above the longest request deadline (10 s by
+     * default). @default {30000}
+     */
+    leaseMs: number;
+  };
   /**
    * Web origins allowed to call the gateway from a browser (`GATEWAY_CORS_ORIGINS`: a comma-separated list such as
    * `https://shop.example,https://admin.example`, or `*`); empty means CORS is off and browsers refuse cross-origin
@@ -150,6 +164,10 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     rateLimit: {
       burst: numIn(env, "GATEWAY_RATE_LIMIT_BURST", 1, 1_000_000, 2_000),
       perSec: numIn(env, "GATEWAY_RATE_LIMIT_PER_SEC", 1, 1_000_000, 1_000),
+    },
+    idempotency: {
+      ttlMs: numIn(env, "GATEWAY_IDEMPOTENCY_TTL_MS", 1_000, 30 * 86_400_000, 86_400_000),
+      leaseMs: numIn(env, "GATEWAY_IDEMPOTENCY_LEASE_MS", 100, 3_600_000, 30_000),
     },
     corsOrigins: origins(env, "GATEWAY_CORS_ORIGINS"),
     storageDir: env.STORAGE_DIR ?? ".trellis/storage",

@@ -48,3 +48,25 @@ Deno.test("loadConfig() refuses an ORDER_DEADLINE_MS or ORDER_SWEEP_MS that is n
     );
   }
 });
+
+Deno.test("loadConfig() reads the gateway's idempotency TTL and lease, defaulting to a day and 30 s, and refuses bad ones in one line", () => {
+  assert.deepEqual(loadConfig({}).idempotency, { ttlMs: 86_400_000, leaseMs: 30_000 });
+  assert.deepEqual(
+    loadConfig({ GATEWAY_IDEMPOTENCY_TTL_MS: "3600000", GATEWAY_IDEMPOTENCY_LEASE_MS: "15000" }).idempotency,
+    { ttlMs: 3_600_000, leaseMs: 15_000 },
+  );
+  for (
+    const [name, bad] of [
+      ["GATEWAY_IDEMPOTENCY_TTL_MS", "a day"],
+      ["GATEWAY_IDEMPOTENCY_TTL_MS", "0"],
+      ["GATEWAY_IDEMPOTENCY_LEASE_MS", "-1"],
+      ["GATEWAY_IDEMPOTENCY_LEASE_MS", "NaN"],
+    ]
+  ) {
+    assert.throws(
+      () => loadConfig({ [name]: bad }),
+      (err) =>
+        err instanceof RangeError && err.message.startsWith(`Cannot use ${name}=`) && !err.message.includes("\n"),
+    );
+  }
+});

@@ -14,7 +14,8 @@ import type { ObjectStore } from "@trellis/platform/storage";
 export interface Infra {
   /**
    * The migrated database owned by `service` (its own database, or its own schema when embedded): `with` lists
-   * library migrations to apply first (such as the outbox's), then the service's own from `migrations/<service>/`.
+   * library migrations to apply first (such as the outbox's), then the service's own from `migrations/<service>/`
+   * when it has that folder (the gateway has none: its only table is the SDK's idempotency keys).
    */
   database(service: string, options?: { with?: readonly MigrationSet[] }): Promise<Database>;
   /** Durable, at-least-once topics, ordered per key (Kafka when distributed). */
@@ -42,10 +43,15 @@ export interface MigrationSet {
   readonly table: string;
 }
 
-/** Applies `sets` in order, then the service's own migrations from `migrations/<service>/`. */
+/** Applies `sets` in order, then the service's own migrations from `migrations/<service>/` if that folder exists. */
 export async function migrateService(db: Database, service: string, sets: readonly MigrationSet[] = []): Promise<void> {
   for (const set of sets) await migrate(db, set.dir, { table: set.table });
-  await migrate(db, new URL(`../../migrations/${service}`, import.meta.url));
+  const own = new URL(`../../migrations/${service}`, import.meta.url);
+  const exists = await Deno.stat(own).then(() => true, (e) => {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  });
+  if (exists) await migrate(db, own);
 }
 
 /** The database URL for one service: same server and credentials, database `<prefix>_<service>`. */

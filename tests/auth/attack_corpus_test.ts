@@ -19,19 +19,23 @@ import { within } from "@trellis/platform/testing";
  */
 async function forgerSystem() {
   let authDb: Database | undefined;
+  let infra!: Infra;
   const env = await embeddedSystem({
-    wrap: (infra): Infra => ({
-      ...infra,
-      async database(service, wanted) {
-        const db = await infra.database(service, wanted);
-        if (service === "auth") authDb = db;
-        return db;
+    wrap: (embedded): Infra =>
+      infra = {
+        ...embedded,
+        async database(service, wanted) {
+          const db = await embedded.database(service, wanted);
+          if (service === "auth") authDb = db;
+          return db;
+        },
       },
-    }),
   });
   const { config, system } = env;
   return {
     config,
+    /** The system's infrastructure, for another service instance beside it. */
+    infra,
     gateway: system.services.gateway.url,
     auth: system.services.auth.url,
     notifications: system.services.notifications.url,
@@ -402,7 +406,7 @@ Deno.test("forged, tampered and misaddressed tokens are refused with 401 invalid
     const [deadAuth, port] = freePorts(2);
     const svc = createGatewayService(
       { ...config, authUrl: `http://127.0.0.1:${deadAuth}`, ports: { ...config.ports, gateway: port } },
-      {} as Infra, // the gateway owns no infrastructure
+      system.infra, // its database of idempotency keys is the system gateway's
     );
     const started = svc.start().then(() => "ready", (err) => err);
     // The JWKS stand-in is started last, to release start(); until then nothing listens on deadAuth.

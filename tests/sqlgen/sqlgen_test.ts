@@ -1,45 +1,122 @@
-// The type-safe SQL prototype (scripts/sqlgen.ts): the generated modules are what the migrations produce today, a
-// renamed column is reported (a rejected statement, or a changed row type), and the generated functions run over both
-// adapters of the Database contract.
+// Type-safe SQL (scripts/sqlgen.ts): every service's queries.sql is checked against its migrations and its generated
+// queries.ts is up to date, a renamed column is reported (a rejected statement, or a changed row type), no service
+// runs SQL past the generator, and the generated functions run over both adapters of the Database contract.
 import assert from "node:assert/strict";
 import { createPglite, type Database, migrate } from "@trellis/platform/db";
 import { freshDatabase } from "@trellis/platform/db/testing";
-import { describeQueries, emit, generate, parseQueryFile, QUERY_FILES } from "../../scripts/sqlgen.ts";
-import { getOrder } from "../../scripts/sqlgen/orders_queries.ts";
-import { lockStock, takeStock } from "../../scripts/sqlgen/inventory_queries.ts";
+import { describeQueries, emit, generate, parseQueryFile, queryFiles } from "../../scripts/sqlgen.ts";
+import { getOrder } from "../../services/orders/queries.ts";
+import { readStock, restock } from "../../services/inventory/queries.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const load = async (path: string) => parseQueryFile(path, await Deno.readTextFile(new URL(path, ROOT)));
+const lineOf = async (path: string, name: string) => (await load(path)).queries.find((q) => q.name === name)!.line;
 
-Deno.test("sqlgen --check finds every generated query module up to date with the migrations", async () => {
-  const { stale, rejected } = await generate(QUERY_FILES, { check: true });
+Deno.test("sqlgen --check finds every service's queries.sql valid and its generated queries.ts up to date", async () => {
+  const files = await queryFiles();
+  assert.deepEqual(files, [
+    "services/auth/queries.sql",
+    "services/inventory/queries.sql",
+    "services/orders/queries.sql",
+    "services/payments/queries.sql",
+  ]);
+  const { stale, rejected } = await generate(files, { check: true });
   assert.deepEqual(rejected, []);
   assert.deepEqual(stale, [], "run deno task sqlgen");
 });
 
+Deno.test("no service runs SQL except through the functions sqlgen generated from its queries.sql", async () => {
+  // A query call, a tagged template or raw text handed to a driver: SQL that nothing checks against the schema.
+  const unchecked = /\.query\s*[<(]|\.unsafe\s*\(|\bsql\s*`/;
+  // The gateway hands the SDK's PostgresIdempotencyStore its database (open only once started): SQL passed through,
+  // none written.
+  const passThrough =
+    /^\s*const keys: Queryable = \{ query: \(text, params, options\) => db\.query\(text, params, options\) \};$/;
+  const offenders: string[] = [];
+  const walk = async (dir: URL, rel: string) => {
+    for (const entry of Deno.readDirSync(dir)) {
+      const path = `${rel}${entry.name}`;
+      if (entry.isDirectory) await walk(new URL(`${entry.name}/`, dir), `${path}/`);
+      else if (path.endsWith(".ts") && !path.endsWith("_test.ts") && !path.endsWith("/queries.ts")) {
+        const lines = (await Deno.readTextFile(new URL(entry.name, dir))).split("\n");
+        lines.forEach((l, i) => {
+          if (unchecked.test(l) && !passThrough.test(l)) offenders.push(`${path}:${i + 1}: ${l.trim()}`);
+        });
+      }
+    }
+  };
+  await walk(new URL("services/", ROOT), "services/");
+  assert.deepEqual(offenders, [], "move these statements into the service's queries.sql and run deno task sqlgen");
+});
+
 Deno.test("sqlgen rejects a query whose column was renamed, naming file, line and Postgres' message", async () => {
-  const file = await load("scripts/sqlgen/inventory.sql");
-  const { described, rejected } = await describeQueries(file, {
+  const path = "services/inventory/queries.sql";
+  const { described, rejected } = await describeQueries(await load(path), {
     afterMigrations: "alter table products rename column stock to on_hand",
   });
-  assert.deepEqual(described, []);
-  assert.deepEqual(rejected, [
-    { where: "scripts/sqlgen/inventory.sql:6", name: "lockStock", message: 'column "stock" does not exist' },
-    { where: "scripts/sqlgen/inventory.sql:10", name: "takeStock", message: 'column "stock" does not exist' },
+  const names = ["listAllProducts", "listProducts", "readStock", "setStockIfVersion", "restock"];
+  assert.deepEqual(
+    rejected.map((r) => r.name),
+    names,
+  );
+  for (const r of rejected) {
+    assert.match(r.message, /^column "stock" (of relation "products" )?does not exist$/);
+    assert.match(r.where, new RegExp(`^${path}:\\d+$`));
+  }
+  assert.equal(rejected[2].where, `${path}:${await lineOf(path, "readStock")}`);
+  assert.deepEqual(described.map((d) => d.name), [
+    "getReservation",
+    "lockReservation",
+    "insertReservation",
+    "markReleased",
   ]);
 });
 
+Deno.test("sqlgen rejects a renamed column inside an expression, as the keystore's epoch-millisecond reads use it", async () => {
+  const { rejected } = await describeQueries(await load("services/auth/queries.sql"), {
+    afterMigrations: "alter table signing_keys rename column activates_at to active_from",
+  });
+  assert.deepEqual(rejected.map((r) => r.name), ["liveKeys", "insertKey", "scheduleRetirement", "listAllKeys"]);
+  for (const r of rejected) {
+    assert.match(r.message, /^column "activates_at" (of relation "signing_keys" )?does not exist$/);
+  }
+});
+
 Deno.test("sqlgen changes the row type of a select * when a column is renamed, so its users fail deno check", async () => {
-  const file = await load("scripts/sqlgen/orders.sql");
+  const file = await load("services/orders/queries.sql");
   const before = await describeQueries(file);
   const after = await describeQueries(file, {
-    afterMigrations: "alter table orders rename column total_cents to total",
+    afterMigrations: "alter table orders rename column created_at to placed_at",
   });
   assert.deepEqual(after.rejected, []);
   const [was, is] = [emit(file, before.described), emit(file, after.described)];
-  assert.match(was, /total_cents: string;/);
-  assert.doesNotMatch(is, /total_cents/);
-  assert.match(is, /total: string;/);
+  assert.match(was, /created_at: Date;/);
+  assert.doesNotMatch(is, /created_at/);
+  assert.match(is, /placed_at: Date;/);
+});
+
+Deno.test("sqlgen types nullable parameters and nonnull expression columns as the query file says", async () => {
+  const file = parseQueryFile(
+    "x.sql",
+    [
+      "-- migrations: orders",
+      "-- name: stamp :one",
+      "-- params: id, key?",
+      "-- nonnull: db_now",
+      "select now() as db_now, now() as maybe, idempotency_key from orders where id = $1 and idempotency_key = $2",
+    ].join("\n"),
+  );
+  const { described, rejected } = await describeQueries(file);
+  assert.deepEqual(rejected, []);
+  const code = emit(file, described);
+  assert.match(code, /params: \{ id: string; key: string \| null \}/);
+  assert.match(code, /db_now: Date;/);
+  assert.match(code, /maybe: Date \| null;/);
+  assert.match(code, /idempotency_key: string \| null;/);
+  const typo = parseQueryFile("y.sql", "-- migrations: orders\n-- name: t :one\n-- nonnull: nope\nselect 1 as one");
+  assert.deepEqual((await describeQueries(typo)).rejected, [
+    { where: "y.sql:4", name: "t", message: '"-- nonnull:" names nope, not a result column' },
+  ]);
 });
 
 Deno.test("parseQueryFile refuses a file without its migrations header or with a bad parameter name", () => {
@@ -53,11 +130,11 @@ Deno.test("parseQueryFile refuses a file without its migrations header or with a
 async function exercise(db: Database): Promise<void> {
   await db.query("insert into products (sku, name, price_cents, stock) values ('sqlgen-a', 'A', 1, 5)");
   await db.transaction(async (tx) => {
-    const rows = await lockStock(tx, { skus: ["sqlgen-a", "sqlgen-missing"] });
-    assert.deepEqual(rows, [{ sku: "sqlgen-a", stock: 5 }]);
-    await takeStock(tx, { sku: "sqlgen-a", quantity: 2 });
+    const rows = await readStock(tx, { skus: ["sqlgen-a", "sqlgen-missing"] });
+    assert.deepEqual(rows, [{ sku: "sqlgen-a", stock: 5, version: 1 }]);
+    await restock(tx, { sku: "sqlgen-a", quantity: 2 });
   });
-  assert.deepEqual(await lockStock(db, { skus: ["sqlgen-a"] }), [{ sku: "sqlgen-a", stock: 3 }]);
+  assert.deepEqual(await readStock(db, { skus: ["sqlgen-a"] }), [{ sku: "sqlgen-a", stock: 7, version: 2 }]);
   assert.equal(await getOrder(db, { id: "sqlgen-none" }), undefined);
   await db.query(
     `insert into orders (id, customer_id, items, total_cents, payment_token, status, step)
