@@ -56,7 +56,6 @@ export function lettersOf(body: unknown): Record<string, unknown>[] {
 
 /** Calls `path` on each service, skipping those that do not serve it; throws when none does. */
 async function onEach<T>(
-  cli: Cli,
   services: readonly ServiceName[],
   call: (service: ServiceName) => Promise<T>,
 ): Promise<{ service: ServiceName; result: T }[]> {
@@ -91,7 +90,7 @@ export const dlqList: Command = {
     if (filter?.source) query.set("source", filter.source);
     if (filter?.error) query.set("error", filter.error);
     query.set("limit", String(intFlag(input, "limit", 1, 10_000, 100)));
-    const answers = await onEach(cli, servicesOf(input), (s) => cli.call(s, `/admin/dlq?${query}`));
+    const answers = await onEach(servicesOf(input), (s) => cli.call(s, `/admin/dlq?${query}`));
     const letters: Record<string, unknown>[] = answers.flatMap(({ service, result }) =>
       lettersOf(result).map((l) => ({ service, ...l }))
     );
@@ -162,7 +161,7 @@ export const dlqRedrive: Command = {
     try {
       for (const batch of batches) {
         const body = batch ? { ...base, ids: batch } : { ...base, filter: filter ?? {} };
-        const answers = await onEach(cli, services, async (s) => {
+        const answers = await onEach(services, async (s) => {
           const r = await cli.call(s, "/admin/dlq/redrive", { method: "POST", body }) as { redriven?: number };
           if (!batch) progress.tick(1, s);
           return r;
@@ -196,7 +195,6 @@ export const dlqPurge: Command = {
     const body = ids.length > 0 ? { ids } : filter ? { filter } : { all: true };
     const perService = new Map<string, number>();
     const answers = await onEach(
-      cli,
       servicesOf(input),
       (s) => cli.call(s, "/admin/dlq/purge", { method: "POST", body }) as Promise<{ purged?: number }>,
     );

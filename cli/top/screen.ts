@@ -140,6 +140,7 @@ export function clip(line: string, cols: number): string {
   let out = "";
   for (let i = 0; i < line.length; i++) {
     if (line[i] === "\x1b") {
+      // deno-lint-ignore no-control-regex -- an ANSI escape sequence starts with the ESC control character
       const m = /^\x1b\[[0-9;]*[A-Za-z]/.exec(line.slice(i));
       if (m) {
         out += m[0];

@@ -1,5 +1,5 @@
 import type { Database } from "@trellis/platform/db";
-import { json, notFound, Router } from "@trellis/platform/http";
+import { json, notFound, type Router } from "@trellis/platform/http";
 import { outboxHistory } from "../shared/admin.ts";
 import { isOrderId } from "../shared/ids.ts";
 import { getReservation } from "./store.ts";

@@ -1,5 +1,5 @@
 import type { Database } from "@trellis/platform/db";
-import { badRequest, json, notFound, Router } from "@trellis/platform/http";
+import { badRequest, json, notFound, type Router } from "@trellis/platform/http";
 import { type OutboxEntry, outboxHistory } from "../shared/admin.ts";
 import { isOrderId } from "../shared/ids.ts";
 import { getOrder, type StoredOrder } from "./store.ts";
