@@ -1,4 +1,3 @@
-import { serviceTokenSource } from "@trellis/platform/auth";
 import { loadConfig, type SystemConfig } from "../services/shared/config.ts";
 import { type Input, stringFlag, UsageError } from "./command.ts";
 import { readEnvFile } from "./env_file.ts";
@@ -22,7 +21,7 @@ export class Cli {
   readonly json: boolean;
   readonly #encoder = new TextEncoder();
   #config?: SystemConfig;
-  #tokens = new Map<string, () => Promise<string>>();
+  #tokens = new Map<string, Promise<() => Promise<string>>>();
 
   private constructor(readonly input: Input, readonly env: Record<string, string | undefined>) {
     this.json = input.values.json === true;
@@ -70,18 +69,18 @@ export class Cli {
   }
 
   /** A bearer token of the `ops` client for `audience` (client credentials at auth's token endpoint), cached. */
-  token(audience: string): Promise<string> {
+  async token(audience: string): Promise<string> {
     let source = this.#tokens.get(audience);
     if (!source) {
-      source = serviceTokenSource({
-        tokenUrl: `${this.urls().auth}/oauth/token`,
-        clientId: "ops",
-        clientSecret: this.config().clientSecrets.ops,
-        audience,
-      });
+      const tokenUrl = `${this.urls().auth}/oauth/token`;
+      const clientSecret = this.config().clientSecrets.ops;
+      // Loaded on first use: the auth package (jose and all) costs a second of start-up that `health` never needs.
+      source = import("@trellis/platform/auth").then(({ serviceTokenSource }) =>
+        serviceTokenSource({ tokenUrl, clientId: "ops", clientSecret, audience })
+      );
       this.#tokens.set(audience, source);
     }
-    return source();
+    return (await source)();
   }
 
   /**

@@ -1,13 +1,14 @@
 import { loadConfig } from "../../services/shared/config.ts";
-import { distributedOptionsFromEnv } from "../../services/shared/distributed.ts";
-import { createLogger } from "@trellis/platform/log";
 import type { Command } from "../command.ts";
 
 /**
  * Every problem the services' configuration loaders find in `env`, one message each. The loader stops at its first
  * bad value, so each problem found is set aside and the loader run again until it passes.
  */
-export function configProblems(env: Record<string, string | undefined>): string[] {
+export async function configProblems(env: Record<string, string | undefined>): Promise<string[]> {
+  // Loaded on demand: the distributed wiring pulls in every broker client, which the other commands do not need.
+  const { distributedOptionsFromEnv } = await import("../../services/shared/distributed.ts");
+  const { createLogger } = await import("@trellis/platform/log");
   const problems: string[] = [];
   const trial = { ...env };
   const loaders = [
@@ -38,11 +39,11 @@ export const configCheck: Command = {
   path: ["config", "check"],
   summary: "Runs the services' configuration loader over the environment (and --env-file); one line per problem.",
   details: ["Exits 1 when any value is bad. Secrets are never printed."],
-  run(cli) {
-    const problems = configProblems(cli.env);
+  async run(cli) {
+    const problems = await configProblems(cli.env);
     if (cli.json) cli.printJson({ ok: problems.length === 0, problems });
     else if (problems.length === 0) cli.print("configuration ok");
     else for (const p of problems) cli.print(p);
-    return Promise.resolve(problems.length === 0 ? 0 : 1);
+    return problems.length === 0 ? 0 : 1;
   },
 };

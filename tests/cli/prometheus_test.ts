@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parsePrometheus, sum } from "./prometheus.ts";
+import { parsePrometheus, sum } from "../../cli/top/prometheus.ts";
 
 const TEXT = `# HELP http_requests_total HTTP requests by method, route template and status.
 # TYPE http_requests_total counter
