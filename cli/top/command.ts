@@ -1,7 +1,7 @@
 import { type Command, numberFlag } from "../command.ts";
 import { type Cli, reason } from "../context.ts";
 import { collect, type Snapshot } from "./snapshot.ts";
-import { render, type View } from "./screen.ts";
+import { plain, render, type View } from "./screen.ts";
 
 const ENTER_ALT = "\x1b[?1049h";
 const LEAVE_ALT = "\x1b[?1049l";
@@ -55,7 +55,10 @@ export const top: Command = {
       const first = await collect(cli);
       const second = await new Promise<Snapshot>((r) => setTimeout(() => r(collect(cli, first)), 1000));
       if (cli.json) cli.printJson(second.services.map(({ samples: _s, ...rest }) => rest));
-      else cli.print(render({ snapshot: second, selected: -1, detail: false, intervalSec }, 200, 200).join("\n"));
+      else {
+        const frame = render({ snapshot: second, selected: -1, detail: false, intervalSec }, 200, 200);
+        cli.print((Deno.stdout.isTerminal() ? frame : frame.map(plain)).join("\n"));
+      }
       return 0;
     }
     if (!Deno.stdin.isTerminal() || !Deno.stdout.isTerminal()) {

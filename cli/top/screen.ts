@@ -154,3 +154,9 @@ export function clip(line: string, cols: number): string {
   }
   return out;
 }
+
+/** `line` without its ANSI styling, for output that is not a terminal. */
+export function plain(line: string): string {
+  // deno-lint-ignore no-control-regex -- an ANSI escape sequence starts with the ESC control character
+  return line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+}

@@ -119,7 +119,6 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
       assert.match(human, new RegExp(`^Order ${id}\\n`));
       assert.match(human, /status:\s+CONFIRMED/);
       assert.match(human, /Saga history\n\s+AT\s+SERVICE\s+TYPE\s+TOPIC\s+PUBLISHED\n/);
-      console.log(human);
     },
   );
 
