@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import type { Database } from "@trellis/platform/db";
 import { waitUntil, within } from "@trellis/platform/testing";
 import { embeddedSystem } from "../support/system.ts";
 import { ApiClient } from "../e2e/scenarios.ts";
@@ -57,7 +58,19 @@ async function tmux(socket: string, ...args: string[]): Promise<string> {
 }
 
 Deno.test("the trellis CLI operates a running system: health, migrations, keys, orders, config, dead letters, reconciliation and top", async (t) => {
-  await using sys = await embeddedSystem();
+  let ordersDb: Database | undefined;
+  // No deadline sweep after the one at start, so an order the test leaves PENDING past its deadline stays stuck.
+  await using sys = await embeddedSystem({
+    env: { ORDER_SWEEP_MS: "3600000" },
+    wrap: (infra) => ({
+      ...infra,
+      async database(service, options) {
+        const db = await infra.database(service, options);
+        if (service === "orders") ordersDb = db;
+        return db;
+      },
+    }),
+  });
   const p = sys.config.ports;
   const prefix = `tcli${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
   const databaseUrl = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -311,6 +324,12 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
     await Deno.writeTextFile(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n"));
     // -J joins lines the pane wrapped, so a long command line reads as typed.
     const screen = () => tmux(socket, "capture-pane", "-p", "-J", "-t", "top");
+    const stuck = crypto.randomUUID();
+    await ordersDb!.query(
+      `insert into orders (id, customer_id, items, total_cents, payment_token, status, step, deadline_at)
+       values ($1, 'user-stuck', '[]'::jsonb, 100, 'tok_visa', 'PENDING', 'CHARGING', now() - interval '5 minutes')`,
+      [stuck],
+    );
     try {
       await tmux(socket, "new-session", "-d", "-s", "top", "-x", "120", "-y", "40", "bash --norc --noprofile");
       await tmux(
@@ -333,6 +352,7 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
       );
       const overview = await screen();
       assert.match(overview, /REQ\/S\s+ERR\/S\s+LAG\s+DEAD\s+OUTBOX\s+STUCK/);
+      assert.match(overview, /3\s+orders\s+ready(\s+\S+){5}\s+1\s*$/m, "one stuck saga on the orders row");
       await tmux(socket, "send-keys", "-t", "top", "3");
       await tmux(socket, "send-keys", "-t", "top", "Enter");
       await waitUntil(async () => (await screen()).includes("Stuck sagas"), 10_000, "the orders details", 100);
@@ -340,6 +360,7 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
       assert.match(details, /orders — http:\/\/127\.0\.0\.1:\d+ — ready/);
       assert.match(details, /database\s+ok/);
       assert.match(details, /outbox backlog \d+/);
+      assert.match(details, new RegExp(`${stuck}\\s+CHARGING\\s+\\d+`), "the stuck order with its step");
       await tmux(socket, "send-keys", "-t", "top", "Escape");
       await waitUntil(async () => !(await screen()).includes("Stuck sagas"), 10_000, "the overview again", 100);
       await tmux(socket, "send-keys", "-t", "top", "j");
