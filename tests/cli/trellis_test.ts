@@ -266,12 +266,16 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
       const only = [...url, "--service", "orders"];
       const sent = (path: string, match: (r: Recorded) => boolean = () => true) =>
         standin.requests.filter((r) => r.path === path && match(r));
-      const [listRun, filteredRun, shownRun, missing] = await Promise.all([
-        trellis(["dlq", "list", ...url], env),
-        trellis(["dlq", "list", ...only, "--source", "trellis.payments.commands", "--json"], env),
-        trellis(["dlq", "show", "dl-1", ...only], env),
-        trellis(["dlq", "show", "dl-9", ...only], env),
-      ]);
+      const [listRun, filteredRun, shownRun, missing] = await within(
+        Promise.all([
+          trellis(["dlq", "list", ...url], env),
+          trellis(["dlq", "list", ...only, "--source", "trellis.payments.commands", "--json"], env),
+          trellis(["dlq", "show", "dl-1", ...only], env),
+          trellis(["dlq", "show", "dl-9", ...only], env),
+        ]),
+        120_000,
+        "the dlq list and show runs",
+      );
       const list = ok(listRun).stdout.split("\n");
       assert.match(list[0], /^SERVICE\s+ID\s+SOURCE\s+ERROR\s+ATTEMPTS\s+DEADAT$/);
       assert.match(list[1], /^orders\s+dl-1\s+trellis\.inventory\.commands\s+SchemaError/);
@@ -288,12 +292,16 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
       assert.equal(missing.code, 1);
       assert.match(oneLineError(missing), /dl-9/);
 
-      const [byId, byFilter, purged, dryRun] = await Promise.all([
-        trellis(["dlq", "redrive", "dl-1", "dl-2", ...only, "--rate", "5"], env),
-        trellis(["dlq", "redrive", "--error", "Timeout", ...only, "--json"], env),
-        trellis(["dlq", "purge", "--all", "--yes", ...only], env),
-        trellis(["reconcile", ...url], env),
-      ]);
+      const [byId, byFilter, purged, dryRun] = await within(
+        Promise.all([
+          trellis(["dlq", "redrive", "dl-1", "dl-2", ...only, "--rate", "5"], env),
+          trellis(["dlq", "redrive", "--error", "Timeout", ...only, "--json"], env),
+          trellis(["dlq", "purge", "--all", "--yes", ...only], env),
+          trellis(["reconcile", ...url], env),
+        ]),
+        120_000,
+        "the redrive, purge and reconcile runs",
+      );
       assert.match(ok(byId).stdout, /^redriven 2 \(orders 2\)\n$/);
       assert.deepEqual(sent("/admin/dlq/redrive", (r) => "ids" in (r.body as object)).map((r) => r.body), [
         { ratePerSec: 5, ids: ["dl-1", "dl-2"] },
