@@ -1,17 +1,20 @@
 import type { Database } from "@trellis/platform/db";
 import { json, notFound, type Router } from "@trellis/platform/http";
-import { outboxHistory } from "../shared/admin.ts";
+import { outboxHistory, type RouteGuard } from "../shared/admin.ts";
 import { isOrderId } from "../shared/ids.ts";
 import { getReservation } from "./store.ts";
 
 /**
- * The inventory service's read-only management route (mount behind `adminGuard`): `GET /admin/reservations/{orderId}`,
- * the order's reservation (`null` when none was made) and the saga replies inventory sent about it.
+ * The inventory service's read-only management route, behind `guard` (`adminGuard(...)`):
+ * `GET /admin/reservations/{orderId}`, the order's reservation (`null` when none was made) and the saga replies inventory sent about it.
  */
-export function inventoryAdminRoutes(router: Router, db: () => Database): Router {
-  return router.get("/admin/reservations/:orderId", async (_req, { orderId }) => {
-    if (!isOrderId(orderId)) throw notFound(`no reservation for order ${orderId}`);
-    const reservation = await getReservation(db(), orderId) ?? null;
-    return json({ reservation, history: await outboxHistory(db(), orderId) });
-  });
+export function inventoryAdminRoutes(router: Router, db: () => Database, guard: RouteGuard): Router {
+  return router.get(
+    "/admin/reservations/:orderId",
+    guard(async (_req, { orderId }) => {
+      if (!isOrderId(orderId)) throw notFound(`no reservation for order ${orderId}`);
+      const reservation = await getReservation(db(), orderId) ?? null;
+      return json({ reservation, history: await outboxHistory(db(), orderId) });
+    }),
+  );
 }

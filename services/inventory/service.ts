@@ -3,7 +3,7 @@ import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { Service } from "@trellis/platform/service";
-import { chain, Router } from "@trellis/platform/http";
+import { Router } from "@trellis/platform/http";
 import { adminGuard } from "../shared/admin.ts";
 import { inventoryAdminRoutes } from "./admin.ts";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
@@ -35,7 +35,7 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  svc.handle(chain(adminGuard(config, jwks, "inventory"))(inventoryAdminRoutes(new Router(), () => db).handler));
+  svc.handle(inventoryAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "inventory")).handler);
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.inventoryGrpc,
     audience: "inventory",

@@ -1,6 +1,6 @@
 import type { Database } from "@trellis/platform/db";
 import { badRequest, json, notFound, type Router } from "@trellis/platform/http";
-import { type OutboxEntry, outboxHistory } from "../shared/admin.ts";
+import { type OutboxEntry, outboxHistory, type RouteGuard } from "../shared/admin.ts";
 import { isOrderId } from "../shared/ids.ts";
 import { getOrder, type StoredOrder } from "./store.ts";
 
@@ -35,25 +35,32 @@ export interface OrderAdminView {
 }
 
 /**
- * The orders service's read-only management routes (mount behind `adminGuard`): `GET /admin/orders/{id}` (the order,
- * payment token left out, with its saga history) and `GET /admin/orders/stuck?limit=` (PENDING past the deadline).
+ * The orders service's read-only management routes, each behind `guard` (`adminGuard(...)`): `GET /admin/orders/{id}`
+ * (the order, payment token left out, with its saga history) and `GET /admin/orders/stuck?limit=` (PENDING past the
+ * deadline).
  */
-export function ordersAdminRoutes(router: Router, db: () => Database): Router {
+export function ordersAdminRoutes(router: Router, db: () => Database, guard: RouteGuard): Router {
   return router
-    .get("/admin/orders/stuck", async (req) => {
-      const raw = new URL(req.url).searchParams.get("limit") ?? "100";
-      const limit = Number(raw);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-        throw badRequest(`limit must be an integer from 1 to 1000, got ${JSON.stringify(raw)}`);
-      }
-      return json({ orders: await stuckOrders(db(), limit) });
-    })
-    .get("/admin/orders/:id", async (_req, { id }) => {
-      if (!isOrderId(id)) throw notFound(`order ${id} not found`);
-      const order = await getOrder(db(), id);
-      if (!order) throw notFound(`order ${id} not found`);
-      const { paymentToken: _token, ...shown } = order;
-      const view: OrderAdminView = { order: shown, history: await outboxHistory(db(), id) };
-      return json(view);
-    });
+    .get(
+      "/admin/orders/stuck",
+      guard(async (req) => {
+        const raw = new URL(req.url).searchParams.get("limit") ?? "100";
+        const limit = Number(raw);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+          throw badRequest(`limit must be an integer from 1 to 1000, got ${JSON.stringify(raw)}`);
+        }
+        return json({ orders: await stuckOrders(db(), limit) });
+      }),
+    )
+    .get(
+      "/admin/orders/:id",
+      guard(async (_req, { id }) => {
+        if (!isOrderId(id)) throw notFound(`order ${id} not found`);
+        const order = await getOrder(db(), id);
+        if (!order) throw notFound(`order ${id} not found`);
+        const { paymentToken: _token, ...shown } = order;
+        const view: OrderAdminView = { order: shown, history: await outboxHistory(db(), id) };
+        return json(view);
+      }),
+    );
 }

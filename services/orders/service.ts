@@ -13,7 +13,7 @@ import {
 } from "@trellis/platform/grpc";
 import type { Principal } from "@trellis/platform/context";
 import { Service } from "@trellis/platform/service";
-import { chain, Router } from "@trellis/platform/http";
+import { Router } from "@trellis/platform/http";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import type { SystemConfig } from "../shared/config.ts";
@@ -94,7 +94,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
-  svc.handle(chain(adminGuard(config, jwks, "orders"))(ordersAdminRoutes(new Router(), () => db).handler));
+  svc.handle(ordersAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "orders")).handler);
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.ordersGrpc,
     audience: "orders",

@@ -4,7 +4,7 @@ import { MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { currentContext } from "@trellis/platform/context";
 import { Service } from "@trellis/platform/service";
-import { chain, Router } from "@trellis/platform/http";
+import { Router } from "@trellis/platform/http";
 import { adminGuard } from "../shared/admin.ts";
 import { paymentsAdminRoutes } from "./admin.ts";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
@@ -47,7 +47,7 @@ export function createPaymentsService(
     }, { group: "payments" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  svc.handle(chain(adminGuard(config, jwks, "payments"))(paymentsAdminRoutes(new Router(), () => db).handler));
+  svc.handle(paymentsAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "payments")).handler);
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.paymentsGrpc,
     audience: "payments",

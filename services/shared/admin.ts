@@ -1,19 +1,23 @@
 import { authenticate, type RemoteJwks, requireScopes } from "@trellis/platform/auth";
 import type { Database } from "@trellis/platform/db";
-import { chain, type Handler, type Middleware } from "@trellis/platform/http";
+import { chain, type RouteHandler } from "@trellis/platform/http";
 import type { SystemConfig } from "./config.ts";
 import { verifierFor } from "./wiring.ts";
 
 /** The scope of the read-only management endpoints (`GET /admin/...`) the `trellis` CLI and `trellis top` call. */
 export const OPS_READ = "ops:read";
 
+/** Wraps one route's handler so only an authorised caller reaches it. */
+export type RouteGuard = (handler: RouteHandler) => RouteHandler;
+
 /**
- * Guards a management endpoint (the book's dual API: the same service, a second audience of callers): a service token
- * addressed to `audience` carrying `scope`, as the `ops` client holds.
+ * Guards management routes (the book's dual API: the same service, a second audience of callers): a service token
+ * addressed to `audience` carrying `scope`, as the `ops` client holds. Per route, so routes needing other scopes
+ * (`ops:dlq`, `ops:reconcile`) sit on the same router with their own guard.
  */
-export function adminGuard(config: SystemConfig, jwks: RemoteJwks, audience: string, scope = OPS_READ): Middleware {
+export function adminGuard(config: SystemConfig, jwks: RemoteJwks, audience: string, scope = OPS_READ): RouteGuard {
   const guard = chain(authenticate(verifierFor(config, jwks, audience)), requireScopes(scope));
-  return (next: Handler) => guard(next);
+  return (handler) => (req, params) => guard((r) => handler(r, params))(req);
 }
 
 /** One message a service's outbox holds for a key (an order's saga step), published or still waiting. */
