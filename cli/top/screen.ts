@@ -2,7 +2,7 @@ import { failedChecks } from "../commands/health.ts";
 import { table } from "../table.ts";
 import type { ServiceStats, Snapshot } from "./snapshot.ts";
 
-/** What `trellis top` shows: the latest snapshot, the selected row, and whether the selected service is drilled into. */
+/** What `trellis top` shows: the latest snapshot, the selected row, and whether that service is drilled into. */
 export interface View {
   snapshot?: Snapshot;
   selected: number;

@@ -6,7 +6,8 @@ import { getReservation } from "./store.ts";
 
 /**
  * The inventory service's read-only management route, behind `guard` (`adminGuard(...)`):
- * `GET /admin/reservations/{orderId}`, the order's reservation (`null` when none was made) and the saga replies inventory sent about it.
+ * `GET /admin/reservations/{orderId}`, the order's reservation (`null` when none was made) and the saga replies
+ * inventory sent about it.
  */
 export function inventoryAdminRoutes(router: Router, db: () => Database, guard: RouteGuard): Router {
   return router.get(

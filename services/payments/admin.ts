@@ -6,7 +6,8 @@ import { getPayment } from "./store.ts";
 
 /**
  * The payments service's read-only management route, behind `guard` (`adminGuard(...)`):
- * `GET /admin/payments/{orderId}`, the order's payment (`null` when none was recorded) and the saga replies payments sent about it.
+ * `GET /admin/payments/{orderId}`, the order's payment (`null` when none was recorded) and the saga replies
+ * payments sent about it.
  */
 export function paymentsAdminRoutes(router: Router, db: () => Database, guard: RouteGuard): Router {
   return router.get(
