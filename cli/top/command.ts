@@ -51,6 +51,7 @@ export const top: Command = {
   details: ["Keys: ↑/↓ or j/k or 1-6 select a service, Enter details, Esc/Backspace back, q or Ctrl-C quit."],
   async run(cli, input) {
     const intervalSec = numberFlag(input, "interval", 0.2, 3600, 2);
+    cli.urls(); // a bad --url or configuration is refused here, before the screen is taken over
     if (input.values.once === true) {
       const first = await collect(cli);
       const second = await new Promise<Snapshot>((r) => setTimeout(() => r(collect(cli, first)), 1000));
