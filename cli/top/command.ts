@@ -63,7 +63,7 @@ export const top: Command = {
       return 0;
     }
     if (!Deno.stdin.isTerminal() || !Deno.stdout.isTerminal()) {
-      throw new Error("trellis top needs a terminal (use --once for a single frame)");
+      throw new Error("top needs a terminal on stdin and stdout (use --once for a single frame)");
     }
     return await runTui(cli, intervalSec);
   },
