@@ -19,7 +19,7 @@
 # server runs in, read from the server itself (`show fsync` ...).
 # `up` reuses anything already answering on a port; `down` stops only what this script started (it recognises its
 # own processes by their pid file and by the component directory on their command line), never a pre-existing server.
-# Missing PostgreSQL, nats-server, Java or Maven are installed with apt-get.
+# Missing PostgreSQL, nats-server, Java, Maven or tmux are installed with apt-get.
 set -euo pipefail
 
 HOST=127.0.0.1
@@ -528,6 +528,13 @@ mkdir -p "$INFRA_DIR"
 if [ "$action" != status ]; then
   exec 9>"$INFRA_DIR/.lock"
   flock 9
+fi
+
+# The CLI's terminal UI is tested under tmux (tests/cli/): install it with the infrastructure when it is missing.
+if [ "$action" = up ] && ! command -v tmux >/dev/null; then
+  say "tmux… installing with apt-get… "
+  apt_install tmux
+  echo "done"
 fi
 
 rc=0

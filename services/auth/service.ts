@@ -30,7 +30,12 @@ export function serviceClients(config: SystemConfig): ServiceClientSeed[] {
       audiences: ["orders", "inventory", "payments", "notifications"],
     },
     { id: "orders", secret: config.clientSecrets.orders, scopes: ["internal"], audiences: ["inventory"] },
-    { id: "ops", secret: config.clientSecrets.ops, scopes: ["keys:read", "keys:rotate"], audiences: ["auth"] },
+    {
+      id: "ops",
+      secret: config.clientSecrets.ops,
+      scopes: ["keys:read", "keys:rotate", "ops:read"],
+      audiences: ["auth", "orders", "inventory", "payments", "notifications"],
+    },
   ];
 }
 

@@ -3,6 +3,9 @@ import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { Service } from "@trellis/platform/service";
+import { Router } from "@trellis/platform/http";
+import { adminGuard } from "../shared/admin.ts";
+import { inventoryAdminRoutes } from "./admin.ts";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
@@ -31,7 +34,9 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
-  serveInternalGrpc(svc, config, jwksFor(svc, config), {
+  const jwks = jwksFor(svc, config);
+  svc.handle(inventoryAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "inventory")).handler);
+  serveInternalGrpc(svc, config, jwks, {
     port: config.ports.inventoryGrpc,
     audience: "inventory",
     services: [implement(InventoryServiceService, {

@@ -13,6 +13,7 @@ import {
 } from "@trellis/platform/grpc";
 import type { Principal } from "@trellis/platform/context";
 import { Service } from "@trellis/platform/service";
+import { Router } from "@trellis/platform/http";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import type { SystemConfig } from "../shared/config.ts";
@@ -21,6 +22,8 @@ import type { Infra } from "../shared/infra.ts";
 import { isOrderId } from "../shared/ids.ts";
 import { resilienceFor } from "../shared/resilience.ts";
 import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
+import { adminGuard } from "../shared/admin.ts";
+import { ordersAdminRoutes } from "./admin.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
 
@@ -91,6 +94,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
+  svc.handle(ordersAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "orders")).handler);
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.ordersGrpc,
     audience: "orders",

@@ -4,6 +4,9 @@ import { MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { currentContext } from "@trellis/platform/context";
 import { Service } from "@trellis/platform/service";
+import { Router } from "@trellis/platform/http";
+import { adminGuard } from "../shared/admin.ts";
+import { paymentsAdminRoutes } from "./admin.ts";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
@@ -43,7 +46,9 @@ export function createPaymentsService(
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "payments" })
     .attach(svc, { check: "events" });
-  serveInternalGrpc(svc, config, jwksFor(svc, config), {
+  const jwks = jwksFor(svc, config);
+  svc.handle(paymentsAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "payments")).handler);
+  serveInternalGrpc(svc, config, jwks, {
     port: config.ports.paymentsGrpc,
     audience: "payments",
     services: [implement(PaymentsServiceService, {

@@ -1,0 +1,66 @@
+import type { Database } from "@trellis/platform/db";
+import { badRequest, json, notFound, type Router } from "@trellis/platform/http";
+import { type OutboxEntry, outboxHistory, type RouteGuard } from "../shared/admin.ts";
+import { isOrderId } from "../shared/ids.ts";
+import { getOrder, type StoredOrder } from "./store.ts";
+
+/** An order whose saga is still PENDING past its deadline: the sweep has not reached it (or cannot). */
+export interface StuckOrder {
+  id: string;
+  step: StoredOrder["step"];
+  deadlineAt: string;
+  /** Milliseconds since the deadline passed, on the database's clock. */
+  overdueMs: number;
+}
+
+/** Orders PENDING past their deadline, most overdue first. */
+export async function stuckOrders(db: Database, limit: number): Promise<StuckOrder[]> {
+  const rows = await db.query<{ id: string; step: StoredOrder["step"]; deadline_at: Date; overdue_ms: string }>(
+    `select id, step, deadline_at, (extract(epoch from now() - deadline_at) * 1000)::bigint as overdue_ms
+       from orders where status = 'PENDING' and deadline_at < now() order by deadline_at limit $1`,
+    [limit],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    step: r.step,
+    deadlineAt: r.deadline_at.toISOString(),
+    overdueMs: Number(r.overdue_ms),
+  }));
+}
+
+/** What `GET /admin/orders/{id}` answers: the order as stored and the saga messages orders sent about it. */
+export interface OrderAdminView {
+  order: Omit<StoredOrder, "paymentToken">;
+  history: OutboxEntry[];
+}
+
+/**
+ * The orders service's read-only management routes, each behind `guard` (`adminGuard(...)`): `GET /admin/orders/{id}`
+ * (the order, payment token left out, with its saga history) and `GET /admin/orders/stuck?limit=` (PENDING past the
+ * deadline).
+ */
+export function ordersAdminRoutes(router: Router, db: () => Database, guard: RouteGuard): Router {
+  return router
+    .get(
+      "/admin/orders/stuck",
+      guard(async (req) => {
+        const raw = new URL(req.url).searchParams.get("limit") ?? "100";
+        const limit = Number(raw);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+          throw badRequest(`limit must be an integer from 1 to 1000, got ${JSON.stringify(raw)}`);
+        }
+        return json({ orders: await stuckOrders(db(), limit) });
+      }),
+    )
+    .get(
+      "/admin/orders/:id",
+      guard(async (_req, { id }) => {
+        if (!isOrderId(id)) throw notFound(`order ${id} not found`);
+        const order = await getOrder(db(), id);
+        if (!order) throw notFound(`order ${id} not found`);
+        const { paymentToken: _token, ...shown } = order;
+        const view: OrderAdminView = { order: shown, history: await outboxHistory(db(), id) };
+        return json(view);
+      }),
+    );
+}
