@@ -1,6 +1,6 @@
 /**
- * `deno task bench:http`: what the full production HTTP stack costs against raw `Deno.serve`, as a ratio measured
- * in one run.
+ * `deno task bench:http`: what the full production HTTP stack costs against the runtime's floor — raw `Deno.serve`
+ * sending the same response headers — in server CPU per request and p99 latency, measured in one run.
  *
  * The same tiny handler (`GET /v1/ping` answering `{"pong":true}`) is served by the servers below, each in its own
  * subprocess so they do not share an event loop:
@@ -12,12 +12,14 @@
  *   at info to stdout, which is redirected to a file (appended, counted after each run to prove the lines were
  *   written, then truncated).
  *
- * A third server, raw + headers, is raw `Deno.serve` answering with the response headers the stack sends (copied from
- * one of its answers): a reference for what those headers cost the runtime, whatever code produces them.
+ * A third server, the floor, is raw `Deno.serve` answering with the response headers the stack sends (copied from
+ * one of its answers): what those headers cost the runtime, whatever code produces them. The targets compare the stack
+ * with it: server CPU per request at most 1.3 × the floor's (a floor ratio, floor CPU / stack CPU, of at least 0.75),
+ * and p99 at most the floor's + 1 ms.
  *
  * wrk (1 thread, 50 connections) sends all the same `Origin` and `X-Api-Key` headers. The variants alternate
- * (raw, raw + headers, stack) for `--rounds` rounds; the ratio is the median of the per-round stack/raw ratios. Writes the figures
- * into the "HTTP stack" section of docs/performance.md.
+ * (raw, floor, stack) for `--rounds` rounds; each ratio is the median of the per-round ratios, so drift in the
+ * machine's load between rounds cancels out. Writes the figures into the "HTTP stack" section of docs/performance.md.
  *
  *   deno task bench:http [--seconds 10] [--rounds 3] [--no-write]
  *
@@ -38,7 +40,9 @@ import {
 } from "./wrk.ts";
 
 const CONNECTIONS = 50;
-const TARGET_RATIO = 0.85;
+/** Floor CPU per request / stack CPU per request: the stack may cost at most 1.3 × the floor. */
+const TARGET_FLOOR_RATIO = 0.75;
+/** p99 of the stack over the floor's. */
 const TARGET_P99_MS = 1;
 const ORIGIN = "https://shop.example";
 const API_KEY = "bench-client";
@@ -252,37 +256,41 @@ async function main(): Promise<void> {
   const raw = summary(results.raw);
   const headers = summary(results.headers);
   const stack = summary(results.stack);
-  // The reference: raw answering with the stack's headers, against raw; and the stack against that reference.
-  const floorRatio = median(results.headers.map((r, i) => r.rps / results.raw[i].rps));
-  const overFloor = median(results.stack.map((r, i) => r.rps / results.headers[i].rps));
-  // Each stack run against the raw run just before it, so drift in machine load cancels out.
-  const ratios = results.stack.map((r, i) => r.rps / results.raw[i].rps);
-  const ratio = median(ratios);
-  const p99Diffs = results.stack.map((r, i) => r.p99Ms - results.raw[i].p99Ms);
-  const p99Diff = stack.p99Ms - raw.p99Ms;
-  const ratioMet = ratio >= TARGET_RATIO;
+  // Each round's stack against the floor run just before it, so drift in machine load cancels out.
+  const cpuRatios = cpuPerRequest.stack.map((c, i) => cpuPerRequest.headers[i] / c);
+  const cpuRatio = median(cpuRatios);
+  const p99Diffs = results.stack.map((r, i) => r.p99Ms - results.headers[i].p99Ms);
+  const p99Diff = median(p99Diffs);
+  const throughputRatio = median(results.stack.map((r, i) => r.rps / results.headers[i].rps));
+  const floorOfRaw = median(results.headers.map((r, i) => r.rps / results.raw[i].rps));
+  const stackOfRaw = median(results.stack.map((r, i) => r.rps / results.raw[i].rps));
+  const cpuMet = cpuRatio >= TARGET_FLOOR_RATIO;
   const p99Met = p99Diff <= TARGET_P99_MS;
   const fmtSummary = (s: typeof raw) =>
     `${s.rps.toFixed(0)} req/s (p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms)`;
   const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
   const cpu = (v: Variant) => `${median(cpuPerRequest[v]).toFixed(1)} µs`;
   console.log(`\nmedian raw   ${fmtSummary(raw)}`);
-  console.log(`median raw + stack's headers ${fmtSummary(headers)}`);
+  console.log(`median floor ${fmtSummary(headers)}`);
   console.log(`median stack ${fmtSummary(stack)}`);
   console.log(
-    `server CPU per request (median): raw ${cpu("raw")}, raw + headers ${cpu("headers")}, stack ${cpu("stack")}`,
+    `server CPU per request (median): raw ${cpu("raw")}, floor ${cpu("headers")}, stack ${cpu("stack")}`,
   );
   console.log(
-    `raw + the stack's ${headerPairs.length} response headers / raw ${floorRatio.toFixed(3)}; ` +
-      `stack / (raw + headers) ${overFloor.toFixed(3)}`,
+    `floor ratio (floor CPU / stack CPU) ${cpuRatio.toFixed(3)} (per round ${
+      cpuRatios.map((r) => r.toFixed(3)).join(", ")
+    }; target >= ${TARGET_FLOOR_RATIO}, i.e. stack <= ${(1 / TARGET_FLOOR_RATIO).toFixed(2)} x floor: ${
+      cpuMet ? "met" : "NOT met"
+    })`,
   );
   console.log(
-    `ratio stack/raw ${ratio.toFixed(3)} (median of per-round ${ratios.map((r) => r.toFixed(3)).join(", ")}; ` +
-      `target >= ${TARGET_RATIO}: ${ratioMet ? "met" : "NOT met"})`,
-  );
-  console.log(
-    `p99 stack - raw ${signed(p99Diff)} ms (medians; per round ${p99Diffs.map(signed).join(", ")} ms; ` +
+    `p99 stack - floor ${signed(p99Diff)} ms (per round ${p99Diffs.map(signed).join(", ")} ms; ` +
       `target <= +${TARGET_P99_MS} ms: ${p99Met ? "met" : "NOT met"})`,
+  );
+  console.log(
+    `req/s: stack/floor ${throughputRatio.toFixed(3)}, floor/raw ${floorOfRaw.toFixed(3)}, stack/raw ${
+      stackOfRaw.toFixed(3)
+    }`,
   );
 
   if (args.includes("--no-write")) return;
@@ -300,40 +308,49 @@ Machine: ${nproc} cores (${await cpuModel()}), ${Deno.build.os}/${Deno.build.arc
 The same handler (\`GET ${PATH}\` answering \`{"pong":true}\`) is served by the servers below, each in its own
 \`deno run --allow-all\` subprocess: **raw**, \`Deno.serve\` calling the handler directly; and **stack**, a platform
 \`Service\` with its default stack (request context, tracing, security headers, recovery, access log, RED metrics, body
-limit) plus \`cors()\` (an allowed origin) and \`rateLimit()\` keyed by the \`X-Api-Key\` header (capacity never
+limit, fused into one wrapper) plus \`cors()\` (an allowed origin) and \`rateLimit()\` keyed by the \`X-Api-Key\` header (capacity never
 reached), behind a \`Router\`. The stack writes its access log as in production: the default logger at info to stdout,
 redirected to a file (the lines are counted after each run: ${
     logLines.join(", ")
   } lines, at least one per completed request). wrk (1 thread, ${CONNECTIONS} connections, ${seconds} s per run) sends
-all the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (raw, raw + headers, stack) for ${rounds} rounds. The table
-shows medians; the ratio is the median of each round's stack/raw ratio.
+all the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (raw, floor, stack) for ${rounds} rounds. The table
+shows medians; each ratio is the median of the rounds' ratios, each round's stack against the floor run just before it.
 
 | variant | req/s | p50 | p99 | server CPU per request |
 | --- | ---: | ---: | ---: | ---: |
 | raw \`Deno.serve\` | ${raw.rps.toFixed(0)} | ${raw.p50Ms.toFixed(2)} ms | ${raw.p99Ms.toFixed(2)} ms | ${cpu("raw")} |
-| raw + the stack's ${headerPairs.length} response headers | ${headers.rps.toFixed(0)} | ${
+| floor: raw + the stack's ${headerPairs.length} response headers | ${headers.rps.toFixed(0)} | ${
     headers.p50Ms.toFixed(2)
   } ms | ${headers.p99Ms.toFixed(2)} ms | ${cpu("headers")} |
 | full stack | ${stack.rps.toFixed(0)} | ${stack.p50Ms.toFixed(2)} ms | ${stack.p99Ms.toFixed(2)} ms | ${cpu("stack")} |
 
 Server CPU per request is the server process's user + system time over the run (from \`/proc/<pid>/stat\`) divided by
-the requests wrk completed, median of the rounds: it includes the kernel's share of the loopback TCP, and it is the
-figure a target in CPU per request would use.
+the requests wrk completed: it includes the kernel's share of the loopback TCP.
 
-The middle row is a reference, not a target: raw \`Deno.serve\` answering with the response headers the stack sends
-(copied from one of its answers: ${headerPairs.map(([k]) => `\`${k}\``).join(", ")}), each set once, with no code
-around it. It is what those headers cost the runtime (building, copying into the response, writing and parsing them)
-whatever code produces them: ${floorRatio.toFixed(3)} of raw. The stack reaches ${
-    overFloor.toFixed(3)
-  } of that reference.
+The floor is raw \`Deno.serve\` answering with the response headers the stack sends (copied from one of its answers:
+${headerPairs.map(([k]) => `\`${k}\``).join(", ")}), each set once, with no code around it: what those headers cost
+the runtime (building, copying into the response, writing and parsing them) whatever code produces them. It reaches
+${floorOfRaw.toFixed(3)} of raw's req/s.
 
-Ratio stack/raw: **${ratio.toFixed(3)}** (target >= ${TARGET_RATIO}: ${ratioMet ? "met" : "NOT met"}). p99 stack - raw:
-**${signed(p99Diff)} ms** (target <= +${TARGET_P99_MS} ms: ${p99Met ? "met" : "NOT met"}).
+Floor ratio (floor CPU per request / stack CPU per request, median of the rounds' ratios): **${
+    cpuRatio.toFixed(3)
+  }** (target >= ${TARGET_FLOOR_RATIO}, the stack at most ${(1 / TARGET_FLOOR_RATIO).toFixed(2)} × the floor: ${
+    cpuMet ? "met" : "NOT met"
+  }). p99 stack - floor: **${signed(p99Diff)} ms** (median of the rounds; target <= +${TARGET_P99_MS} ms: ${
+    p99Met ? "met" : "NOT met"
+  }). Req/s: stack/floor ${throughputRatio.toFixed(3)}, stack/raw ${stackOfRaw.toFixed(3)}.
 
-Per round: raw ${results.raw.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")}. Raw +
-headers ${results.headers.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")}. Stack ${
-    results.stack.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")
-  }. Ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}; p99 differences ${p99Diffs.map(signed).join(", ")} ms.
+Per round (CPU per request, req/s, p99): raw ${
+    results.raw.map((r, i) => `${cpuPerRequest.raw[i].toFixed(1)} µs ${r.rps.toFixed(0)} req/s ${r.p99Ms.toFixed(2)} ms`)
+      .join("; ")
+  }. Floor ${
+    results.headers.map((r, i) =>
+      `${cpuPerRequest.headers[i].toFixed(1)} µs ${r.rps.toFixed(0)} req/s ${r.p99Ms.toFixed(2)} ms`
+    ).join("; ")
+  }. Stack ${
+    results.stack.map((r, i) => `${cpuPerRequest.stack[i].toFixed(1)} µs ${r.rps.toFixed(0)} req/s ${r.p99Ms.toFixed(2)} ms`)
+      .join("; ")
+  }. Floor ratios ${cpuRatios.map((r) => r.toFixed(3)).join(", ")}; p99 differences ${p99Diffs.map(signed).join(", ")} ms.
 `;
   console.log(`wrote ${await writePerformanceSection("## HTTP stack", section)}`);
 }
