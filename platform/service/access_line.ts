@@ -21,11 +21,17 @@ const PLAIN = /^[A-Za-z0-9._:-]*$/;
  * buffered stdout at `LOG_LEVEL`), written from a template instead of building an object and `JSON.stringify`-ing
  * it: byte for byte the line `logger.info("request", {method, route, status, ms, bytes})` writes inside the request
  * context. Strings that may need escaping (the service name, a route template, an unusual method) are escaped
- * once and cached. A service given its own logger gets {@linkcode loggerAccessLine} instead.
+ * once and cached. A service given its own logger gets {@linkcode loggerAccessLine} instead. `options` are
+ * `createLogger()`'s: the level (default `LOG_LEVEL`, else info) and the sink (default buffered stdout). Returns
+ * `undefined` when the level leaves info lines out.
  */
-export function templateAccessLine(service: string, write: (line: string, level: Level) => void = bufferedStdout) {
+export function templateAccessLine(
+  service: string,
+  options: { level?: Level; write?: (line: string, level: Level) => void } = {},
+): AccessLineWriter | undefined {
+  const write = options.write ?? bufferedStdout;
   const envLevel = Deno.env.get("LOG_LEVEL") as Level | undefined;
-  const min = ORDER[envLevel && envLevel in ORDER ? envLevel : "info"];
+  const min = ORDER[options.level ?? (envLevel && envLevel in ORDER ? envLevel : "info")];
   const head = `","level":"info","service":${JSON.stringify(service)},"msg":"request","requestId":`;
   const routes = new Map<string, string>();
   let lastMs = 0;

@@ -159,6 +159,7 @@ class Exchange {
   readonly #timedOut = (): void => {
     if (this.#settled) return;
     this.#settled = true;
+    this.#dispose();
     const ctx = this.#ctx;
     this.answered.resolve(withHeaders(runWithContext(ctx, () => errorResponse(deadlineExceeded())), ctx, false));
   };

@@ -40,7 +40,14 @@ const layered = (mw: Middleware[]): Handler =>
     redMetrics(new Registry()),
   )(inner(mw));
 const fused = (mw: Middleware[]): Handler =>
-  fusedStack({ logger, accessLine: templateAccessLine("bench", sink), red: new RedCounters(new Registry()) }, inner(mw));
+  fusedStack(
+    {
+      logger,
+      accessLine: templateAccessLine("bench", { level: "info", write: sink }),
+      red: new RedCounters(new Registry()),
+    },
+    inner(mw),
+  );
 
 const get = () =>
   new Request("http://api/v1/ping", { headers: { origin: "https://shop.example", "x-api-key": "bench-client" } });
