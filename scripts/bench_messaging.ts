@@ -173,7 +173,8 @@ for (const s of summaries) {
     `${s.broker}: adapter/raw ${s.ratio.toFixed(3)} (target >= ${TARGET}: ${s.ratio >= TARGET ? "met" : "NOT met"});` +
       ` raw ${fmtRate(s.raw.rate)} msg/s p99 ${s.raw.p99Ms.toFixed(2)} ms, adapter ${fmtRate(s.adapter.rate)} msg/s` +
       ` p99 ${s.adapter.p99Ms.toFixed(2)} ms; ${messagesFor(s.broker)} messages x ${rounds} rounds` +
-      (s.envelopeRatio === undefined ? "" : `; raw + envelope headers / raw ${s.envelopeRatio.toFixed(3)}`),
+      (s.envelopeRatio === undefined ? "" : `; raw + envelope headers / raw ${s.envelopeRatio.toFixed(3)}`) +
+      (s.overEnvelope === undefined ? "" : `; adapter / (raw + envelope headers) ${s.overEnvelope.toFixed(3)}`),
   );
 }
 console.log(`\n${elapsedS.toFixed(0)} s; load average before ${loadBefore}, after ${loadAfter}`);
@@ -441,6 +442,8 @@ interface Summary {
   ratio: number;
   /** Median per-round envelope/raw ratio, when the broker runs the envelope reference. */
   envelopeRatio?: number;
+  /** Median per-round adapter/envelope ratio: the adapter against the raw client carrying the same headers. */
+  overEnvelope?: number;
   perRound: Record<Variant, RunResult[]>;
 }
 
@@ -461,6 +464,7 @@ function summarize(broker: Broker, runs: Record<Variant, RunResult[]>): Summary 
     ratios,
     ratio: median(ratios),
     envelopeRatio: hasEnvelope ? median(runs.envelope.map((r, i) => r.rate / runs.raw[i].rate)) : undefined,
+    overEnvelope: hasEnvelope ? median(runs.adapter.map((r, i) => r.rate / runs.envelope[i].rate)) : undefined,
     perRound: runs,
   };
 }
