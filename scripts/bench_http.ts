@@ -367,7 +367,9 @@ reached), behind a \`Router\`. The stack writes its access log as in production:
 redirected to a file (the lines are counted after each run: ${
     logLines.join(", ")
   } lines, at least one per completed request). wrk (1 thread, ${CONNECTIONS} connections, ${seconds} s per run) sends
-all the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (${variants.map((v) => v === "headers" ? "floor" : v).join(", ")}) for ${rounds} rounds. The table
+all the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (${
+    variants.map((v) => v === "headers" ? "floor" : v).join(", ")
+  }) for ${rounds} rounds. The table
 shows medians; each ratio is the median of the rounds' ratios, each round's stack against the floor run just before it.
 
 | variant | req/s | p50 | p99 | server CPU per request |
