@@ -1,6 +1,6 @@
 /**
- * `deno task bench:http`: what the full production HTTP stack costs against raw `Deno.serve`, as a ratio measured
- * in one run.
+ * `deno task bench:http`: what the full production HTTP stack costs against the runtime's floor — raw `Deno.serve`
+ * sending the same response headers — in server CPU per request and p99 latency, measured in one run.
  *
  * The same tiny handler (`GET /v1/ping` answering `{"pong":true}`) is served by the servers below, each in its own
  * subprocess so they do not share an event loop:
@@ -12,19 +12,41 @@
  *   at info to stdout, which is redirected to a file (appended, counted after each run to prove the lines were
  *   written, then truncated).
  *
- * A third server, raw + headers, is raw `Deno.serve` answering with the response headers the stack sends (copied from
- * one of its answers): a reference for what those headers cost the runtime, whatever code produces them.
+ * A third server, the floor, is raw `Deno.serve` answering with the response headers the stack sends (copied from
+ * one of its answers): what those headers cost the runtime, whatever code produces them. The targets compare the stack
+ * with it: server CPU per request at most 1.3 × the floor's (a floor ratio, floor CPU / stack CPU, of at least 0.75),
+ * and p99 at most the floor's + 1 ms.
  *
  * wrk (1 thread, 50 connections) sends all the same `Origin` and `X-Api-Key` headers. The variants alternate
- * (raw, raw + headers, stack) for `--rounds` rounds; the ratio is the median of the per-round stack/raw ratios. Writes the figures
- * into the "HTTP stack" section of docs/performance.md.
+ * (raw, floor, stack) for `--rounds` rounds; each ratio is the median of the per-round ratios, so drift in the
+ * machine's load between rounds cancels out. Writes the figures into the "HTTP stack" section of docs/performance.md.
  *
- *   deno task bench:http [--seconds 10] [--rounds 3] [--no-write]
+ * With `--layered`, a fourth server runs in the same rounds: the same stack built from the composable middleware
+ * (`requestContext`, `tracing`, `securityHeaders`, `recovery`, `accessLog`, `redMetrics`, `bodyLimit`, chained as
+ * `Service` did before its default stack was fused), for a before/after measured in one run.
  *
- * Internally the servers are this script run as `--serve raw|headers|stack --port N`.
+ *   deno task bench:http [--seconds 10] [--rounds 3] [--layered] [--no-write]
+ *
+ * Internally the servers are this script run as `--serve raw|headers|stack|layered --port N`.
  */
-import { cors, json, rateLimit, Router } from "@trellis/platform/http";
-import { Service } from "@trellis/platform/service";
+import { Registry } from "prom-client";
+import { holdDeadlineTimer } from "@trellis/platform/context";
+import {
+  accessLog,
+  bodyLimit,
+  chain,
+  cors,
+  json,
+  pathnameOf,
+  rateLimit,
+  recovery,
+  requestContext,
+  Router,
+  securityHeaders,
+  tracing,
+} from "@trellis/platform/http";
+import { createLogger } from "@trellis/platform/log";
+import { redMetrics, Service } from "@trellis/platform/service";
 import { freePorts } from "../tests/support/ports.ts";
 import {
   cpuModel,
@@ -38,7 +60,9 @@ import {
 } from "./wrk.ts";
 
 const CONNECTIONS = 50;
-const TARGET_RATIO = 0.85;
+/** Floor CPU per request / stack CPU per request: the stack may cost at most 1.3 × the floor. */
+const TARGET_FLOOR_RATIO = 0.75;
+/** p99 of the stack over the floor's. */
 const TARGET_P99_MS = 1;
 const ORIGIN = "https://shop.example";
 const API_KEY = "bench-client";
@@ -75,19 +99,41 @@ async function serve(variant: string, port: number): Promise<void> {
     Deno.addSignalListener("SIGTERM", () => server.shutdown().then(() => Deno.exit(0)));
     return;
   }
-  if (variant !== "stack") throw new TypeError(`Cannot serve variant "${variant}": expected raw, headers or stack`);
-  const svc = new Service({
-    name: "bench-http",
-    port,
-    middleware: [
-      cors({ origins: [ORIGIN] }),
-      rateLimit({
-        key: (req) => req.headers.get("x-api-key") ?? undefined,
-        capacity: 1_000_000_000,
-        refillPerSec: 1e9,
-      }),
-    ],
-  });
+  const middleware = [
+    cors({ origins: [ORIGIN] }),
+    rateLimit({
+      key: (req: Request) => req.headers.get("x-api-key") ?? undefined,
+      capacity: 1_000_000_000,
+      refillPerSec: 1e9,
+    }),
+  ];
+  if (variant === "layered") {
+    const logger = createLogger("bench-http");
+    const registry = new Registry();
+    registry.setDefaultLabels({ service: "bench-http" });
+    const app = chain(
+      requestContext(),
+      tracing(),
+      securityHeaders(),
+      recovery(logger),
+      accessLog(logger),
+      redMetrics(registry),
+      bodyLimit(),
+      ...middleware,
+    )(new Router().get(PATH, ping).handler);
+    const release = holdDeadlineTimer();
+    // As Service: its built-in routes are looked at first.
+    const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (req) => {
+      if (pathnameOf(req) === "/healthz") return json({ status: "ok" });
+      return app(req);
+    });
+    Deno.addSignalListener("SIGTERM", () => server.shutdown().then(() => (release(), Deno.exit(0))));
+    return;
+  }
+  if (variant !== "stack") {
+    throw new TypeError(`Cannot serve variant "${variant}": expected raw, headers, stack or layered`);
+  }
+  const svc = new Service({ name: "bench-http", port, middleware });
   svc.handle(new Router().get(PATH, ping).handler);
   await svc.start();
   Deno.addSignalListener("SIGTERM", () => svc.stop().then(() => Deno.exit(0)));
@@ -112,7 +158,7 @@ async function processCpuUs(pid: number): Promise<number> {
 }
 
 /** Starts a variant in its own `deno run --allow-all` process, stdout appended to `logFile`; waits until it answers. */
-type Variant = "raw" | "headers" | "stack";
+type Variant = "raw" | "headers" | "stack" | "layered";
 
 /** Response headers of the stack that the runtime would not add itself, as name/value pairs. */
 async function stackHeaders(url: string): Promise<[string, string][]> {
@@ -146,7 +192,7 @@ async function startServer(variant: Variant, logFile: string, env: Record<string
       const res = await fetch(url, { headers: { origin: ORIGIN, "x-api-key": API_KEY } });
       const body = await res.text();
       if (res.status !== 200 || body !== '{"pong":true}') throw new Error(`${variant} answered ${res.status} ${body}`);
-      if (variant === "stack") {
+      if (variant === "stack" || variant === "layered") {
         for (const h of ["access-control-allow-origin", "ratelimit-limit", "x-request-id", "traceparent"]) {
           if (!res.headers.has(h)) throw new Error(`stack answered without ${h}: is the stack in place?`);
         }
@@ -197,10 +243,11 @@ async function main(): Promise<void> {
     script,
     `wrk.headers["Origin"] = "${ORIGIN}"\nwrk.headers["X-Api-Key"] = "${API_KEY}"\n${WRK_DONE_LUA}`,
   );
-  const variants = ["raw", "headers", "stack"] as const;
-  const results: Record<Variant, WrkResult[]> = { raw: [], headers: [], stack: [] };
+  const layered = args.includes("--layered");
+  const variants: Variant[] = layered ? ["raw", "headers", "layered", "stack"] : ["raw", "headers", "stack"];
+  const results: Record<Variant, WrkResult[]> = { raw: [], headers: [], stack: [], layered: [] };
   /** Server CPU (user + system) per completed request, in µs, per round. */
-  const cpuPerRequest: Record<Variant, number[]> = { raw: [], headers: [], stack: [] };
+  const cpuPerRequest: Record<Variant, number[]> = { raw: [], headers: [], stack: [], layered: [] };
   const logLines: number[] = [];
   const servers: Partial<Record<Variant, Server>> = {};
   let loadAfter = "";
@@ -209,6 +256,7 @@ async function main(): Promise<void> {
     servers.raw = await startServer("raw", `${dir}/raw.log`);
     servers.stack = await startServer("stack", `${dir}/stack.log`);
     headerPairs = await stackHeaders(servers.stack.url);
+    if (layered) servers.layered = await startServer("layered", `${dir}/layered.log`);
     servers.headers = await startServer("headers", `${dir}/headers.log`, {
       BENCH_STACK_HEADERS: JSON.stringify(headerPairs),
     });
@@ -224,12 +272,12 @@ async function main(): Promise<void> {
         results[v].push(r);
         const lines = await countAndTruncate(server.logFile);
         let note = "";
-        if (v === "stack") {
+        if (v === "stack" || v === "layered") {
           // Every completed request must have produced its access line (a few more: requests cut off at the end).
           if (lines < r.requests) {
-            throw new Error(`stack wrote ${lines} log lines for ${r.requests} requests: is the access log on?`);
+            throw new Error(`${v} wrote ${lines} log lines for ${r.requests} requests: is the access log on?`);
           }
-          logLines.push(lines);
+          if (v === "stack") logLines.push(lines);
           note = `  (${lines} access lines written)`;
         }
         console.log(
@@ -252,37 +300,51 @@ async function main(): Promise<void> {
   const raw = summary(results.raw);
   const headers = summary(results.headers);
   const stack = summary(results.stack);
-  // The reference: raw answering with the stack's headers, against raw; and the stack against that reference.
-  const floorRatio = median(results.headers.map((r, i) => r.rps / results.raw[i].rps));
-  const overFloor = median(results.stack.map((r, i) => r.rps / results.headers[i].rps));
-  // Each stack run against the raw run just before it, so drift in machine load cancels out.
-  const ratios = results.stack.map((r, i) => r.rps / results.raw[i].rps);
-  const ratio = median(ratios);
-  const p99Diffs = results.stack.map((r, i) => r.p99Ms - results.raw[i].p99Ms);
-  const p99Diff = stack.p99Ms - raw.p99Ms;
-  const ratioMet = ratio >= TARGET_RATIO;
+  // Each round's stack against the floor run just before it, so drift in machine load cancels out.
+  const cpuRatios = cpuPerRequest.stack.map((c, i) => cpuPerRequest.headers[i] / c);
+  const cpuRatio = median(cpuRatios);
+  const p99Diffs = results.stack.map((r, i) => r.p99Ms - results.headers[i].p99Ms);
+  const p99Diff = median(p99Diffs);
+  const throughputRatio = median(results.stack.map((r, i) => r.rps / results.headers[i].rps));
+  const floorOfRaw = median(results.headers.map((r, i) => r.rps / results.raw[i].rps));
+  const stackOfRaw = median(results.stack.map((r, i) => r.rps / results.raw[i].rps));
+  const cpuMet = cpuRatio >= TARGET_FLOOR_RATIO;
+  // The composable middleware the fused stack replaced, when run: the before of a before/after in one run.
+  const layeredRatios = cpuPerRequest.layered.map((c, i) => cpuPerRequest.headers[i] / c);
+  const layeredP99Diffs = results.layered.map((r, i) => r.p99Ms - results.headers[i].p99Ms);
   const p99Met = p99Diff <= TARGET_P99_MS;
   const fmtSummary = (s: typeof raw) =>
     `${s.rps.toFixed(0)} req/s (p50 ${s.p50Ms.toFixed(2)} ms, p99 ${s.p99Ms.toFixed(2)} ms)`;
   const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
   const cpu = (v: Variant) => `${median(cpuPerRequest[v]).toFixed(1)} µs`;
   console.log(`\nmedian raw   ${fmtSummary(raw)}`);
-  console.log(`median raw + stack's headers ${fmtSummary(headers)}`);
+  console.log(`median floor ${fmtSummary(headers)}`);
   console.log(`median stack ${fmtSummary(stack)}`);
   console.log(
-    `server CPU per request (median): raw ${cpu("raw")}, raw + headers ${cpu("headers")}, stack ${cpu("stack")}`,
+    `server CPU per request (median): raw ${cpu("raw")}, floor ${cpu("headers")}, stack ${cpu("stack")}`,
   );
   console.log(
-    `raw + the stack's ${headerPairs.length} response headers / raw ${floorRatio.toFixed(3)}; ` +
-      `stack / (raw + headers) ${overFloor.toFixed(3)}`,
+    `floor ratio (floor CPU / stack CPU) ${cpuRatio.toFixed(3)} (per round ${
+      cpuRatios.map((r) => r.toFixed(3)).join(", ")
+    }; target >= ${TARGET_FLOOR_RATIO}, i.e. stack <= ${(1 / TARGET_FLOOR_RATIO).toFixed(2)} x floor: ${
+      cpuMet ? "met" : "NOT met"
+    })`,
   );
   console.log(
-    `ratio stack/raw ${ratio.toFixed(3)} (median of per-round ${ratios.map((r) => r.toFixed(3)).join(", ")}; ` +
-      `target >= ${TARGET_RATIO}: ${ratioMet ? "met" : "NOT met"})`,
-  );
-  console.log(
-    `p99 stack - raw ${signed(p99Diff)} ms (medians; per round ${p99Diffs.map(signed).join(", ")} ms; ` +
+    `p99 stack - floor ${signed(p99Diff)} ms (per round ${p99Diffs.map(signed).join(", ")} ms; ` +
       `target <= +${TARGET_P99_MS} ms: ${p99Met ? "met" : "NOT met"})`,
+  );
+  if (layered) {
+    console.log(
+      `layered (before): CPU ${cpu("layered")}, floor ratio ${median(layeredRatios).toFixed(3)} (per round ${
+        layeredRatios.map((r) => r.toFixed(3)).join(", ")
+      }), p99 - floor ${signed(median(layeredP99Diffs))} ms, ${summary(results.layered).rps.toFixed(0)} req/s`,
+    );
+  }
+  console.log(
+    `req/s: stack/floor ${throughputRatio.toFixed(3)}, floor/raw ${floorOfRaw.toFixed(3)}, stack/raw ${
+      stackOfRaw.toFixed(3)
+    }`,
   );
 
   if (args.includes("--no-write")) return;
@@ -300,40 +362,73 @@ Machine: ${nproc} cores (${await cpuModel()}), ${Deno.build.os}/${Deno.build.arc
 The same handler (\`GET ${PATH}\` answering \`{"pong":true}\`) is served by the servers below, each in its own
 \`deno run --allow-all\` subprocess: **raw**, \`Deno.serve\` calling the handler directly; and **stack**, a platform
 \`Service\` with its default stack (request context, tracing, security headers, recovery, access log, RED metrics, body
-limit) plus \`cors()\` (an allowed origin) and \`rateLimit()\` keyed by the \`X-Api-Key\` header (capacity never
+limit, fused into one wrapper) plus \`cors()\` (an allowed origin) and \`rateLimit()\` keyed by the \`X-Api-Key\` header (capacity never
 reached), behind a \`Router\`. The stack writes its access log as in production: the default logger at info to stdout,
 redirected to a file (the lines are counted after each run: ${
     logLines.join(", ")
   } lines, at least one per completed request). wrk (1 thread, ${CONNECTIONS} connections, ${seconds} s per run) sends
-all the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (raw, raw + headers, stack) for ${rounds} rounds. The table
-shows medians; the ratio is the median of each round's stack/raw ratio.
+all the same \`Origin\` and \`X-Api-Key\` headers; the variants alternate (${
+    variants.map((v) => v === "headers" ? "floor" : v).join(", ")
+  }) for ${rounds} rounds. The table
+shows medians; each ratio is the median of the rounds' ratios, each round's stack against the floor run just before it.
 
 | variant | req/s | p50 | p99 | server CPU per request |
 | --- | ---: | ---: | ---: | ---: |
 | raw \`Deno.serve\` | ${raw.rps.toFixed(0)} | ${raw.p50Ms.toFixed(2)} ms | ${raw.p99Ms.toFixed(2)} ms | ${cpu("raw")} |
-| raw + the stack's ${headerPairs.length} response headers | ${headers.rps.toFixed(0)} | ${
+| floor: raw + the stack's ${headerPairs.length} response headers | ${headers.rps.toFixed(0)} | ${
     headers.p50Ms.toFixed(2)
   } ms | ${headers.p99Ms.toFixed(2)} ms | ${cpu("headers")} |
-| full stack | ${stack.rps.toFixed(0)} | ${stack.p50Ms.toFixed(2)} ms | ${stack.p99Ms.toFixed(2)} ms | ${cpu("stack")} |
+${
+    layered
+      ? `| layered middleware (before) | ${summary(results.layered).rps.toFixed(0)} | ${
+        summary(results.layered).p50Ms.toFixed(2)
+      } ms | ${summary(results.layered).p99Ms.toFixed(2)} ms | ${cpu("layered")} |\n`
+      : ""
+  }| full stack | ${stack.rps.toFixed(0)} | ${stack.p50Ms.toFixed(2)} ms | ${stack.p99Ms.toFixed(2)} ms | ${
+    cpu("stack")
+  } |
 
 Server CPU per request is the server process's user + system time over the run (from \`/proc/<pid>/stat\`) divided by
-the requests wrk completed, median of the rounds: it includes the kernel's share of the loopback TCP, and it is the
-figure a target in CPU per request would use.
+the requests wrk completed: it includes the kernel's share of the loopback TCP.
 
-The middle row is a reference, not a target: raw \`Deno.serve\` answering with the response headers the stack sends
-(copied from one of its answers: ${headerPairs.map(([k]) => `\`${k}\``).join(", ")}), each set once, with no code
-around it. It is what those headers cost the runtime (building, copying into the response, writing and parsing them)
-whatever code produces them: ${floorRatio.toFixed(3)} of raw. The stack reaches ${
-    overFloor.toFixed(3)
-  } of that reference.
+The floor is raw \`Deno.serve\` answering with the response headers the stack sends (copied from one of its answers:
+${headerPairs.map(([k]) => `\`${k}\``).join(", ")}), each set once, with no code around it: what those headers cost
+the runtime (building, copying into the response, writing and parsing them) whatever code produces them. It reaches
+${floorOfRaw.toFixed(3)} of raw's req/s.
 
-Ratio stack/raw: **${ratio.toFixed(3)}** (target >= ${TARGET_RATIO}: ${ratioMet ? "met" : "NOT met"}). p99 stack - raw:
-**${signed(p99Diff)} ms** (target <= +${TARGET_P99_MS} ms: ${p99Met ? "met" : "NOT met"}).
+Floor ratio (floor CPU per request / stack CPU per request, median of the rounds' ratios): **${
+    cpuRatio.toFixed(3)
+  }** (target >= ${TARGET_FLOOR_RATIO}, the stack at most ${(1 / TARGET_FLOOR_RATIO).toFixed(2)} × the floor: ${
+    cpuMet ? "met" : "NOT met"
+  }). p99 stack - floor: **${signed(p99Diff)} ms** (median of the rounds; target <= +${TARGET_P99_MS} ms: ${
+    p99Met ? "met" : "NOT met"
+  }). Req/s: stack/floor ${throughputRatio.toFixed(3)}, stack/raw ${stackOfRaw.toFixed(3)}.${
+    layered
+      ? ` The same stack as composable middleware (the layered row, \`--layered\`): floor ratio ${
+        median(layeredRatios).toFixed(3)
+      } (per round ${layeredRatios.map((r) => r.toFixed(3)).join(", ")}), p99 - floor ${
+        signed(median(layeredP99Diffs))
+      } ms.`
+      : ""
+  }
 
-Per round: raw ${results.raw.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")}. Raw +
-headers ${results.headers.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")}. Stack ${
-    results.stack.map((r) => `${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(2)} ms`).join("; ")
-  }. Ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}; p99 differences ${p99Diffs.map(signed).join(", ")} ms.
+Per round (CPU per request, req/s, p99): raw ${
+    results.raw.map((r, i) =>
+      `${cpuPerRequest.raw[i].toFixed(1)} µs ${r.rps.toFixed(0)} req/s ${r.p99Ms.toFixed(2)} ms`
+    )
+      .join("; ")
+  }. Floor ${
+    results.headers.map((r, i) =>
+      `${cpuPerRequest.headers[i].toFixed(1)} µs ${r.rps.toFixed(0)} req/s ${r.p99Ms.toFixed(2)} ms`
+    ).join("; ")
+  }. Stack ${
+    results.stack.map((r, i) =>
+      `${cpuPerRequest.stack[i].toFixed(1)} µs ${r.rps.toFixed(0)} req/s ${r.p99Ms.toFixed(2)} ms`
+    )
+      .join("; ")
+  }. Floor ratios ${cpuRatios.map((r) => r.toFixed(3)).join(", ")}; p99 differences ${
+    p99Diffs.map(signed).join(", ")
+  } ms.
 `;
   console.log(`wrote ${await writePerformanceSection("## HTTP stack", section)}`);
 }

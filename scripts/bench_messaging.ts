@@ -32,6 +32,7 @@
  *   deno task bench:messaging [--messages N] [--rounds 3] [--only nats|jetstream|kafka] [--window 256]
  *     [--concurrency 64] [--write]
  */
+import process from "node:process";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
@@ -121,6 +122,11 @@ interface RunResult {
   rate: number;
   p50Ms: number;
   p99Ms: number;
+  /**
+   * This process's CPU (user + system: publisher, consumer and client library) per message, in µs. On a busy machine
+   * it varies far less than msg/s, which waits on whatever else the cores run.
+   */
+  cpuUs: number;
 }
 
 /** A variant set up on a fresh topic, its subscriber feeding a {@linkcode Recorder}; `publish` resolves once confirmed. */
@@ -153,7 +159,7 @@ try {
         console.log(
           `${broker.padEnd(9)} round ${round} ${variant.padEnd(8)} ${fmtRate(r.rate).padStart(7)} msg/s` +
             `  p50 ${r.p50Ms.toFixed(2)} ms` +
-            `  p99 ${r.p99Ms.toFixed(2)} ms`,
+            `  p99 ${r.p99Ms.toFixed(2)} ms  CPU ${r.cpuUs.toFixed(2)} µs/msg`,
         );
       }
     }
@@ -173,7 +179,13 @@ for (const s of summaries) {
     `${s.broker}: adapter/raw ${s.ratio.toFixed(3)} (target >= ${TARGET}: ${s.ratio >= TARGET ? "met" : "NOT met"});` +
       ` raw ${fmtRate(s.raw.rate)} msg/s p99 ${s.raw.p99Ms.toFixed(2)} ms, adapter ${fmtRate(s.adapter.rate)} msg/s` +
       ` p99 ${s.adapter.p99Ms.toFixed(2)} ms; ${messagesFor(s.broker)} messages x ${rounds} rounds` +
-      (s.envelopeRatio === undefined ? "" : `; raw + envelope headers / raw ${s.envelopeRatio.toFixed(3)}`),
+      (s.envelopeRatio === undefined ? "" : `; raw + envelope headers / raw ${s.envelopeRatio.toFixed(3)}`) +
+      (s.overEnvelope === undefined ? "" : `; adapter / (raw + envelope headers) ${s.overEnvelope.toFixed(3)}`) +
+      (s.cpuOverEnvelope === undefined
+        ? ""
+        : `; by CPU per message (envelope CPU / adapter CPU) ${s.cpuOverEnvelope.toFixed(3)}: raw ${
+          s.raw.cpuUs.toFixed(2)
+        }, envelope ${s.envelope!.cpuUs.toFixed(2)}, adapter ${s.adapter.cpuUs.toFixed(2)} µs/msg`),
   );
 }
 console.log(`\n${elapsedS.toFixed(0)} s; load average before ${loadBefore}, after ${loadAfter}`);
@@ -187,6 +199,7 @@ async function once(broker: Broker, variant: Variant, n: number): Promise<RunRes
   let result: RunResult;
   try {
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     let next = 0;
     const limit = UNCONSUMED_WINDOWS * window;
     const publisher = async () => {
@@ -202,8 +215,10 @@ async function once(broker: Broker, variant: Variant, n: number): Promise<RunRes
     const consumed = rec.done();
     await Promise.all(Array.from({ length: Math.min(window, n) }, publisher));
     const last = await consumed;
+    const cpu = process.cpuUsage(cpu0);
     const sorted = rec.latencies.sort();
     result = {
+      cpuUs: (cpu.user + cpu.system) / n,
       rate: n / ((last - t0) / 1000),
       p50Ms: percentile(sorted, 0.5),
       p99Ms: percentile(sorted, 0.99),
@@ -441,6 +456,10 @@ interface Summary {
   ratio: number;
   /** Median per-round envelope/raw ratio, when the broker runs the envelope reference. */
   envelopeRatio?: number;
+  /** Median per-round adapter/envelope ratio: the adapter against the raw client carrying the same headers. */
+  overEnvelope?: number;
+  /** Median per-round envelope CPU per message / adapter CPU per message. */
+  cpuOverEnvelope?: number;
   perRound: Record<Variant, RunResult[]>;
 }
 
@@ -449,6 +468,7 @@ function summarize(broker: Broker, runs: Record<Variant, RunResult[]>): Summary 
     rate: median(rs.map((r) => r.rate)),
     p50Ms: median(rs.map((r) => r.p50Ms)),
     p99Ms: median(rs.map((r) => r.p99Ms)),
+    cpuUs: median(rs.map((r) => r.cpuUs)),
   });
   // Each adapter run against the raw run just before it, so drift in machine load cancels out.
   const ratios = runs.adapter.map((r, i) => r.rate / runs.raw[i].rate);
@@ -461,6 +481,8 @@ function summarize(broker: Broker, runs: Record<Variant, RunResult[]>): Summary 
     ratios,
     ratio: median(ratios),
     envelopeRatio: hasEnvelope ? median(runs.envelope.map((r, i) => r.rate / runs.raw[i].rate)) : undefined,
+    overEnvelope: hasEnvelope ? median(runs.adapter.map((r, i) => r.rate / runs.envelope[i].rate)) : undefined,
+    cpuOverEnvelope: hasEnvelope ? median(runs.adapter.map((r, i) => runs.envelope[i].cpuUs / r.cpuUs)) : undefined,
     perRound: runs,
   };
 }

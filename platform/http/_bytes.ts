@@ -70,7 +70,14 @@ const NON_ASCII = /[\u0080-\uffff]/;
 
 /**
  * The body size of `res` in bytes when it is known without reading the body: noted by our helpers, or declared in
- * `Content-Length`; `undefined` for a stream of unknown length.
+ * `Content-Length`; `undefined` for a stream of unknown length. What the access log reports as `bytes`.
+ *
+ * @example The size of a `json()` body, without reading it
+ * ```ts
+ * import { json, knownBodyBytes } from "./mod.ts";
+ * knownBodyBytes(json({ pong: true })); // 13
+ * knownBodyBytes(new Response(new ReadableStream())); // undefined
+ * ```
  */
 export function knownBodyBytes(res: Response): number | undefined {
   const noted = (res as SizedResponse)[BODY_BYTES];

@@ -15,6 +15,7 @@ export * from "./rate_limit.ts";
 export * from "./tracing.ts";
 export * from "./client.ts";
 export * from "./url.ts";
+export { knownBodyBytes } from "./_bytes.ts";
 export * from "./resilient_http.ts";
 export * from "./idempotency.ts";
 export * from "./postgres_idempotency_store.ts";

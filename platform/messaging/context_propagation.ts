@@ -80,6 +80,23 @@ export function replyHeaders(requestId: string, headers?: Record<string, string>
  * ```
  */
 export function handleInContext(handler: MessageHandler, msg: Message): Promise<void> {
+  return handleInContextOrSync(handler, msg) ?? DONE;
+}
+
+/**
+ * {@linkcode handleInContext}, but `undefined` when the handler finished synchronously without throwing: an adapter
+ * delivering many small messages can then go on to the next one in the same turn instead of waiting for a promise
+ * reaction (a microtask and a queued message per message, for a handler that does not await).
+ *
+ * @example Deliver the next message at once when the handler did not await
+ * ```ts
+ * import { handleInContextOrSync } from "./context_propagation.ts";
+ * const msg = { id: "m-1", headers: {}, payload: new Uint8Array(), attempt: 1, timestamp: 0 };
+ * const pending = handleInContextOrSync(() => {}, msg); // undefined: done already
+ * await pending;
+ * ```
+ */
+export function handleInContextOrSync(handler: MessageHandler, msg: Message): Promise<void> | undefined {
   const { ctx, dispose } = contextFromHeaders((name) => msg.headers[name]);
   let result: Promise<void> | void;
   try {
@@ -88,10 +105,9 @@ export function handleInContext(handler: MessageHandler, msg: Message): Promise<
     dispose();
     return Promise.reject(err);
   }
-  // Not an async function: a handler that finishes synchronously costs no extra promise and microtask turns.
   if (typeof (result as PromiseLike<void> | undefined)?.then !== "function") {
     dispose();
-    return DONE;
+    return undefined;
   }
   return Promise.resolve(result).then(() => dispose(), (err) => {
     dispose();

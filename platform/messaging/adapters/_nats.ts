@@ -105,19 +105,19 @@ export function decodeNatsMessage(
   const headers: Record<string, string> = {};
   let id: string | undefined;
   let key: string | undefined;
-  let timestamp = Date.now();
+  let timestamp: number | undefined;
   if (raw) {
     for (const [k, values] of raw) {
       const v = values[0] ?? "";
       if (k === NatsMessageHeaders.id) id = v;
       else if (k === NatsMessageHeaders.key) key = v;
-      else if (k === NatsMessageHeaders.timestamp) timestamp = Number(v) || timestamp;
+      else if (k === NatsMessageHeaders.timestamp) timestamp = Number(v) || undefined;
       else if (k !== NatsMessageHeaders.replyTo) headers[k] = v;
     }
   }
   // A plain view, not the Node `Buffer` subclass the transport hands out, so every adapter delivers the same type.
   const payload = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return { id: id ?? crypto.randomUUID(), key, headers, payload, attempt, timestamp };
+  return { id: id ?? crypto.randomUUID(), key, headers, payload, attempt, timestamp: timestamp ?? Date.now() };
 }
 
 /**
