@@ -1,7 +1,8 @@
-import { contextFromHeaders, holdDeadlineTimer, runWithContext } from "./mod.ts";
+import { contextFromHeaders, holdDeadlineTimer, openContext, runWithContext } from "./mod.ts";
 
 // Per-request cost of opening and disposing a request context, as the HTTP stack does with a request that carries no
 // deadline header (the default budget applies), against a plain object in the same AsyncLocalStorage.
+// Held as a Service holds it, so the shared timer's interval is not started and stopped around every context.
 const release = holdDeadlineTimer();
 globalThis.addEventListener("unload", release);
 const headers = new Headers({ origin: "https://shop.example", "x-api-key": "bench-client" });
@@ -21,4 +22,10 @@ Deno.bench("contextFromHeaders + runWithContext + dispose", { group: "context", 
   });
   runWithContext(ctx, noop);
   dispose();
+});
+
+Deno.bench("openContext + runWithContext + dispose()", { group: "context", n: 200_000, warmup: 20_000 }, () => {
+  const ctx = openContext(headers, { defaultBudgetMs: 10_000, signal: req, onEnd: noop });
+  runWithContext(ctx, noop);
+  ctx.dispose();
 });
