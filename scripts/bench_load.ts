@@ -62,6 +62,8 @@ export interface StepFigures {
   rssMb: Record<string, number>;
   /** Highest unpublished outbox count seen per database during the step. */
   peakBacklog: Record<string, number>;
+  /** Failed requests by HTTP status and problem type, or by exception name. */
+  failures: Record<string, number>;
   stop?: string;
 }
 
@@ -166,7 +168,21 @@ async function main() {
     // One user places every order: stock enough for the whole ladder, so no saga is cancelled for want of tea.
     await pools.inventory`update products set stock = 100000000 where sku = 'tea-sencha'`;
     let api = await ApiClient.login(target.endpoints);
-    for (let i = 0; i < 20; i++) await api.placeOrder([{ sku: "tea-sencha", quantity: 1 }]); // warm-up
+    const warm: string[] = [];
+    for (let i = 0; i < 50; i++) warm.push((await api.placeOrder([{ sku: "tea-sencha", quantity: 1 }])).id);
+    await waitUntil(async () => {
+      const [{ n }] = await pools.orders<{ n: number }[]>`
+        select count(*)::int as n from orders where id = any(${warm}) and status = 'PENDING'`;
+      return n === 0;
+    }, 60_000, "the warm-up sagas", 250);
+    // What each process burns with no load (pollers, heartbeats, fetch loops): the floor under CPU per order.
+    const idle0 = await Promise.all(target.pids.map((p) => cpuMs(p.pid)));
+    await new Promise((r) => setTimeout(r, 5_000));
+    const idle1 = await Promise.all(target.pids.map((p) => cpuMs(p.pid)));
+    console.log(
+      `idle CPU (ms per s, over 5 s; load ${await loadavg()}): ` +
+        target.pids.map((p, i) => `${p.name}=${((idle1[i] - idle0[i]) / 5).toFixed(1)}`).join(" "),
+    );
     const steps: StepFigures[] = [];
     for (const rate of opts.rates) {
       api = await ApiClient.login(target.endpoints); // a fresh token per step: user tokens live 15 minutes
@@ -211,17 +227,26 @@ async function runStep(
       await new Promise((r) => setTimeout(r, 1000));
     }
   })();
+  const failures = new Map<string, number>();
+  const failed = (why: string) => {
+    failures.set(why, (failures.get(why) ?? 0) + 1);
+    return false;
+  };
   const send = async () => {
-    const res = await fetch(`${target.endpoints.gateway}/v1/orders`, {
-      method: "POST",
-      headers,
-      body,
-      signal: AbortSignal.timeout(10_000),
-    });
-    const answer = await res.json();
-    if (res.status !== 202) return false;
-    ids.push(answer.id);
-    return true;
+    try {
+      const res = await fetch(`${target.endpoints.gateway}/v1/orders`, {
+        method: "POST",
+        headers,
+        body,
+        signal: AbortSignal.timeout(10_000),
+      });
+      const answer = await res.json();
+      if (res.status !== 202) return failed(`${res.status} ${answer.type ?? ""}`.trim());
+      ids.push(answer.id);
+      return true;
+    } catch (err) {
+      return failed((err as Error).name);
+    }
   };
   const sent: Sent[] = await runOpenLoop({ ratePerSec: rate, durationMs: opts.stepSeconds * 1000, send });
   const pendingLeft = async () => {
@@ -271,6 +296,7 @@ async function runStep(
     cpuPerOrderMs,
     rssMb: rss,
     peakBacklog,
+    failures: Object.fromEntries(failures),
   };
   figures.stop = stopReason(
     { p99AcceptMs: figures.p99AcceptMs, errors: figures.errors, unfinished: figures.unfinished },
@@ -292,6 +318,7 @@ function formatStep(s: StepFigures): string {
     `  CPU per order: ${per(s.cpuPerOrderMs, " ms")}`,
     `  RSS: ${per(s.rssMb, " MB")}`,
     `  peak outbox backlog: ${per(s.peakBacklog, "")}`,
+    ...(s.errors > 0 ? [`  failures: ${JSON.stringify(s.failures)}`] : []),
     ...(s.stop ? [`  stop: ${s.stop}`] : []),
   ].join("\n");
 }
