@@ -9,6 +9,7 @@
  * outbox), from the publish call to the subscriber receiving it.
  *
  *   deno task bench:outbox [--rates 100,500] [--seconds 10] [--broker kafka|nats|both]
+ *                          [--batch-size N] [--concurrency N]   (relay options; unset: the relay's defaults)
  */
 import { connectPostgres, ensureDatabase, migrate } from "@trellis/platform/db";
 import { createLogger } from "@trellis/platform/log";
@@ -17,6 +18,7 @@ import { enqueue, OUTBOX_MIGRATIONS, startRelay } from "@trellis/platform/outbox
 import { waitUntil } from "@trellis/platform/testing";
 import postgres from "postgres";
 import { quantile, runOpenLoop } from "./bench/open_loop.ts";
+import { cpuMs } from "./bench/proc.ts";
 import { cpuModel, loadavg } from "./wrk.ts";
 
 const args = Deno.args;
@@ -28,6 +30,10 @@ const rates = value("--rates", "100,500").split(",").map(Number);
 const seconds = Number(value("--seconds", "10"));
 const brokerArg = value("--broker", "both");
 const brokers = brokerArg === "both" ? ["kafka", "nats"] : [brokerArg];
+const relayOptions = {
+  ...(args.includes("--batch-size") ? { batchSize: Number(value("--batch-size", "")) } : {}),
+  ...(args.includes("--concurrency") ? { concurrency: Number(value("--concurrency", "")) } : {}),
+};
 const problems = [
   !rates.every((r) => r > 0) && `--rates must be positive numbers: current value is ${value("--rates", "")}`,
   !(seconds > 0) && `--seconds must be positive: current value is ${seconds}`,
@@ -51,6 +57,11 @@ async function connectBus(broker: string): Promise<PubSub> {
 }
 
 interface Figures {
+  /** CPU time of this process (generator, relay and subscriber) per event, and its share of one core. */
+  cpuPerEventMs: number;
+  cpuShare: number;
+  /** From each event's scheduled time to its `send` resolving (the commit, or the publish call): the producer side. */
+  p99SendMs: number;
   sent: number;
   received: number;
   p50Ms: number;
@@ -65,6 +76,8 @@ async function measure(
 ): Promise<Figures> {
   received.clear();
   const started = new Map<string, number>();
+  const cpu0 = await cpuMs(Deno.pid);
+  const wall0 = performance.now();
   const sent = await runOpenLoop({
     ratePerSec: rate,
     durationMs: seconds * 1000,
@@ -75,12 +88,17 @@ async function measure(
     },
   });
   await waitUntil(() => received.size >= started.size, 30_000, "every message to arrive", 50).catch(() => {});
+  const cpu = await cpuMs(Deno.pid) - cpu0;
+  const wall = performance.now() - wall0;
   const skip = Math.min(rate, Math.floor(started.size / 10)); // the first second warms the path
   const latencies = [...started].slice(skip).flatMap(([msgId, t]) => {
     const at = received.get(msgId);
     return at === undefined ? [] : [at - t];
   }).sort((a, b) => a - b);
   return {
+    cpuPerEventMs: cpu / sent.length,
+    cpuShare: cpu / wall,
+    p99SendMs: quantile(sent.map((s) => s.latencyMs).sort((a, b) => a - b), 0.99),
     sent: sent.filter((s) => s.ok).length,
     received: [...started.keys()].filter((k) => received.has(k)).length,
     p50Ms: quantile(latencies, 0.5),
@@ -89,7 +107,7 @@ async function measure(
 }
 
 console.log(
-  `bench:outbox cpu=${await cpuModel()} cores=${navigator.hardwareConcurrency} seconds=${seconds} database=${id}`,
+  `bench:outbox cpu=${await cpuModel()} cores=${navigator.hardwareConcurrency} seconds=${seconds} database=${id} relay=${JSON.stringify(relayOptions)}`,
 );
 await ensureDatabase(url.href);
 const db = connectPostgres(url.href, { applicationName: "bench-outbox" });
@@ -115,7 +133,7 @@ try {
         await bus.publish(topic, { id: crypto.randomUUID(), payload: new Uint8Array([123, 125]) });
         return received.size > 0;
       }, 60_000, `the ${broker} subscription to receive`, 500);
-      const relay = await startRelay(db, { publish: ({ topic, ...m }) => bus.publish(topic, m), logger });
+      const relay = await startRelay(db, { ...relayOptions, publish: ({ topic, ...m }) => bus.publish(topic, m), logger });
       const payload = new TextEncoder().encode(JSON.stringify({ type: "bench.event.v1", n: 1 }));
       try {
         for (const rate of rates) {
@@ -130,7 +148,9 @@ try {
             return t;
           });
           const f = (x: Figures) =>
-            `p50 ${x.p50Ms.toFixed(2)} ms p99 ${x.p99Ms.toFixed(2)} ms (${x.received}/${x.sent} received)`;
+            `p50 ${x.p50Ms.toFixed(2)} ms p99 ${x.p99Ms.toFixed(2)} ms (${x.received}/${x.sent} received, ` +
+            `scheduled→sent p99 ${x.p99SendMs.toFixed(1)} ms, CPU ${x.cpuPerEventMs.toFixed(2)} ms/event, ` +
+            `${(x.cpuShare * 100).toFixed(0)}% of a core)`;
           console.log(
             `${broker} ${rate}/s: outbox commit→received ${f(outbox)} (load ${outboxLoad}); ` +
               `direct publish→received ${f(direct)} (load ${await loadavg()})`,
