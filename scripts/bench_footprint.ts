@@ -1,19 +1,20 @@
 /**
  * `deno task bench:footprint`: the system's footprint.
  *
- * - distributed: resident memory (VmRSS) of each of the six service processes, idle 10 s after all are ready, and
- *   again idle 10 s after 50 orders went through (code paths loaded, pools and consumers busy once);
+ * - distributed: resident memory (VmRSS) and CPU burnt per second (/proc/<pid>/stat, over 10 s) of each of the six
+ *   service processes, idle once all are ready, and RSS again idle 10 s after `--orders` orders went through (code
+ *   paths loaded, pools and consumers busy once; 0 skips it);
  * - embedded: time from spawning `deno task dev` (services/dev.ts, PGlite, in-memory messaging) to all six services
  *   ready, `--starts` times (default 3; the first may compile, the later ones are warm), as measured from outside
  *   (spawn → the ready line on stderr) and as dev.ts reports it (its module start → ready); and its RSS once ready.
  *
- *   deno task bench:footprint [--mode distributed|embedded|both] [--starts 3]
+ *   deno task bench:footprint [--mode distributed|embedded|both] [--starts 3] [--orders 50]
  */
 import { startCluster } from "../tests/support/cluster.ts";
 import { clusterEnv } from "../tests/support/ports.ts";
 import { ApiClient } from "../tests/e2e/scenarios.ts";
 import { TextLineStream, within } from "@trellis/platform/testing";
-import { rssMb } from "./bench/proc.ts";
+import { cpuMs, rssMb } from "./bench/proc.ts";
 import { cpuModel, loadavg, median } from "./wrk.ts";
 
 const args = Deno.args;
@@ -23,10 +24,12 @@ const value = (name: string, fallback: string) => {
 };
 const mode = value("--mode", "both");
 const starts = Number(value("--starts", "3"));
+const orders = Number(value("--orders", "50"));
 const problems = [
   !["distributed", "embedded", "both"].includes(mode) &&
   `--mode must be distributed, embedded or both: current value is ${mode}`,
   !(Number.isInteger(starts) && starts >= 1) && `--starts must be a positive integer: current value is ${starts}`,
+  !(Number.isInteger(orders) && orders >= 0) && `--orders must be a non-negative integer: current value is ${orders}`,
 ].filter(Boolean);
 if (problems.length > 0) {
   for (const p of problems) console.error(`bench:footprint: ${p}`);
@@ -42,14 +45,25 @@ console.log(`bench:footprint cpu=${await cpuModel()} cores=${navigator.hardwareC
 if (mode !== "embedded") {
   await using cluster = await startCluster({ env: { LOG_LEVEL: "warn" } });
   const pids = cluster.procs.map((p) => ({ name: p.name, pid: p.child.pid }));
+  await sleep(5_000);
+  const cpu0 = await Promise.all(pids.map((p) => cpuMs(p.pid)));
   await sleep(10_000);
-  console.log(`distributed idle RSS MB (10 s after ready; load ${await loadavg()}): ${await rssLine(pids)}`);
-  const api = await ApiClient.login(cluster.endpoints);
-  const ids = [];
-  for (let n = 0; n < 50; n++) ids.push((await api.placeOrder([{ sku: "tea-sencha", quantity: 1 }])).id);
-  for (const id of ids) await api.settle(id);
-  await sleep(10_000);
-  console.log(`distributed idle RSS MB (10 s after 50 orders; load ${await loadavg()}): ${await rssLine(pids)}`);
+  const cpu1 = await Promise.all(pids.map((p) => cpuMs(p.pid)));
+  console.log(
+    `distributed idle CPU ms/s (over 10 s; KAFKA_FETCH_MAX_WAIT_MS=${Deno.env.get("KAFKA_FETCH_MAX_WAIT_MS") ?? ""}): ` +
+      pids.map((p, i) => `${p.name}=${((cpu1[i] - cpu0[i]) / 10).toFixed(1)}`).join(" "),
+  );
+  console.log(`distributed idle RSS MB (15 s after ready; load ${await loadavg()}): ${await rssLine(pids)}`);
+  if (orders > 0) {
+    const api = await ApiClient.login(cluster.endpoints);
+    const ids = [];
+    for (let n = 0; n < orders; n++) ids.push((await api.placeOrder([{ sku: "tea-sencha", quantity: 1 }])).id);
+    for (const id of ids) await api.settle(id, 120_000);
+    await sleep(10_000);
+    console.log(
+      `distributed idle RSS MB (10 s after ${orders} orders; load ${await loadavg()}): ${await rssLine(pids)}`,
+    );
+  }
 }
 
 if (mode !== "distributed") {
