@@ -50,7 +50,9 @@ if (mode !== "embedded") {
   await sleep(10_000);
   const cpu1 = await Promise.all(pids.map((p) => cpuMs(p.pid)));
   console.log(
-    `distributed idle CPU ms/s (over 10 s; KAFKA_FETCH_MAX_WAIT_MS=${Deno.env.get("KAFKA_FETCH_MAX_WAIT_MS") ?? ""}): ` +
+    `distributed idle CPU ms/s (over 10 s; KAFKA_FETCH_MAX_WAIT_MS=${
+      Deno.env.get("KAFKA_FETCH_MAX_WAIT_MS") ?? ""
+    }): ` +
       pids.map((p, i) => `${p.name}=${((cpu1[i] - cpu0[i]) / 10).toFixed(1)}`).join(" "),
   );
   console.log(`distributed idle RSS MB (15 s after ready; load ${await loadavg()}): ${await rssLine(pids)}`);

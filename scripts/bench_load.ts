@@ -114,11 +114,16 @@ async function embedded(): Promise<Target> {
     stderr: "inherit",
   }).spawn();
   const endpoints = { gateway: `http://127.0.0.1:${ports.gateway}`, auth: `http://127.0.0.1:${ports.auth}` };
-  await waitUntil(async () => {
-    const res = await fetch(`${endpoints.gateway}/readyz`).catch(() => undefined);
-    await res?.body?.cancel();
-    return res?.ok ?? false;
-  }, 90_000, "the embedded system to be ready", 100);
+  await waitUntil(
+    async () => {
+      const res = await fetch(`${endpoints.gateway}/readyz`).catch(() => undefined);
+      await res?.body?.cancel();
+      return res?.ok ?? false;
+    },
+    90_000,
+    "the embedded system to be ready",
+    100,
+  );
   // services/shared/embedded.ts names a service's database trellis_dev_<service> on DATABASE_URL's server.
   const databases = Object.fromEntries(SERVICES.map((s) => {
     const url = new URL(databaseUrl);
@@ -152,7 +157,9 @@ async function main() {
   const named = Object.entries(target.databases).map(([s, url]) => ({ s, url, name: new URL(url).pathname.slice(1) }));
   // Not every service has a database (the gateway and notifications keep none).
   const existing = new Set(
-    (await admin<{ datname: string }[]>`select datname from pg_database where datname = any(${named.map((d) => d.name)})`)
+    (await admin<{ datname: string }[]>`select datname from pg_database where datname = any(${
+      named.map((d) => d.name)
+    })`)
       .map((r) => r.datname),
   );
   const present = named.filter((d) => existing.has(d.name));
@@ -171,12 +178,18 @@ async function main() {
     const warm: string[] = [];
     for (let i = 0; i < 20; i++) warm.push((await api.placeOrder([{ sku: "tea-sencha", quantity: 1 }])).id);
     const warmStart = performance.now();
-    await waitUntil(async () => {
-      const [{ n }] = await pools.orders<{ n: number }[]>`
+    await waitUntil(
+      async () => {
+        const [{ n }] = await pools.orders<{ n: number }[]>`
         select count(*)::int as n from orders where id = any(${warm}) and status = 'PENDING'`;
-      return n === 0;
-    }, 120_000, "the warm-up sagas", 250).then(
-      () => console.log(`warm-up: 20 sequential orders, sagas done ${(performance.now() - warmStart).toFixed(0)} ms after`),
+        return n === 0;
+      },
+      120_000,
+      "the warm-up sagas",
+      250,
+    ).then(
+      () =>
+        console.log(`warm-up: 20 sequential orders, sagas done ${(performance.now() - warmStart).toFixed(0)} ms after`),
       () => console.log("warm-up: 20 sequential orders, sagas still PENDING after 120 s; measuring anyway"),
     );
     // What each process burns with no load (pollers, heartbeats, fetch loops): the floor under CPU per order.
@@ -274,7 +287,8 @@ async function runStep(
   const terminal = rows.filter((r) => r.status !== "PENDING");
   const firstAccept = Math.min(...rows.map((r) => Number(r.c)));
   const lastDone = Math.max(...terminal.map((r) => Number(r.u)));
-  const lastAnswer = Math.max(...sent.map((s) => s.scheduledAt + s.latencyMs)) - Math.min(...sent.map((s) => s.scheduledAt));
+  const lastAnswer = Math.max(...sent.map((s) => s.scheduledAt + s.latencyMs)) -
+    Math.min(...sent.map((s) => s.scheduledAt));
   const cpuPerOrderMs: Record<string, number> = {};
   target.pids.forEach((p, i) => cpuPerOrderMs[p.name] = (cpu1[i] - cpu0[i]) / Math.max(1, accepted.length));
   let pgMs = 0;

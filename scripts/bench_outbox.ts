@@ -37,7 +37,8 @@ const relayOptions = {
 const problems = [
   !rates.every((r) => r > 0) && `--rates must be positive numbers: current value is ${value("--rates", "")}`,
   !(seconds > 0) && `--seconds must be positive: current value is ${seconds}`,
-  !brokers.every((b) => b === "kafka" || b === "nats") && `--broker must be kafka, nats or both: current value is ${brokerArg}`,
+  !brokers.every((b) => b === "kafka" || b === "nats") &&
+  `--broker must be kafka, nats or both: current value is ${brokerArg}`,
 ].filter(Boolean);
 if (problems.length > 0) {
   for (const p of problems) console.error(`bench:outbox: ${p}`);
@@ -52,7 +53,11 @@ url.pathname = `/${id}`;
 
 async function connectBus(broker: string): Promise<PubSub> {
   return broker === "kafka"
-    ? createKafkaPubSub({ brokers: (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(","), clientId: id, logger })
+    ? createKafkaPubSub({
+      brokers: (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(","),
+      clientId: id,
+      logger,
+    })
     : await createNatsPubSub({ servers: Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222", name: id, logger });
 }
 
@@ -107,7 +112,9 @@ async function measure(
 }
 
 console.log(
-  `bench:outbox cpu=${await cpuModel()} cores=${navigator.hardwareConcurrency} seconds=${seconds} database=${id} relay=${JSON.stringify(relayOptions)}`,
+  `bench:outbox cpu=${await cpuModel()} cores=${navigator.hardwareConcurrency} seconds=${seconds} database=${id} relay=${
+    JSON.stringify(relayOptions)
+  }`,
 );
 await ensureDatabase(url.href);
 const db = connectPostgres(url.href, { applicationName: "bench-outbox" });
@@ -129,11 +136,20 @@ try {
         received.set(msg.id, performance.now());
       }, { group: id });
       // The subscription may join its group after `subscribe` resolves: publish probes until one arrives.
-      await waitUntil(async () => {
-        await bus.publish(topic, { id: crypto.randomUUID(), payload: new Uint8Array([123, 125]) });
-        return received.size > 0;
-      }, 60_000, `the ${broker} subscription to receive`, 500);
-      const relay = await startRelay(db, { ...relayOptions, publish: ({ topic, ...m }) => bus.publish(topic, m), logger });
+      await waitUntil(
+        async () => {
+          await bus.publish(topic, { id: crypto.randomUUID(), payload: new Uint8Array([123, 125]) });
+          return received.size > 0;
+        },
+        60_000,
+        `the ${broker} subscription to receive`,
+        500,
+      );
+      const relay = await startRelay(db, {
+        ...relayOptions,
+        publish: ({ topic, ...m }) => bus.publish(topic, m),
+        logger,
+      });
       const payload = new TextEncoder().encode(JSON.stringify({ type: "bench.event.v1", n: 1 }));
       try {
         for (const rate of rates) {
