@@ -10,6 +10,8 @@
  *
  *   deno task bench:outbox [--rates 100,500] [--seconds 10] [--broker kafka|nats|both]
  *                          [--batch-size N] [--concurrency N]   (relay options; unset: the relay's defaults)
+ *                          [--backlog N]   (first: time to drain N rows committed before the relay starts)
+ *                          [--rates ""]    (no rate steps)
  */
 import { connectPostgres, ensureDatabase, migrate } from "@trellis/platform/db";
 import { createLogger } from "@trellis/platform/log";
@@ -26,8 +28,9 @@ const value = (name: string, fallback: string) => {
   const i = args.indexOf(name);
   return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
 };
-const rates = value("--rates", "100,500").split(",").map(Number);
+const rates = value("--rates", "100,500").split(",").filter(Boolean).map(Number);
 const seconds = Number(value("--seconds", "10"));
+const backlog = Number(value("--backlog", "0"));
 const brokerArg = value("--broker", "both");
 const brokers = brokerArg === "both" ? ["kafka", "nats"] : [brokerArg];
 const relayOptions = {
@@ -37,6 +40,8 @@ const relayOptions = {
 const problems = [
   !rates.every((r) => r > 0) && `--rates must be positive numbers: current value is ${value("--rates", "")}`,
   !(seconds > 0) && `--seconds must be positive: current value is ${seconds}`,
+  !(Number.isInteger(backlog) && backlog >= 0) &&
+  `--backlog must be a non-negative integer: current value is ${backlog}`,
   !brokers.every((b) => b === "kafka" || b === "nats") &&
   `--broker must be kafka, nats or both: current value is ${brokerArg}`,
 ].filter(Boolean);
@@ -145,12 +150,35 @@ try {
         `the ${broker} subscription to receive`,
         500,
       );
+      const payload = new TextEncoder().encode(JSON.stringify({ type: "bench.event.v1", n: 1 }));
+      if (backlog > 0) {
+        // Drain rate: `backlog` rows committed before the relay starts, then the time until the last is received.
+        received.clear();
+        const ids = Array.from({ length: backlog }, () => crypto.randomUUID());
+        for (let n = 0; n < ids.length; n += 500) {
+          await db.transaction(async (tx) => {
+            for (const msgId of ids.slice(n, n + 500)) await enqueue(tx, { topic, id: msgId, key: msgId, payload });
+          });
+        }
+        const t0 = performance.now();
+        const drainer = await startRelay(db, {
+          ...relayOptions,
+          publish: ({ topic, ...m }) => bus.publish(topic, m),
+          logger,
+        });
+        await waitUntil(() => ids.every((k) => received.has(k)), 120_000, "the backlog to drain", 20)
+          .finally(() => drainer.stop());
+        const seconds = (performance.now() - t0) / 1000;
+        console.log(
+          `${broker} drain of ${backlog} rows: ${seconds.toFixed(2)} s, ${(backlog / seconds).toFixed(0)} rows/s ` +
+            `(relay ${JSON.stringify(relayOptions)}; load ${await loadavg()})`,
+        );
+      }
       const relay = await startRelay(db, {
         ...relayOptions,
         publish: ({ topic, ...m }) => bus.publish(topic, m),
         logger,
       });
-      const payload = new TextEncoder().encode(JSON.stringify({ type: "bench.event.v1", n: 1 }));
       try {
         for (const rate of rates) {
           const outbox = await measure(rate, received, async (msgId) => {
