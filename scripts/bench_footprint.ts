@@ -8,7 +8,9 @@
  *   ready, `--starts` times (default 3; the first may compile, the later ones are warm), as measured from outside
  *   (spawn → the ready line on stderr) and as dev.ts reports it (its module start → ready); and its RSS once ready.
  *
- *   deno task bench:footprint [--mode distributed|embedded|both] [--starts 3] [--orders 50]
+ *   deno task bench:footprint [--mode distributed|embedded|both] [--starts 3] [--orders 50] [--postgres]
+ *
+ * `--postgres` starts embedded mode on DATABASE_URL's Postgres (databases trellis_dev_<service>) instead of PGlite.
  */
 import { startCluster } from "../tests/support/cluster.ts";
 import { clusterEnv } from "../tests/support/ports.ts";
@@ -75,7 +77,7 @@ if (mode !== "distributed") {
   for (let n = 0; n < starts; n++) {
     const storageDir = await Deno.makeTempDir({ prefix: "trellis-footprint-" });
     const { env } = clusterEnv(storageDir, { LOG_LEVEL: "warn" });
-    delete env.DATABASE_URL; // as `deno task dev` runs by default: PGlite
+    if (!args.includes("--postgres")) delete env.DATABASE_URL; // as `deno task dev` runs by default: PGlite
     const t0 = performance.now();
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", `${root}services/dev.ts`],
@@ -103,7 +105,9 @@ if (mode !== "distributed") {
       inside.push(reported);
       await sleep(5_000);
       console.log(
-        `embedded start ${n + 1}: spawn→ready ${outside.at(-1)!.toFixed(2)} s, dev.ts reports ${reported} s, ` +
+        `embedded (${args.includes("--postgres") ? "Postgres" : "PGlite"}) start ${n + 1}: spawn→ready ${
+          outside.at(-1)!.toFixed(2)
+        } s, dev.ts reports ${reported} s, ` +
           `RSS 5 s after ready ${(await rssMb(child.pid)).toFixed(1)} MB (load ${await loadavg()})`,
       );
     } finally {
