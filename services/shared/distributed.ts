@@ -18,6 +18,13 @@ export interface DistributedOptions {
    * @default {"kafkajs"}
    */
   kafkaClient?: KafkaClient;
+  /**
+   * Longest a Kafka fetch waits at the broker for new data (`KAFKA_FETCH_MAX_WAIT_MS`). A fetch answers as soon as a
+   * record arrives, so this sets only how often an idle consumer asks again: 500 instead of the adapter's 100 took
+   * 3–14 ms of CPU per second off each idle Kafka-consuming service (docs/performance.md, "Footprint").
+   * @default {500}
+   */
+  kafkaFetchMaxWaitMs?: number;
   natsUrl: string;
   /** Prepended to every topic and subject, so test runs sharing a broker do not see each other. @default {""} */
   topicPrefix?: string;
@@ -41,6 +48,7 @@ export function distributedOptionsFromEnv(
     databasePrefix: env.DATABASE_PREFIX ?? "trellis",
     kafkaBrokers: (env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",").map((s) => s.trim()).filter(Boolean),
     kafkaClient: kafkaClientOf(env.KAFKA_CLIENT),
+    kafkaFetchMaxWaitMs: fetchMaxWaitOf(env.KAFKA_FETCH_MAX_WAIT_MS),
     natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
     topicPrefix: env.TOPIC_PREFIX ?? "",
     storageDir: env.STORAGE_DIR ?? ".trellis/storage",
@@ -55,6 +63,17 @@ function kafkaClientOf(value: string | undefined): KafkaClient {
   throw new RangeError(`Cannot use KAFKA_CLIENT=${JSON.stringify(value)}: it must be kafkajs or platformatic`);
 }
 
+function fetchMaxWaitOf(value: string | undefined): number {
+  if (value === undefined || value === "") return 500;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 1 || ms > 10_000) {
+    throw new RangeError(
+      `Cannot use KAFKA_FETCH_MAX_WAIT_MS=${JSON.stringify(value)}: it must be an integer from 1 to 10000 (ms)`,
+    );
+  }
+  return ms;
+}
+
 /**
  * Distributed infrastructure: a Postgres database per service, Kafka for durable topics (created up front with three
  * partitions each), NATS JetStream for jobs (streams created up front), NATS Core for notices, local-disk storage.
@@ -63,7 +82,12 @@ export function distributedInfra(options: DistributedOptions): Infra {
   const prefix = options.topicPrefix ?? "";
   const dbs: Database[] = [];
   const events = once(async () => {
-    const kafkaOptions = { brokers: options.kafkaBrokers, clientId: options.clientId, logger: options.logger };
+    const kafkaOptions = {
+      brokers: options.kafkaBrokers,
+      clientId: options.clientId,
+      logger: options.logger,
+      consumer: { maxWaitTimeInMs: options.kafkaFetchMaxWaitMs ?? 500 },
+    };
     const kafka = options.kafkaClient === "platformatic"
       ? (await import("@trellis/platform/messaging/kafka-platformatic")).createPlatformaticKafkaPubSub(
         kafkaOptions,

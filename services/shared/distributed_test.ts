@@ -13,3 +13,14 @@ Deno.test("distributedOptionsFromEnv() picks the Kafka client from KAFKA_CLIENT 
     (err) => err instanceof RangeError && err.message.includes("KAFKA_CLIENT"),
   );
 });
+
+Deno.test("distributedOptionsFromEnv() reads KAFKA_FETCH_MAX_WAIT_MS, defaults it to 500 ms and refuses a bad one", () => {
+  assert.equal(distributedOptionsFromEnv({}, "t", log).kafkaFetchMaxWaitMs, 500);
+  assert.equal(distributedOptionsFromEnv({ KAFKA_FETCH_MAX_WAIT_MS: "100" }, "t", log).kafkaFetchMaxWaitMs, 100);
+  for (const bad of ["0", "1.5", "fast", "20000"]) {
+    assert.throws(
+      () => distributedOptionsFromEnv({ KAFKA_FETCH_MAX_WAIT_MS: bad }, "t", log),
+      (err) => err instanceof RangeError && err.message.includes("KAFKA_FETCH_MAX_WAIT_MS"),
+    );
+  }
+});
