@@ -2,6 +2,7 @@ import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
+import { Router } from "@trellis/platform/http";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import type { SystemConfig } from "../shared/config.ts";
@@ -9,6 +10,8 @@ import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
+import { inventoryChecks } from "./reconcile.ts";
+import { ordersLookup, reconcileService } from "../shared/reconcile.ts";
 
 /**
  * The inventory service: reserves and releases stock on commands from the order saga, replies with events through
@@ -31,7 +34,11 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
-  serveInternalGrpc(svc, config, jwksFor(svc, config), {
+  const jwks = jwksFor(svc, config);
+  const admin = new Router();
+  reconcileService(svc, config, jwks, admin, inventoryChecks(() => db, ordersLookup(svc, config, "inventory")));
+  svc.handle(admin.handler);
+  serveInternalGrpc(svc, config, jwks, {
     port: config.ports.inventoryGrpc,
     audience: "inventory",
     services: [implement(InventoryServiceService, {

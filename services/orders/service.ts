@@ -12,6 +12,7 @@ import {
   serviceTokens,
 } from "@trellis/platform/grpc";
 import type { Principal } from "@trellis/platform/context";
+import { Router } from "@trellis/platform/http";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
@@ -22,6 +23,8 @@ import { isOrderId } from "../shared/ids.ts";
 import { resilienceFor } from "../shared/resilience.ts";
 import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
+import { ordersChecks, ordersPeers } from "./reconcile.ts";
+import { reconcileService } from "../shared/reconcile.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
 
 const REPLY_TYPES = [
@@ -91,6 +94,9 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
+  const admin = new Router();
+  reconcileService(svc, config, jwks, admin, ordersChecks(() => db, ordersPeers(svc, config, inventory)));
+  svc.handle(admin.handler);
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.ordersGrpc,
     audience: "orders",

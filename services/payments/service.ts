@@ -3,6 +3,7 @@ import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { currentContext } from "@trellis/platform/context";
+import { Router } from "@trellis/platform/http";
 import { Service } from "@trellis/platform/service";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
 import type { SystemConfig } from "../shared/config.ts";
@@ -12,6 +13,8 @@ import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
+import { paymentsChecks } from "./reconcile.ts";
+import { ordersLookup, reconcileService } from "../shared/reconcile.ts";
 
 /**
  * The payments service: charges orders through a payment provider on commands from the order saga (a transient
@@ -43,7 +46,11 @@ export function createPaymentsService(
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "payments" })
     .attach(svc, { check: "events" });
-  serveInternalGrpc(svc, config, jwksFor(svc, config), {
+  const jwks = jwksFor(svc, config);
+  const admin = new Router();
+  reconcileService(svc, config, jwks, admin, paymentsChecks(() => db, provider, ordersLookup(svc, config, "payments")));
+  svc.handle(admin.handler);
+  serveInternalGrpc(svc, config, jwks, {
     port: config.ports.paymentsGrpc,
     audience: "payments",
     services: [implement(PaymentsServiceService, {
