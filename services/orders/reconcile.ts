@@ -27,7 +27,9 @@ export interface OrdersPeers {
 export function ordersPeers(
   svc: Service,
   config: SystemConfig,
-  inventory: { getReservation(req: { orderId: string }, options: { signal: AbortSignal }): Promise<{ status: string }> },
+  inventory: {
+    getReservation(req: { orderId: string }, options: { signal: AbortSignal }): Promise<{ status: string }>;
+  },
 ): OrdersPeers {
   const { policyFor, fetchFor } = resilienceFor(svc);
   const tokens = (audience: string) =>
@@ -194,7 +196,9 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
             decision.order.step,
             decision.order.reason,
           ]);
-          for (const o of decision.publish) await publishEvent(tx, { topic: o.topic, key: order.id, payload: o.payload });
+          for (const o of decision.publish) {
+            await publishEvent(tx, { topic: o.topic, key: order.id, payload: o.payload });
+          }
           return "repaired";
         });
       },

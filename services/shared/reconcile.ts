@@ -1,7 +1,7 @@
 import { authenticate, type RemoteJwks, requireScopes } from "@trellis/platform/auth";
 import { clientMetrics, createGrpcClient, NotFoundError, serviceTokens } from "@trellis/platform/grpc";
 import { chain, type Handler, type Router } from "@trellis/platform/http";
-import { type Check, type Reconciler, reconcileEndpoints, reconcilerFor } from "@trellis/platform/reconcile";
+import { type Check, reconcileEndpoints, type Reconciler, reconcilerFor } from "@trellis/platform/reconcile";
 import type { Service } from "@trellis/platform/service";
 import type { SystemConfig } from "./config.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
