@@ -1,5 +1,5 @@
 import { currentContext } from "../context/mod.ts";
-import { badRequest, type Handler, json, notFound, readJson } from "../http/mod.ts";
+import { badRequest, errorResponse, type Handler, HttpError, json, notFound, readJson } from "../http/mod.ts";
 import type { Reconciler } from "./reconciler.ts";
 
 /**
@@ -30,25 +30,36 @@ import type { Reconciler } from "./reconciler.ts";
 export function reconcileEndpoints(reconciler: Reconciler): { run: Handler; last: Handler } {
   return {
     async run(req) {
-      const body = req.body === null ? {} : await readJson(req, { maxBytes: 4096 });
-      if (typeof body !== "object" || body === null || Array.isArray(body)) {
-        throw badRequest('the body must be a JSON object such as {"repair": false}');
-      }
-      const unknown = Object.keys(body).filter((k) => k !== "repair");
-      if (unknown.length > 0) throw badRequest(`unknown field: ${unknown.join(", ")} (only "repair" is accepted)`);
-      const repair = (body as { repair?: unknown }).repair ?? false;
-      if (typeof repair !== "boolean") {
-        throw badRequest(`repair must be true or false, got ${JSON.stringify(repair)}`);
+      let repair: boolean;
+      try {
+        repair = await readRepair(req);
+      } catch (err) {
+        if (err instanceof HttpError) return errorResponse(err);
+        throw err;
       }
       const report = await reconciler.run({ repair, signal: currentContext()?.signal });
       return json(report, 200, NO_STORE);
     },
     last() {
       const report = reconciler.last;
-      if (!report) throw notFound(`reconciler ${reconciler.name} has not run yet`);
+      if (!report) return Promise.resolve(errorResponse(notFound(`reconciler ${reconciler.name} has not run yet`)));
       return Promise.resolve(json(report, 200, NO_STORE));
     },
   };
+}
+
+async function readRepair(req: Request): Promise<boolean> {
+  const body = req.body === null ? {} : await readJson(req, { maxBytes: 4096 });
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw badRequest('the body must be a JSON object such as {"repair": false}');
+  }
+  const unknown = Object.keys(body).filter((k) => k !== "repair");
+  if (unknown.length > 0) throw badRequest(`unknown field: ${unknown.join(", ")} (only "repair" is accepted)`);
+  const repair = (body as { repair?: unknown }).repair ?? false;
+  if (typeof repair !== "boolean") {
+    throw badRequest(`repair must be true or false, got ${JSON.stringify(repair)}`);
+  }
+  return repair;
 }
 
 const NO_STORE = { "cache-control": "no-store" };

@@ -232,17 +232,20 @@ Deno.test("each drift injected with SQL is found by a dry run, fixed by a repair
         },
       );
 
-      await t.step("a CONFIRMED order whose charge is missing is charged again under its idempotency key (orders)", async () => {
-        await db.orders.unsafe(`update orders set updated_at = ${OLD} where id = $1`, [uncharged]);
-        await db.payments`delete from payments where order_id = ${uncharged}`;
-        await cycle(
-          "orders",
-          "confirmed-without-charge",
-          uncharged,
-          async () => assert.equal(await payment(uncharged), undefined),
-          async () => await payment(uncharged) === "SUCCEEDED",
-        );
-      });
+      await t.step(
+        "a CONFIRMED order whose charge is missing is charged again under its idempotency key (orders)",
+        async () => {
+          await db.orders.unsafe(`update orders set updated_at = ${OLD} where id = $1`, [uncharged]);
+          await db.payments`delete from payments where order_id = ${uncharged}`;
+          await cycle(
+            "orders",
+            "confirmed-without-charge",
+            uncharged,
+            async () => assert.equal(await payment(uncharged), undefined),
+            async () => await payment(uncharged) === "SUCCEEDED",
+          );
+        },
+      );
 
       await t.step("a CONFIRMED order without a receipt has order.confirmed published again (orders)", async () => {
         await db.orders.unsafe(`update orders set updated_at = ${OLD} where id = $1`, [unreceipted]);
