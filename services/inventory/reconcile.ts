@@ -1,4 +1,4 @@
-import type { Database } from "@trellis/platform/db";
+import type { Database, Queryable } from "@trellis/platform/db";
 import { type Check, defineCheck } from "@trellis/platform/reconcile";
 import { type CheckWindow, endedOrder, mapLimit, type OrderLookup, windowOf } from "../shared/reconcile.ts";
 import { release } from "./store.ts";
@@ -9,7 +9,23 @@ import { release } from "./store.ts";
  * - `reserved-for-ended-order`: stock RESERVED for an order that is CANCELLED or unknown. Repair: the release the
  *   saga's `inventory.release.v1` command performs ({@linkcode release}, under a message id of its own, so a second
  *   repair is a duplicate that changes nothing); its `inventory.released.v1` reply finds the order done.
+ * - `stock-disagrees-with-reservations`: a product whose free `stock` is not its counted `on_hand` less the
+ *   quantities RESERVED for it. Repair: `stock` set to that difference (version bumped, as every stock write does),
+ *   under the product's row lock, which a reservation in flight holds until it commits, so the sum read after it
+ *   is current. A count that would go below zero (more reserved than held) is reported and fails its repair.
  */
+/** Units RESERVED per SKU (only SKUs in `skus`, or all). */
+async function reservedBySku(db: Queryable, skus?: string[]): Promise<Map<string, number>> {
+  const rows = await db.query<{ sku: string; reserved: string | number }>(
+    `select i ->> 'sku' as sku, sum((i ->> 'quantity')::integer) as reserved
+     from reservations r cross join lateral jsonb_array_elements(r.items) i
+     where r.status = 'RESERVED' and ($1::text[] is null or i ->> 'sku' = any($1::text[]))
+     group by 1`,
+    [skus ?? null],
+  );
+  return new Map(rows.map((r) => [r.sku, Number(r.reserved)]));
+}
+
 export function inventoryChecks(db: () => Database, order: OrderLookup, window: CheckWindow = {}): Check[] {
   const w = windowOf(window);
   return [
@@ -41,6 +57,39 @@ export function inventoryChecks(db: () => Database, order: OrderLookup, window: 
         if (r?.status !== "RESERVED") return "skipped";
         const outcome = await release(db(), `reconcile:release:${drift.subject}`, drift.subject);
         return outcome === "released" ? "repaired" : "skipped";
+      },
+    }),
+    defineCheck({
+      name: "stock-disagrees-with-reservations",
+      description: "products whose free stock is not their counted units less the units RESERVED",
+      async find() {
+        const products = await db().query<{ sku: string; stock: number; on_hand: number }>(
+          "select sku, stock, on_hand from products where on_hand is not null order by sku",
+        );
+        const reserved = await reservedBySku(db());
+        return products.filter((p) => p.stock !== p.on_hand - (reserved.get(p.sku) ?? 0)).map((p) => {
+          const r = reserved.get(p.sku) ?? 0;
+          return {
+            subject: p.sku,
+            detail: `stock is ${p.stock}, but ${p.on_hand} held less ${r} reserved is ${p.on_hand - r}`,
+          };
+        });
+      },
+      async repair(drift) {
+        return await db().transaction(async (tx) => {
+          const [p] = await tx.query<{ stock: number; on_hand: number | null }>(
+            "select stock, on_hand from products where sku = $1 for update",
+            [drift.subject],
+          );
+          if (!p || p.on_hand === null) return "skipped";
+          const want = p.on_hand - ((await reservedBySku(tx, [drift.subject])).get(drift.subject) ?? 0);
+          if (p.stock === want) return "skipped";
+          if (want < 0) {
+            throw new Error(`${-want} more units are RESERVED than held: an operator must restock or cancel orders`);
+          }
+          await tx.query("update products set stock = $2, version = version + 1 where sku = $1", [drift.subject, want]);
+          return "repaired";
+        });
       },
     }),
   ];

@@ -41,7 +41,7 @@ Deno.test("each drift injected with SQL is found by a dry run, fixed by a repair
   const prefix = `trellis_rec_${crypto.randomUUID().slice(0, 8)}`;
   const sqlOf = (s: string) =>
     postgres(`${DATABASE_URL.replace(/\/[^/]*$/, "")}/${prefix}_${s}`, { max: 1, onnotice: () => {} });
-  const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  const admin = postgres(DATABASE_URL, { max: SERVICES.length, onnotice: () => {} });
   try {
     await using env = await embeddedSystem({
       // No sweep or scheduled run during the test: only the runs it asks for change anything.
@@ -117,10 +117,10 @@ Deno.test("each drift injected with SQL is found by a dry run, fixed by a repair
           alice.placeOrder([{ sku, quantity: 2 }])
         ),
       );
-      for (const o of placed) {
+      await Promise.all(placed.map(async (o) => {
         assert.equal((await alice.settle(o.id)).status, "CONFIRMED");
         assert.equal((await alice.receipt(o.id)).status, 200);
-      }
+      }));
       const [late, cancelled, unknown, unreserved, uncharged, unreceipted] = placed.map((o) => o.id);
       const reservation = async (id: string) =>
         (await db.inventory`select status from reservations where order_id = ${id}`)[0]?.status;
@@ -262,6 +262,21 @@ Deno.test("each drift injected with SQL is found by a dry run, fixed by a repair
       });
 
       await t.step(
+        "a product whose stock disagrees with its reservations gets its stock recomputed (inventory)",
+        async () => {
+          const before = await stock("kettle");
+          await db.inventory`update products set stock = stock + 5 where sku = 'kettle'`;
+          await cycle(
+            "inventory",
+            "stock-disagrees-with-reservations",
+            "kettle",
+            async () => assert.equal(await stock("kettle"), before + 5),
+            async () => await stock("kettle") === before,
+          );
+        },
+      );
+
+      await t.step(
         "GET /admin/reconcile/last answers the last report; no token, a token without the scope, or a bad body is refused",
         async () => {
           const last = await fetch(`${services.orders.url}/admin/reconcile/last`, {
@@ -295,7 +310,7 @@ Deno.test("each drift injected with SQL is found by a dry run, fixed by a repair
       await Promise.all(Object.values(db).map((s) => s.end()));
     }
   } finally {
-    for (const s of SERVICES) await admin.unsafe(`drop database if exists "${prefix}_${s}" with (force)`);
+    await Promise.all(SERVICES.map((s) => admin.unsafe(`drop database if exists "${prefix}_${s}" with (force)`)));
     await admin.end();
   }
 });
