@@ -155,7 +155,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
       deadlineMs: numIn(env, "ORDER_DEADLINE_MS", 1, 7 * 86_400_000, 60_000),
       sweepMs: numIn(env, "ORDER_SWEEP_MS", 10, 3_600_000, 5_000),
     },
-    reconcileIntervalS: numIn(env, "RECONCILE_INTERVAL_S", 0, 7 * 86_400, 300),
+    reconcileIntervalS: reconcileInterval(env),
     rateLimit: {
       burst: numIn(env, "GATEWAY_RATE_LIMIT_BURST", 1, 1_000_000, 2_000),
       perSec: numIn(env, "GATEWAY_RATE_LIMIT_PER_SEC", 1, 1_000_000, 1_000),
@@ -220,6 +220,14 @@ function aes256Key(name: string, value: string): string {
     throw new RangeError(`Cannot use ${name}: it must be base64 of 32 random bytes (e.g. \`openssl rand -base64 32\`)`);
   }
   return value;
+}
+
+/** `RECONCILE_INTERVAL_S`; an empty value is refused, since it would read as 0 and turn the schedule off unsaid. */
+function reconcileInterval(env: Record<string, string | undefined>): number {
+  if (env.RECONCILE_INTERVAL_S?.trim() === "") {
+    throw new RangeError(`Cannot use RECONCILE_INTERVAL_S="": it must be a number of seconds from 0 (off) to 604800`);
+  }
+  return numIn(env, "RECONCILE_INTERVAL_S", 0, 7 * 86_400, 300);
 }
 
 function numIn(env: Record<string, string | undefined>, name: string, min: number, max: number, dflt: number): number {
