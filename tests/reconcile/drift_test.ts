@@ -12,6 +12,8 @@ import { connectServiceDatabase, type Infra, migrateService } from "../../servic
 import type { Database } from "@trellis/platform/db";
 import { embeddedSystem } from "../support/system.ts";
 import { ApiClient } from "../e2e/scenarios.ts";
+import { inventoryChecks } from "../../services/inventory/reconcile.ts";
+import { ordersChecks } from "../../services/orders/reconcile.ts";
 
 const DATABASE_URL = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const SERVICES = ["auth", "orders", "inventory", "payments"] as const;
@@ -33,6 +35,12 @@ function onPostgres(infra: Infra, prefix: string): Infra {
       for (const db of dbs) await db.close();
     },
   };
+}
+
+/** A second connection to one service's database, for calling its checks directly. */
+async function databaseOf(prefix: string, service: string): Promise<Database & AsyncDisposable> {
+  const db = await connectServiceDatabase(DATABASE_URL, prefix, service);
+  return Object.assign(db, { [Symbol.asyncDispose]: () => db.close() });
 }
 
 type Owner = "orders" | "inventory" | "payments";
@@ -273,6 +281,49 @@ Deno.test("each drift injected with SQL is found by a dry run, fixed by a repair
             async () => assert.equal(await stock("kettle"), before + 5),
             async () => await stock("kettle") === before,
           );
+        },
+      );
+
+      await t.step(
+        "two repairs of one drift at once: one repairs, the other is skipped and changes nothing",
+        async () => {
+          await using inventoryDb = await databaseOf(prefix, "inventory");
+          await using ordersDb = await databaseOf(prefix, "orders");
+          const noPeers = () => Promise.reject(new Error("not asked"));
+          const stockCheck = inventoryChecks(() => inventoryDb, noPeers)
+            .find((c) => c.name === "stock-disagrees-with-reservations")!;
+          const mugs = await stock("mug-blue");
+          await db.inventory`update products set stock = stock - 3 where sku = 'mug-blue'`;
+          const [drift] = await stockCheck.find(AbortSignal.timeout(5_000));
+          assert.equal(drift.subject, "mug-blue");
+          const outcomes = await Promise.all([1, 2].map(() => stockCheck.repair(drift, AbortSignal.timeout(5_000))));
+          assert.deepEqual(outcomes.sort(), ["repaired", "skipped"]);
+          assert.equal(await stock("mug-blue"), mugs);
+
+          const pending = ordersChecks(() => ordersDb, { reservation: noPeers, payment: noPeers, hasReceipt: noPeers })
+            .find((c) => c.name === "pending-past-deadline")!;
+          const [o] = await db.orders`select id from orders where status = 'CONFIRMED' order by created_at limit 1`;
+          await db.orders.unsafe(
+            `update orders set status = 'PENDING', step = 'CHARGING', deadline_at = ${OLD} where id = $1`,
+            [o.id],
+          );
+          const outboxBefore = (await db.orders`select count(*)::int as n from outbox where key = ${o.id}`)[0].n;
+          const [late] = await pending.find(AbortSignal.timeout(5_000));
+          assert.equal(late.subject, o.id);
+          const twice = await Promise.all([1, 2].map(() => pending.repair(late, AbortSignal.timeout(5_000))));
+          assert.deepEqual(twice.sort(), ["repaired", "skipped"]);
+          const written = (await db.orders`select count(*)::int as n from outbox where key = ${o.id}`)[0].n -
+            outboxBefore;
+          assert.equal(written, 3, "one refund, one release, one orders.cancelled: compensated once");
+          await waitUntil(
+            async () => await reservation(o.id) === "RELEASED" && await payment(o.id) === "REFUNDED",
+            15_000,
+            "the single compensation to land",
+          );
+          for (const owner of ["orders", "inventory", "payments"] as const) {
+            const report = await reconcile(owner, false);
+            assert.ok(report.clean, JSON.stringify(report));
+          }
         },
       );
 
