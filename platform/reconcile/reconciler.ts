@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from "prom-client";
-import { delay } from "../async/mod.ts";
+import { delay, Group } from "../async/mod.ts";
 import { createLogger, type Logger } from "../log/mod.ts";
 import type { Check, Drift } from "./check.ts";
 import type { CheckReport, DriftReport, ReconcileReport } from "./report.ts";
@@ -398,19 +398,19 @@ export class Reconciler {
       let done = 0;
       const total = drifts.length;
       onProgress?.({ check: check.name, index, of, phase: "repairing", done, total });
-      let next = 0;
-      const worker = async () => {
-        while (next < total) {
-          signal.throwIfAborted();
-          const i = next++;
+      // Each task catches its own failure, so the group fails only when the run is cancelled; wait() then returns once
+      // every repair in flight has.
+      const group = new Group({ limit: this.#concurrency, signal });
+      for (const [i, drift] of drifts.entries()) {
+        group.go(async (taskSignal) => {
           const line = part.drifts[i];
           try {
-            line.outcome = await check.repair(drifts[i], signal);
+            line.outcome = await check.repair(drift, taskSignal);
             if (line.outcome === "repaired") {
               this.#logger.info("drift repaired", { reconciler: this.name, check: check.name, subject: line.subject });
             }
           } catch (err) {
-            signal.throwIfAborted();
+            taskSignal.throwIfAborted();
             line.outcome = "failed";
             line.error = messageOf(err);
             this.#logger.warn("drift repair failed", {
@@ -421,11 +421,9 @@ export class Reconciler {
             });
           }
           onProgress?.({ check: check.name, index, of, phase: "repairing", done: ++done, total });
-        }
-      };
-      // Settled, not all: a cancelled run returns only once every repair in flight has.
-      await Promise.allSettled(Array.from({ length: Math.min(this.#concurrency, total) }, worker));
-      signal.throwIfAborted();
+        });
+      }
+      await group.wait();
       for (const line of part.drifts) {
         if (line.outcome === "repaired") part.repaired++;
         else if (line.outcome === "skipped") part.skipped++;

@@ -1,6 +1,6 @@
 import type { Database, Queryable } from "@trellis/platform/db";
 import { type Check, defineCheck } from "@trellis/platform/reconcile";
-import { type CheckWindow, endedOrder, mapLimit, type OrderLookup, windowOf } from "../shared/reconcile.ts";
+import { askEach, type CheckWindow, endedOrder, type OrderLookup, ScanCursor, windowOf } from "../shared/reconcile.ts";
 import { release } from "./store.ts";
 
 /**
@@ -28,21 +28,24 @@ async function reservedBySku(db: Queryable, skus?: string[]): Promise<Map<string
 
 export function inventoryChecks(db: () => Database, order: OrderLookup, window: CheckWindow = {}): Check[] {
   const w = windowOf(window);
+  const cursor = new ScanCursor();
   return [
     defineCheck({
       name: "reserved-for-ended-order",
       description: "stock RESERVED for an order that is CANCELLED or unknown",
       async find(signal) {
-        const rows = await db().query<{ order_id: string }>(
-          `select order_id from reservations where status = 'RESERVED'
+        const rows = await db().query<{ order_id: string; updated_at_text: string }>(
+          `select order_id, updated_at::text as updated_at_text from reservations where status = 'RESERVED'
              and updated_at <= now() - $1::double precision * interval '1 millisecond'
              and updated_at >= now() - $2::double precision * interval '1 millisecond'
-           order by updated_at limit $3`,
-          [w.graceMs, w.lookbackMs, w.limit],
+             and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))
+           order by updated_at, order_id limit $3`,
+          [w.graceMs, w.lookbackMs, w.limit, ...cursor.after],
         );
-        const seen = await mapLimit(rows, 8, async (r) => ({
+        cursor.advance(rows, w.limit, (r) => [r.updated_at_text, r.order_id]);
+        const seen = await askEach(rows, signal, async (r, s) => ({
           id: r.order_id,
-          ended: await endedOrder(order, r.order_id, w.graceMs, signal),
+          ended: await endedOrder(order, r.order_id, w.graceMs, s),
         }));
         return seen.filter((s) => s.ended).map((s) => ({
           subject: s.id,

@@ -6,7 +6,7 @@ import type { Service } from "@trellis/platform/service";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { type Item, Notices, publishEvent, Topics } from "../shared/events.ts";
-import { type CheckWindow, mapLimit, unlessNotFound, windowOf } from "../shared/reconcile.ts";
+import { askEach, type CheckWindow, ScanCursor, unlessNotFound, windowOf } from "../shared/reconcile.ts";
 import { resilienceFor } from "../shared/resilience.ts";
 import { expire, type Order } from "./saga.ts";
 
@@ -78,6 +78,7 @@ interface Row {
   reason: string;
   deadline_at: Date;
   updated_at: Date;
+  updated_at_text: string;
   db_now: Date;
   [k: string]: unknown;
 }
@@ -97,7 +98,7 @@ function toOrder(r: Row): Order {
 }
 
 const ROW = `id, customer_id, items, total_cents, payment_token, status, step, reason, deadline_at, updated_at,
-  now() as db_now`;
+  updated_at::text as updated_at_text, now() as db_now`;
 
 /** The order locked for the rest of `tx`, or `undefined`. */
 async function lockOrder(tx: Tx, id: string): Promise<Row | undefined> {
@@ -105,15 +106,17 @@ async function lockOrder(tx: Tx, id: string): Promise<Row | undefined> {
   return row;
 }
 
-/** CONFIRMED orders last changed between `lookbackMs` and `graceMs` ago, oldest first. */
-async function settledConfirmed(db: Database, w: Required<CheckWindow>): Promise<Row[]> {
-  return await db.query<Row>(
+/** A page of the CONFIRMED orders last changed between `lookbackMs` and `graceMs` ago, after `cursor`. */
+async function settledConfirmed(db: Database, w: Required<CheckWindow>, cursor: ScanCursor): Promise<Row[]> {
+  const rows = await db.query<Row>(
     `select ${ROW} from orders where status = 'CONFIRMED'
        and updated_at <= now() - $1::double precision * interval '1 millisecond'
        and updated_at >= now() - $2::double precision * interval '1 millisecond'
-     order by updated_at limit $3`,
-    [w.graceMs, w.lookbackMs, w.limit],
+       and ($4::text is null or (updated_at, id) > ($4::text::timestamptz, $5::text))
+     order by updated_at, id limit $3`,
+    [w.graceMs, w.lookbackMs, w.limit, ...cursor.after],
   );
+  return cursor.advance(rows, w.limit, (r) => [r.updated_at_text, r.id]);
 }
 
 /**
@@ -139,13 +142,14 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
     expected: string,
     lookup: (orderId: string, signal: AbortSignal) => Promise<{ status: string } | undefined>,
     command: (order: Order) => Parameters<typeof publishEvent>[1],
-  ) =>
-    defineCheck({
+  ) => {
+    const cursor = new ScanCursor();
+    return defineCheck({
       name,
       description: `CONFIRMED orders whose ${what} is missing or not ${expected}`,
       async find(signal) {
-        const rows = await settledConfirmed(db(), w);
-        const seen = await mapLimit(rows, 8, async (r) => ({ r, peer: await lookup(r.id, signal) }));
+        const rows = await settledConfirmed(db(), w, cursor);
+        const seen = await askEach(rows, signal, async (r, s) => ({ r, peer: await lookup(r.id, s) }));
         return seen.filter(({ peer }) => peer?.status !== expected).map(({ r, peer }) => ({
           subject: r.id,
           detail: peer ? `CONFIRMED but its ${what} is ${peer.status}` : `CONFIRMED but it has no ${what}`,
@@ -167,6 +171,8 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
         });
       },
     });
+  };
+  const receiptCursor = new ScanCursor();
   return [
     defineCheck({
       name: "pending-past-deadline",
@@ -229,8 +235,8 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
       name: "confirmed-without-receipt",
       description: "CONFIRMED orders with no receipt in the notifications service",
       async find(signal) {
-        const rows = await settledConfirmed(db(), w);
-        const seen = await mapLimit(rows, 8, async (r) => ({ r, has: await peers.hasReceipt(r.id, signal) }));
+        const rows = await settledConfirmed(db(), w, receiptCursor);
+        const seen = await askEach(rows, signal, async (r, s) => ({ r, has: await peers.hasReceipt(r.id, s) }));
         return seen.filter(({ has }) => !has).map(({ r }) => ({
           subject: r.id,
           detail: `CONFIRMED at ${r.updated_at.toISOString()} but no receipt was written`,

@@ -1,6 +1,6 @@
 import type { Database } from "@trellis/platform/db";
 import { type Check, defineCheck } from "@trellis/platform/reconcile";
-import { type CheckWindow, endedOrder, mapLimit, type OrderLookup, windowOf } from "../shared/reconcile.ts";
+import { askEach, type CheckWindow, endedOrder, type OrderLookup, ScanCursor, windowOf } from "../shared/reconcile.ts";
 import { handleRefund } from "./commands.ts";
 import type { PaymentProvider } from "./provider.ts";
 import { getPayment } from "./store.ts";
@@ -20,21 +20,24 @@ export function paymentsChecks(
   window: CheckWindow = {},
 ): Check[] {
   const w = windowOf(window);
+  const cursor = new ScanCursor();
   return [
     defineCheck({
       name: "charge-for-ended-order",
       description: "SUCCEEDED charges for an order that is CANCELLED or unknown",
       async find(signal) {
-        const rows = await db().query<{ order_id: string; amount_cents: string | number }>(
-          `select order_id, amount_cents from payments where status = 'SUCCEEDED'
+        const rows = await db().query<{ order_id: string; amount_cents: string | number; updated_at_text: string }>(
+          `select order_id, amount_cents, updated_at::text as updated_at_text from payments where status = 'SUCCEEDED'
              and updated_at <= now() - $1::double precision * interval '1 millisecond'
              and updated_at >= now() - $2::double precision * interval '1 millisecond'
-           order by updated_at limit $3`,
-          [w.graceMs, w.lookbackMs, w.limit],
+             and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))
+           order by updated_at, order_id limit $3`,
+          [w.graceMs, w.lookbackMs, w.limit, ...cursor.after],
         );
-        const seen = await mapLimit(rows, 8, async (r) => ({
+        cursor.advance(rows, w.limit, (r) => [r.updated_at_text, r.order_id]);
+        const seen = await askEach(rows, signal, async (r, s) => ({
           r,
-          ended: await endedOrder(order, r.order_id, w.graceMs, signal),
+          ended: await endedOrder(order, r.order_id, w.graceMs, s),
         }));
         return seen.filter((s) => s.ended).map(({ r, ended }) => ({
           subject: r.order_id,

@@ -1,5 +1,6 @@
 import { authenticate, type RemoteJwks, requireScopes } from "@trellis/platform/auth";
 import { clientMetrics, createGrpcClient, NotFoundError, serviceTokens } from "@trellis/platform/grpc";
+import { Group } from "@trellis/platform/async";
 import { chain, type Handler, type Router } from "@trellis/platform/http";
 import { type Check, reconcileEndpoints, type Reconciler, reconcilerFor } from "@trellis/platform/reconcile";
 import type { Service } from "@trellis/platform/service";
@@ -36,24 +37,47 @@ export function reconcileService(
   return reconciler;
 }
 
-/** Items of `list` mapped `limit` at a time (a check asking another service about each of its rows). */
-export async function mapLimit<T, R>(
+/**
+ * `fn` of each item, 8 at a time: a check asking another service about each of its rows. The first failure cancels
+ * the rest and is thrown (the check then reports it as its error).
+ */
+export async function askEach<T, R>(
   list: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
+  signal: AbortSignal,
+  fn: (item: T, signal: AbortSignal) => Promise<R>,
 ): Promise<R[]> {
   const out = new Array<R>(list.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < list.length) {
-      const i = next++;
-      out[i] = await fn(list[i]);
-    }
-  };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, list.length) }, worker));
-  const failed = settled.find((s) => s.status === "rejected");
-  if (failed) throw failed.reason;
+  const group = new Group({ limit: 8, signal });
+  for (const [i, item] of list.entries()) {
+    group.go(async (s) => {
+      out[i] = await fn(item, s);
+    });
+  }
+  await group.wait();
   return out;
+}
+
+/**
+ * Where the last scan of a table stopped, so that runs page through every row of the window (`limit` at a time,
+ * by `(updated_at, id)`) and start over after the last page, instead of looking at the same oldest rows each time.
+ */
+export class ScanCursor {
+  #after: [string, string] | undefined;
+
+  /**
+   * The bounds to query after: `[updated_at, id]`, or nulls to start from the beginning of the window. The time is
+   * the database's own text (`updated_at::text`, bound back as `$n::text::timestamptz`): a `Date`, which the driver
+   * makes of anything bound as a timestamp, would drop its microseconds and read rows twice.
+   */
+  get after(): [string | null, string | null] {
+    return this.#after ?? [null, null];
+  }
+
+  /** Records the page just read: a short page means the end was reached, so the next scan starts over. */
+  advance<R>(rows: R[], limit: number, key: (row: R) => [string, string]): R[] {
+    this.#after = rows.length < limit ? undefined : key(rows[rows.length - 1]);
+    return rows;
+  }
 }
 
 /** How far back and how many rows a check looks at, and how old a record must be before it counts as drift. */
@@ -65,7 +89,7 @@ export interface CheckWindow {
   graceMs?: number;
   /** Records changed longer ago than this (ms) are not looked at again. @default {604800000} (7 days) */
   lookbackMs?: number;
-  /** Most records one check looks at per run (oldest first). @default {1000} */
+  /** Most records one check looks at per run; the next run goes on from there (see {@linkcode ScanCursor}). @default {1000} */
   limit?: number;
 }
 

@@ -285,6 +285,29 @@ Deno.test("each drift injected with SQL is found by a dry run, fixed by a repair
       );
 
       await t.step(
+        "a check with a small limit pages through every row of its window over runs, then starts over",
+        async () => {
+          await using inventoryDb = await databaseOf(prefix, "inventory");
+          const everyOrderUnknown = () => Promise.resolve(undefined);
+          const paged = inventoryChecks(() => inventoryDb, everyOrderUnknown, { graceMs: 0, limit: 2 })
+            .find((c) => c.name === "reserved-for-ended-order")!;
+          const reserved = (await db.inventory`select order_id from reservations where status = 'RESERVED'`)
+            .map((r) => r.order_id as string).sort();
+          assert.ok(reserved.length >= 3, `${reserved.length} reservations`);
+          const seen: string[] = [];
+          for (let run = 0; run < Math.ceil((reserved.length + 1) / 2); run++) {
+            const found = await paged.find(AbortSignal.timeout(5_000));
+            assert.ok(found.length <= 2);
+            seen.push(...found.map((d) => d.subject));
+          }
+          assert.deepEqual([...new Set(seen)].sort(), reserved, "every RESERVED row was looked at once");
+          assert.equal(seen.length, reserved.length, JSON.stringify({ seen, reserved }));
+          const again = await paged.find(AbortSignal.timeout(5_000));
+          assert.ok(reserved.includes(again[0]?.subject), "after the last page the next run starts over");
+        },
+      );
+
+      await t.step(
         "two repairs of one drift at once: one repairs, the other is skipped and changes nothing",
         async () => {
           await using inventoryDb = await databaseOf(prefix, "inventory");
