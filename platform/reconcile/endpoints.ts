@@ -6,9 +6,10 @@ import type { Reconciler } from "./reconciler.ts";
  * The two management handlers of a {@linkcode Reconciler} (mount them behind an ops-scoped guard):
  *
  * - `run`, for `POST /admin/reconcile`: body `{"repair": boolean}` (`application/json`; an empty body is a dry run),
- *   answers 200 with the {@linkcode ReconcileReport} as JSON. Any other body is 400 problem+json. The run follows the
- *   request's deadline (the service's default budget, or the caller's `x-deadline-ms`): a run cut short answers the
- *   usual deadline problem and leaves the repairs it made in place.
+ *   answers 200 with the {@linkcode ReconcileReport} as JSON. Any other body is 400 (415 for another content type)
+ *   problem+json. The run follows the request's deadline (the service's default budget, or the caller's
+ *   `x-deadline-ms`, epoch milliseconds): past it the run is cancelled (no new repair starts; those made stay made)
+ *   and the request fails as any request past its deadline does.
  * - `last`, for `GET /admin/reconcile/last`: the last report (of a run on demand or on schedule), or 404 problem+json
  *   before the first run.
  *

@@ -9,7 +9,7 @@ import { release } from "./store.ts";
  * - `reserved-for-ended-order`: stock RESERVED for an order that is CANCELLED or unknown. Repair: the release the
  *   saga's `inventory.release.v1` command performs ({@linkcode release}, under a message id of its own, so a second
  *   repair is a duplicate that changes nothing); its `inventory.released.v1` reply finds the order done.
- * - `stock-disagrees-with-reservations`: a product whose free `stock` is not its counted `on_hand` less the
+ * - `stock-disagrees-with-reservations`: a product whose free `stock` is not its counted `units_held` less the
  *   quantities RESERVED for it. Repair: `stock` set to that difference (version bumped, as every stock write does),
  *   under the product's row lock, which a reservation in flight holds until it commits, so the sum read after it
  *   is current. A count that would go below zero (more reserved than held) is reported and fails its repair.
@@ -66,26 +66,26 @@ export function inventoryChecks(db: () => Database, order: OrderLookup, window: 
       name: "stock-disagrees-with-reservations",
       description: "products whose free stock is not their counted units less the units RESERVED",
       async find() {
-        const products = await db().query<{ sku: string; stock: number; on_hand: number }>(
-          "select sku, stock, on_hand from products where on_hand is not null order by sku",
+        const products = await db().query<{ sku: string; stock: number; units_held: number }>(
+          "select sku, stock, units_held from products where units_held is not null order by sku",
         );
         const reserved = await reservedBySku(db());
-        return products.filter((p) => p.stock !== p.on_hand - (reserved.get(p.sku) ?? 0)).map((p) => {
+        return products.filter((p) => p.stock !== p.units_held - (reserved.get(p.sku) ?? 0)).map((p) => {
           const r = reserved.get(p.sku) ?? 0;
           return {
             subject: p.sku,
-            detail: `stock is ${p.stock}, but ${p.on_hand} held less ${r} reserved is ${p.on_hand - r}`,
+            detail: `stock is ${p.stock}, but ${p.units_held} held less ${r} reserved is ${p.units_held - r}`,
           };
         });
       },
       async repair(drift) {
         return await db().transaction(async (tx) => {
-          const [p] = await tx.query<{ stock: number; on_hand: number | null }>(
-            "select stock, on_hand from products where sku = $1 for update",
+          const [p] = await tx.query<{ stock: number; units_held: number | null }>(
+            "select stock, units_held from products where sku = $1 for update",
             [drift.subject],
           );
-          if (!p || p.on_hand === null) return "skipped";
-          const want = p.on_hand - ((await reservedBySku(tx, [drift.subject])).get(drift.subject) ?? 0);
+          if (!p || p.units_held === null) return "skipped";
+          const want = p.units_held - ((await reservedBySku(tx, [drift.subject])).get(drift.subject) ?? 0);
           if (p.stock === want) return "skipped";
           if (want < 0) {
             throw new Error(`${-want} more units are RESERVED than held: an operator must restock or cancel orders`);
