@@ -128,8 +128,8 @@ class Metrics {
  * {@linkcode schedule}. Runs never overlap: a run asked for while another is going waits for it, and a scheduled run
  * is due `intervalMs` after the previous one ended. Checks run one after another; the repairs of one check run
  * `concurrency` at a time, and a repair that throws marks its drift `failed` without stopping the others (a `find()`
- * that throws marks its check failed without stopping the other checks). Every run is logged (each repair and a
- * summary line) and, given a `registry`, counted.
+ * that throws marks its check failed without stopping the other checks). Every run is logged (each repair, and a
+ * summary line: warn when it found drift, debug when clean) and, given a `registry`, counted.
  *
  * @example Find and repair negative stock
  * ```ts
@@ -359,7 +359,7 @@ export class Reconciler {
     this.#last = report;
     this.#count(report);
     const summary = { reconciler: this.name, mode, ...totals, ms: report.durationMs };
-    if (report.clean) this.#logger.info("reconciliation clean", summary);
+    if (report.clean) this.#logger.debug("reconciliation clean", summary);
     else this.#logger.warn("reconciliation found drift", summary);
     return report;
   }
