@@ -29,11 +29,19 @@ export function serviceClients(config: SystemConfig): ServiceClientSeed[] {
       scopes: ["internal"],
       audiences: ["orders", "inventory", "payments", "notifications"],
     },
-    { id: "orders", secret: config.clientSecrets.orders, scopes: ["internal"], audiences: ["inventory"] },
+    // Reconciliation: orders asks payments and notifications, inventory and payments ask orders (see reconcile.ts).
+    {
+      id: "orders",
+      secret: config.clientSecrets.orders,
+      scopes: ["internal"],
+      audiences: ["inventory", "payments", "notifications"],
+    },
+    { id: "inventory", secret: config.clientSecrets.inventory, scopes: ["internal"], audiences: ["orders"] },
+    { id: "payments", secret: config.clientSecrets.payments, scopes: ["internal"], audiences: ["orders"] },
     {
       id: "ops",
       secret: config.clientSecrets.ops,
-      scopes: ["keys:read", "keys:rotate", "ops:read"],
+      scopes: ["keys:read", "keys:rotate", "ops:read", "ops:reconcile"],
       audiences: ["auth", "orders", "inventory", "payments", "notifications"],
     },
   ];

@@ -2,8 +2,8 @@ import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
-import { Service } from "@trellis/platform/service";
 import { Router } from "@trellis/platform/http";
+import { Service } from "@trellis/platform/service";
 import { adminGuard } from "../shared/admin.ts";
 import { inventoryAdminRoutes } from "./admin.ts";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
@@ -12,6 +12,8 @@ import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
 import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
+import { inventoryChecks } from "./reconcile.ts";
+import { ordersLookup, reconcileService } from "../shared/reconcile.ts";
 
 /**
  * The inventory service: reserves and releases stock on commands from the order saga, replies with events through
@@ -35,7 +37,9 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  svc.handle(inventoryAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "inventory")).handler);
+  const admin = inventoryAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "inventory"));
+  reconcileService(svc, config, jwks, admin, inventoryChecks(() => db, ordersLookup(svc, config, "inventory")));
+  svc.handle(admin.handler);
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.inventoryGrpc,
     audience: "inventory",

@@ -12,8 +12,8 @@ import {
   serviceTokens,
 } from "@trellis/platform/grpc";
 import type { Principal } from "@trellis/platform/context";
-import { Service } from "@trellis/platform/service";
 import { Router } from "@trellis/platform/http";
+import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import type { SystemConfig } from "../shared/config.ts";
@@ -25,6 +25,8 @@ import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { adminGuard } from "../shared/admin.ts";
 import { ordersAdminRoutes } from "./admin.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
+import { ordersChecks, ordersPeers } from "./reconcile.ts";
+import { reconcileService } from "../shared/reconcile.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
 
 const REPLY_TYPES = [
@@ -94,7 +96,9 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
-  svc.handle(ordersAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "orders")).handler);
+  const admin = ordersAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "orders"));
+  reconcileService(svc, config, jwks, admin, ordersChecks(() => db, ordersPeers(svc, config, inventory)));
+  svc.handle(admin.handler);
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.ordersGrpc,
     audience: "orders",

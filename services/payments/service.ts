@@ -3,8 +3,8 @@ import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { currentContext } from "@trellis/platform/context";
-import { Service } from "@trellis/platform/service";
 import { Router } from "@trellis/platform/http";
+import { Service } from "@trellis/platform/service";
 import { adminGuard } from "../shared/admin.ts";
 import { paymentsAdminRoutes } from "./admin.ts";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
@@ -15,6 +15,8 @@ import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
+import { paymentsChecks } from "./reconcile.ts";
+import { ordersLookup, reconcileService } from "../shared/reconcile.ts";
 
 /**
  * The payments service: charges orders through a payment provider on commands from the order saga (a transient
@@ -47,7 +49,9 @@ export function createPaymentsService(
     }, { group: "payments" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  svc.handle(paymentsAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "payments")).handler);
+  const admin = paymentsAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "payments"));
+  reconcileService(svc, config, jwks, admin, paymentsChecks(() => db, provider, ordersLookup(svc, config, "payments")));
+  svc.handle(admin.handler);
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.paymentsGrpc,
     audience: "payments",
