@@ -5,3 +5,4 @@
  * @module
  */
 export * from "./spans.ts";
+export * from "./sql.ts";

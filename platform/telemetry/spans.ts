@@ -77,6 +77,8 @@ export interface SpanOptions {
   parent?: string;
   /** Spans this one is linked to, without being their child. @default {[]} */
   links?: Link[];
+  /** The service the span (and those started inside it) belongs to. @default {the service in scope} */
+  service?: string;
 }
 
 /**
@@ -110,8 +112,10 @@ export function inSpan<T>(
 
 function traced<T>(name: string, options: SpanOptions, fn: (span: Span) => T | Promise<T>): Promise<T> {
   const active = otelContext.active();
-  const base = options.parent === undefined ? active : remoteParent(active, options.parent);
-  const service = active.getValue(SERVICE_KEY) as string | undefined;
+  const service = options.service ?? active.getValue(SERVICE_KEY) as string | undefined;
+  // A remote parent starts from the root: whatever ran the callback (a broker's delivery loop) is not the parent.
+  let base = options.parent === undefined ? active : remoteParent(ROOT_CONTEXT, options.parent);
+  if (service) base = base.setValue(SERVICE_KEY, service);
   const attributes = service ? { [SERVICE_ATTRIBUTE]: service, ...options.attributes } : options.attributes;
   return tracer.startActiveSpan(name, { kind: options.kind, attributes, links: options.links }, base, async (span) => {
     try {
@@ -168,6 +172,20 @@ export function recordError(span: Span | undefined, err: unknown): void {
 export function withService<T>(service: string, fn: () => T): T {
   if (!tracingEnabled) return fn();
   return otelContext.with(otelContext.active().setValue(SERVICE_KEY, service), fn);
+}
+
+/**
+ * The service in scope ({@linkcode withService}), or `undefined` (also with tracing off).
+ *
+ * @example Remember the subscribing service for later deliveries
+ * ```ts
+ * import { currentService, withService } from "./spans.ts";
+ * withService("inventory", () => currentService()); // "inventory" with tracing on
+ * ```
+ */
+export function currentService(): string | undefined {
+  if (!tracingEnabled) return undefined;
+  return otelContext.active().getValue(SERVICE_KEY) as string | undefined;
 }
 
 /**

@@ -1,5 +1,11 @@
 import type { Database } from "@trellis/platform/db";
-import { createJetStreamPubSub, createKafkaPubSub, createNatsPubSub, type PubSub } from "@trellis/platform/messaging";
+import {
+  createJetStreamPubSub,
+  createKafkaPubSub,
+  createNatsPubSub,
+  type PubSub,
+  tracePubSub,
+} from "@trellis/platform/messaging";
 import type { Logger } from "@trellis/platform/log";
 import { localStore } from "@trellis/platform/storage";
 import { Notices, Topics } from "./events.ts";
@@ -99,7 +105,7 @@ export function distributedInfra(options: DistributedOptions): Infra {
       await kafka.close();
       throw err;
     }
-    return prefixTopics(kafka, prefix);
+    return tracePubSub(prefixTopics(kafka, prefix), "kafka");
   });
   const jobs = once(async () => {
     const js = await createJetStreamPubSub({
@@ -114,12 +120,15 @@ export function distributedInfra(options: DistributedOptions): Infra {
       await js.close();
       throw err;
     }
-    return prefixTopics(js, prefix);
+    return tracePubSub(prefixTopics(js, prefix), "jetstream");
   });
   const notices = once(async () =>
-    prefixTopics(
-      await createNatsPubSub({ servers: options.natsUrl, name: options.clientId, logger: options.logger }),
-      prefix,
+    tracePubSub(
+      prefixTopics(
+        await createNatsPubSub({ servers: options.natsUrl, name: options.clientId, logger: options.logger }),
+        prefix,
+      ),
+      "nats",
     )
   );
   const storage = localStore(options.storageDir);
