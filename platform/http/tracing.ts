@@ -138,7 +138,13 @@ function fromActiveSpan(header: string | null): TraceContext | undefined {
   if (!traceparent || !active) return undefined;
   const { traceId, parentSpanId: spanId, sampled } = active;
   const parent = parseTraceparent(header);
-  return { traceId, spanId, parentSpanId: parent?.traceId === traceId ? parent.parentSpanId : undefined, sampled, traceparent };
+  return {
+    traceId,
+    spanId,
+    parentSpanId: parent?.traceId === traceId ? parent.parentSpanId : undefined,
+    sampled,
+    traceparent,
+  };
 }
 
 function format(traceId: string, spanId: string, sampled: boolean): string {

@@ -78,14 +78,15 @@ export function relayFor(
   });
   svc.onStart("outbox relay", async () => {
     // In the service's scope, so the relay's spans are attributed to it (one process may host several services).
-    const relay = await withService(svc.name, () => startRelay(database(), {
-      ...options,
-      logger: svc.logger,
-      publish: async (m: PendingMessage) => {
-        const { topic, ...msg } = m;
-        await (await route(topic)).publish(topic, msg);
-      },
-    }));
+    const relay = await withService(svc.name, () =>
+      startRelay(database(), {
+        ...options,
+        logger: svc.logger,
+        publish: async (m: PendingMessage) => {
+          const { topic, ...msg } = m;
+          await (await route(topic)).publish(topic, msg);
+        },
+      }));
     running = relay;
     svc.onStop("outbox relay", async () => {
       await relay.stop();

@@ -20,8 +20,9 @@ export interface ReceivedSpan {
   /** The parent's span id, `null` for a root span (the parent may live in a process that exported nothing). */
   parentSpanId: string | null;
   /**
-   * The service the span ran in: its `trellis.service` attribute, else its nearest ancestor's exported by the same
-   * process (Deno's automatic `fetch` spans inherit the service that called), else the resource's `service.name`.
+   * The service the span ran in: its `trellis.service` attribute, else (unless it is a server or consumer span, which
+   * starts a hop) its nearest ancestor's exported by the same process (Deno's automatic `fetch` spans inherit the
+   * service that called), else the resource's `service.name`.
    */
   service: string;
   /** e.g. `POST /v1/orders`, `trellis.orders.v1.OrdersService/CreateOrder`, `SELECT orders`, `publish orders.events`. */
@@ -154,7 +155,9 @@ function resolve(trace: Map<string, Stored>): ReceivedSpan[] {
     const own = stored.span.attributes[SERVICE_ATTRIBUTE];
     let service: string | undefined = typeof own === "string" ? own : undefined;
     const parent = stored.span.parentSpanId ? trace.get(stored.span.parentSpanId) : undefined;
-    if (service === undefined && parent && parent.process === stored.process && depth < 256) {
+    // A server or consumer span starts a new hop: in one process hosting several services, its parent is another's.
+    const hop = stored.span.kind === 2 || stored.span.kind === 5;
+    if (service === undefined && !hop && parent && parent.process === stored.process && depth < 256) {
       service = serviceOf(parent, depth + 1);
     }
     service ??= String(stored.span.resource["service.name"] ?? "unknown");
