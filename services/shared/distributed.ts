@@ -155,14 +155,17 @@ export function distributedInfra(options: DistributedOptions): Infra {
   };
 }
 
-/** A view of `bus` in which every topic is `prefix + topic`. */
+/** A view of `bus` in which every topic and consumer group is `prefix + name`. */
 export function prefixTopics(bus: PubSub, prefix: string): PubSub {
   if (!prefix) return bus;
   return {
     features: bus.features,
     ping: bus.ping && ((signal) => bus.ping!(signal)),
     publish: (topic, msg) => bus.publish(prefix + topic, msg),
-    subscribe: (topic, handler, options) => bus.subscribe(prefix + topic, handler, options),
+    // The consumer group too: runs sharing a broker must not share groups, or Kafka hands one run's partitions to the
+    // other's members, which do not consume them.
+    subscribe: (topic, handler, options) =>
+      bus.subscribe(prefix + topic, handler, options?.group ? { ...options, group: prefix + options.group } : options),
     close: () => bus.close(),
   };
 }

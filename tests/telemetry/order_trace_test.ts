@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { startTraceReceiver } from "@trellis/platform/telemetry/receiver";
 import { TextLineStream, within } from "@trellis/platform/testing";
-import { startCluster } from "../support/cluster.ts";
 import { freePorts } from "../support/ports.ts";
 import { assertOrderTrace, traceOneOrder } from "./order_trace.ts";
 
@@ -64,17 +62,4 @@ Deno.test("embedded mode: `deno task dev` starts a trace receiver, and one order
   } finally {
     await Deno.remove(storageDir, { recursive: true });
   }
-});
-
-Deno.test("distributed mode: six processes export to the receiver, and one order's trace crosses gRPC, Kafka and NATS", async () => {
-  await using receiver = startTraceReceiver();
-  await using cluster = await startCluster({
-    env: { OTEL_DENO: "true", OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: "100" },
-  });
-  const trace = await traceOneOrder(cluster.endpoints, receiver.url);
-  const shape = assertOrderTrace(trace, { events: "kafka", jobs: "jetstream" });
-  console.log(`distributed order trace: ${JSON.stringify(shape)}`);
-  // Each process names itself: the resource's service.name agrees with the platform's attribute.
-  const gatewayFetch = trace.spans.find((s) => s.scope === "deno" && s.kind === "client" && s.service === "gateway");
-  assert.ok(gatewayFetch, "Deno's own fetch spans are attributed to the process's service");
 });
