@@ -1,19 +1,61 @@
 import {
-  type Attributes,
+  type Attributes as OtelAttributes,
   type Context as OtelContext,
   context as otelContext,
   createContextKey,
   type Link,
   ROOT_CONTEXT,
-  type Span,
-  SpanKind,
+  type Span as OtelSpan,
+  SpanKind as OtelSpanKind,
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
 import { parseTraceparent } from "../context/mod.ts";
 
-export { SpanKind };
-export type { Attributes, Span };
+/**
+ * OpenTelemetry's span kinds (`@opentelemetry/api`'s `SpanKind`): SERVER and CLIENT for a synchronous call,
+ * PRODUCER and CONSUMER for a message, INTERNAL otherwise.
+ *
+ * @example A consumer span
+ * ```ts
+ * import { inSpan, SpanKind } from "./spans.ts";
+ * await inSpan("process orders.events", { kind: SpanKind.CONSUMER }, async () => {});
+ * ```
+ */
+export const SpanKind: typeof OtelSpanKind = OtelSpanKind;
+/**
+ * A span kind, one of {@linkcode SpanKind}'s values.
+ *
+ * @example A kind chosen by direction
+ * ```ts
+ * import { SpanKind } from "./spans.ts";
+ * const kind: SpanKind = Math.random() < 0.5 ? SpanKind.PRODUCER : SpanKind.CONSUMER;
+ * ```
+ */
+export type SpanKind = OtelSpanKind;
+
+/**
+ * A span as `@opentelemetry/api` gives it: set attributes, record exceptions, read its `spanContext()`.
+ *
+ * @example Tag the current step
+ * ```ts
+ * import { inSpan, type Span } from "./spans.ts";
+ * const tag = (span: Span | undefined) => void span?.setAttribute("order.id", "o-1");
+ * await inSpan("step", {}, tag);
+ * ```
+ */
+export type Span = OtelSpan;
+
+/**
+ * Span attributes: string keys to strings, numbers, booleans or arrays of them.
+ *
+ * @example Attributes of a messaging span
+ * ```ts
+ * import type { Attributes } from "./spans.ts";
+ * const attributes: Attributes = { "messaging.system": "kafka", "messaging.destination.name": "orders.events" };
+ * ```
+ */
+export type Attributes = OtelAttributes;
 
 /**
  * The span attribute naming the service a span belongs to. OpenTelemetry's `service.name` is a resource attribute,

@@ -1,6 +1,14 @@
 import { BinaryReader, type WireType } from "@bufbuild/protobuf/wire";
 
-/** An attribute value as OTLP carries it, flattened to JSON. */
+/**
+ * An attribute value as OTLP carries it, flattened to JSON (64-bit integers become numbers, bytes hex).
+ *
+ * @example Read a span's status code attribute
+ * ```ts
+ * import type { AttributeValue } from "./otlp.ts";
+ * const code = (attributes: Record<string, AttributeValue>) => attributes["rpc.grpc.status_code"] as number;
+ * ```
+ */
 export type AttributeValue = string | number | boolean | null | AttributeValue[] | { [key: string]: AttributeValue };
 
 /** One span of an OTLP export, decoded: ids as lowercase hex, times as nanosecond bigints. */

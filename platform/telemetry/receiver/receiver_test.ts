@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { waitUntil } from "../../testing/mod.ts";
+import { waitUntil, within } from "../../testing/mod.ts";
 import { startTraceReceiver } from "./receiver.ts";
 
 const child = new URL("./testdata/spans_child.ts", import.meta.url).pathname;
@@ -7,17 +7,21 @@ const child = new URL("./testdata/spans_child.ts", import.meta.url).pathname;
 for (const protocol of ["http/protobuf", "http/json"]) {
   Deno.test(`the receiver decodes a ${protocol} export from Deno's exporter into linked spans with their service`, async () => {
     await using receiver = startTraceReceiver();
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", child],
-      env: {
-        OTEL_DENO: "true",
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-        OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
-        OTEL_SERVICE_NAME: "child-process",
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const { code, stdout, stderr } = await within(
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", child],
+        env: {
+          OTEL_DENO: "true",
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+          OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+          OTEL_SERVICE_NAME: "child-process",
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output(),
+      30_000,
+      "the traced child process",
+    );
     assert.equal(code, 0, new TextDecoder().decode(stderr));
     const traceId = new TextDecoder().decode(stdout).trim();
     assert.match(traceId, /^[0-9a-f]{32}$/);
