@@ -8,7 +8,7 @@ Deno.test("distributed mode: six processes on Postgres, Kafka and NATS confirm, 
   // Traced as `deno task up` runs it (OTEL_DENO=true, exporting over OTLP/HTTP), to this process's receiver.
   await using receiver = startTraceReceiver();
   await using cluster = await startCluster({
-    env: { OTEL_DENO: "true", OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: "100" },
+    env: { OTEL_DENO: "true", OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
   });
   try {
     await orderScenarios(t, cluster.endpoints);
