@@ -12,9 +12,14 @@ export interface TraceShape {
 
 /**
  * Places one order through the gateway, takes the trace id from the response's `traceparent`, waits (bounded) until
- * the receiver at `traces` holds the notifications service's span of it, and returns the trace.
+ * the receiver at `traces` holds the whole trace {@linkcode assertOrderTrace} expects (processes export in batches, at
+ * their own pace), and returns its shape; past the wait, the assertion's own failure is thrown.
  */
-export async function traceOneOrder(endpoints: Endpoints, traces: string): Promise<ReceivedTrace> {
+export async function traceOneOrder(
+  endpoints: Endpoints,
+  traces: string,
+  buses: { events: string; jobs: string },
+): Promise<TraceShape> {
   const api = await ApiClient.login(endpoints);
   const [sku] = Object.keys(await api.stock());
   const res = await api.call("POST", "/v1/orders", { items: [{ sku, quantity: 1 }] });
@@ -24,17 +29,20 @@ export async function traceOneOrder(endpoints: Endpoints, traces: string): Promi
   const traceId = traceparent!.split("-")[1];
   assert.equal((await api.settle(res.body.id)).status, "CONFIRMED");
   let trace: ReceivedTrace | undefined;
-  await waitUntil(
-    async () => {
-      const got = await fetch(`${traces}/api/traces/${traceId}`);
-      trace = got.ok ? await got.json() : (await got.body?.cancel(), undefined);
-      return trace?.spans.some((s) => s.name === "process order.confirmed" && s.service === "notifications") ?? false;
-    },
-    20_000,
-    `the trace of order ${res.body.id} to reach notifications`,
-    100,
-  );
-  return trace!;
+  const complete = async () => {
+    const got = await fetch(`${traces}/api/traces/${traceId}`);
+    trace = got.ok ? await got.json() : (await got.body?.cancel(), undefined);
+    try {
+      return trace !== undefined && assertOrderTrace(trace, buses) !== undefined;
+    } catch {
+      return false;
+    }
+  };
+  await waitUntil(complete, 30_000, `the whole trace of order ${res.body.id}`, 200).catch((err) => {
+    if (trace) assertOrderTrace(trace, buses);
+    throw err;
+  });
+  return assertOrderTrace(trace!, buses);
 }
 
 /**

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { TextLineStream, within } from "@trellis/platform/testing";
+import { startTraceReceiver } from "@trellis/platform/telemetry/receiver";
+import { startCluster } from "../support/cluster.ts";
 import { freePorts } from "../support/ports.ts";
-import { assertOrderTrace, traceOneOrder } from "./order_trace.ts";
+import { traceOneOrder } from "./order_trace.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -46,8 +48,8 @@ Deno.test("embedded mode: `deno task dev` starts a trace receiver, and one order
       for await (const line of lines) output.push(line);
     })();
     assert.ok(urls.traces, `dev prints the receiver's URL:\n${output.join("\n")}`);
-    const trace = await traceOneOrder({ gateway: urls.gateway, auth: urls.auth }, urls.traces);
-    const shape = assertOrderTrace(trace, { events: "memory", jobs: "memory" });
+    const endpoints = { gateway: urls.gateway, auth: urls.auth };
+    const shape = await traceOneOrder(endpoints, urls.traces, { events: "memory", jobs: "memory" });
     console.log(`embedded order trace: ${JSON.stringify(shape)}`);
     child.kill("SIGTERM");
     assert.equal((await within(child.status, 30_000, "dev to stop")).code, 0, output.join("\n"));
@@ -61,5 +63,19 @@ Deno.test("embedded mode: `deno task dev` starts a trace receiver, and one order
     throw err;
   } finally {
     await Deno.remove(storageDir, { recursive: true });
+  }
+});
+
+Deno.test("distributed mode: six traced processes export to the receiver, and one order's trace crosses gRPC, Kafka and NATS", async () => {
+  await using receiver = startTraceReceiver();
+  await using cluster = await startCluster({
+    env: { OTEL_DENO: "true", OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: "100" },
+  });
+  try {
+    const shape = await traceOneOrder(cluster.endpoints, receiver.url, { events: "kafka", jobs: "jetstream" });
+    console.log(`distributed order trace: ${JSON.stringify(shape)}`);
+  } catch (err) {
+    for (const p of cluster.procs) console.error(`--- ${p.name} ---\n${await cluster.tail(p.name)}`);
+    throw err;
   }
 });
