@@ -25,7 +25,16 @@ Deno.test("embedded mode: `deno task dev` starts a trace receiver, and one order
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "services/dev.ts"],
     cwd: root,
-    env: { ...env, TRACES_PORT: "0", STORAGE_DIR: storageDir, OTEL_BSP_SCHEDULE_DELAY: "100", LOG_LEVEL: "warn" },
+    // PGlite, not the DATABASE_URL the suite runs with: dev's databases there have fixed names, which another dev
+    // process could share.
+    env: {
+      ...env,
+      DATABASE_URL: "",
+      TRACES_PORT: "0",
+      STORAGE_DIR: storageDir,
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+      LOG_LEVEL: "warn",
+    },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
