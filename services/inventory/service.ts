@@ -35,7 +35,9 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  svc.handle(inventoryAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "inventory")).handler);
+  svc.handle(
+    inventoryAdminRoutes(new Router({ service: svc.name }), () => db, adminGuard(config, jwks, "inventory")).handler,
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.inventoryGrpc,
     audience: "inventory",

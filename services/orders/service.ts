@@ -94,7 +94,9 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
-  svc.handle(ordersAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "orders")).handler);
+  svc.handle(
+    ordersAdminRoutes(new Router({ service: svc.name }), () => db, adminGuard(config, jwks, "orders")).handler,
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.ordersGrpc,
     audience: "orders",

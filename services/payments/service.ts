@@ -47,7 +47,9 @@ export function createPaymentsService(
     }, { group: "payments" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  svc.handle(paymentsAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "payments")).handler);
+  svc.handle(
+    paymentsAdminRoutes(new Router({ service: svc.name }), () => db, adminGuard(config, jwks, "payments")).handler,
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.paymentsGrpc,
     audience: "payments",
