@@ -47,6 +47,15 @@ console.error(
   ].join("\n"),
 );
 stopOnSignals([system]);
+if (env.TRELLIS_DEV_PARENT) {
+  // Run by the tracing parent below: a parent killed outright (SIGKILL) cannot stop us, so stop when it is gone.
+  const orphaned = setInterval(() => {
+    if (String(Deno.ppid) === env.TRELLIS_DEV_PARENT) return;
+    clearInterval(orphaned);
+    system.stop().finally(() => Deno.exit(1));
+  }, 1_000);
+  Deno.unrefTimer(orphaned);
+}
 
 /** Runs this script again with tracing on, exporting to a receiver started here; resolves the child's exit code. */
 async function superviseTraced(): Promise<number> {
@@ -67,6 +76,7 @@ async function superviseTraced(): Promise<number> {
     env: {
       OTEL_DENO: "true",
       OTEL_SERVICE_NAME: env.OTEL_SERVICE_NAME ?? "trellis-dev",
+      TRELLIS_DEV_PARENT: String(Deno.pid),
       ...(receiver ? { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, TRELLIS_TRACES_URL: receiver.url } : {}),
     },
   }).spawn();

@@ -65,10 +65,14 @@ Deno.test("embedded mode: `deno task dev` starts a trace receiver, and one order
     await within(rest, 5_000, "dev's output to end");
   } catch (err) {
     console.error(output.join("\n"));
+    // SIGTERM, which dev forwards to the system it runs; SIGKILL only if that does not end it.
     try {
-      child.kill("SIGKILL");
+      child.kill("SIGTERM");
     } catch { /* already exited */ }
-    await within(child.status, 10_000, "dev to die");
+    await within(child.status, 30_000, "dev to stop").catch(() => {
+      child.kill("SIGKILL");
+      return within(child.status, 10_000, "dev to die");
+    });
     throw err;
   } finally {
     await Deno.remove(storageDir, { recursive: true });
