@@ -1,5 +1,6 @@
 import postgres from "postgres";
 import { currentContext } from "../context/mod.ts";
+import { querySpan, tracingEnabled } from "../telemetry/mod.ts";
 import type { Database, QueryOptions, Row, Tx } from "./db.ts";
 import { DatabaseUnavailableError, isConnectionError } from "./errors.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
@@ -172,6 +173,11 @@ class PostgresDatabase implements Database {
   }
 
   query<T extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]> {
+    if (tracingEnabled) return querySpan("postgresql", text, () => this.#query<T>(text, params, options));
+    return this.#query<T>(text, params, options);
+  }
+
+  #query<T extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]> {
     const signal = options?.signal ?? currentContext()?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (!this.failFast.tryAcquire()) return Promise.reject(this.failFast.error());
@@ -475,6 +481,7 @@ class PostgresTransaction implements Tx {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (tracingEnabled) return querySpan("postgresql", text, () => this.#run<R>(text, params, options));
     return this.#run<R>(text, params, options);
   }
 

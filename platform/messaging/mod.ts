@@ -22,6 +22,7 @@ export * from "./adapters/nats.ts";
 export * from "./adapters/jetstream.ts";
 export * from "./adapters/kafka/kafkajs.ts";
 export * from "./context_propagation.ts";
+export * from "./tracing.ts";
 export * from "./limiter.ts";
 export * from "./router.ts";
 export * from "./check_bus.ts";

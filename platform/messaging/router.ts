@@ -1,4 +1,5 @@
 import type { RetryOptions } from "../async/mod.ts";
+import { withService } from "../telemetry/mod.ts";
 import { type Context, currentContext, newRequestId, runWithContext } from "../context/mod.ts";
 import { createLogger, type Logger } from "../log/mod.ts";
 import type { Service } from "../service/mod.ts";
@@ -389,7 +390,8 @@ export class MessageRouter {
       checkBus(svc, options.check, typeof bus === "function" ? bus : () => Promise.resolve(bus));
     }
     svc.onStart("message router", async () => {
-      await this.start();
+      // Subscribing in the service's scope attributes the deliveries' spans to it (see `tracePubSub`).
+      await withService(svc.name, () => this.start());
       svc.onStop("message router", (signal) => this.close({ signal }));
     });
     return this;

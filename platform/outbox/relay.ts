@@ -3,6 +3,8 @@ import type { Database } from "../db/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { OutgoingMessage } from "../messaging/mod.ts";
 import { OUTBOX_CHANNEL } from "./enqueue.ts";
+import { ContextHeaders } from "../context/mod.ts";
+import { currentService, inSpan, SpanKind, tracingEnabled } from "../telemetry/mod.ts";
 
 /**
  * A row read back for publishing: the {@linkcode OutgoingMessage} that was enqueued, byte for byte, and its topic.
@@ -215,6 +217,7 @@ class OutboxRelay implements Relay {
   #lastError?: RelayError;
   #lastPurge = 0;
   #stopped?: Promise<void>;
+  readonly #service = currentService();
 
   constructor(db: Database, options: RelayOptions) {
     this.#db = db;
@@ -348,6 +351,17 @@ class OutboxRelay implements Relay {
     return [...published];
   }
 
+  /** `publish`, in a span continuing the trace that enqueued the row (its `traceparent` header, kept in the row). */
+  #publishTraced(msg: PendingMessage): Promise<void> {
+    if (!tracingEnabled) return this.#publish(msg);
+    return inSpan(`outbox relay ${msg.topic}`, {
+      kind: SpanKind.INTERNAL,
+      parent: msg.headers[ContextHeaders.traceparent] ?? "",
+      service: this.#service,
+      attributes: { "messaging.destination.name": msg.topic, "messaging.message.id": msg.id },
+    }, () => this.#publish(msg));
+  }
+
   /** Publishes one row; resolves whether it worked, recording the topic's failure or recovery. */
   #attempt(row: OutboxRow, failedInBatch: Set<string>): Promise<boolean> {
     const msg: PendingMessage = {
@@ -357,7 +371,7 @@ class OutboxRelay implements Relay {
       headers: row.headers,
       payload: encoder.encode(row.payload),
     };
-    return new Promise<void>((resolve) => resolve(this.#publish(msg))).then(
+    return new Promise<void>((resolve) => resolve(this.#publishTraced(msg))).then(
       () => {
         // A sibling key's failure in the same batch wins: the topic stays backed off.
         if (!failedInBatch.has(row.topic)) this.#topicAnswered(row.topic);

@@ -2,6 +2,7 @@ import { Gauge } from "prom-client";
 import type { Database } from "../db/mod.ts";
 import type { Publisher } from "../messaging/mod.ts";
 import type { Service } from "../service/mod.ts";
+import { withService } from "../telemetry/mod.ts";
 import { type PendingMessage, type Relay, type RelayOptions, startRelay } from "./relay.ts";
 
 /**
@@ -76,14 +77,16 @@ export function relayFor(
     },
   });
   svc.onStart("outbox relay", async () => {
-    const relay = await startRelay(database(), {
-      ...options,
-      logger: svc.logger,
-      publish: async (m: PendingMessage) => {
-        const { topic, ...msg } = m;
-        await (await route(topic)).publish(topic, msg);
-      },
-    });
+    // In the service's scope, so the relay's spans are attributed to it (one process may host several services).
+    const relay = await withService(svc.name, () =>
+      startRelay(database(), {
+        ...options,
+        logger: svc.logger,
+        publish: async (m: PendingMessage) => {
+          const { topic, ...msg } = m;
+          await (await route(topic)).publish(topic, msg);
+        },
+      }));
     running = relay;
     svc.onStop("outbox relay", async () => {
       await relay.stop();

@@ -1,4 +1,5 @@
 import { type Context, contextFromHeaders, parseTraceparent, runWithContext } from "../context/mod.ts";
+import { activeTraceparent, tracingEnabled } from "../telemetry/mod.ts";
 import { errorResponse, type Handler, HttpError, invoke, knownBodyBytes, pathnameOf } from "../http/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { AccessLineWriter } from "./access_line.ts";
@@ -84,7 +85,12 @@ class Exchange {
     // As tracing(): the caller's trace (when its traceparent is valid) or a new one, and a new span for this hop.
     const parent = parseTraceparent(incoming);
     const spanId = randomHex(8, ZERO_SPAN);
-    if (parent) {
+    // With tracing on (OTEL_DENO=true), Deno's server span, which already continued the caller's trace, is this hop.
+    const active = tracingEnabled ? activeTraceparent() : undefined;
+    if (active) {
+      ctx.traceId = active.slice(3, 35);
+      ctx.traceparent = active;
+    } else if (parent) {
       ctx.traceId = parent.traceId;
       ctx.traceparent = `00-${parent.traceId}-${spanId}-${parent.sampled ? "01" : "00"}`;
     } else {

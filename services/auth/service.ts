@@ -109,7 +109,7 @@ export function createAuthService(config: SystemConfig, infra: Infra): Service {
     return (req: Request) => Promise.resolve(guarded(req));
   };
 
-  const router = new Router()
+  const router = new Router({ service: svc.name })
     .get(
       "/.well-known/jwks.json",
       jwksHandler(() => ring.published(), { maxAgeSec: Math.min(300, Math.floor(config.keys.publishLeadSec)) }),

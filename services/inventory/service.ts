@@ -37,7 +37,11 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  const admin = inventoryAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "inventory"));
+  const admin = inventoryAdminRoutes(
+    new Router({ service: svc.name }),
+    () => db,
+    adminGuard(config, jwks, "inventory"),
+  );
   reconcileService(svc, config, jwks, admin, inventoryChecks(() => db, ordersLookup(svc, config, "inventory")));
   svc.handle(admin.handler);
   serveInternalGrpc(svc, config, jwks, {

@@ -53,7 +53,7 @@ export function createNotificationsService(config: SystemConfig, infra: Infra): 
   }, { group: "notifications" });
   receipts.attach(svc, { check: "jobs" });
   const verifier = verifierFor(config, jwksFor(svc, config), "notifications");
-  const router = new Router().get("/receipts/:orderId", async (_req, { orderId }) => {
+  const router = new Router({ service: svc.name }).get("/receipts/:orderId", async (_req, { orderId }) => {
     if (!isOrderId(orderId)) throw notFound(`no receipt for order ${orderId}`);
     const found = await storage.get(receiptKey(orderId));
     if (!found) throw notFound(`no receipt for order ${orderId}`);

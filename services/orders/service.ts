@@ -96,7 +96,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
-  const admin = ordersAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "orders"));
+  const admin = ordersAdminRoutes(new Router({ service: svc.name }), () => db, adminGuard(config, jwks, "orders"));
   reconcileService(svc, config, jwks, admin, ordersChecks(() => db, ordersPeers(svc, config, inventory)));
   svc.handle(admin.handler);
   serveInternalGrpc(svc, config, jwks, {

@@ -1,3 +1,4 @@
+import { inSpan } from "@trellis/platform/telemetry";
 import type { Database, Tx } from "@trellis/platform/db";
 import { claimOnce } from "@trellis/platform/outbox";
 import { type InventoryEvent, type Item, type PaymentEvent, publishEvent } from "../shared/events.ts";
@@ -118,15 +119,21 @@ export async function applyReply(
   messageId: string,
   event: InventoryEvent | PaymentEvent,
 ): Promise<"applied" | "compensated" | "duplicate" | "ignored" | "unknown-order"> {
-  return await db.transaction(async (tx) => {
-    if (!(await claimOnce(tx, "orders-saga", messageId))) return "duplicate";
-    const row = await queries.lockOrder(tx, { id: event.orderId });
-    if (!row) return "unknown-order";
-    const order = fromRow(row);
-    const decision = advance(order, event);
-    if (!decision.order && decision.publish.length === 0) return "ignored";
-    await applyDecision(tx, order, decision);
-    return decision.order ? "applied" : "compensated";
+  const attributes = { "order.id": event.orderId, "saga.event": event.type };
+  return await inSpan(`saga ${event.type}`, { attributes }, async (span) => {
+    const outcome = await db.transaction(async (tx) => {
+      if (!(await claimOnce(tx, "orders-saga", messageId))) return "duplicate";
+      const row = await queries.lockOrder(tx, { id: event.orderId });
+      if (!row) return "unknown-order";
+      const order = fromRow(row);
+      const decision = advance(order, event);
+      span?.setAttributes({ "saga.step": order.step, "saga.next_step": decision.order?.step ?? order.step });
+      if (!decision.order && decision.publish.length === 0) return "ignored";
+      await applyDecision(tx, order, decision);
+      return decision.order ? "applied" : "compensated";
+    });
+    span?.setAttribute("saga.outcome", outcome);
+    return outcome;
   });
 }
 

@@ -49,7 +49,7 @@ export function createPaymentsService(
     }, { group: "payments" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  const admin = paymentsAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "payments"));
+  const admin = paymentsAdminRoutes(new Router({ service: svc.name }), () => db, adminGuard(config, jwks, "payments"));
   reconcileService(svc, config, jwks, admin, paymentsChecks(() => db, provider, ordersLookup(svc, config, "payments")));
   svc.handle(admin.handler);
   serveInternalGrpc(svc, config, jwks, {

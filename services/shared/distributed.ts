@@ -1,5 +1,11 @@
 import type { Database } from "@trellis/platform/db";
-import { createJetStreamPubSub, createKafkaPubSub, createNatsPubSub, type PubSub } from "@trellis/platform/messaging";
+import {
+  createJetStreamPubSub,
+  createKafkaPubSub,
+  createNatsPubSub,
+  type PubSub,
+  tracePubSub,
+} from "@trellis/platform/messaging";
 import type { Logger } from "@trellis/platform/log";
 import { localStore } from "@trellis/platform/storage";
 import { Notices, Topics } from "./events.ts";
@@ -99,7 +105,7 @@ export function distributedInfra(options: DistributedOptions): Infra {
       await kafka.close();
       throw err;
     }
-    return prefixTopics(kafka, prefix);
+    return tracePubSub(prefixTopics(kafka, prefix), "kafka");
   });
   const jobs = once(async () => {
     const js = await createJetStreamPubSub({
@@ -114,12 +120,15 @@ export function distributedInfra(options: DistributedOptions): Infra {
       await js.close();
       throw err;
     }
-    return prefixTopics(js, prefix);
+    return tracePubSub(prefixTopics(js, prefix), "jetstream");
   });
   const notices = once(async () =>
-    prefixTopics(
-      await createNatsPubSub({ servers: options.natsUrl, name: options.clientId, logger: options.logger }),
-      prefix,
+    tracePubSub(
+      prefixTopics(
+        await createNatsPubSub({ servers: options.natsUrl, name: options.clientId, logger: options.logger }),
+        prefix,
+      ),
+      "nats",
     )
   );
   const storage = localStore(options.storageDir);
@@ -146,14 +155,17 @@ export function distributedInfra(options: DistributedOptions): Infra {
   };
 }
 
-/** A view of `bus` in which every topic is `prefix + topic`. */
+/** A view of `bus` in which every topic and consumer group is `prefix + name`. */
 export function prefixTopics(bus: PubSub, prefix: string): PubSub {
   if (!prefix) return bus;
   return {
     features: bus.features,
     ping: bus.ping && ((signal) => bus.ping!(signal)),
     publish: (topic, msg) => bus.publish(prefix + topic, msg),
-    subscribe: (topic, handler, options) => bus.subscribe(prefix + topic, handler, options),
+    // The consumer group too: runs sharing a broker must not share groups, or Kafka hands one run's partitions to the
+    // other's members, which do not consume them.
+    subscribe: (topic, handler, options) =>
+      bus.subscribe(prefix + topic, handler, options?.group ? { ...options, group: prefix + options.group } : options),
     close: () => bus.close(),
   };
 }
