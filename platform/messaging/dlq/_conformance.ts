@@ -1,7 +1,7 @@
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import type { Message, PubSub } from "../message.ts";
-import { deadLetter } from "../middleware/dead_letter.ts";
-import { DeadLetterHeaders } from "../middleware/dead_letter_queue.ts";
+import { deadLetter } from "../middleware/mod.ts";
+import { DeadLetterHeaders } from "../middleware/mod.ts";
 import { type DeadLetterClock, type DeadLetterQueue, openDeadLetterQueue } from "./dead_letter_queue.ts";
 import type { StoredLetter } from "./dead_letter_store.ts";
 

@@ -2,7 +2,8 @@ import { deepStrictEqual, strictEqual } from "node:assert/strict";
 import { createIssuer, createVerifier, generateSigningKey, staticKeySet } from "../../auth/mod.ts";
 import { chain, type Handler, requestContext } from "../../http/mod.ts";
 import { createMemoryBroker, type MemoryBroker } from "../adapters/memory.ts";
-import { deadLetter } from "../middleware/dead_letter.ts";
+import { deadLetter } from "../middleware/mod.ts";
+import { within } from "../../testing/mod.ts";
 import { deadLetterAdmin } from "./dead_letter_admin.ts";
 
 const key = await generateSigningKey();
@@ -79,9 +80,8 @@ Deno.test("deadLetterAdmin() lists, shows, redrives and purges a service's dead 
     body: JSON.stringify({ ids: [letters[0].id, letters[1].id], ratePerSec: 1000 }),
   });
   deepStrictEqual(await redriven.json(), { redriven: 2 });
-  const back: string[] = [];
-  for await (const l of env.bus.deadLetters.scan("payments.events")) back.push(l.message.id);
-  deepStrictEqual(back, ["m-2"]);
+  const back = await within(Array.fromAsync(env.bus.deadLetters.scan("payments.events")), 1000, "a scan");
+  deepStrictEqual(back.map((l) => l.message.id), ["m-2"]);
 
   const purged = await env.call("POST", "/admin/dlq/purge", {
     body: JSON.stringify({ filter: { error: "declined" } }),

@@ -1,7 +1,7 @@
 import { delay } from "../../async/mod.ts";
 import { ContextHeaders, newRequestId, runWithContext } from "../../context/mod.ts";
 import type { Publisher } from "../message.ts";
-import { DeadLetterHeaders } from "../middleware/dead_letter_queue.ts";
+import { DeadLetterHeaders } from "../middleware/mod.ts";
 import { type DeadLetterFilter, matchesDeadLetter } from "./dead_letter_filter.ts";
 import type { DeadLetterStore, StoredLetter } from "./dead_letter_store.ts";
 import { redrivenHeaders } from "./_redriven.ts";
@@ -170,7 +170,7 @@ export interface DeadLetterQueueOptions {
  * @example Inspect, redrive and purge on the in-memory broker
  * ```ts
  * import { createMemoryBroker } from "../adapters/memory.ts";
- * import { deadLetter } from "../middleware/dead_letter.ts";
+ * import { deadLetter } from "../middleware/mod.ts";
  * import { openDeadLetterQueue } from "./dead_letter_queue.ts";
  * const bus = createMemoryBroker();
  * await deadLetter("orders.events", { publisher: bus, maxAttempts: 1 })(() => {
