@@ -30,7 +30,13 @@ export function serviceClients(config: SystemConfig): ServiceClientSeed[] {
       audiences: ["orders", "inventory", "payments", "notifications"],
     },
     { id: "orders", secret: config.clientSecrets.orders, scopes: ["internal"], audiences: ["inventory"] },
-    { id: "ops", secret: config.clientSecrets.ops, scopes: ["keys:read", "keys:rotate"], audiences: ["auth"] },
+    {
+      id: "ops",
+      secret: config.clientSecrets.ops,
+      // ops:dlq: the dead-letter endpoints (/admin/dlq) of every service that consumes messages.
+      scopes: ["keys:read", "keys:rotate", "ops:dlq"],
+      audiences: ["auth", "orders", "inventory", "payments", "notifications"],
+    },
   ];
 }
 

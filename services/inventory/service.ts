@@ -1,13 +1,14 @@
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
-import { MessageRouter } from "@trellis/platform/messaging";
+import { deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
+import { problemResponse } from "@trellis/platform/http";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
+import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
 
 /**
@@ -31,7 +32,14 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
-  serveInternalGrpc(svc, config, jwksFor(svc, config), {
+  const jwks = jwksFor(svc, config);
+  svc.handle(
+    deadLetterAdmin({
+      verifier: verifierFor(config, jwks, "inventory"),
+      sources: [{ topic: `${Topics.inventoryCommands}.dlq`, bus: () => infra.events() }],
+    })(() => Promise.resolve(problemResponse(404, "not-found", "Not found"))),
+  );
+  serveInternalGrpc(svc, config, jwks, {
     port: config.ports.inventoryGrpc,
     audience: "inventory",
     services: [implement(InventoryServiceService, {

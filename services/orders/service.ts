@@ -1,7 +1,8 @@
 import { Counter } from "prom-client";
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
-import { checkBus, MessageRouter } from "@trellis/platform/messaging";
+import { checkBus, deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
+import { problemResponse } from "@trellis/platform/http";
 import {
   clientMetrics,
   createGrpcClient,
@@ -91,6 +92,15 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
+  svc.handle(
+    deadLetterAdmin({
+      verifier: verifierFor(config, jwks, "orders"),
+      sources: [Topics.inventoryEvents, Topics.paymentEvents].map((t) => ({
+        topic: `${t}.dlq`,
+        bus: () => infra.events(),
+      })),
+    })(() => Promise.resolve(problemResponse(404, "not-found", "Not found"))),
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.ordersGrpc,
     audience: "orders",

@@ -1,6 +1,7 @@
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
-import { MessageRouter } from "@trellis/platform/messaging";
+import { deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
+import { problemResponse } from "@trellis/platform/http";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { currentContext } from "@trellis/platform/context";
 import { Service } from "@trellis/platform/service";
@@ -8,7 +9,7 @@ import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/paym
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
+import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
@@ -43,7 +44,14 @@ export function createPaymentsService(
       svc.logger.info("command handled", { type: cmd.type, orderId: cmd.orderId, outcome });
     }, { group: "payments" })
     .attach(svc, { check: "events" });
-  serveInternalGrpc(svc, config, jwksFor(svc, config), {
+  const jwks = jwksFor(svc, config);
+  svc.handle(
+    deadLetterAdmin({
+      verifier: verifierFor(config, jwks, "payments"),
+      sources: [{ topic: `${Topics.paymentCommands}.dlq`, bus: () => infra.events() }],
+    })(() => Promise.resolve(problemResponse(404, "not-found", "Not found"))),
+  );
+  serveInternalGrpc(svc, config, jwks, {
     port: config.ports.paymentsGrpc,
     audience: "payments",
     services: [implement(PaymentsServiceService, {

@@ -1,5 +1,11 @@
 import type { Database } from "@trellis/platform/db";
-import { createJetStreamPubSub, createKafkaPubSub, createNatsPubSub, type PubSub } from "@trellis/platform/messaging";
+import {
+  createJetStreamPubSub,
+  createKafkaPubSub,
+  createNatsPubSub,
+  type DeadLetterStore,
+  type PubSub,
+} from "@trellis/platform/messaging";
 import type { Logger } from "@trellis/platform/log";
 import { localStore } from "@trellis/platform/storage";
 import { Notices, Topics } from "./events.ts";
@@ -130,6 +136,16 @@ export function prefixTopics(bus: PubSub, prefix: string): PubSub {
     ping: bus.ping && ((signal) => bus.ping!(signal)),
     publish: (topic, msg) => bus.publish(prefix + topic, msg),
     subscribe: (topic, handler, options) => bus.subscribe(prefix + topic, handler, options),
+    deadLetters: bus.deadLetters && prefixStore(bus.deadLetters, prefix),
     close: () => bus.close(),
+  };
+}
+
+/** A view of `store` in which every topic is `prefix + topic`, so the dead-letter operations find the prefixed topics. */
+function prefixStore(store: DeadLetterStore, prefix: string): DeadLetterStore {
+  return {
+    scan: (topic, signal) => store.scan(prefix + topic, signal),
+    get: (topic, ref, signal) => store.get(prefix + topic, ref, signal),
+    remove: (topic, refs) => store.remove(prefix + topic, refs),
   };
 }
