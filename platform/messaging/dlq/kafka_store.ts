@@ -27,8 +27,6 @@ export interface KafkaDeadLetterStoreOptions {
  */
 export function kafkaDeadLetterStore(client: KafkaClient, options: KafkaDeadLetterStoreOptions = {}): DeadLetterStore {
   const readTimeoutMs = options.readTimeoutMs ?? 30_000;
-  const offsets = client.offsets?.bind(client);
-  if (!offsets) throw new TypeError("Cannot read dead letters on Kafka as the client cannot list offsets");
   const markersOf = (topic: string) => `${topic}.handled`;
   const ensured = new Map<string, Promise<void>>();
   const ensureMarkers = (topic: string) => {
@@ -45,7 +43,7 @@ export function kafkaDeadLetterStore(client: KafkaClient, options: KafkaDeadLett
   const readAll = async (topics: string[], signal?: AbortSignal): Promise<FetchedRecord[]> => {
     const highs = new Map<string, bigint>();
     for (const topic of topics) {
-      for (const p of await offsets(topic)) if (p.high > p.low) highs.set(`${topic}/${p.partition}`, p.high);
+      for (const p of await client.offsets(topic)) if (p.high > p.low) highs.set(`${topic}/${p.partition}`, p.high);
     }
     const unfinished = new Set(highs.keys());
     if (unfinished.size === 0) return [];

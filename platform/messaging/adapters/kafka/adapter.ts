@@ -108,7 +108,7 @@ export function createKafkaAdapter<R extends FetchedRecord>(
   return {
     features,
     subscribe,
-    deadLetters: client.offsets ? kafkaDeadLetterStore(client) : undefined,
+    deadLetters: kafkaDeadLetterStore(client),
 
     ping(signal?: AbortSignal): Promise<void> {
       if (closing) return Promise.reject(new Error("Cannot ping as the Kafka adapter is closed"));
