@@ -155,6 +155,8 @@ export function testDeadLetterQueueConformance(name: string, connect: () => Prom
   });
 
   test("purge() refuses to run without ids, filter or all, and removes letters by id, by filter and all of them", async (c) => {
+    deepStrictEqual(await c.queue().list(), [], "an empty dead-letter topic lists nothing");
+    strictEqual(await c.queue().purge({ all: true }), 0);
     await c.park(c.a, "m-1", "boom", T0);
     await c.park(c.a, "m-2", "boom", T0);
     await c.park(c.b, "m-3", "boom", T0);

@@ -39,14 +39,17 @@ export function kafkaDeadLetterStore(client: KafkaClient, options: KafkaDeadLett
     return p;
   };
 
-  /** Every retained record of `topics` up to the end offsets at the call, in fetch order. */
+  /**
+   * Every retained record of `topics` up to the end offsets at the call, in fetch order; nothing at all when the first
+   * topic retains nothing (no group is joined then: an empty dead-letter topic, the usual case, costs two requests).
+   */
   const readAll = async (topics: string[], signal?: AbortSignal): Promise<FetchedRecord[]> => {
     const highs = new Map<string, bigint>();
     for (const topic of topics) {
       for (const p of await client.offsets(topic)) if (p.high > p.low) highs.set(`${topic}/${p.partition}`, p.high);
+      if (highs.size === 0) return [];
     }
     const unfinished = new Set(highs.keys());
-    if (unfinished.size === 0) return [];
     const records = new Map<string, FetchedRecord>();
     const done = Promise.withResolvers<void>();
     const sink: DriverSink<FetchedRecord> = {
