@@ -1,3 +1,5 @@
+import type { DeadLetterStore } from "./dlq/dead_letter_store.ts";
+
 /**
  * A message as published and delivered. `payload` is bytes; encode and decode at the edges.
  *
@@ -304,5 +306,11 @@ export interface PubSub extends Publisher, Subscriber {
    * ```
    */
   ping?(signal?: AbortSignal): Promise<void>;
+  /**
+   * Reads and removes what a topic retains, for the dead-letter operations (`openDeadLetterQueue`): present on the
+   * in-memory broker, JetStream and Kafka on kafkajs; absent where nothing is retained (NATS Core). A wrapper of a bus
+   * passes it on (with its topic mapping) so the dead letters stay reachable.
+   */
+  readonly deadLetters?: DeadLetterStore;
   close(): Promise<void>;
 }

@@ -28,6 +28,8 @@ export function tracePubSub(bus: PubSub, system: string): PubSub {
     features: bus.features,
     ping: bus.ping && ((signal) => bus.ping!(signal)),
     request: bus.request && ((topic, msg, options) => bus.request!(topic, msg, options)),
+    // Dead-letter operations read and remove stored letters: nothing to trace per message, so they pass straight on.
+    deadLetters: bus.deadLetters,
     publish: (topic, msg) =>
       inSpan(`publish ${topic}`, { kind: SpanKind.PRODUCER, attributes: attributes(topic, msg.id) }, () => {
         const traceparent = activeTraceparent()!;

@@ -38,10 +38,11 @@ export function serviceClients(config: SystemConfig): ServiceClientSeed[] {
     },
     { id: "inventory", secret: config.clientSecrets.inventory, scopes: ["internal"], audiences: ["orders"] },
     { id: "payments", secret: config.clientSecrets.payments, scopes: ["internal"], audiences: ["orders"] },
+    // ops:dlq: the dead-letter endpoints (/admin/dlq) of every service that consumes messages.
     {
       id: "ops",
       secret: config.clientSecrets.ops,
-      scopes: ["keys:read", "keys:rotate", "ops:read", "ops:reconcile"],
+      scopes: ["keys:read", "keys:rotate", "ops:read", "ops:reconcile", "ops:dlq"],
       audiences: ["auth", "orders", "inventory", "payments", "notifications"],
     },
   ];

@@ -1,6 +1,6 @@
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
-import { MessageRouter } from "@trellis/platform/messaging";
+import { deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { Router } from "@trellis/platform/http";
 import { Service } from "@trellis/platform/service";
@@ -10,7 +10,7 @@ import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/in
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
+import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
 import { inventoryChecks } from "./reconcile.ts";
 import { ordersLookup, reconcileService } from "../shared/reconcile.ts";
@@ -43,7 +43,12 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     adminGuard(config, jwks, "inventory"),
   );
   reconcileService(svc, config, jwks, admin, inventoryChecks(() => db, ordersLookup(svc, config, "inventory")));
-  svc.handle(admin.handler);
+  svc.handle(
+    deadLetterAdmin({
+      verifier: verifierFor(config, jwks, "inventory"),
+      sources: [{ topic: `${Topics.inventoryCommands}.dlq`, bus: () => infra.events() }],
+    })(admin.handler),
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.inventoryGrpc,
     audience: "inventory",

@@ -1,7 +1,7 @@
 import { Counter } from "prom-client";
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
-import { checkBus, MessageRouter } from "@trellis/platform/messaging";
+import { checkBus, deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
 import {
   clientMetrics,
   createGrpcClient,
@@ -98,7 +98,15 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   const jwks = jwksFor(svc, config);
   const admin = ordersAdminRoutes(new Router({ service: svc.name }), () => db, adminGuard(config, jwks, "orders"));
   reconcileService(svc, config, jwks, admin, ordersChecks(() => db, ordersPeers(svc, config, inventory)));
-  svc.handle(admin.handler);
+  svc.handle(
+    deadLetterAdmin({
+      verifier: verifierFor(config, jwks, "orders"),
+      sources: [Topics.inventoryEvents, Topics.paymentEvents].map((t) => ({
+        topic: `${t}.dlq`,
+        bus: () => infra.events(),
+      })),
+    })(admin.handler),
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.ordersGrpc,
     audience: "orders",

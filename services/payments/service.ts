@@ -1,6 +1,6 @@
 import type { Database } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
-import { MessageRouter } from "@trellis/platform/messaging";
+import { deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { currentContext } from "@trellis/platform/context";
 import { Router } from "@trellis/platform/http";
@@ -11,7 +11,7 @@ import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/paym
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
+import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
@@ -51,7 +51,12 @@ export function createPaymentsService(
   const jwks = jwksFor(svc, config);
   const admin = paymentsAdminRoutes(new Router({ service: svc.name }), () => db, adminGuard(config, jwks, "payments"));
   reconcileService(svc, config, jwks, admin, paymentsChecks(() => db, provider, ordersLookup(svc, config, "payments")));
-  svc.handle(admin.handler);
+  svc.handle(
+    deadLetterAdmin({
+      verifier: verifierFor(config, jwks, "payments"),
+      sources: [{ topic: `${Topics.paymentCommands}.dlq`, bus: () => infra.events() }],
+    })(admin.handler),
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.paymentsGrpc,
     audience: "payments",

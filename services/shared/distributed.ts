@@ -3,6 +3,7 @@ import {
   createJetStreamPubSub,
   createKafkaPubSub,
   createNatsPubSub,
+  type DeadLetterStore,
   type PubSub,
   tracePubSub,
 } from "@trellis/platform/messaging";
@@ -166,6 +167,16 @@ export function prefixTopics(bus: PubSub, prefix: string): PubSub {
     // other's members, which do not consume them.
     subscribe: (topic, handler, options) =>
       bus.subscribe(prefix + topic, handler, options?.group ? { ...options, group: prefix + options.group } : options),
+    deadLetters: bus.deadLetters && prefixStore(bus.deadLetters, prefix),
     close: () => bus.close(),
+  };
+}
+
+/** A view of `store` in which every topic is `prefix + topic`, so the dead-letter operations find the prefixed topics. */
+function prefixStore(store: DeadLetterStore, prefix: string): DeadLetterStore {
+  return {
+    scan: (topic, signal) => store.scan(prefix + topic, signal),
+    get: (topic, ref, signal) => store.get(prefix + topic, ref, signal),
+    remove: (topic, refs) => store.remove(prefix + topic, refs),
   };
 }

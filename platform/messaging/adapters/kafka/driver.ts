@@ -119,6 +119,8 @@ export interface KafkaClient<R extends FetchedRecord = FetchedRecord> {
   listTopics(): Promise<string[]>;
   /** One metadata round trip to a broker. */
   roundTrip(): Promise<unknown>;
+  /** Each partition's earliest retained offset (`low`) and the offset the next record gets (`high`). */
+  offsets(topic: string): Promise<{ partition: number; low: bigint; high: bigint }[]>;
   /** A fresh consumer in `group` reporting to `sink`. */
   consumer(group: string, sink: DriverSink<R>): ConsumerDriver<R>;
   /** Flushes sends under way and disconnects the producer and admin client. */
