@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import { currentContext } from "../context/mod.ts";
 import { querySpan, tracingEnabled } from "../telemetry/mod.ts";
-import type { Database, QueryOptions, Row, Tx } from "./db.ts";
+import type { Database, PoolStats, QueryOptions, Row, Tx } from "./db.ts";
 import { DatabaseUnavailableError, isConnectionError } from "./errors.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
 import { FailFast } from "./fail_fast.ts";
@@ -195,6 +195,10 @@ class PostgresDatabase implements Database {
     };
     if (this.slots.tryAcquire()) return run();
     return this.slots.acquire(signal).then(run);
+  }
+
+  pool(): PoolStats {
+    return { max: this.slots.max, inUse: this.slots.inUse, waiting: this.slots.waiting };
   }
 
   async transaction<T>(fn: (tx: Tx) => Promise<T>, options?: QueryOptions): Promise<T> {

@@ -134,6 +134,27 @@ export interface SubscribeOptions {
 export interface Subscription {
   /** Stops delivery, waits for in-flight handlers, releases resources; idempotent. */
   close(): Promise<void>;
+  /**
+   * How far this consumer is behind, where the adapter can tell: one entry per partition it owns (Kafka: the
+   * partition's high watermark less what was handled) or one for the whole consumer (JetStream: messages pending,
+   * `partition` empty). The router reports it as `messaging_consumer_lag_messages`.
+   */
+  lag?(): Promise<readonly ConsumerLag[]>;
+}
+
+/**
+ * Messages a consumer has yet to handle, for one partition (`""` where the broker has none).
+ *
+ * @example A Kafka consumer three messages behind on partition 2
+ * ```ts
+ * import type { ConsumerLag } from "./message.ts";
+ * const lag: ConsumerLag = { topic: "orders.events", partition: "2", messages: 3 };
+ * ```
+ */
+export interface ConsumerLag {
+  topic: string;
+  partition: string;
+  messages: number;
 }
 
 /**

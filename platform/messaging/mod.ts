@@ -32,3 +32,4 @@ export * from "./dlq/dead_letter_store.ts";
 export * from "./dlq/dead_letter_filter.ts";
 export * from "./dlq/dead_letter_queue.ts";
 export * from "./dlq/dead_letter_admin.ts";
+export * from "./metrics.ts";

@@ -96,6 +96,8 @@ export interface RelayError {
 export interface RelayStatus {
   /** Unpublished rows; absent when not asked for, when the database is unreachable or did not answer in time. */
   backlog?: number;
+  /** Age in seconds of the oldest unpublished row (0 when none); asked for and absent as `backlog` is. */
+  oldestAgeSeconds?: number;
   /** Topics whose last publish failed (backed off or being retried) or is stalled, sorted. */
   failingTopics: string[];
   /** False from a failed sweep until the next one succeeds. */
@@ -249,7 +251,10 @@ class OutboxRelay implements Relay {
     if (this.#lastError) status.lastError = { ...this.#lastError };
     if ((options.backlog ?? true) && status.databaseReachable) {
       const backlog = await this.#countBacklog(options.signal);
-      if (backlog !== undefined) status.backlog = backlog;
+      if (backlog !== undefined) {
+        status.backlog = backlog.rows;
+        status.oldestAgeSeconds = backlog.oldestAgeSeconds;
+      }
     }
     return status;
   }
@@ -480,10 +485,12 @@ class OutboxRelay implements Relay {
     this.#lastPurge = Date.now();
   }
 
-  #countBacklog(signal?: AbortSignal): Promise<number | undefined> {
+  #countBacklog(signal?: AbortSignal): Promise<{ rows: number; oldestAgeSeconds: number } | undefined> {
     if (signal?.aborted) return Promise.resolve(undefined);
-    const count = this.#db.query<{ n: string }>("select count(*) as n from outbox where published_at is null")
-      .then(([row]) => Number(row.n), () => undefined);
+    const count = this.#db.query<{ n: string; age: number | null }>(
+      `select count(*) as n, extract(epoch from now() - min(created_at))::float8 as age
+         from outbox where published_at is null`,
+    ).then(([row]) => ({ rows: Number(row.n), oldestAgeSeconds: Math.max(0, Number(row.age ?? 0)) }), () => undefined);
     if (!signal) return count;
     return new Promise((resolve) => {
       const onAbort = () => resolve(undefined);

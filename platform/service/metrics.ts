@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Histogram, type Registry } from "prom-client";
 import { currentContext } from "../context/mod.ts";
 import { type Middleware, withOutcome } from "../http/mod.ts";
 
@@ -59,4 +59,27 @@ export function redMetrics(registry: Registry): Middleware {
         c.duration.observe((performance.now() - start) / 1000);
       });
     };
+}
+
+/** prom-client defaults whose name ends in `_total` though they are gauges, which `promtool check metrics` refuses. */
+const MISNAMED_DEFAULTS = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"];
+
+/**
+ * Registers the process and runtime metrics on `registry`: prom-client's defaults as they work on Deno (CPU
+ * `process_cpu_seconds_total`, memory `process_resident_memory_bytes` and `nodejs_heap_*_bytes`, open file
+ * descriptors, event-loop lag `nodejs_eventloop_lag_*_seconds`, GC `nodejs_gc_duration_seconds`), less the three gauges
+ * misnamed `_total` (their unsuffixed twins stay). {@linkcode Service} calls it for its registry.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from "prom-client";
+ * import { runtimeMetrics } from "./metrics.ts";
+ * const registry = new Registry();
+ * runtimeMetrics(registry);
+ * (await registry.metrics()).includes("process_resident_memory_bytes"); // true
+ * ```
+ */
+export function runtimeMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name);
 }

@@ -7,7 +7,7 @@ import {
   requireScopes,
   staticKeySet,
 } from "@trellis/platform/auth";
-import type { Database } from "@trellis/platform/db";
+import { type Database, databaseMetrics } from "@trellis/platform/db";
 import { type Handler, HttpError, json, Router } from "@trellis/platform/http";
 import { Service } from "@trellis/platform/service";
 import type { SystemConfig } from "../shared/config.ts";
@@ -71,7 +71,7 @@ export function createAuthService(config: SystemConfig, infra: Infra): Service {
     });
   svc.onStart("database", async () => {
     kek = await importKeyEncryptionKey(config.keys.encryptionKey, "AUTH_KEY_ENCRYPTION_KEY");
-    db = await infra.database("auth");
+    db = databaseMetrics(svc.registry, await infra.database("auth"));
     await seedAccounts(db, DEMO_USERS, serviceClients(config));
     ring = await loadKeyRing(db, kek);
   });

@@ -1,4 +1,4 @@
-import type { Database } from "@trellis/platform/db";
+import { type Database, databaseMetrics } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
@@ -23,7 +23,7 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
   const svc = new Service({ name: "inventory", hostname: config.hostname, port: config.ports.inventory });
   let db: Database;
   svc.onStart("database", async () => {
-    db = await infra.database("inventory", { with: [OUTBOX_MIGRATIONS] });
+    db = databaseMetrics(svc.registry, await infra.database("inventory", { with: [OUTBOX_MIGRATIONS] }));
   });
   svc.check("database", (signal) => db.ping(signal));
   relayFor(svc, () => db, () => infra.events());

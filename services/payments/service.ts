@@ -1,4 +1,4 @@
-import type { Database } from "@trellis/platform/db";
+import { type Database, databaseMetrics } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
 import { deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
@@ -34,7 +34,7 @@ export function createPaymentsService(
   const svc = new Service({ name: "payments", hostname: config.hostname, port: config.ports.payments });
   let db: Database;
   svc.onStart("database", async () => {
-    db = await infra.database("payments", { with: [OUTBOX_MIGRATIONS] });
+    db = databaseMetrics(svc.registry, await infra.database("payments", { with: [OUTBOX_MIGRATIONS] }));
   });
   svc.check("database", (signal) => db.ping(signal));
   relayFor(svc, () => db, () => infra.events());

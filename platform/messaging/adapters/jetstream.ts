@@ -539,6 +539,11 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
 
       let closed: Promise<void> | undefined;
       const subscription: Subscription = {
+        async lag() {
+          // Messages the durable consumer has not delivered yet plus those delivered and not acknowledged.
+          const info = await consumer.info(true);
+          return [{ topic, partition: "", messages: info.num_pending + info.num_ack_pending }];
+        },
         close() {
           closed ??= (async () => {
             stopping.abort();

@@ -67,6 +67,8 @@ export interface DriverSink<R extends FetchedRecord> {
   fail(error: unknown): void;
   /** Payload bytes the engine can still take before `maxBufferedBytes` (at least 1). */
   byteRoom(): number;
+  /** The partition's high watermark as last fetched, for the consumer's lag; drivers that cannot tell never call it. */
+  highWatermark?(topic: string, partition: number, offset: bigint): void;
 }
 
 /**

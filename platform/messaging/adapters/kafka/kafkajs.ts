@@ -253,6 +253,7 @@ class KafkajsDriver implements ConsumerDriver<FetchedRecord> {
     const { batch, resolveOffset, isRunning, isStale } = payload;
     if (!isRunning() || isStale()) return;
     const { topic, partition, messages } = batch;
+    this.#sink.highWatermark?.(topic, partition, BigInt(batch.highWatermark));
     let taken: string | undefined;
     let slab: Slab | undefined;
     try {
