@@ -1,4 +1,5 @@
 import { secret } from "@trellis/platform/config";
+import { registerSecret } from "@trellis/platform/log";
 
 /** Everything the six services need to find each other and their infrastructure. */
 export interface SystemConfig {
@@ -129,6 +130,8 @@ const PORT_ENV: Record<keyof SystemConfig["ports"], string> = {
  */
 export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): SystemConfig {
   const hostname = env.TRELLIS_HOST ?? "127.0.0.1";
+  // The database password travels inside DATABASE_URL, not through secret(): keep it out of the logs all the same.
+  registerSecret(URL.parse(env.DATABASE_URL ?? "")?.password ?? "");
   const ports = { ...DEFAULT_PORTS };
   for (const [k, name] of Object.entries(PORT_ENV) as [keyof SystemConfig["ports"], string][]) {
     if (env[name] !== undefined) ports[k] = intIn(env, name, 0, 65535);
