@@ -20,6 +20,8 @@ export TRELLIS_RUN_DIR=$run TRELLIS_LOG_DIR=$logs
 services=(auth inventory payments orders notifications gateway)
 
 bash scripts/infra.sh up
+# Prometheus scraping the six services on their default ports (deploy/prometheus.yml), with deploy/alerts.yml.
+bash scripts/infra.sh up prometheus
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:${TRELLIS_PG_PORT:-5432}/postgres}
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:${TRELLIS_NATS_PORT:-4222}}
 export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:${TRELLIS_KAFKA_PORT:-9092}}
@@ -92,3 +94,4 @@ else
   echo "Traces: http://127.0.0.1:${TRACES_PORT:-4318}/api/traces (OTLP/HTTP receiver, last 1000 traces)"
 fi
 echo "Logs: $logs/<service>.log   Stop: deno task down"
+echo "Prometheus: http://127.0.0.1:${TRELLIS_PROMETHEUS_PORT:-9090} (targets and alerts; deno task infra:down stops it)"
