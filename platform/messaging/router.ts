@@ -4,14 +4,7 @@ import { type Context, currentContext, newRequestId, runWithContext } from "../c
 import { createLogger, type Logger } from "../log/mod.ts";
 import type { Service } from "../service/mod.ts";
 import { checkBus } from "./check_bus.ts";
-import type {
-  ConsumerLag,
-  MessageHandler,
-  Publisher,
-  PubSub,
-  SubscribeOptions,
-  Subscription,
-} from "./message.ts";
+import type { ConsumerLag, MessageHandler, Publisher, PubSub, SubscribeOptions, Subscription } from "./message.ts";
 import { chainHandlers, deadLetter, type HandlerMiddleware, retry, timeout } from "./middleware/mod.ts";
 import { consumerLagGauge, consumerMetrics, countPublishes } from "./metrics.ts";
 import type { Registry } from "prom-client";

@@ -62,7 +62,11 @@ export function redMetrics(registry: Registry): Middleware {
 }
 
 /** prom-client defaults whose name ends in `_total` though they are gauges, which `promtool check metrics` refuses. */
-const MISNAMED_DEFAULTS = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"];
+const MISNAMED_DEFAULTS = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+];
 
 /**
  * Registers the process and runtime metrics on `registry`: prom-client's defaults as they work on Deno (CPU

@@ -5,7 +5,11 @@ import { promtool } from "./promtool.ts";
 const deploy = new URL("../../deploy/", import.meta.url).pathname;
 
 Deno.test("the alert rules in deploy/ pass their promtool unit tests", async () => {
-  const { code, output } = await within(promtool(["test", "rules", `${deploy}alerts_test.yml`]), 30_000, "promtool test rules");
+  const { code, output } = await within(
+    promtool(["test", "rules", `${deploy}alerts_test.yml`]),
+    30_000,
+    "promtool test rules",
+  );
   assert.equal(code, 0, output);
   assert.match(output, /SUCCESS/);
 });

@@ -35,7 +35,9 @@ export async function startPrometheus(targets: string[]) {
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  const log = child.stderr.pipeTo(await Deno.open(`${dir}/prometheus.log`, { create: true, write: true }).then((f) => f.writable));
+  const log = child.stderr.pipeTo(
+    await Deno.open(`${dir}/prometheus.log`, { create: true, write: true }).then((f) => f.writable),
+  );
   const url = `http://127.0.0.1:${port}`;
   const api = async <T>(path: string): Promise<T> => {
     const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(2_000) });
@@ -56,16 +58,21 @@ export async function startPrometheus(targets: string[]) {
     }
   };
   try {
-    await waitUntil(async () => {
-      try {
-        return (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) }).then(async (r) => {
-          await r.body?.cancel();
-          return r.ok;
-        }));
-      } catch {
-        return false;
-      }
-    }, 20_000, "prometheus to be ready", 100);
+    await waitUntil(
+      async () => {
+        try {
+          return (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) }).then(async (r) => {
+            await r.body?.cancel();
+            return r.ok;
+          }));
+        } catch {
+          return false;
+        }
+      },
+      20_000,
+      "prometheus to be ready",
+      100,
+    );
   } catch (err) {
     const tail = await Deno.readTextFile(`${dir}/prometheus.log`).catch(() => "");
     await stop();

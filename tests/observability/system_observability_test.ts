@@ -143,49 +143,64 @@ Deno.test("a running system after an order: every /metrics passes promtool, Prom
   });
 
   const pages: Record<string, string> = {};
-  await t.step("every service's /metrics passes promtool check metrics and has the families of its layers", async () => {
-    // The relay and the consumers finish the saga's last messages (a receipt, its notice) shortly after CONFIRMED.
-    await waitUntil(async () => {
-      const text = await (await fetch(`http://127.0.0.1:${new URL(cluster.procs.find((p) => p.name === "orders")!.url).port}/metrics`)).text();
-      return sample(text, "outbox_backlog") === 0;
-    }, 10_000, "the orders outbox to drain", 100);
-    for (const p of cluster.procs) {
-      const res = await fetch(`${p.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
-      assert.equal(res.status, 200);
-      pages[p.name] = await res.text();
-    }
-    for (const name of SERVICES) {
-      const text = pages[name];
-      const { code, output } = await within(promtool(["check", "metrics"], text), 20_000, `promtool on ${name}`);
-      assert.equal(output, "", `promtool check metrics on ${name}`);
-      assert.equal(code, 0, `promtool check metrics on ${name}`);
-      const families = new Set(text.split("\n").filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2]));
-      const missing = [...COMMON, ...OWN[name]].filter((f) => !families.has(f));
-      assert.deepEqual(missing, [], `${name} lacks metric families`);
-    }
-    const orders = pages.orders;
-    assert.equal(sample(orders, "orders_sagas_started_total"), 1);
-    assert.equal(sample(orders, "orders_sagas_completed_total", { outcome: "confirmed" }), 1);
-    assert.ok((sample(orders, "orders_saga_step_duration_seconds_count", { step: "RESERVING" }) ?? 0) >= 1);
-    assert.ok((sample(orders, "messaging_published_total", { outcome: "ok" }) ?? 0) >= 1, "orders published nothing");
-    assert.ok((sample(orders, "messaging_consumed_total", { outcome: "ack" }) ?? 0) >= 2, "orders consumed no reply");
-    assert.ok((sample(orders, "db_client_operation_duration_seconds_count", { operation: "insert" }) ?? 0) >= 1);
-    assert.ok((sample(orders, "grpc_server_handled_total", { code: "OK" }) ?? 0) >= 1);
-    assert.ok(sample(orders, "messaging_consumer_lag_messages") !== undefined, "no Kafka consumer lag");
-    assert.ok(
-      sample(pages.notifications, "messaging_consumer_lag_messages", { partition: "" }) !== undefined,
-      "no JetStream pending count",
-    );
-  });
+  await t.step(
+    "every service's /metrics passes promtool check metrics and has the families of its layers",
+    async () => {
+      // The relay and the consumers finish the saga's last messages (a receipt, its notice) shortly after CONFIRMED.
+      await waitUntil(
+        async () => {
+          const text = await (await fetch(
+            `http://127.0.0.1:${new URL(cluster.procs.find((p) => p.name === "orders")!.url).port}/metrics`,
+          )).text();
+          return sample(text, "outbox_backlog") === 0;
+        },
+        10_000,
+        "the orders outbox to drain",
+        100,
+      );
+      for (const p of cluster.procs) {
+        const res = await fetch(`${p.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+        assert.equal(res.status, 200);
+        pages[p.name] = await res.text();
+      }
+      for (const name of SERVICES) {
+        const text = pages[name];
+        const { code, output } = await within(promtool(["check", "metrics"], text), 20_000, `promtool on ${name}`);
+        assert.equal(output, "", `promtool check metrics on ${name}`);
+        assert.equal(code, 0, `promtool check metrics on ${name}`);
+        const families = new Set(text.split("\n").filter((l) => l.startsWith("# TYPE ")).map((l) => l.split(" ")[2]));
+        const missing = [...COMMON, ...OWN[name]].filter((f) => !families.has(f));
+        assert.deepEqual(missing, [], `${name} lacks metric families`);
+      }
+      const orders = pages.orders;
+      assert.equal(sample(orders, "orders_sagas_started_total"), 1);
+      assert.equal(sample(orders, "orders_sagas_completed_total", { outcome: "confirmed" }), 1);
+      assert.ok((sample(orders, "orders_saga_step_duration_seconds_count", { step: "RESERVING" }) ?? 0) >= 1);
+      assert.ok((sample(orders, "messaging_published_total", { outcome: "ok" }) ?? 0) >= 1, "orders published nothing");
+      assert.ok((sample(orders, "messaging_consumed_total", { outcome: "ack" }) ?? 0) >= 2, "orders consumed no reply");
+      assert.ok((sample(orders, "db_client_operation_duration_seconds_count", { operation: "insert" }) ?? 0) >= 1);
+      assert.ok((sample(orders, "grpc_server_handled_total", { code: "OK" }) ?? 0) >= 1);
+      assert.ok(sample(orders, "messaging_consumer_lag_messages") !== undefined, "no Kafka consumer lag");
+      assert.ok(
+        sample(pages.notifications, "messaging_consumer_lag_messages", { partition: "" }) !== undefined,
+        "no JetStream pending count",
+      );
+    },
+  );
 
   await t.step("a Prometheus scraping the system's real ports sees every target up", async () => {
     await using prometheus = await startPrometheus(cluster.procs.map((p) => new URL(p.url).host));
     let last: unknown;
-    await waitUntil(async () => {
-      const targets = await prometheus.targets();
-      last = targets;
-      return targets.length === SERVICES.length && targets.every((target) => target.health === "up");
-    }, 20_000, "all six targets up in Prometheus", 250).catch((err) => {
+    await waitUntil(
+      async () => {
+        const targets = await prometheus.targets();
+        last = targets;
+        return targets.length === SERVICES.length && targets.every((target) => target.health === "up");
+      },
+      20_000,
+      "all six targets up in Prometheus",
+      250,
+    ).catch((err) => {
       throw new Error(`${err.message}: ${JSON.stringify(last)}`, { cause: err });
     });
     const up = await prometheus.query("up == 1");
@@ -194,25 +209,28 @@ Deno.test("a running system after an order: every /metrics passes promtool, Prom
     assert.equal(started[0]?.value[1], "1", "Prometheus did not scrape the saga counter");
   });
 
-  await t.step("no log line of any service holds a secret, a password or a token, and lines in a span name it", async () => {
-    const results = await cluster.stop();
-    assert.deepEqual(results.filter((r) => r.code !== 0).map((r) => `${r.name} exited ${r.code}`), []);
-    const quiet: string[] = [];
-    let inSpan = 0;
-    const leaks: string[] = [];
-    for (const r of results) {
-      const text = await Deno.readTextFile(r.log);
-      if ((r.name === "gateway" || r.name === "auth") && !text.includes('"msg":"request"')) quiet.push(r.name);
-      for (const line of text.split("\n")) {
-        if (line === "") continue;
-        for (const [what, value] of Object.entries(searched)) {
-          if (line.includes(value)) leaks.push(`${r.name} logged ${what}: ${line.slice(0, 300)}`);
+  await t.step(
+    "no log line of any service holds a secret, a password or a token, and lines in a span name it",
+    async () => {
+      const results = await cluster.stop();
+      assert.deepEqual(results.filter((r) => r.code !== 0).map((r) => `${r.name} exited ${r.code}`), []);
+      const quiet: string[] = [];
+      let inSpan = 0;
+      const leaks: string[] = [];
+      for (const r of results) {
+        const text = await Deno.readTextFile(r.log);
+        if ((r.name === "gateway" || r.name === "auth") && !text.includes('"msg":"request"')) quiet.push(r.name);
+        for (const line of text.split("\n")) {
+          if (line === "") continue;
+          for (const [what, value] of Object.entries(searched)) {
+            if (line.includes(value)) leaks.push(`${r.name} logged ${what}: ${line.slice(0, 300)}`);
+          }
+          if (/"traceId":"[0-9a-f]{32}","spanId":"[0-9a-f]{16}"/.test(line)) inSpan++;
         }
-        if (/"traceId":"[0-9a-f]{32}","spanId":"[0-9a-f]{16}"/.test(line)) inSpan++;
       }
-    }
-    assert.deepEqual(leaks, []);
-    assert.deepEqual(quiet, [], "the services the test called logged no access line: the search proves little");
-    assert.ok(inSpan > 0, "no log line carries a trace id and span id");
-  });
+      assert.deepEqual(leaks, []);
+      assert.deepEqual(quiet, [], "the services the test called logged no access line: the search proves little");
+      assert.ok(inSpan > 0, "no log line carries a trace id and span id");
+    },
+  );
 });
