@@ -28,7 +28,7 @@ const MIN_SECRET_LENGTH = 6;
  * import { createLogger, registerSecret } from "./mod.ts";
  * registerSecret("hunter2-but-longer");
  * const lines: string[] = [];
- * createLogger("orders", { write: (l) => lines.push(l) }).info("connecting", { url: "postgres://u:hunter2-but-longer@db" });
+ * createLogger("orders", { level: "info", write: (l) => lines.push(l) }).info("connecting", { url: "postgres://u:hunter2-but-longer@db" });
  * lines[0].includes("hunter2-but-longer"); // false
  * ```
  */

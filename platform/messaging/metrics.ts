@@ -155,9 +155,10 @@ export function consumerMetrics(registry: Registry, topic: string, group: string
  * import { createMemoryBroker } from "./adapters/memory.ts";
  * import { countPublishes } from "./metrics.ts";
  * const registry = new Registry();
- * await using bus = createMemoryBroker();
+ * const bus = createMemoryBroker();
  * await countPublishes(registry, bus).publish("orders.events", { payload: new Uint8Array() });
  * (await registry.metrics()).includes('messaging_published_total{topic="orders.events",outcome="ok"} 1'); // true
+ * await bus.close();
  * ```
  */
 export function countPublishes(registry: Registry, publisher: Publisher, deadLettersOf?: string): Publisher {
