@@ -1,3 +1,5 @@
+import { within } from "@trellis/platform/testing";
+
 /** Runs `promtool` (Debian's `prometheus` package, installed by `scripts/infra.sh up`) with `args` and `stdin`. */
 export async function promtool(
   args: string[],
@@ -22,7 +24,7 @@ export async function promtool(
     await writer.write(new TextEncoder().encode(stdin));
     await writer.close();
   }
-  const { code, stdout, stderr } = await child.output();
+  const { code, stdout, stderr } = await within(child.output(), 30_000, `promtool ${args.join(" ")} to finish`);
   const decoder = new TextDecoder();
   return { code, output: decoder.decode(stdout) + decoder.decode(stderr) };
 }
