@@ -61,18 +61,23 @@ export function redMetrics(registry: Registry): Middleware {
     };
 }
 
-/** prom-client defaults whose name ends in `_total` though they are gauges, which `promtool check metrics` refuses. */
-const MISNAMED_DEFAULTS = [
+/**
+ * prom-client defaults left out: three gauges named `_total`, which `promtool check metrics` refuses (their unsuffixed
+ * twins stay), and `nodejs_gc_duration_seconds`, which stays empty on Deno (it emits no `gc` performance entries).
+ */
+const DROPPED_DEFAULTS = [
   "nodejs_active_handles_total",
   "nodejs_active_requests_total",
   "nodejs_active_resources_total",
+  "nodejs_gc_duration_seconds",
 ];
 
 /**
  * Registers the process and runtime metrics on `registry`: prom-client's defaults as they work on Deno (CPU
- * `process_cpu_seconds_total`, memory `process_resident_memory_bytes` and `nodejs_heap_*_bytes`, open file
- * descriptors, event-loop lag `nodejs_eventloop_lag_*_seconds`, GC `nodejs_gc_duration_seconds`), less the three gauges
- * misnamed `_total` (their unsuffixed twins stay). {@linkcode Service} calls it for its registry.
+ * `process_cpu_seconds_total`, memory `process_resident_memory_bytes`, `nodejs_heap_size_used_bytes` and the V8 heap
+ * spaces, open file descriptors, event-loop lag `nodejs_eventloop_lag_seconds` and its percentiles), less those that
+ * are misnamed or stay empty on Deno (GC durations: Deno reports no garbage-collection events to measure).
+ * {@linkcode Service} calls it for its registry.
  *
  * @example
  * ```ts
@@ -85,5 +90,5 @@ const MISNAMED_DEFAULTS = [
  */
 export function runtimeMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry });
-  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name);
+  for (const name of DROPPED_DEFAULTS) registry.removeSingleMetric(name);
 }

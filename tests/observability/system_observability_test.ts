@@ -13,7 +13,6 @@ const COMMON = [
   "process_resident_memory_bytes",
   "nodejs_heap_size_used_bytes",
   "nodejs_eventloop_lag_seconds",
-  "nodejs_gc_duration_seconds",
   "http_requests_total",
   "http_request_duration_seconds",
 ];
