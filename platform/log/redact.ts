@@ -37,6 +37,28 @@ export function registerSecret(value: string): void {
   const forms = new Set([value, JSON.stringify(value).slice(1, -1)]);
   for (const form of forms) if (!known.includes(form)) known.push(form);
   known = known.toSorted((a, b) => b.length - a.length);
+  suspect = suspectPattern();
+}
+
+/** One pass over a line finds whether anything in it may need redacting (most lines: nothing). */
+let suspect = suspectPattern();
+
+function suspectPattern(): RegExp {
+  const escaped = known.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(["eyJ", "Bearer", "Basic", ...escaped].join("|"));
+}
+
+/** Field names seen, and whether each names a secret: lines reuse a few names, so each is matched once. */
+const secretFieldCache = new Map<string, boolean>();
+
+function isSecretField(name: string): boolean {
+  let secret = secretFieldCache.get(name);
+  if (secret === undefined) {
+    secret = SECRET_FIELD.test(name);
+    // Bounded, should a caller use data as field names.
+    if (secretFieldCache.size < 10_000) secretFieldCache.set(name, secret);
+  }
+  return secret;
 }
 
 /** A copy of `fields` with the values of secret-named fields replaced, nested plain objects and arrays included. */
@@ -45,7 +67,7 @@ export function redactFields(fields: Record<string, unknown>, depth = 0): Record
   for (const k in fields) {
     const v = fields[k];
     let r = v;
-    if (SECRET_FIELD.test(k) && v !== undefined && v !== null && v !== "") r = REDACTED;
+    if (isSecretField(k) && v !== undefined && v !== null && v !== "") r = REDACTED;
     else if (depth < 4 && typeof v === "object" && v !== null) r = redactNested(v, depth + 1);
     if (r !== v) {
       out ??= { ...fields };
@@ -73,9 +95,7 @@ function redactNested(v: object, depth: number): unknown {
 
 /** `line` with every registered secret value and every token-like text replaced. */
 export function redactText(line: string): string {
+  if (!suspect.test(line)) return line;
   for (const secret of known) if (line.includes(secret)) line = line.replaceAll(secret, REDACTED);
-  if (line.includes("eyJ") || line.includes("Bearer") || line.includes("Basic")) {
-    line = line.replace(TOKEN_TEXT, (_m, scheme?: string) => scheme ? `${scheme} ${REDACTED}` : REDACTED);
-  }
-  return line;
+  return line.replace(TOKEN_TEXT, (_m, scheme?: string) => scheme ? `${scheme} ${REDACTED}` : REDACTED);
 }
