@@ -145,16 +145,21 @@ Deno.test("a running system after an order: every /metrics passes promtool, Prom
   await t.step(
     "every service's /metrics passes promtool check metrics and has the families of its layers",
     async () => {
-      // The relay and the consumers finish the saga's last messages (a receipt, its notice) shortly after CONFIRMED.
+      // The relays and the consumers finish the saga's last messages (a receipt, its notice) shortly after CONFIRMED:
+      // then no outbox holds a row and no consumer lags, on Kafka (per partition) or JetStream (pending).
+      const metricsOf = async (name: string) =>
+        await (await fetch(`${cluster.procs.find((p) => p.name === name)!.url}/metrics`)).text();
       await waitUntil(
         async () => {
-          const text = await (await fetch(
-            `http://127.0.0.1:${new URL(cluster.procs.find((p) => p.name === "orders")!.url).port}/metrics`,
-          )).text();
-          return sample(text, "outbox_backlog") === 0;
+          for (const name of ["orders", "inventory", "payments", "notifications"]) {
+            const text = await metricsOf(name);
+            if ((sample(text, "outbox_backlog") ?? 0) !== 0) return false;
+            if (sample(text, "messaging_consumer_lag_messages") !== 0) return false;
+          }
+          return true;
         },
-        10_000,
-        "the orders outbox to drain",
+        15_000,
+        "every outbox drained and every consumer caught up",
         100,
       );
       for (const p of cluster.procs) {
