@@ -25,16 +25,19 @@ export async function insertUser(
   await q.query(INSERT_USER_SQL, [params.id, params.username, params.passwordHash, params.scopes], options);
 }
 
-const LIST_CLIENT_IDS_SQL = "select id from clients";
+const LIST_CLIENTS_SQL = "select id, secret_hash, scopes, audiences from clients";
 
-/** A row of `listClientIds`. */
-export type ListClientIdsRow = {
+/** A row of `listClients`. */
+export type ListClientsRow = {
   id: string;
+  secret_hash: string;
+  scopes: string;
+  audiences: string;
 };
 
-/** Runs `listClientIds` (services/auth/queries.sql:14). */
-export async function listClientIds(q: Queryable, options?: QueryOptions): Promise<ListClientIdsRow[]> {
-  return await q.query<ListClientIdsRow>(LIST_CLIENT_IDS_SQL, [], options);
+/** Runs `listClients` (services/auth/queries.sql:14). */
+export async function listClients(q: Queryable, options?: QueryOptions): Promise<ListClientsRow[]> {
+  return await q.query<ListClientsRow>(LIST_CLIENTS_SQL, [], options);
 }
 
 const INSERT_CLIENT_SQL =
@@ -49,6 +52,17 @@ export async function insertClient(
   await q.query(INSERT_CLIENT_SQL, [params.id, params.secretHash, params.scopes, params.audiences], options);
 }
 
+const UPDATE_CLIENT_SQL = "update clients set secret_hash = $2, scopes = $3, audiences = $4 where id = $1";
+
+/** Runs `updateClient` (services/auth/queries.sql:22). */
+export async function updateClient(
+  q: Queryable,
+  params: { id: string; secretHash: string; scopes: string; audiences: string },
+  options?: QueryOptions,
+): Promise<void> {
+  await q.query(UPDATE_CLIENT_SQL, [params.id, params.secretHash, params.scopes, params.audiences], options);
+}
+
 const GET_USER_SQL = "select id, password_hash, scopes from users where username = $1";
 
 /** A row of `getUser`. */
@@ -58,7 +72,7 @@ export type GetUserRow = {
   scopes: string;
 };
 
-/** Runs `getUser` (services/auth/queries.sql:22). */
+/** Runs `getUser` (services/auth/queries.sql:26). */
 export async function getUser(
   q: Queryable,
   params: { username: string },
@@ -78,7 +92,7 @@ export type GetClientRow = {
   audiences: string;
 };
 
-/** Runs `getClient` (services/auth/queries.sql:26). */
+/** Runs `getClient` (services/auth/queries.sql:30). */
 export async function getClient(
   q: Queryable,
   params: { id: string },
@@ -90,7 +104,7 @@ export async function getClient(
 
 const LOCK_KEY_RING_SQL = "select pg_advisory_xact_lock(7347001)";
 
-/** Runs `lockKeyRing` (services/auth/queries.sql:30). */
+/** Runs `lockKeyRing` (services/auth/queries.sql:34). */
 export async function lockKeyRing(q: Queryable, options?: QueryOptions): Promise<void> {
   await q.query(LOCK_KEY_RING_SQL, [], options);
 }
@@ -98,7 +112,7 @@ export async function lockKeyRing(q: Queryable, options?: QueryOptions): Promise
 const RETIRE_EXPIRED_KEYS_SQL =
   "update signing_keys set retired_at = now(), private_jwk = null, private_enc = null, private_iv = null\nwhere retired_at is null and retires_at <= now()";
 
-/** Runs `retireExpiredKeys` (services/auth/queries.sql:33). */
+/** Runs `retireExpiredKeys` (services/auth/queries.sql:37). */
 export async function retireExpiredKeys(q: Queryable, options?: QueryOptions): Promise<void> {
   await q.query(RETIRE_EXPIRED_KEYS_SQL, [], options);
 }
@@ -116,7 +130,7 @@ export type LiveKeysRow = {
   retires_ms: number | null;
 };
 
-/** Runs `liveKeys` (services/auth/queries.sql:38). */
+/** Runs `liveKeys` (services/auth/queries.sql:42). */
 export async function liveKeys(q: Queryable, options?: QueryOptions): Promise<LiveKeysRow[]> {
   return await q.query<LiveKeysRow>(LIVE_KEYS_SQL, [], options);
 }
@@ -129,7 +143,7 @@ export type InsertKeyRow = {
   activates_ms: number;
 };
 
-/** Runs `insertKey` (services/auth/queries.sql:45). */
+/** Runs `insertKey` (services/auth/queries.sql:49). */
 export async function insertKey(
   q: Queryable,
   params: { kid: string; publicJwk: unknown; privateEnc: string; privateIv: string; leadSec: number },
@@ -154,7 +168,7 @@ export type ScheduleRetirementRow = {
   retires_ms: number;
 };
 
-/** Runs `scheduleRetirement` (services/auth/queries.sql:53). */
+/** Runs `scheduleRetirement` (services/auth/queries.sql:57). */
 export async function scheduleRetirement(
   q: Queryable,
   params: { kid: string; overlapSec: number },
@@ -175,7 +189,7 @@ export type ListAllKeysRow = {
   retired_ms: number | null;
 };
 
-/** Runs `listAllKeys` (services/auth/queries.sql:60). */
+/** Runs `listAllKeys` (services/auth/queries.sql:64). */
 export async function listAllKeys(q: Queryable, options?: QueryOptions): Promise<ListAllKeysRow[]> {
   return await q.query<ListAllKeysRow>(LIST_ALL_KEYS_SQL, [], options);
 }
@@ -189,14 +203,14 @@ export type PlaintextKeysRow = {
   private_jwk: unknown;
 };
 
-/** Runs `plaintextKeys` (services/auth/queries.sql:69). */
+/** Runs `plaintextKeys` (services/auth/queries.sql:73). */
 export async function plaintextKeys(q: Queryable, options?: QueryOptions): Promise<PlaintextKeysRow[]> {
   return await q.query<PlaintextKeysRow>(PLAINTEXT_KEYS_SQL, [], options);
 }
 
 const SEAL_KEY_SQL = "update signing_keys set private_enc = $2, private_iv = $3, private_jwk = null where kid = $1";
 
-/** Runs `sealKey` (services/auth/queries.sql:73). */
+/** Runs `sealKey` (services/auth/queries.sql:77). */
 export async function sealKey(
   q: Queryable,
   params: { kid: string; privateEnc: string; privateIv: string },

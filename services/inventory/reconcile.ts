@@ -1,7 +1,14 @@
 import type { Database, Queryable } from "@trellis/platform/db";
 import { type Check, defineCheck } from "@trellis/platform/reconcile";
 import { askEach, type CheckWindow, endedOrder, type OrderLookup, ScanCursor, windowOf } from "../shared/reconcile.ts";
+import * as queries from "./queries.ts";
 import { release } from "./store.ts";
+
+/** Units RESERVED per SKU (only SKUs in `skus`, or all). */
+async function reservedBySku(db: Queryable, skus?: string[]): Promise<Map<string, number>> {
+  const rows = await queries.reservedBySku(db, { skus: skus ?? null });
+  return new Map(rows.map((r) => [r.sku, Number(r.reserved)]));
+}
 
 /**
  * The inventory service's reconciliation checks:
@@ -14,18 +21,6 @@ import { release } from "./store.ts";
  *   under the product's row lock, which a reservation in flight holds until it commits, so the sum read after it
  *   is current. A count that would go below zero (more reserved than held) is reported and fails its repair.
  */
-/** Units RESERVED per SKU (only SKUs in `skus`, or all). */
-async function reservedBySku(db: Queryable, skus?: string[]): Promise<Map<string, number>> {
-  const rows = await db.query<{ sku: string; reserved: string | number }>(
-    `select i ->> 'sku' as sku, sum((i ->> 'quantity')::integer) as reserved
-     from reservations r cross join lateral jsonb_array_elements(r.items) i
-     where r.status = 'RESERVED' and ($1::text[] is null or i ->> 'sku' = any($1::text[]))
-     group by 1`,
-    [skus ?? null],
-  );
-  return new Map(rows.map((r) => [r.sku, Number(r.reserved)]));
-}
-
 export function inventoryChecks(db: () => Database, order: OrderLookup, window: CheckWindow = {}): Check[] {
   const w = windowOf(window);
   const cursor = new ScanCursor();
@@ -34,14 +29,14 @@ export function inventoryChecks(db: () => Database, order: OrderLookup, window: 
       name: "reserved-for-ended-order",
       description: "stock RESERVED for an order that is CANCELLED or unknown",
       async find(signal) {
-        const rows = await db().query<{ order_id: string; updated_at_text: string }>(
-          `select order_id, updated_at::text as updated_at_text from reservations where status = 'RESERVED'
-             and updated_at <= now() - $1::double precision * interval '1 millisecond'
-             and updated_at >= now() - $2::double precision * interval '1 millisecond'
-             and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))
-           order by updated_at, order_id limit $3`,
-          [w.graceMs, w.lookbackMs, w.limit, ...cursor.after],
-        );
+        const [afterAt, afterOrderId] = cursor.after;
+        const rows = await queries.settledReservations(db(), {
+          graceMs: w.graceMs,
+          lookbackMs: w.lookbackMs,
+          limit: w.limit,
+          afterAt,
+          afterOrderId,
+        });
         cursor.advance(rows, w.limit, (r) => [r.updated_at_text, r.order_id]);
         const seen = await askEach(rows, signal, async (r, s) => ({
           id: r.order_id,
@@ -54,9 +49,7 @@ export function inventoryChecks(db: () => Database, order: OrderLookup, window: 
       },
       async repair(drift, signal) {
         if (!(await endedOrder(order, drift.subject, w.graceMs, signal))) return "skipped";
-        const [r] = await db().query<{ status: string }>("select status from reservations where order_id = $1", [
-          drift.subject,
-        ]);
+        const r = await queries.getReservation(db(), { orderId: drift.subject });
         if (r?.status !== "RESERVED") return "skipped";
         const outcome = await release(db(), `reconcile:release:${drift.subject}`, drift.subject);
         return outcome === "released" ? "repaired" : "skipped";
@@ -66,9 +59,7 @@ export function inventoryChecks(db: () => Database, order: OrderLookup, window: 
       name: "stock-disagrees-with-reservations",
       description: "products whose free stock is not their counted units less the units RESERVED",
       async find() {
-        const products = await db().query<{ sku: string; stock: number; units_held: number }>(
-          "select sku, stock, units_held from products where units_held is not null order by sku",
-        );
+        const products = await queries.listCountedProducts(db());
         const reserved = await reservedBySku(db());
         return products.filter((p) => p.stock !== p.units_held - (reserved.get(p.sku) ?? 0)).map((p) => {
           const r = reserved.get(p.sku) ?? 0;
@@ -80,17 +71,14 @@ export function inventoryChecks(db: () => Database, order: OrderLookup, window: 
       },
       async repair(drift) {
         return await db().transaction(async (tx) => {
-          const [p] = await tx.query<{ stock: number; units_held: number | null }>(
-            "select stock, units_held from products where sku = $1 for update",
-            [drift.subject],
-          );
+          const p = await queries.lockProductCount(tx, { sku: drift.subject });
           if (!p || p.units_held === null) return "skipped";
           const want = p.units_held - ((await reservedBySku(tx, [drift.subject])).get(drift.subject) ?? 0);
           if (p.stock === want) return "skipped";
           if (want < 0) {
             throw new Error(`${-want} more units are RESERVED than held: an operator must restock or cancel orders`);
           }
-          await tx.query("update products set stock = $2, version = version + 1 where sku = $1", [drift.subject, want]);
+          await queries.setStock(tx, { sku: drift.subject, stock: want });
           return "repaired";
         });
       },

@@ -1,4 +1,4 @@
-import type { Database, Tx } from "@trellis/platform/db";
+import type { Database } from "@trellis/platform/db";
 import { clientMetrics, createGrpcClient, serviceTokens } from "@trellis/platform/grpc";
 import { createHttpClient } from "@trellis/platform/http";
 import { type Check, defineCheck } from "@trellis/platform/reconcile";
@@ -8,6 +8,7 @@ import type { SystemConfig } from "../shared/config.ts";
 import { type Item, Notices, publishEvent, Topics } from "../shared/events.ts";
 import { askEach, type CheckWindow, ScanCursor, unlessNotFound, windowOf } from "../shared/reconcile.ts";
 import { resilienceFor } from "../shared/resilience.ts";
+import * as queries from "./queries.ts";
 import { expire, type Order } from "./saga.ts";
 
 /**
@@ -67,55 +68,38 @@ export function ordersPeers(
   };
 }
 
-interface Row {
-  id: string;
-  customer_id: string;
-  items: Item[];
-  total_cents: string | number;
-  payment_token: string;
-  status: Order["status"];
-  step: Order["step"];
-  reason: string;
-  deadline_at: Date;
-  updated_at: Date;
-  updated_at_text: string;
-  db_now: Date;
-  [k: string]: unknown;
-}
+type Row = queries.LockOrderWithClockRow | queries.SettledConfirmedOrdersRow;
 
+// The check constraints of migrations/orders hold status and step to the saga's values, and items is the array
+// createOrder() stored.
 function toOrder(r: Row): Order {
   return {
     id: r.id,
     customerId: r.customer_id,
-    items: r.items,
+    items: r.items as Item[],
     totalCents: Number(r.total_cents),
     paymentToken: r.payment_token,
-    status: r.status,
-    step: r.step,
+    status: r.status as Order["status"],
+    step: r.step as Order["step"],
     reason: r.reason,
     deadlineAt: r.deadline_at.toISOString(),
   };
 }
 
-const ROW = `id, customer_id, items, total_cents, payment_token, status, step, reason, deadline_at, updated_at,
-  updated_at::text as updated_at_text, now() as db_now`;
-
-/** The order locked for the rest of `tx`, or `undefined`. */
-async function lockOrder(tx: Tx, id: string): Promise<Row | undefined> {
-  const [row] = await tx.query<Row>(`select ${ROW} from orders where id = $1 for update`, [id]);
-  return row;
-}
-
 /** A page of the CONFIRMED orders last changed between `lookbackMs` and `graceMs` ago, after `cursor`. */
-async function settledConfirmed(db: Database, w: Required<CheckWindow>, cursor: ScanCursor): Promise<Row[]> {
-  const rows = await db.query<Row>(
-    `select ${ROW} from orders where status = 'CONFIRMED'
-       and updated_at <= now() - $1::double precision * interval '1 millisecond'
-       and updated_at >= now() - $2::double precision * interval '1 millisecond'
-       and ($4::text is null or (updated_at, id) > ($4::text::timestamptz, $5::text))
-     order by updated_at, id limit $3`,
-    [w.graceMs, w.lookbackMs, w.limit, ...cursor.after],
-  );
+async function settledConfirmed(
+  db: Database,
+  w: Required<CheckWindow>,
+  cursor: ScanCursor,
+): Promise<queries.SettledConfirmedOrdersRow[]> {
+  const [afterAt, afterId] = cursor.after;
+  const rows = await queries.settledConfirmedOrders(db, {
+    graceMs: w.graceMs,
+    lookbackMs: w.lookbackMs,
+    limit: w.limit,
+    afterAt,
+    afterId,
+  });
   return cursor.advance(rows, w.limit, (r) => [r.updated_at_text, r.id]);
 }
 
@@ -164,7 +148,7 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
           );
         }
         return await db().transaction(async (tx) => {
-          const row = await lockOrder(tx, drift.subject);
+          const row = await queries.lockOrderWithClock(tx, { id: drift.subject });
           if (row?.status !== "CONFIRMED") return "skipped";
           await publishEvent(tx, command(toOrder(row)));
           return "repaired";
@@ -178,12 +162,7 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
       name: "pending-past-deadline",
       description: "orders still PENDING after their deadline",
       async find() {
-        const rows = await db().query<{ id: string; step: string; late_s: number }>(
-          `select id, step, extract(epoch from now() - deadline_at)::float8 as late_s from orders
-           where status = 'PENDING' and deadline_at <= now() - $1::double precision * interval '1 millisecond'
-           order by deadline_at limit $2`,
-          [w.graceMs, w.limit],
-        );
+        const rows = await queries.pendingPastDeadline(db(), { graceMs: w.graceMs, limit: w.limit });
         return rows.map((r) => ({
           subject: r.id,
           detail: `PENDING (${r.step}) ${Math.round(r.late_s)} s past its deadline`,
@@ -191,17 +170,17 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
       },
       async repair(drift) {
         return await db().transaction(async (tx) => {
-          const row = await lockOrder(tx, drift.subject);
+          const row = await queries.lockOrderWithClock(tx, { id: drift.subject });
           if (!row) return "skipped";
           const order = toOrder(row);
           const decision = expire(order, row.db_now);
           if (!decision.order) return "skipped";
-          await tx.query("update orders set status = $2, step = $3, reason = $4, updated_at = now() where id = $1", [
-            order.id,
-            decision.order.status,
-            decision.order.step,
-            decision.order.reason,
-          ]);
+          await queries.setOrderState(tx, {
+            id: order.id,
+            status: decision.order.status,
+            step: decision.order.step,
+            reason: decision.order.reason,
+          });
           for (const o of decision.publish) {
             await publishEvent(tx, { topic: o.topic, key: order.id, payload: o.payload });
           }
@@ -245,7 +224,7 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
       async repair(drift, signal) {
         if (await peers.hasReceipt(drift.subject, signal)) return "skipped";
         return await db().transaction(async (tx) => {
-          const row = await lockOrder(tx, drift.subject);
+          const row = await queries.lockOrderWithClock(tx, { id: drift.subject });
           if (row?.status !== "CONFIRMED") return "skipped";
           await publishEvent(tx, {
             topic: Notices.orderConfirmed,
@@ -254,7 +233,7 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
               type: "order.confirmed.v1",
               orderId: row.id,
               customerId: row.customer_id,
-              items: row.items,
+              items: row.items as Item[],
               totalCents: Number(row.total_cents),
               confirmedAt: row.updated_at.toISOString(),
             },

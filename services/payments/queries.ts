@@ -84,7 +84,7 @@ export async function insertVoided(
 }
 
 const MARK_REFUNDED_SQL =
-  "update payments set status = 'REFUNDED', reason = $2, refund_ref = $3, updated_at = now() where order_id = $1";
+  "update payments set status = 'REFUNDED', reason = $2, refund_ref = $3, updated_at = now() where order_id = $1;\n\n-- The reconciliation check (services/payments/reconcile.ts) and the management route (services/payments/admin.ts).\n\n-- A page of the SUCCEEDED charges last changed between lookbackMs and graceMs ago, after (afterAt, afterOrderId)\n-- when set (afterAt: updated_at as the database's text, read back as updated_at_text).";
 
 /** Runs `markRefunded` (services/payments/queries.sql:25). */
 export async function markRefunded(
@@ -93,4 +93,56 @@ export async function markRefunded(
   options?: QueryOptions,
 ): Promise<void> {
   await q.query(MARK_REFUNDED_SQL, [params.orderId, params.reason, params.refundRef], options);
+}
+
+const SETTLED_CHARGES_SQL =
+  "select order_id, amount_cents, updated_at::text as updated_at_text from payments where status = 'SUCCEEDED'\n  and updated_at <= now() - $1::double precision * interval '1 millisecond'\n  and updated_at >= now() - $2::double precision * interval '1 millisecond'\n  and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))\norder by updated_at, order_id limit $3;\n\n-- The messages the outbox (the SDK's table, in this database) holds for a key, oldest first.";
+
+/** A row of `settledCharges`. */
+export type SettledChargesRow = {
+  order_id: string;
+  amount_cents: string;
+  updated_at_text: string;
+};
+
+/** Runs `settledCharges` (services/payments/queries.sql:34). */
+export async function settledCharges(
+  q: Queryable,
+  params: {
+    graceMs: number;
+    lookbackMs: number;
+    limit: string | number | bigint;
+    afterAt: string | null;
+    afterOrderId: string | null;
+  },
+  options?: QueryOptions,
+): Promise<SettledChargesRow[]> {
+  return await q.query<SettledChargesRow>(SETTLED_CHARGES_SQL, [
+    params.graceMs,
+    params.lookbackMs,
+    params.limit,
+    params.afterAt,
+    params.afterOrderId,
+  ], options);
+}
+
+const OUTBOX_HISTORY_SQL =
+  "select id::text as id, topic, payload, created_at, published_at from outbox where key = $1 order by seq";
+
+/** A row of `outboxHistory`. */
+export type OutboxHistoryRow = {
+  id: string;
+  topic: string;
+  payload: string;
+  created_at: Date;
+  published_at: Date | null;
+};
+
+/** Runs `outboxHistory` (services/payments/queries.sql:44). */
+export async function outboxHistory(
+  q: Queryable,
+  params: { key: string },
+  options?: QueryOptions,
+): Promise<OutboxHistoryRow[]> {
+  return await q.query<OutboxHistoryRow>(OUTBOX_HISTORY_SQL, [params.key], options);
 }

@@ -3,6 +3,7 @@ import { type Check, defineCheck } from "@trellis/platform/reconcile";
 import { askEach, type CheckWindow, endedOrder, type OrderLookup, ScanCursor, windowOf } from "../shared/reconcile.ts";
 import { handleRefund } from "./commands.ts";
 import type { PaymentProvider } from "./provider.ts";
+import * as queries from "./queries.ts";
 import { getPayment } from "./store.ts";
 
 /**
@@ -26,14 +27,14 @@ export function paymentsChecks(
       name: "charge-for-ended-order",
       description: "SUCCEEDED charges for an order that is CANCELLED or unknown",
       async find(signal) {
-        const rows = await db().query<{ order_id: string; amount_cents: string | number; updated_at_text: string }>(
-          `select order_id, amount_cents, updated_at::text as updated_at_text from payments where status = 'SUCCEEDED'
-             and updated_at <= now() - $1::double precision * interval '1 millisecond'
-             and updated_at >= now() - $2::double precision * interval '1 millisecond'
-             and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))
-           order by updated_at, order_id limit $3`,
-          [w.graceMs, w.lookbackMs, w.limit, ...cursor.after],
-        );
+        const [afterAt, afterOrderId] = cursor.after;
+        const rows = await queries.settledCharges(db(), {
+          graceMs: w.graceMs,
+          lookbackMs: w.lookbackMs,
+          limit: w.limit,
+          afterAt,
+          afterOrderId,
+        });
         cursor.advance(rows, w.limit, (r) => [r.updated_at_text, r.order_id]);
         const seen = await askEach(rows, signal, async (r, s) => ({
           r,

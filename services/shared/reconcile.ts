@@ -1,13 +1,13 @@
-import { authenticate, type RemoteJwks, requireScopes } from "@trellis/platform/auth";
+import type { RemoteJwks } from "@trellis/platform/auth";
 import { clientMetrics, createGrpcClient, NotFoundError, serviceTokens } from "@trellis/platform/grpc";
 import { Group } from "@trellis/platform/async";
-import { chain, type Handler, type Router } from "@trellis/platform/http";
+import type { Handler, Router } from "@trellis/platform/http";
 import { type Check, reconcileEndpoints, type Reconciler, reconcilerFor } from "@trellis/platform/reconcile";
 import type { Service } from "@trellis/platform/service";
+import { adminGuard } from "./admin.ts";
 import type { SystemConfig } from "./config.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { resilienceFor } from "./resilience.ts";
-import { verifierFor } from "./wiring.ts";
 
 /** The scope an ops token needs for a service's reconciliation endpoints. */
 export const RECONCILE_SCOPE = "ops:reconcile";
@@ -27,11 +27,8 @@ export function reconcileService(
   checks: readonly Check<any>[],
 ): Reconciler {
   const reconciler = reconcilerFor(svc, checks, { intervalMs: config.reconcileIntervalS * 1000 });
-  const guard = chain(authenticate(verifierFor(config, jwks, svc.name)), requireScopes(RECONCILE_SCOPE));
-  const admin = (handler: Handler) => {
-    const guarded = guard(handler);
-    return (req: Request) => Promise.resolve(guarded(req));
-  };
+  const guard = adminGuard(config, jwks, svc.name, RECONCILE_SCOPE);
+  const admin = (handler: Handler) => guard((req) => handler(req));
   const { run, last } = reconcileEndpoints(reconciler);
   router.post("/admin/reconcile", admin(run)).get("/admin/reconcile/last", admin(last));
   return reconciler;
