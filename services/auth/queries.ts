@@ -82,8 +82,7 @@ export async function getUser(
   return row;
 }
 
-const GET_CLIENT_SQL =
-  "select secret_hash, scopes, audiences from clients where id = $1;\n\n-- Serializes key-ring writers across instances (loads that create or retire keys, and rotations).";
+const GET_CLIENT_SQL = "select secret_hash, scopes, audiences from clients where id = $1";
 
 /** A row of `getClient`. */
 export type GetClientRow = {
@@ -136,7 +135,7 @@ export async function liveKeys(q: Queryable, options?: QueryOptions): Promise<Li
 }
 
 const INSERT_KEY_SQL =
-  "insert into signing_keys (kid, public_jwk, private_enc, private_iv, activates_at)\nvalues ($1, $2::jsonb, $3, $4, now() + $5::float8 * interval '1 second')\nreturning floor(extract(epoch from activates_at) * 1000)::float8 as activates_ms;\n\n-- Every published key without a successor yet retires `overlapSec` after the new key `kid` activates.";
+  "insert into signing_keys (kid, public_jwk, private_enc, private_iv, activates_at)\nvalues ($1, $2::jsonb, $3, $4, now() + $5::float8 * interval '1 second')\nreturning floor(extract(epoch from activates_at) * 1000)::float8 as activates_ms";
 
 /** A row of `insertKey`. */
 export type InsertKeyRow = {
@@ -178,7 +177,7 @@ export async function scheduleRetirement(
 }
 
 const LIST_ALL_KEYS_SQL =
-  "select kid, floor(extract(epoch from created_at) * 1000)::float8 as created_ms,\n       floor(extract(epoch from activates_at) * 1000)::float8 as activates_ms,\n       floor(extract(epoch from retires_at) * 1000)::float8 as retires_ms,\n       floor(extract(epoch from retired_at) * 1000)::float8 as retired_ms\nfrom signing_keys order by activates_at desc, created_at desc;\n\n-- Rows from before encryption at rest.";
+  "select kid, floor(extract(epoch from created_at) * 1000)::float8 as created_ms,\n       floor(extract(epoch from activates_at) * 1000)::float8 as activates_ms,\n       floor(extract(epoch from retires_at) * 1000)::float8 as retires_ms,\n       floor(extract(epoch from retired_at) * 1000)::float8 as retired_ms\nfrom signing_keys order by activates_at desc, created_at desc";
 
 /** A row of `listAllKeys`. */
 export type ListAllKeysRow = {

@@ -55,8 +55,7 @@ export async function getReservation(
   return row;
 }
 
-const LOCK_RESERVATION_SQL =
-  "select order_id, status, items from reservations where order_id = $1 for update;\n\n-- Read without locks: the writes below compare-and-set on version (optimistic locking).";
+const LOCK_RESERVATION_SQL = "select order_id, status, items from reservations where order_id = $1 for update";
 
 /** A row of `lockReservation`. */
 export type LockReservationRow = {
@@ -75,8 +74,7 @@ export async function lockReservation(
   return row;
 }
 
-const READ_STOCK_SQL =
-  "select sku, stock, version from products where sku = any($1::text[]) order by sku;\n\n-- No row back means another writer changed the product since `version` was read.";
+const READ_STOCK_SQL = "select sku, stock, version from products where sku = any($1::text[]) order by sku";
 
 /** A row of `readStock`. */
 export type ReadStockRow = {
@@ -139,8 +137,7 @@ export async function insertReservation(
   await q.query(INSERT_RESERVATION_SQL, [params.orderId, params.status, params.items, params.reason], options);
 }
 
-const MARK_RELEASED_SQL =
-  "update reservations set status = 'RELEASED', updated_at = now() where order_id = $1;\n\n-- The reconciliation checks (services/inventory/reconcile.ts) and the management route (services/inventory/admin.ts).\n\n-- Units RESERVED per SKU, of the SKUs in skus (all when null). Every item a reservation holds has a sku and a quantity.";
+const MARK_RELEASED_SQL = "update reservations set status = 'RELEASED', updated_at = now() where order_id = $1";
 
 /** Runs `markReleased` (services/inventory/queries.sql:40). */
 export async function markReleased(q: Queryable, params: { orderId: string }, options?: QueryOptions): Promise<void> {
@@ -148,7 +145,7 @@ export async function markReleased(q: Queryable, params: { orderId: string }, op
 }
 
 const RESERVED_BY_SKU_SQL =
-  "select i ->> 'sku' as sku, sum((i ->> 'quantity')::integer) as reserved\nfrom reservations r cross join lateral jsonb_array_elements(r.items) i\nwhere r.status = 'RESERVED' and ($1::text[] is null or i ->> 'sku' = any($1::text[]))\ngroup by 1;\n\n-- A page of the RESERVED reservations last changed between lookbackMs and graceMs ago, after (afterAt, afterOrderId)\n-- when set (afterAt: updated_at as the database's text, read back as updated_at_text).";
+  "select i ->> 'sku' as sku, sum((i ->> 'quantity')::integer) as reserved\nfrom reservations r cross join lateral jsonb_array_elements(r.items) i\nwhere r.status = 'RESERVED' and ($1::text[] is null or i ->> 'sku' = any($1::text[]))\ngroup by 1";
 
 /** A row of `reservedBySku`. */
 export type ReservedBySkuRow = {
@@ -166,7 +163,7 @@ export async function reservedBySku(
 }
 
 const SETTLED_RESERVATIONS_SQL =
-  "select order_id, updated_at::text as updated_at_text from reservations where status = 'RESERVED'\n  and updated_at <= now() - $1::double precision * interval '1 millisecond'\n  and updated_at >= now() - $2::double precision * interval '1 millisecond'\n  and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))\norder by updated_at, order_id limit $3;\n\n-- The products whose units are counted (units_held set).";
+  "select order_id, updated_at::text as updated_at_text from reservations where status = 'RESERVED'\n  and updated_at <= now() - $1::double precision * interval '1 millisecond'\n  and updated_at >= now() - $2::double precision * interval '1 millisecond'\n  and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))\norder by updated_at, order_id limit $3";
 
 /** A row of `settledReservations`. */
 export type SettledReservationsRow = {
@@ -228,8 +225,7 @@ export async function lockProductCount(
   return row;
 }
 
-const SET_STOCK_SQL =
-  "update products set stock = $2, version = version + 1 where sku = $1;\n\n-- The messages the outbox (the SDK's table, in this database) holds for a key, oldest first.";
+const SET_STOCK_SQL = "update products set stock = $2, version = version + 1 where sku = $1";
 
 /** Runs `setStock` (services/inventory/queries.sql:75). */
 export async function setStock(

@@ -134,8 +134,7 @@ export async function lockOrder(
   return row;
 }
 
-const SET_ORDER_STATE_SQL =
-  "update orders set status = $2, step = $3, reason = $4, updated_at = now() where id = $1;\n\n-- The oldest PENDING order past its deadline that nobody else holds, with the database's clock (which set it).";
+const SET_ORDER_STATE_SQL = "update orders set status = $2, step = $3, reason = $4, updated_at = now() where id = $1";
 
 /** Runs `setOrderState` (services/orders/queries.sql:26). */
 export async function setOrderState(
@@ -147,7 +146,7 @@ export async function setOrderState(
 }
 
 const LOCK_OVERDUE_ORDER_SQL =
-  "select *, now() as db_now from orders where status = 'PENDING' and deadline_at <= now()\norder by deadline_at limit 1 for update skip locked;\n\n-- The reconciliation checks (services/orders/reconcile.ts) and the management routes (services/orders/admin.ts).\n\n-- An order locked for a repair, with the database's clock (the deadline is on it).";
+  "select *, now() as db_now from orders where status = 'PENDING' and deadline_at <= now()\norder by deadline_at limit 1 for update skip locked";
 
 /** A row of `lockOverdueOrder`. */
 export type LockOverdueOrderRow = {
@@ -172,8 +171,7 @@ export async function lockOverdueOrder(q: Queryable, options?: QueryOptions): Pr
   return row;
 }
 
-const LOCK_ORDER_WITH_CLOCK_SQL =
-  "select *, now() as db_now from orders where id = $1 for update;\n\n-- A page of the CONFIRMED orders last changed between lookbackMs and graceMs ago, after (afterAt, afterId) when set:\n-- afterAt is updated_at as the database's text (a Date would drop its microseconds), read back as updated_at_text.";
+const LOCK_ORDER_WITH_CLOCK_SQL = "select *, now() as db_now from orders where id = $1 for update";
 
 /** A row of `lockOrderWithClock`. */
 export type LockOrderWithClockRow = {
@@ -244,7 +242,7 @@ export async function settledConfirmedOrders(
 }
 
 const PENDING_PAST_DEADLINE_SQL =
-  "select id, step, extract(epoch from now() - deadline_at)::float8 as late_s from orders\nwhere status = 'PENDING' and deadline_at <= now() - $1::double precision * interval '1 millisecond'\norder by deadline_at limit $2;\n\n-- Orders PENDING past their deadline, most overdue first, with how long on the database's clock.";
+  "select id, step, extract(epoch from now() - deadline_at)::float8 as late_s from orders\nwhere status = 'PENDING' and deadline_at <= now() - $1::double precision * interval '1 millisecond'\norder by deadline_at limit $2";
 
 /** A row of `pendingPastDeadline`. */
 export type PendingPastDeadlineRow = {
@@ -263,7 +261,7 @@ export async function pendingPastDeadline(
 }
 
 const STUCK_ORDERS_SQL =
-  "select id, step, deadline_at, (extract(epoch from now() - deadline_at) * 1000)::bigint as overdue_ms\nfrom orders where status = 'PENDING' and deadline_at < now() order by deadline_at limit $1;\n\n-- The messages the outbox (the SDK's table, in this database) holds for a key, oldest first.";
+  "select id, step, deadline_at, (extract(epoch from now() - deadline_at) * 1000)::bigint as overdue_ms\nfrom orders where status = 'PENDING' and deadline_at < now() order by deadline_at limit $1";
 
 /** A row of `stuckOrders`. */
 export type StuckOrdersRow = {

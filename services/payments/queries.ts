@@ -25,7 +25,7 @@ export async function getPayment(
 }
 
 const LOCK_PAYMENT_SQL =
-  "select order_id, status, amount_cents, provider_ref, reason, refund_ref from payments where order_id = $1 for update;\n\n-- A second answer for the same order keeps the first (a redelivered command).";
+  "select order_id, status, amount_cents, provider_ref, reason, refund_ref from payments where order_id = $1 for update";
 
 /** A row of `lockPayment`. */
 export type LockPaymentRow = {
@@ -84,7 +84,7 @@ export async function insertVoided(
 }
 
 const MARK_REFUNDED_SQL =
-  "update payments set status = 'REFUNDED', reason = $2, refund_ref = $3, updated_at = now() where order_id = $1;\n\n-- The reconciliation check (services/payments/reconcile.ts) and the management route (services/payments/admin.ts).\n\n-- A page of the SUCCEEDED charges last changed between lookbackMs and graceMs ago, after (afterAt, afterOrderId)\n-- when set (afterAt: updated_at as the database's text, read back as updated_at_text).";
+  "update payments set status = 'REFUNDED', reason = $2, refund_ref = $3, updated_at = now() where order_id = $1";
 
 /** Runs `markRefunded` (services/payments/queries.sql:25). */
 export async function markRefunded(
@@ -96,7 +96,7 @@ export async function markRefunded(
 }
 
 const SETTLED_CHARGES_SQL =
-  "select order_id, amount_cents, updated_at::text as updated_at_text from payments where status = 'SUCCEEDED'\n  and updated_at <= now() - $1::double precision * interval '1 millisecond'\n  and updated_at >= now() - $2::double precision * interval '1 millisecond'\n  and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))\norder by updated_at, order_id limit $3;\n\n-- The messages the outbox (the SDK's table, in this database) holds for a key, oldest first.";
+  "select order_id, amount_cents, updated_at::text as updated_at_text from payments where status = 'SUCCEEDED'\n  and updated_at <= now() - $1::double precision * interval '1 millisecond'\n  and updated_at >= now() - $2::double precision * interval '1 millisecond'\n  and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))\norder by updated_at, order_id limit $3";
 
 /** A row of `settledCharges`. */
 export type SettledChargesRow = {

@@ -183,3 +183,11 @@ Deno.test("the generated functions run over the PGlite adapter", async () => {
     await pglite.close();
   }
 });
+
+Deno.test("parseQueryFile() ends a statement at its semicolon: the comment introducing the next query stays out of it", () => {
+  const file = parseQueryFile(
+    "z.sql",
+    "-- migrations: orders\n-- name: first :exec\nselect 1;\n\n-- Why the second query exists.\n-- name: second :exec\nselect 2;\n",
+  );
+  assert.deepEqual(file.queries.map((q) => q.sql), ["select 1", "select 2"]);
+});
