@@ -10,21 +10,21 @@ export const RECONCILE_SERVICES: readonly ServiceName[] = ["orders", "inventory"
 export const EXIT_DRIFT = 3;
 
 /** One drift in a report, as `POST /admin/reconcile` answers it. */
-interface Drift {
+export interface Drift {
   subject: string;
   detail: string;
   outcome: "found" | "repaired" | "skipped" | "failed";
   error?: string;
 }
 
-interface Counts {
+export interface Counts {
   found: number;
   repaired: number;
   skipped: number;
   failed: number;
 }
 
-interface CheckPart extends Counts {
+export interface CheckPart extends Counts {
   name: string;
   description: string;
   error?: string;
@@ -32,7 +32,7 @@ interface CheckPart extends Counts {
 }
 
 /** A service's reconciliation report (`ReconcileReport` of `@trellis/platform/reconcile`). */
-interface Report {
+export interface Report {
   service: string;
   mode: "dry-run" | "repair";
   startedAt: string;
@@ -44,7 +44,7 @@ interface Report {
 }
 
 /** What one service gave: its report, nothing yet (`--last` before any run), or the error calling it. */
-type Outcome = { service: ServiceName; report: Report } | { service: ServiceName; report: null; error?: string };
+export type Outcome = { service: ServiceName; report: Report } | { service: ServiceName; report: null; error?: string };
 
 export const reconcile: Command = {
   path: ["reconcile"],

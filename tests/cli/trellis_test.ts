@@ -267,8 +267,9 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
         [["reconcile", "--service", "gateway"], /--service must be one of orders, inventory, payments/],
         [["health", "--url", "orders"], /--url must be name=http/],
       ] as const;
-      const [helpRun, ...runs] = await Promise.all([
+      const [helpRun, reconcileHelp, ...runs] = await Promise.all([
         trellis(["dlq", "redrive", "--help"], env),
+        trellis(["reconcile", "--help"], env),
         ...cases.map(([args]) => trellis([...args], env)),
       ]);
       runs.forEach((run, i) => {
@@ -279,6 +280,7 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
       const help = ok(helpRun).stdout;
       assert.match(help, /^Usage: trellis dlq redrive \[id\.\.\.\] \[flags\]/);
       assert.match(help, /--rate <n>/);
+      assert.match(ok(reconcileHelp).stdout, /\n {2}3 {2}dry run: drift was found/);
     },
   );
 
@@ -388,7 +390,7 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
       assert.match(shown, /^service:\s+inventory\n/);
       assert.match(shown, new RegExp(`\\nmessageId:\\s+${poisonId}\\n`));
       assert.match(shown, /\nerror:\s+\S/);
-      assert.match(shown, /\npayload \(utf-8\):\n  \{\n    "type": "inventory\.reserve\.v1"\n  \}\n$/);
+      assert.match(shown, /\npayload \(utf-8\):\n {2}\{\n {4}"type": "inventory\.reserve\.v1"\n {2}\}\n$/);
       assert.equal(notFound.code, 1);
       assert.match(oneLineError(notFound), /no dead letter/);
 
