@@ -54,9 +54,12 @@ function filterOf(input: Input): Record<string, string> | undefined {
   return Object.keys(filter).length === 0 ? undefined : filter;
 }
 
-/** A service without the DLQ routes (404) or that does not let the ops client at them (403) is passed over. */
+/**
+ * A service without the DLQ routes (404), that does not let the ops client at them (403), or whose bus retains no
+ * messages (501, NATS Core) is passed over.
+ */
 function notServed(err: unknown): boolean {
-  return err instanceof RemoteError && (err.status === 404 || err.status === 403);
+  return err instanceof RemoteError && (err.status === 404 || err.status === 403 || err.status === 501);
 }
 
 /** The letters in a list answer: the answer itself when it is an array, else its first array field. */
