@@ -35,27 +35,3 @@ export class Progress {
     Deno.stderr.writeSync(this.#encoder.encode(s));
   }
 }
-
-/**
- * Shows `label` with a spinner and the seconds elapsed on stderr (when it is a terminal) until `work` settles, for
- * work whose size is not known up front (a reconciliation run on the server).
- */
-export async function spinWhile<T>(label: string, work: Promise<T>, tty = Deno.stderr.isTerminal()): Promise<T> {
-  if (!tty) return await work;
-  const frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏";
-  const started = performance.now();
-  const encoder = new TextEncoder();
-  let i = 0;
-  const draw = () => {
-    const s = ((performance.now() - started) / 1000).toFixed(1);
-    Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${frames[i++ % frames.length]} ${label} ${s} s`));
-  };
-  draw();
-  const timer = setInterval(draw, 100);
-  try {
-    return await work;
-  } finally {
-    clearInterval(timer);
-    Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
-  }
-}

@@ -44,7 +44,8 @@ export function overview(commands: readonly Command[] = COMMANDS): string {
     "Commands:",
     ...rows.map(([n, s]) => `  ${n.padEnd(width)}  ${s}`),
     "",
-    "Every command takes --help, --json, --url name=url and --env-file path. Exit codes: 0 ok, 1 failed, 2 bad input.",
+    "Every command takes --help, --json, --url name=url and --env-file path. Exit codes: 0 ok, 1 failed, 2 bad input,",
+    "3 drift found (reconcile without --repair).",
   ].join("\n");
 }
 

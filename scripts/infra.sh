@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Idempotent local infrastructure for Trellis: PostgreSQL, NATS (JetStream) and Kafka (KRaft), all on 127.0.0.1.
 #
-#   scripts/infra.sh up|down|status [postgres|nats|kafka ...]     (no component = all three)
+#   scripts/infra.sh up|down|status [postgres|nats|kafka|prometheus ...]
+#
+# No component means postgres, nats and kafka; `up` then also installs Prometheus (`prometheus` and `promtool`, which
+# the test suite needs) without starting it, and `down` also stops a Prometheus this script started. `up prometheus`
+# starts one scraping deploy/prometheus.yml's targets (the services of `deno task up`) with its alert rules.
 #
 # Environment (defaults in brackets):
 #   TRELLIS_PG_PORT [5432]  TRELLIS_NATS_PORT [4222]  TRELLIS_KAFKA_PORT [9092]
 #   TRELLIS_KAFKA_CONTROLLER_PORT [kafka port + 1]
+#   TRELLIS_PROMETHEUS_PORT [9090]
 #   TRELLIS_INFRA_DIR [<repo>/.trellis/infra]      data, logs and pid files, one directory per component and port
 #   TRELLIS_JAVA [Java 17 from /usr/lib/jvm, else java on PATH]
 #   XDG_CACHE_HOME [~/.cache]                       Kafka jars are cached in $XDG_CACHE_HOME/trellis/kafka-3.9.1
@@ -19,7 +24,7 @@
 # server runs in, read from the server itself (`show fsync` ...).
 # `up` reuses anything already answering on a port; `down` stops only what this script started (it recognises its
 # own processes by their pid file and by the component directory on their command line), never a pre-existing server.
-# Missing PostgreSQL, nats-server, Java, Maven or tmux are installed with apt-get.
+# Missing PostgreSQL, nats-server, Prometheus, Java, Maven or tmux are installed with apt-get.
 set -euo pipefail
 
 HOST=127.0.0.1
@@ -30,6 +35,7 @@ PG_PORT=${TRELLIS_PG_PORT:-5432}
 NATS_PORT=${TRELLIS_NATS_PORT:-4222}
 KAFKA_PORT=${TRELLIS_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${TRELLIS_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
+PROM_PORT=${TRELLIS_PROMETHEUS_PORT:-9090}
 INFRA_DIR=${TRELLIS_INFRA_DIR:-$REPO/.trellis/infra}
 KAFKA_LIBS=${XDG_CACHE_HOME:-$HOME/.cache}/trellis/kafka-$KAFKA_VERSION
 START_TIMEOUT_S=${TRELLIS_START_TIMEOUT_S:-90}
@@ -40,7 +46,7 @@ case ${TRELLIS_PG_UNSAFE:-0} in
 esac
 
 usage() {
-  echo "usage: $0 up|down|status [postgres|nats|kafka ...]" >&2
+  echo "usage: $0 up|down|status [postgres|nats|kafka|prometheus ...]" >&2
   exit 2
 }
 
@@ -512,15 +518,88 @@ kafka_status() {
   fi
 }
 
+# ------------------------------------------------------------------------------------------------------ prometheus
+
+PROM_DIR=$INFRA_DIR/prometheus-$PROM_PORT
+
+prometheus_up_probe() { curl -fsS -o /dev/null "http://$HOST:$PROM_PORT/-/ready" 2>/dev/null; }
+
+prometheus_pid() { cat "$PROM_DIR/prometheus.pid" 2>/dev/null || true; }
+
+# Debian's package, when `prometheus` or `promtool` is missing. Its maintainer scripts enable and start a system
+# Prometheus on :9090 where services may start (not in containers, whose policy-rc.d forbids it): this project runs its
+# own, on its own port and data directory, so that one is stopped and disabled again.
+prometheus_install() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return
+  say "installing prometheus with apt-get… "
+  apt_install --no-install-recommends prometheus
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || fail "prometheus installed but not found"
+  local sudo=
+  [ "$(id -u)" != 0 ] && sudo=sudo
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/prometheus ]; then
+    $sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    command -v update-rc.d >/dev/null && { $sudo update-rc.d prometheus disable >/dev/null 2>&1 || true; }
+  fi
+  echo "done ($(prometheus --version 2>&1 | head -n 1))"
+}
+
+prometheus_start() {
+  prometheus_install
+  say "prometheus on $HOST:$PROM_PORT… "
+  if prometheus_up_probe; then
+    if is_ours "$(prometheus_pid)" "$PROM_DIR/data"; then echo "already running (pid $(prometheus_pid))"; else echo "already running (not started by infra.sh)"; fi
+    return
+  fi
+  tcp_open "$PROM_PORT" && fail "port $PROM_PORT is taken by something that is not Prometheus"
+  promtool check config "$REPO/deploy/prometheus.yml" >"$INFRA_DIR/promtool.log" 2>&1 \
+    || { cat "$INFRA_DIR/promtool.log" >&2; fail "deploy/prometheus.yml does not pass promtool check config"; }
+  local t0 pid; t0=$(now)
+  mkdir -p "$PROM_DIR/data"
+  rm -f "$PROM_DIR/prometheus.pid"
+  pid=$(spawn "$PROM_DIR/prometheus.pid" "$PROM_DIR/prometheus.log" prometheus \
+    --config.file="$REPO/deploy/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+    --web.listen-address="$HOST:$PROM_PORT")
+  wait_until "$pid" "$PROM_DIR/prometheus.log" prometheus_up_probe
+  echo "started (pid $pid) in $(since "$t0"): http://$HOST:$PROM_PORT"
+}
+
+prometheus_stop() {
+  say "prometheus on $HOST:$PROM_PORT… "
+  local pid; pid=$(prometheus_pid)
+  if is_ours "$pid" "$PROM_DIR/data"; then
+    local t0; t0=$(now)
+    stop_pid "$pid" 15
+    rm -f "$PROM_DIR/prometheus.pid"
+    echo "stopped (pid $pid) in $(since "$t0")"
+  elif prometheus_up_probe; then
+    echo "running but not started by infra.sh; leaving it"
+  else
+    echo "not running"
+  fi
+}
+
+prometheus_status() {
+  local pid; pid=$(prometheus_pid)
+  if prometheus_up_probe; then
+    if is_ours "$pid" "$PROM_DIR/data"; then echo "prometheus running  $HOST:$PROM_PORT  pid $pid"; else echo "prometheus running  $HOST:$PROM_PORT  (not started by infra.sh)"; fi
+  else
+    echo "prometheus stopped  $HOST:$PROM_PORT"
+    return 1
+  fi
+}
+
 # ------------------------------------------------------------------------------------------------------------ main
 
 [ $# -ge 1 ] || usage
 action=$1
 shift
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(postgres nats kafka)
+defaults=
+[ ${#components[@]} -gt 0 ] || { components=(postgres nats kafka); defaults=1; }
 for c in "${components[@]}"; do
-  case $c in postgres | nats | kafka) ;; *) echo "unknown component: $c" >&2; usage ;; esac
+  case $c in postgres | nats | kafka | prometheus) ;; *) echo "unknown component: $c" >&2; usage ;; esac
 done
 
 mkdir -p "$INFRA_DIR"
@@ -549,7 +628,16 @@ for c in "${components[@]}"; do
     status:postgres) pg_status || rc=1 ;;
     status:nats) nats_status || rc=1 ;;
     status:kafka) kafka_status || rc=1 ;;
+    up:prometheus) prometheus_start ;;
+    down:prometheus) prometheus_stop ;;
+    status:prometheus) prometheus_status || rc=1 ;;
     *) usage ;;
   esac
 done
+if [ -n "$defaults" ]; then
+  case $action in
+    up) prometheus_install ;;
+    down) [ -n "$(prometheus_pid)" ] && prometheus_stop ;;
+  esac
+fi
 exit $rc

@@ -155,6 +155,9 @@ export function parseQueryFile(path: string, text: string): QueryFile {
       current.nonNull = nonNull[1].split(",").map((p) => p.trim()).filter((p) => p !== "");
       current.line = i + 2;
     } else if (current) {
+      // A statement ends at its `;`: comments and blank lines after it introduce the next query, not this one.
+      const ended = current.body.length > 0 && current.body.at(-1)!.trimEnd().endsWith(";");
+      if (ended && (line === "" || line.startsWith("--"))) return;
       if (current.body.length === 0 && line === "") current.line = i + 2;
       else current.body.push(raw);
     } else if (line !== "" && !line.startsWith("--")) {

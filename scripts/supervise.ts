@@ -17,6 +17,7 @@
  * @module
  */
 import { loadConfig } from "../services/shared/config.ts";
+import { startTraceReceiver, type TraceReceiver } from "@trellis/platform/telemetry/receiver";
 
 /** The services in start order; each start wave waits until the previous one answers /readyz. */
 export const START_WAVES: readonly (readonly string[])[] = [
@@ -83,6 +84,11 @@ export interface SupervisorOptions {
   /** How long a start wave may take to become ready before the next starts anyway. @default {90000} */
   readyTimeoutMs?: number;
   backoff?: BackoffOptions;
+  /**
+   * Environment added to every service's own (which it inherits); each service also gets `OTEL_SERVICE_NAME` set to
+   * its name, so its spans name their process. @default {{}}
+   */
+  env?: Record<string, string>;
 }
 
 /** One supervised service: its current process, if any, and its restart history. */
@@ -121,6 +127,7 @@ export class Supervisor {
       backoff: {},
       startWaves: START_WAVES,
       stopWaves: STOP_WAVES,
+      env: {},
       ...options,
     };
   }
@@ -188,6 +195,7 @@ export class Supervisor {
       child = new Deno.Command("sh", {
         args: ["-c", 'exec "$0" run -A "$1" >>"$2" 2>&1', Deno.execPath(), `services/${slot.name}/main.ts`, log],
         cwd: this.#options.root,
+        env: { ...this.#options.env, OTEL_SERVICE_NAME: slot.name },
         stdin: "null",
         stdout: "null",
         stderr: "null",
@@ -301,14 +309,30 @@ if (import.meta.main) {
       `Cannot use TRELLIS_STOP_GRACE_S as a grace period: current value is ${env.TRELLIS_STOP_GRACE_S}`,
     );
   }
+  // Tracing (up.sh passes OTEL_DENO as TRELLIS_OTEL_DENO, so this process is not instrumented): on unless "false";
+  // exported to OTEL_EXPORTER_OTLP_ENDPOINT, else to a trace receiver served here on TRACES_PORT [4318].
+  const tracing = (env.TRELLIS_OTEL_DENO ?? env.OTEL_DENO ?? "true") === "true";
+  let receiver: TraceReceiver | undefined;
+  if (tracing && !env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    const port = Number(env.TRACES_PORT ?? 4318);
+    try {
+      receiver = startTraceReceiver({ port, hostname: config.hostname });
+    } catch (err) {
+      console.error(`supervise: cannot serve traces on port ${port} (set TRACES_PORT): ${(err as Error).message}`);
+      Deno.exit(1);
+    }
+  }
   const supervisor = new Supervisor({
+    env: tracing
+      ? { OTEL_DENO: "true", ...(receiver ? { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url } : {}) }
+      : { OTEL_DENO: "false" },
     root,
     runDir: resolve(env.TRELLIS_RUN_DIR ?? ".trellis/run"),
     logDir: resolve(env.TRELLIS_LOG_DIR ?? ".trellis/logs"),
     urls,
     stopGraceMs: graceS * 1000,
   });
-  const onSignal = () => supervisor.stop().then(() => Deno.exit(0));
+  const onSignal = () => supervisor.stop().then(() => receiver?.close()).then(() => Deno.exit(0));
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
   await supervisor.start();

@@ -6,6 +6,9 @@
 # Environment (defaults in brackets): TRELLIS_RUN_DIR [.trellis/run] pid files; TRELLIS_LOG_DIR [.trellis/logs] logs;
 # <SERVICE>_PORT and <SERVICE>_GRPC_PORT as the services read them; TRELLIS_*_PORT and TRELLIS_PG_UNSAFE for infra.sh;
 # DATABASE_URL, NATS_URL, KAFKA_BROKERS, STORAGE_DIR, DATABASE_PREFIX, TOPIC_PREFIX ... pass through to the services.
+# Tracing: services run with OTEL_DENO=true (set OTEL_DENO=false to turn it off) and export over OTLP/HTTP to
+# OTEL_EXPORTER_OTLP_ENDPOINT, or by default to the trace receiver the supervisor serves on TRACES_PORT [4318]; the
+# other OTEL_* variables pass through; each service is named by OTEL_SERVICE_NAME=<service>.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 deno_bin=${DENO:-$(command -v deno || echo "npx -y deno@2.9.6")}
@@ -17,6 +20,8 @@ export TRELLIS_RUN_DIR=$run TRELLIS_LOG_DIR=$logs
 services=(auth inventory payments orders notifications gateway)
 
 bash scripts/infra.sh up
+# Prometheus scraping the six services on their default ports (deploy/prometheus.yml), with deploy/alerts.yml.
+bash scripts/infra.sh up prometheus
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:${TRELLIS_PG_PORT:-5432}/postgres}
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:${TRELLIS_NATS_PORT:-4222}}
 export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:${TRELLIS_KAFKA_PORT:-9092}}
@@ -45,7 +50,9 @@ else
   rm -f "$run/supervisor.pid"
   # own session: a Ctrl-C in this terminal must not reach the services; the supervisor writes its own pid file
   # shellcheck disable=SC2086
-  setsid $deno_bin run -A scripts/supervise.ts </dev/null >>"$logs/supervisor.log" 2>&1 &
+  # OTEL_DENO goes to the services only (as TRELLIS_OTEL_DENO): an instrumented supervisor would trace its own polls
+  TRELLIS_OTEL_DENO=${OTEL_DENO:-true} setsid env -u OTEL_DENO $deno_bin run -A scripts/supervise.ts </dev/null \
+    >>"$logs/supervisor.log" 2>&1 &
   for _ in $(seq 1 150); do
     [ -s "$run/supervisor.pid" ] && break
     sleep 0.2
@@ -79,4 +86,12 @@ echo
 echo "Trellis is running (distributed mode). Gateway: http://127.0.0.1:${port[gateway]}  Auth: http://127.0.0.1:${port[auth]}"
 echo "Processes are supervised (scripts/supervise.ts, pid $sup_pid): a service that exits is restarted after 1 s,"
 echo "doubling to 30 s while it keeps failing; restarts are logged to $logs/supervisor.log and the service's log."
+if [ "${OTEL_DENO:-true}" != "true" ]; then
+  echo "Traces: off (OTEL_DENO=$OTEL_DENO)"
+elif [ -n "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ]; then
+  echo "Traces: exported to $OTEL_EXPORTER_OTLP_ENDPOINT"
+else
+  echo "Traces: http://127.0.0.1:${TRACES_PORT:-4318}/api/traces (OTLP/HTTP receiver, last 1000 traces)"
+fi
 echo "Logs: $logs/<service>.log   Stop: deno task down"
+echo "Prometheus: http://127.0.0.1:${TRELLIS_PROMETHEUS_PORT:-9090} (targets and alerts; deno task infra:down stops it)"

@@ -17,9 +17,14 @@ const SERVICE_FLAG = {
   },
 } as const;
 const FILTER_FLAGS = {
-  source: { type: "string", value: "topic", description: "only letters from this source (topic or subject)" },
+  source: { type: "string", value: "topic", description: "only letters that failed on this source topic (exactly)" },
   error: { type: "string", value: "text", description: "only letters whose error contains this text" },
+  "failed-after": { type: "string", value: "time", description: "only letters that failed at or after this ISO time" },
+  "failed-before": { type: "string", value: "time", description: "only letters that failed before this ISO time" },
 } as const;
+
+/** A dead letter's id as the services give it: `<dlq topic>@<position>`. */
+const ID = /^[\w.:-]{1,200}@[\w.:-]{1,100}$/;
 
 function servicesOf(input: Input): readonly ServiceName[] {
   const s = stringFlag(input, "service");
@@ -30,16 +35,31 @@ function servicesOf(input: Input): readonly ServiceName[] {
   return [s as ServiceName];
 }
 
-function filterOf(input: Input): { source?: string; error?: string } | undefined {
-  const source = stringFlag(input, "source");
-  const error = stringFlag(input, "error");
-  if (source === undefined && error === undefined) return undefined;
-  return { ...(source === undefined ? {} : { source }), ...(error === undefined ? {} : { error }) };
+/** A filter as the endpoints take it (`source`, `error`, `failedAfter`, `failedBefore`), or `undefined` for none. */
+function filterOf(input: Input): Record<string, string> | undefined {
+  const filter: Record<string, string> = {};
+  for (
+    const [flag, field] of [["source", "source"], ["error", "error"], ["failed-after", "failedAfter"], [
+      "failed-before",
+      "failedBefore",
+    ]]
+  ) {
+    const v = stringFlag(input, flag);
+    if (v === undefined) continue;
+    if (field.startsWith("failed") && Number.isNaN(Date.parse(v))) {
+      throw new UsageError(`--${flag} must be an ISO 8601 time, got ${JSON.stringify(v)}`);
+    }
+    filter[field] = v;
+  }
+  return Object.keys(filter).length === 0 ? undefined : filter;
 }
 
-/** A service without the DLQ routes (404) or that does not let the ops client at them (403) is passed over. */
+/**
+ * A service without the DLQ routes (404), that does not let the ops client at them (403), or whose bus retains no
+ * messages (501, NATS Core) is passed over.
+ */
 function notServed(err: unknown): boolean {
-  return err instanceof RemoteError && (err.status === 404 || err.status === 403);
+  return err instanceof RemoteError && (err.status === 404 || err.status === 403 || err.status === 501);
 }
 
 /** The letters in a list answer: the answer itself when it is an array, else its first array field. */
@@ -73,23 +93,28 @@ async function onEach<T>(
   return out;
 }
 
-/** Scalar fields shown in the list table, in this order when present; the rest go to `dlq show`. */
-const LIST_FIELDS = ["id", "source", "topic", "error", "attempts", "deadAt", "failedAt", "createdAt"];
+/** The list table's columns: header and how a cell is read from a letter summary. */
+const LIST_COLUMNS: [string, (l: Record<string, unknown>) => unknown][] = [
+  ["SERVICE", (l) => l.service],
+  ["ID", (l) => l.id],
+  ["SOURCE", (l) => l.sourceTopic],
+  ["ERROR", (l) => short(l.error)],
+  ["ATTEMPTS", (l) => l.attempts],
+  ["FAILED AT", (l) => l.failedAt ?? (typeof l.timestamp === "number" ? new Date(l.timestamp).toISOString() : "")],
+  ["REDRIVES", (l) => l.redrives],
+];
 
 export const dlqList: Command = {
   path: ["dlq", "list"],
-  summary: "Lists dead letters of every service (or --service), newest as the services order them.",
+  summary: "Lists dead letters of every service (or --service), oldest first per service.",
   flags: {
     ...SERVICE_FLAG,
     ...FILTER_FLAGS,
-    limit: { type: "string", value: "n", description: "at most this many per service (default 100)" },
+    limit: { type: "string", value: "n", description: "at most this many per service, 1 to 1000 (default 100)" },
   },
   async run(cli, input) {
-    const query = new URLSearchParams();
-    const filter = filterOf(input);
-    if (filter?.source) query.set("source", filter.source);
-    if (filter?.error) query.set("error", filter.error);
-    query.set("limit", String(intFlag(input, "limit", 1, 10_000, 100)));
+    const query = new URLSearchParams(filterOf(input));
+    query.set("limit", String(intFlag(input, "limit", 1, 1000, 100)));
     const answers = await onEach(servicesOf(input), (s) => cli.call(s, `/admin/dlq?${query}`));
     const letters: Record<string, unknown>[] = answers.flatMap(({ service, result }) =>
       lettersOf(result).map((l) => ({ service, ...l }))
@@ -102,9 +127,7 @@ export const dlqList: Command = {
       cli.print("no dead letters");
       return 0;
     }
-    const present = new Set(letters.flatMap((l) => Object.keys(l)));
-    const fields = ["service", ...LIST_FIELDS.filter((f) => present.has(f))];
-    cli.print(table(fields.map((f) => f.toUpperCase()), letters.map((l) => fields.map((f) => short(l[f])))));
+    cli.print(table(LIST_COLUMNS.map(([h]) => h), letters.map((l) => LIST_COLUMNS.map(([, get]) => get(l)))));
     return 0;
   },
 };
@@ -114,6 +137,23 @@ function short(v: unknown): unknown {
   return v;
 }
 
+/** A letter for a human: its fields, its headers, then its payload (JSON pretty-printed when it is JSON). */
+function showLetter(service: string, letter: Record<string, unknown>): string {
+  const { headers, payload, payloadEncoding, ...fields } = letter;
+  const lines = [describe({ service, ...fields })];
+  if (headers && typeof headers === "object" && Object.keys(headers).length > 0) {
+    lines.push("headers:", describe(headers, "  "));
+  }
+  let body = String(payload ?? "");
+  if (payloadEncoding === "utf-8") {
+    try {
+      body = JSON.stringify(JSON.parse(body), null, 2);
+    } catch { /* not JSON: shown as the text it is */ }
+  }
+  lines.push(`payload (${payloadEncoding ?? "unknown encoding"}):`, body.split("\n").map((l) => `  ${l}`).join("\n"));
+  return lines.join("\n");
+}
+
 export const dlqShow: Command = {
   path: ["dlq", "show"],
   args: ["<id>"],
@@ -121,12 +161,12 @@ export const dlqShow: Command = {
   flags: SERVICE_FLAG,
   async run(cli, input) {
     const id = input.positionals[0];
-    if (!/^[\w.:-]{1,200}$/.test(id)) throw new UsageError(`${JSON.stringify(id)} is not a dead-letter id`);
+    if (!ID.test(id)) throw new UsageError(`${JSON.stringify(id)} is not a dead-letter id (<topic>@<position>)`);
     for (const service of servicesOf(input)) {
       try {
         const letter = await cli.call(service, `/admin/dlq/${encodeURIComponent(id)}`);
         if (cli.json) cli.printJson({ service, letter });
-        else cli.print(describe({ service, ...(letter as Record<string, unknown>) }));
+        else cli.print(showLetter(service, letter as Record<string, unknown>));
         return 0;
       } catch (err) {
         if (!notServed(err)) throw err;
@@ -139,19 +179,23 @@ export const dlqShow: Command = {
 export const dlqRedrive: Command = {
   path: ["dlq", "redrive"],
   args: ["[id...]"],
-  summary: "Publishes dead letters again to their source: by id, by --source/--error, or --all; at a bounded rate.",
+  summary: "Publishes dead letters again to their source: by id, by filter flags, or --all; at a bounded rate.",
   flags: {
     ...SERVICE_FLAG,
     ...FILTER_FLAGS,
     all: { type: "boolean", description: "every dead letter" },
-    rate: { type: "string", value: "n", description: "at most n messages a second (the service's default if unset)" },
+    rate: {
+      type: "string",
+      value: "n",
+      description: "at most n letters a second, up to 1000 (default the service's, 10)",
+    },
   },
   async run(cli, input) {
     const ids = input.positionals;
     const filter = filterOf(input);
     const all = input.values.all === true;
     exactlyOneSelection(ids, filter, all);
-    const rate = input.values.rate === undefined ? undefined : numberFlag(input, "rate", 0.1, 100_000, 0);
+    const rate = input.values.rate === undefined ? undefined : numberFlag(input, "rate", 0.1, 1000, 0);
     const services = servicesOf(input);
     const base = rate === undefined ? {} : { ratePerSec: rate };
     const perService = new Map<string, number>();
@@ -160,7 +204,8 @@ export const dlqRedrive: Command = {
     const progress = new Progress("redrive", ids.length > 0 ? ids.length : services.length);
     try {
       for (const batch of batches) {
-        const body = batch ? { ...base, ids: batch } : { ...base, filter: filter ?? {} };
+        // --all sends neither ids nor a filter: the endpoint then redrives every letter.
+        const body = batch ? { ...base, ids: batch } : filter ? { ...base, filter } : base;
         const answers = await onEach(services, async (s) => {
           const r = await cli.call(s, "/admin/dlq/redrive", { method: "POST", body }) as { redriven?: number };
           if (!batch) progress.tick(1, s);
@@ -179,7 +224,7 @@ export const dlqRedrive: Command = {
 export const dlqPurge: Command = {
   path: ["dlq", "purge"],
   args: ["[id...]"],
-  summary: "Deletes dead letters for good: by id, by --source/--error, or --all (which needs --yes).",
+  summary: "Deletes dead letters for good: by id, by filter flags, or --all (which needs --yes).",
   flags: {
     ...SERVICE_FLAG,
     ...FILTER_FLAGS,
@@ -205,9 +250,13 @@ export const dlqPurge: Command = {
 
 function exactlyOneSelection(ids: string[], filter: object | undefined, all: boolean): void {
   const chosen = [ids.length > 0, filter !== undefined, all].filter(Boolean).length;
-  if (chosen !== 1) throw new UsageError("name dead-letter ids, or --source/--error, or --all (exactly one of them)");
+  if (chosen !== 1) {
+    throw new UsageError(
+      "name dead-letter ids, or filter flags (--source, --error, --failed-after, --failed-before), or --all (exactly one of them)",
+    );
+  }
   for (const id of ids) {
-    if (!/^[\w.:-]{1,200}$/.test(id)) throw new UsageError(`${JSON.stringify(id)} is not a dead-letter id`);
+    if (!ID.test(id)) throw new UsageError(`${JSON.stringify(id)} is not a dead-letter id (<topic>@<position>)`);
   }
 }
 

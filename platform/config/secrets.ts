@@ -1,3 +1,5 @@
+import { registerSecret } from "../log/mod.ts";
+
 /**
  * Options for {@linkcode secret}.
  *
@@ -32,7 +34,8 @@ const NAME = /^[A-Z_][A-Z0-9_]*$/;
 /**
  * Reads the secret `name` from the environment variable `NAME`, or from the file named by `NAME_FILE` (the
  * Docker/Kubernetes secrets convention, so the value never appears in the process environment). The value is
- * trimmed, since secret files usually end with a newline. A missing, empty, unreadable or doubly-set secret throws
+ * trimmed, since secret files usually end with a newline. The value is registered with the logger
+ * (`registerSecret` of `@trellis/platform/log`), so no log line carries it. A missing, empty, unreadable or doubly-set secret throws
  * a `TypeError` naming the variable, never its value.
  *
  * @example Read a client secret, from `ORDERS_CLIENT_SECRET` or `ORDERS_CLIENT_SECRET_FILE`
@@ -72,6 +75,7 @@ export function secret(name: string, options: SecretOptions = {}): string {
   } else if (direct !== undefined) {
     value = direct;
   } else if (options.fallback !== undefined) {
+    registerSecret(options.fallback);
     return options.fallback;
   } else {
     throw new TypeError(`Cannot read secret ${name}: set ${name} or ${name}_FILE`);
@@ -82,5 +86,6 @@ export function secret(name: string, options: SecretOptions = {}): string {
       `Cannot read secret ${name}: ${path !== undefined ? `the file ${name}_FILE names` : name} is empty`,
     );
   }
+  registerSecret(value);
   return value;
 }

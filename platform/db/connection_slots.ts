@@ -18,6 +18,8 @@
 export class ConnectionSlots {
   #free: number;
   readonly #waiters: Waiter[] = [];
+  /** How many slots there are. */
+  readonly max: number;
 
   /** Creates `max` slots. */
   constructor(max: number) {
@@ -25,6 +27,12 @@ export class ConnectionSlots {
       throw new RangeError(`Cannot create connection slots as max must be a positive integer: current value is ${max}`);
     }
     this.#free = max;
+    this.max = max;
+  }
+
+  /** Slots taken now. */
+  get inUse(): number {
+    return this.max - this.#free;
   }
 
   /** Calls waiting for a slot. */

@@ -32,6 +32,24 @@ export interface QueryOptions {
 }
 
 /**
+ * A connection pool's occupancy, as {@linkcode Database.pool} reports it.
+ *
+ * @example A pool at its limit with two calls queued
+ * ```ts
+ * import type { PoolStats } from "./db.ts";
+ * const full: PoolStats = { max: 10, inUse: 10, waiting: 2 };
+ * ```
+ */
+export interface PoolStats {
+  /** Connections the pool may hold. */
+  max: number;
+  /** Connections a query or transaction holds now. */
+  inUse: number;
+  /** Calls waiting for a connection. */
+  waiting: number;
+}
+
+/**
  * What both a database and a transaction can do.
  *
  * @example Code that runs on a database or inside a transaction
@@ -156,4 +174,6 @@ export interface Database extends Queryable {
   ping(signal?: AbortSignal): Promise<void>;
   /** Closes connections; idempotent. */
   close(): Promise<void>;
+  /** The connection pool's occupancy now, where the adapter has a pool (Postgres); read by `databaseMetrics`. */
+  pool?(): PoolStats;
 }

@@ -4,7 +4,8 @@
  * locking (compare-and-set on a version column, retried on conflict).
  * @module
  */
-export type { Database, Queryable, QueryOptions, Row, Tx } from "./db.ts";
+export type { Database, PoolStats, Queryable, QueryOptions, Row, Tx } from "./db.ts";
+export { databaseMetrics } from "./metrics.ts";
 export { DatabaseUnavailableError, findDatabaseUnavailable, isConnectionError, isUnreachableError } from "./errors.ts";
 export { FailFast } from "./fail_fast.ts";
 export { ConnectionSlots } from "./connection_slots.ts";

@@ -1,6 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { currentContext } from "../context/mod.ts";
+import { querySpan } from "../telemetry/mod.ts";
 import type { Database, QueryOptions, Row, Tx } from "./db.ts";
 import { Savepoints } from "./savepoint.ts";
 
@@ -288,7 +289,11 @@ interface RawQueryable {
 }
 
 /** Parameterless text goes through the simple protocol, like `postgres` does, so it may hold several statements. */
-async function runQuery<T>(pg: RawQueryable, text: string, params?: readonly unknown[]): Promise<T[]> {
+function runQuery<T>(pg: RawQueryable, text: string, params?: readonly unknown[]): Promise<T[]> {
+  return querySpan("pglite", text, () => runQueryNow<T>(pg, text, params));
+}
+
+async function runQueryNow<T>(pg: RawQueryable, text: string, params?: readonly unknown[]): Promise<T[]> {
   if (params === undefined || params.length === 0) {
     const results = await pg.exec(text);
     return (results.at(-1)?.rows ?? []) as T[];

@@ -1,6 +1,7 @@
 import postgres from "postgres";
 import { currentContext } from "../context/mod.ts";
-import type { Database, QueryOptions, Row, Tx } from "./db.ts";
+import { querySpan, tracingEnabled } from "../telemetry/mod.ts";
+import type { Database, PoolStats, QueryOptions, Row, Tx } from "./db.ts";
 import { DatabaseUnavailableError, isConnectionError } from "./errors.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
 import { FailFast } from "./fail_fast.ts";
@@ -172,6 +173,11 @@ class PostgresDatabase implements Database {
   }
 
   query<T extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]> {
+    if (tracingEnabled) return querySpan("postgresql", text, () => this.#query<T>(text, params, options));
+    return this.#query<T>(text, params, options);
+  }
+
+  #query<T extends Row = Row>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<T[]> {
     const signal = options?.signal ?? currentContext()?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (!this.failFast.tryAcquire()) return Promise.reject(this.failFast.error());
@@ -189,6 +195,10 @@ class PostgresDatabase implements Database {
     };
     if (this.slots.tryAcquire()) return run();
     return this.slots.acquire(signal).then(run);
+  }
+
+  pool(): PoolStats {
+    return { max: this.slots.max, inUse: this.slots.inUse, waiting: this.slots.waiting };
   }
 
   async transaction<T>(fn: (tx: Tx) => Promise<T>, options?: QueryOptions): Promise<T> {
@@ -475,6 +485,7 @@ class PostgresTransaction implements Tx {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (tracingEnabled) return querySpan("postgresql", text, () => this.#run<R>(text, params, options));
     return this.#run<R>(text, params, options);
   }
 

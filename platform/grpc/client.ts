@@ -1,3 +1,4 @@
+import { clientTracing } from "./tracing.ts";
 import {
   type CallOptions as GrpcCallOptions,
   type ChannelCredentials,
@@ -130,6 +131,7 @@ export function createGrpcClient<D extends ServiceDefinition>(
     throw new TypeError(`Cannot use retry beside policy: current value is ${JSON.stringify(options.retry)}`);
   }
   const intercept = chainInterceptors<ClientHandler>(
+    clientTracing(),
     callContext({ timeoutMs: options.timeoutMs }),
     ...(options.token ? [bearerToken(options.token)] : []),
     ...(options.interceptors ?? []),

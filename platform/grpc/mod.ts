@@ -13,5 +13,6 @@ export * from "./authorization.ts";
 export * from "./client.ts";
 export * from "./client_interceptors.ts";
 export * from "./metrics.ts";
+export * from "./tracing.ts";
 export * from "./service_token_auth.ts";
 export * from "./serve_with.ts";

@@ -1,4 +1,5 @@
 import type { Service } from "../service/mod.ts";
+import { serverTracing } from "./tracing.ts";
 import { type GrpcServer, serveGrpc, type ServeGrpcOptions } from "./server.ts";
 
 /**
@@ -56,7 +57,11 @@ export function serveGrpcWith(svc: Service, options: ServeGrpcWithOptions): () =
   const { graceMs = 5_000, ...serveOptions } = options;
   let running: GrpcServer | undefined;
   svc.onStart("grpc", async () => {
-    const server = await serveGrpc({ logger: svc.logger, ...serveOptions });
+    const server = await serveGrpc({
+      logger: svc.logger,
+      ...serveOptions,
+      interceptors: [serverTracing(svc.name), ...(serveOptions.interceptors ?? [])],
+    });
     running = server;
     svc.onStop("grpc", async (signal) => {
       await server.close(signal.aborted ? 0 : graceMs);

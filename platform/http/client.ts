@@ -1,6 +1,7 @@
 import type { RetryOptions } from "../async/mod.ts";
 import { readUpTo } from "./_bytes.ts";
 import { ContextHeaders, contextHeaders, currentContext } from "../context/mod.ts";
+import { tracingEnabled } from "../telemetry/mod.ts";
 import type { Problem } from "./problem.ts";
 import {
   CircuitOpenError,
@@ -333,6 +334,8 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
 
     try {
       const headers = new Headers(contextHeaders(ctx));
+      // Deno's fetch span adds its own traceparent (appending to one already set): leave it that one.
+      if (tracingEnabled) headers.delete(ContextHeaders.traceparent);
       if (Number.isFinite(deadline)) headers.set(ContextHeaders.deadline, String(deadline));
       new Headers(callOptions.headers).forEach((value, name) => headers.set(name, value));
       if (token && !headers.has("authorization")) headers.set("authorization", `Bearer ${await token()}`);

@@ -3,6 +3,7 @@ import { currentContext, parseTraceparent } from "../context/mod.ts";
 export { parseTraceparent };
 import { editHeaders } from "./_headers.ts";
 import { invoke, type Middleware } from "./handler.ts";
+import { activeTraceparent } from "../telemetry/mod.ts";
 
 /**
  * The W3C trace context of one request as {@linkcode tracing} sees it.
@@ -97,7 +98,7 @@ export function tracing(options: TracingOptions = {}): Middleware {
   const { onStart, onEnd, responseHeader = true } = options;
   return (next) =>
     function tracing(req) {
-      const trace = traceFrom(req.headers.get("traceparent"));
+      const trace = fromActiveSpan(req.headers.get("traceparent")) ?? traceFrom(req.headers.get("traceparent"));
       const ctx = currentContext();
       if (ctx) {
         ctx.traceId = trace.traceId;
@@ -128,6 +129,22 @@ function traceFrom(header: string | null): TraceContext {
   }
   const traceId = randomHex(16, ZERO_TRACE);
   return { traceId, spanId, sampled: true, traceparent: format(traceId, spanId, true) };
+}
+
+/** With tracing on, Deno's server span for this request (it already continued the incoming trace) is this hop. */
+function fromActiveSpan(header: string | null): TraceContext | undefined {
+  const traceparent = activeTraceparent();
+  const active = traceparent ? parseTraceparent(traceparent) : undefined;
+  if (!traceparent || !active) return undefined;
+  const { traceId, parentSpanId: spanId, sampled } = active;
+  const parent = parseTraceparent(header);
+  return {
+    traceId,
+    spanId,
+    parentSpanId: parent?.traceId === traceId ? parent.parentSpanId : undefined,
+    sampled,
+    traceparent,
+  };
 }
 
 function format(traceId: string, spanId: string, sampled: boolean): string {

@@ -1,4 +1,6 @@
+import { trace } from "@opentelemetry/api";
 import { currentContext } from "../context/mod.ts";
+import { redactFields, redactText } from "./redact.ts";
 
 /**
  * Severity, lowest first.
@@ -14,7 +16,10 @@ export type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /**
- * Structured JSON logger; every line carries the service name and, inside a context, the request id.
+ * Structured JSON logger; every line carries the service name and, inside a context, the request id, and inside a
+ * span its `traceId` and `spanId`. Secrets never reach a line: values of fields named like one (`authorization`,
+ * `password`, `token`, `secret`, `apiKey`, ...; nested objects too), JWTs, bearer credentials and every value
+ * registered with `registerSecret` are replaced by `[REDACTED]`.
  *
  * @example A logger for one order
  * ```ts
@@ -78,24 +83,45 @@ export function createLogger(service: string, options: LoggerOptions = {}): Logg
       const ctx = currentContext();
       const line: Record<string, unknown> = { ts: isoNow(), level, service, msg };
       for (const k in base) line[k] = base[k];
-      if (ctx) {
-        line.requestId = ctx.requestId;
-        if (ctx.traceId !== undefined) line.traceId = ctx.traceId;
-      }
+      if (ctx) line.requestId = ctx.requestId;
+      addSpan(line, ctx?.traceparent, ctx?.traceId);
       // A loop rather than spreads: this runs for every access line.
-      if (fields) { for (const k in fields) line[k] = serialisableValue(fields[k]); }
-      write(JSON.stringify(line), level);
+      if (fields) {
+        const safe = redactFields(fields);
+        for (const k in safe) line[k] = serialisableValue(safe[k]);
+      }
+      write(redactText(JSON.stringify(line)), level);
     };
     return {
       debug: (m, f) => emit("debug", m, f),
       info: (m, f) => emit("info", m, f),
       warn: (m, f) => emit("warn", m, f),
       error: (m, f) => emit("error", m, f),
-      with: (fields) => make({ ...base, ...serialisable(fields) }),
+      with: (fields) => make({ ...base, ...serialisable(redactFields(fields)) }),
     };
   };
   return make({});
 }
+
+/**
+ * Adds the current span's `traceId` and `spanId`: an OpenTelemetry span when one is active (Deno's built-in tracing, or
+ * spans made with `@opentelemetry/api`), else this hop's span named by the context's `traceparent`
+ * (`00-<trace id>-<span id>-<flags>`), else the bare trace id.
+ */
+function addSpan(line: Record<string, unknown>, traceparent: string | undefined, traceId: string | undefined): void {
+  const span = trace.getActiveSpan()?.spanContext();
+  if (span && span.traceId !== INVALID_TRACE_ID) {
+    line.traceId = span.traceId;
+    line.spanId = span.spanId;
+  } else if (traceparent !== undefined && traceparent.length >= 55 && traceparent[2] === "-") {
+    line.traceId = traceparent.slice(3, 35);
+    line.spanId = traceparent.slice(36, 52);
+  } else if (traceId !== undefined) {
+    line.traceId = traceId;
+  }
+}
+
+const INVALID_TRACE_ID = "00000000000000000000000000000000";
 
 /** `JSON.stringify` renders an `Error` as `{}`; lift out what a reader of the log needs. */
 function serialisable(fields: Record<string, unknown>): Record<string, unknown> {

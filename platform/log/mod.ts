@@ -3,3 +3,4 @@
  * @module
  */
 export * from "./logger.ts";
+export { registerSecret } from "./redact.ts";

@@ -1,3 +1,5 @@
+import type { DeadLetterStore } from "./dlq/dead_letter_store.ts";
+
 /**
  * A message as published and delivered. `payload` is bytes; encode and decode at the edges.
  *
@@ -132,6 +134,27 @@ export interface SubscribeOptions {
 export interface Subscription {
   /** Stops delivery, waits for in-flight handlers, releases resources; idempotent. */
   close(): Promise<void>;
+  /**
+   * How far this consumer is behind, where the adapter can tell: one entry per partition it owns (Kafka: the
+   * partition's high watermark less what was handled) or one for the whole consumer (JetStream: messages pending,
+   * `partition` empty). The router reports it as `messaging_consumer_lag_messages`.
+   */
+  lag?(): Promise<readonly ConsumerLag[]>;
+}
+
+/**
+ * Messages a consumer has yet to handle, for one partition (`""` where the broker has none).
+ *
+ * @example A Kafka consumer three messages behind on partition 2
+ * ```ts
+ * import type { ConsumerLag } from "./message.ts";
+ * const lag: ConsumerLag = { topic: "orders.events", partition: "2", messages: 3 };
+ * ```
+ */
+export interface ConsumerLag {
+  topic: string;
+  partition: string;
+  messages: number;
 }
 
 /**
@@ -304,5 +327,11 @@ export interface PubSub extends Publisher, Subscriber {
    * ```
    */
   ping?(signal?: AbortSignal): Promise<void>;
+  /**
+   * Reads and removes what a topic retains, for the dead-letter operations (`openDeadLetterQueue`): present on the
+   * in-memory broker, JetStream and Kafka on kafkajs; absent where nothing is retained (NATS Core). A wrapper of a bus
+   * passes it on (with its topic mapping) so the dead letters stay reachable.
+   */
+  readonly deadLetters?: DeadLetterStore;
   close(): Promise<void>;
 }

@@ -1,10 +1,13 @@
 import type { RetryOptions } from "../async/mod.ts";
+import { withService } from "../telemetry/mod.ts";
 import { type Context, currentContext, newRequestId, runWithContext } from "../context/mod.ts";
 import { createLogger, type Logger } from "../log/mod.ts";
 import type { Service } from "../service/mod.ts";
 import { checkBus } from "./check_bus.ts";
-import type { MessageHandler, Publisher, PubSub, SubscribeOptions, Subscription } from "./message.ts";
+import type { ConsumerLag, MessageHandler, Publisher, PubSub, SubscribeOptions, Subscription } from "./message.ts";
 import { chainHandlers, deadLetter, type HandlerMiddleware, retry, timeout } from "./middleware/mod.ts";
+import { consumerLagGauge, consumerMetrics, countPublishes } from "./metrics.ts";
+import type { Registry } from "prom-client";
 
 /**
  * A bus, or a getter that connects it on first use (as `Infra.events()` does).
@@ -89,6 +92,11 @@ export interface RouterOptions extends GuardOptions {
   middleware?: HandlerMiddleware[];
   /** How long `close()` waits for handlers in flight before it closes the subscriptions anyway. @default {10000} */
   drainMs?: number;
+  /**
+   * Where the router reports its consumers (`messaging_*`, see `messagingMetrics`); {@linkcode MessageRouter.attach}
+   * sets the service's. @default {undefined: no metrics}
+   */
+  registry?: Registry;
 }
 
 /**
@@ -169,6 +177,9 @@ export class MessageRouter {
   readonly #drainMs: number;
   readonly #routes: Route[] = [];
   readonly #subscriptions: Subscription[] = [];
+  /** Each live subscription's consumer group, for its lag. */
+  readonly #groups = new Map<Subscription, string>();
+  #registry?: Registry;
   /** Resolves when the subscriptions are about to close: messages held since the drain began are rejected then. */
   readonly #released = Promise.withResolvers<void>();
   #state: RouterState = "created";
@@ -182,6 +193,7 @@ export class MessageRouter {
     this.#options = options;
     this.#logger = options.logger ?? createLogger("messaging");
     this.#drainMs = options.drainMs ?? 10_000;
+    if (options.registry) this.#measureOn(options.registry);
     if (!(this.#drainMs >= 0) || this.#drainMs === Infinity) {
       throw new RangeError(
         `Cannot create a message router as drainMs is not a finite number of at least 0: current value is ${this.#drainMs}`,
@@ -257,10 +269,14 @@ export class MessageRouter {
       for (const route of this.#routes) {
         if (this.#state !== "starting") throw new Error("the message router was closed while starting");
         const bus = await route.bus();
-        const guarded = chainHandlers(...this.#deadLetterFor(route, bus), ...route.inner)(route.handler);
+        const group = route.options.group ?? "";
+        const measured = this.#registry ? [consumerMetrics(this.#registry, route.topic, group)] : [];
+        const guarded = chainHandlers(...measured, ...this.#deadLetterFor(route, bus), ...route.inner)(route.handler);
         const { bus: _bus, middleware: _mw, timeoutMs: _t, retry: _r, deadLetter: _d, ...subscribeOptions } =
           route.options;
-        this.#subscriptions.push(await bus.subscribe(route.topic, this.#admit(route.topic, guarded), subscribeOptions));
+        const subscription = await bus.subscribe(route.topic, this.#admit(route.topic, guarded), subscribeOptions);
+        this.#subscriptions.push(subscription);
+        this.#groups.set(subscription, group);
       }
     } catch (err) {
       this.#state = "draining";
@@ -275,7 +291,9 @@ export class MessageRouter {
   /** Where the bus redelivers, a message that keeps failing goes to its dead-letter topic instead of blocking its key. */
   #deadLetterFor(route: Route, bus: PubSub): HandlerMiddleware[] {
     if (route.deadLetter === false || !bus.features.redelivery) return [];
-    return [deadLetter(route.topic, { publisher: bus, ...route.deadLetter })];
+    const policy = { publisher: bus, ...route.deadLetter };
+    if (this.#registry) policy.publisher = countPublishes(this.#registry, policy.publisher, route.topic);
+    return [deadLetter(route.topic, policy)];
   }
 
   /**
@@ -361,8 +379,19 @@ export class MessageRouter {
     }
   }
 
+  #measureOn(registry: Registry): void {
+    this.#registry = registry;
+    consumerLagGauge(registry, () => this.#lagSources());
+  }
+
+  /** The live subscriptions whose adapter tells their lag. */
+  *#lagSources(): Iterable<{ group: string; lag: () => Promise<readonly ConsumerLag[]> }> {
+    for (const [sub, group] of this.#groups) if (sub.lag) yield { group, lag: () => sub.lag!() };
+  }
+
   async #closeSubscriptions(): Promise<void> {
     const subscriptions = this.#subscriptions.splice(0);
+    this.#groups.clear();
     await Promise.all(
       subscriptions.map((sub) =>
         sub.close().catch((err) => this.#logger.error("message router could not close a subscription", { err }))
@@ -388,8 +417,10 @@ export class MessageRouter {
       if (!bus) throw new TypeError(`Cannot check bus "${options.check}" as the message router has no bus`);
       checkBus(svc, options.check, typeof bus === "function" ? bus : () => Promise.resolve(bus));
     }
+    if (!this.#registry) this.#measureOn(svc.registry);
     svc.onStart("message router", async () => {
-      await this.start();
+      // Subscribing in the service's scope attributes the deliveries' spans to it (see `tracePubSub`).
+      await withService(svc.name, () => this.start());
       svc.onStop("message router", (signal) => this.close({ signal }));
     });
     return this;

@@ -1,4 +1,5 @@
 import { ContextHeaders, contextHeaders } from "../context/mod.ts";
+import { activeTraceparent, inSpan, SpanKind, tracingEnabled } from "../telemetry/mod.ts";
 import type { Tx } from "../db/mod.ts";
 import type { OutgoingMessage } from "../messaging/mod.ts";
 
@@ -63,7 +64,13 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * });
  * ```
  */
-export async function enqueue(tx: Tx, msg: OutboxMessage): Promise<string> {
+export function enqueue(tx: Tx, msg: OutboxMessage): Promise<string> {
+  if (!tracingEnabled) return enqueueNow(tx, msg);
+  const attributes = { "messaging.destination.name": msg.topic };
+  return inSpan(`outbox write ${msg.topic}`, { kind: SpanKind.PRODUCER, attributes }, () => enqueueNow(tx, msg));
+}
+
+async function enqueueNow(tx: Tx, msg: OutboxMessage): Promise<string> {
   if (!(msg.payload instanceof Uint8Array)) {
     throw new TypeError(
       `Cannot enqueue a message as its payload is not encoded bytes (a Uint8Array): current type is ${typeof msg
@@ -81,6 +88,9 @@ export async function enqueue(tx: Tx, msg: OutboxMessage): Promise<string> {
   }
   const id = msg.id ?? crypto.randomUUID();
   const { [ContextHeaders.deadline]: _deadline, ...inherited } = contextHeaders();
+  // With tracing on, the row carries this write's span, so the relay's publish continues the trace from here.
+  const traceparent = activeTraceparent();
+  if (traceparent) inherited[ContextHeaders.traceparent] = traceparent;
   const headers = { ...inherited, ...msg.headers };
   await tx.query(
     "insert into outbox (id, topic, key, headers, payload) values ($1, $2, $3, $4, $5)",

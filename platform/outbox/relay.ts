@@ -3,6 +3,8 @@ import type { Database } from "../db/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { OutgoingMessage } from "../messaging/mod.ts";
 import { OUTBOX_CHANNEL } from "./enqueue.ts";
+import { ContextHeaders } from "../context/mod.ts";
+import { currentService, inSpan, SpanKind, tracingEnabled } from "../telemetry/mod.ts";
 
 /**
  * A row read back for publishing: the {@linkcode OutgoingMessage} that was enqueued, byte for byte, and its topic.
@@ -94,6 +96,8 @@ export interface RelayError {
 export interface RelayStatus {
   /** Unpublished rows; absent when not asked for, when the database is unreachable or did not answer in time. */
   backlog?: number;
+  /** Age in seconds of the oldest unpublished row (0 when none); asked for and absent as `backlog` is. */
+  oldestAgeSeconds?: number;
   /** Topics whose last publish failed (backed off or being retried) or is stalled, sorted. */
   failingTopics: string[];
   /** False from a failed sweep until the next one succeeds. */
@@ -215,6 +219,7 @@ class OutboxRelay implements Relay {
   #lastError?: RelayError;
   #lastPurge = 0;
   #stopped?: Promise<void>;
+  readonly #service = currentService();
 
   constructor(db: Database, options: RelayOptions) {
     this.#db = db;
@@ -246,7 +251,10 @@ class OutboxRelay implements Relay {
     if (this.#lastError) status.lastError = { ...this.#lastError };
     if ((options.backlog ?? true) && status.databaseReachable) {
       const backlog = await this.#countBacklog(options.signal);
-      if (backlog !== undefined) status.backlog = backlog;
+      if (backlog !== undefined) {
+        status.backlog = backlog.rows;
+        status.oldestAgeSeconds = backlog.oldestAgeSeconds;
+      }
     }
     return status;
   }
@@ -348,6 +356,17 @@ class OutboxRelay implements Relay {
     return [...published];
   }
 
+  /** `publish`, in a span continuing the trace that enqueued the row (its `traceparent` header, kept in the row). */
+  #publishTraced(msg: PendingMessage): Promise<void> {
+    if (!tracingEnabled) return this.#publish(msg);
+    return inSpan(`outbox relay ${msg.topic}`, {
+      kind: SpanKind.INTERNAL,
+      parent: msg.headers[ContextHeaders.traceparent] ?? "",
+      service: this.#service,
+      attributes: { "messaging.destination.name": msg.topic, "messaging.message.id": msg.id },
+    }, () => this.#publish(msg));
+  }
+
   /** Publishes one row; resolves whether it worked, recording the topic's failure or recovery. */
   #attempt(row: OutboxRow, failedInBatch: Set<string>): Promise<boolean> {
     const msg: PendingMessage = {
@@ -357,7 +376,7 @@ class OutboxRelay implements Relay {
       headers: row.headers,
       payload: encoder.encode(row.payload),
     };
-    return new Promise<void>((resolve) => resolve(this.#publish(msg))).then(
+    return new Promise<void>((resolve) => resolve(this.#publishTraced(msg))).then(
       () => {
         // A sibling key's failure in the same batch wins: the topic stays backed off.
         if (!failedInBatch.has(row.topic)) this.#topicAnswered(row.topic);
@@ -466,10 +485,12 @@ class OutboxRelay implements Relay {
     this.#lastPurge = Date.now();
   }
 
-  #countBacklog(signal?: AbortSignal): Promise<number | undefined> {
+  #countBacklog(signal?: AbortSignal): Promise<{ rows: number; oldestAgeSeconds: number } | undefined> {
     if (signal?.aborted) return Promise.resolve(undefined);
-    const count = this.#db.query<{ n: string }>("select count(*) as n from outbox where published_at is null")
-      .then(([row]) => Number(row.n), () => undefined);
+    const count = this.#db.query<{ n: string; age: number | null }>(
+      `select count(*) as n, extract(epoch from now() - min(created_at))::float8 as age
+         from outbox where published_at is null`,
+    ).then(([row]) => ({ rows: Number(row.n), oldestAgeSeconds: Math.max(0, Number(row.age ?? 0)) }), () => undefined);
     if (!signal) return count;
     return new Promise((resolve) => {
       const onAbort = () => resolve(undefined);

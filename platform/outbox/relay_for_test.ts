@@ -36,7 +36,9 @@ Deno.test("relayFor() publishes through the routed bus and reports the backlog a
     await waitUntil(async () => /^outbox_backlog\{[^}]*\} 3$/m.test(await metrics()), 5_000, "a backlog of 3");
     const text = await metrics();
     assert.match(text, /^outbox_topic_failing\{[^}]*topic="dead.events"[^}]*\} 1$/m);
-    assert.doesNotMatch(text, /topic="live.events"/);
+    assert.doesNotMatch(text, /^outbox_topic_failing\{[^}]*topic="live.events"/m);
+    assert.match(text, /^messaging_published_total\{[^}]*topic="live.events",outcome="ok"[^}]*\} 1$/m);
+    assert.match(text, /^outbox_oldest_unpublished_age_seconds\{[^}]*\} \d/m);
     assert.match(text, /^outbox_database_reachable\{[^}]*\} 1$/m);
   } finally {
     await svc.stop();

@@ -1,4 +1,5 @@
 import { type Context, type OpenContext, openContext, runWithContext } from "../context/mod.ts";
+import { activeTraceparent, tracingEnabled } from "../telemetry/mod.ts";
 import { errorResponse, type Handler, HttpError, invoke, knownBodyBytes, pathnameOf } from "../http/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { AccessLineWriter } from "./access_line.ts";
@@ -77,8 +78,13 @@ class Exchange {
     // As tracing(): the caller's trace (the context keeps a traceparent's trace id only when it is valid, by the same
     // W3C rules as tracing()) or a new one, and a new span for this hop.
     const spanId = randomHex(8, ZERO_SPAN);
+    // With tracing on (OTEL_DENO=true), Deno's server span, which already continued the caller's trace, is this hop.
+    const active = tracingEnabled ? activeTraceparent() : undefined;
     const incoming = ctx.traceparent;
-    if (ctx.traceId !== undefined && incoming !== undefined) {
+    if (active) {
+      ctx.traceId = active.slice(3, 35);
+      ctx.traceparent = active;
+    } else if (ctx.traceId !== undefined && incoming !== undefined) {
       ctx.traceparent = `00-${ctx.traceId}-${spanId}-${sampled(incoming) ? "01" : "00"}`;
     } else {
       ctx.traceId = randomHex(16, ZERO_TRACE);

@@ -4,6 +4,7 @@ import { createLogger, type Logger } from "../log/mod.ts";
 import { Registry } from "prom-client";
 import { loggerAccessLine, templateAccessLine } from "./access_line.ts";
 import { fusedStack } from "./fused_stack.ts";
+import { runtimeMetrics } from "./metrics.ts";
 import { RedCounters } from "./red_counters.ts";
 
 /**
@@ -119,6 +120,7 @@ export class Service {
     this.logger = options.logger ?? createLogger(options.name);
     this.registry = new Registry();
     this.registry.setDefaultLabels({ service: options.name });
+    runtimeMetrics(this.registry);
   }
 
   /** Sets the application handler (usually a `Router`'s). */

@@ -25,8 +25,11 @@ export const DEMO_USERS: DemoUser[] = [
 ];
 
 /**
- * Creates missing users and clients; existing rows are left alone, so seeding is idempotent and cheap after the first
- * start (hashing only happens for rows that do not exist yet).
+ * Creates missing users and clients, and brings existing clients up to the configured ones, so a database seeded by
+ * an older version gets the rights clients have since gained (or lost). A client's stored secret hash is kept while
+ * the configured secret still verifies against it, and replaced (freshly salted) when the secret changed; scopes and
+ * audiences are written only when they differ. Existing users are left alone. Hashing is slow by design (PBKDF2):
+ * only a new row or a changed secret is hashed, and the existing clients' secrets are verified side by side.
  */
 export async function seedAccounts(db: Database, users: DemoUser[], clients: ServiceClientSeed[]): Promise<void> {
   const haveUsers = new Set((await queries.listUsernames(db)).map((r) => r.username));
@@ -38,15 +41,21 @@ export async function seedAccounts(db: Database, users: DemoUser[], clients: Ser
       scopes: u.scopes.join(" "),
     });
   }
-  const haveClients = new Set((await queries.listClientIds(db)).map((r) => r.id));
-  for (const c of clients.filter((c) => !haveClients.has(c.id))) {
-    await queries.insertClient(db, {
-      id: c.id,
-      secretHash: await hashPassword(c.secret),
-      scopes: c.scopes.join(" "),
-      audiences: c.audiences.join(" "),
-    });
-  }
+  const stored = new Map((await queries.listClients(db)).map((r) => [r.id, r]));
+  await Promise.all(clients.map(async (c) => {
+    const scopes = c.scopes.join(" ");
+    const audiences = c.audiences.join(" ");
+    const row = stored.get(c.id);
+    if (!row) {
+      await queries.insertClient(db, { id: c.id, secretHash: await hashPassword(c.secret), scopes, audiences });
+      return;
+    }
+    const secretHash = (await verifyPassword(c.secret, row.secret_hash))
+      ? row.secret_hash
+      : await hashPassword(c.secret);
+    if (secretHash === row.secret_hash && scopes === row.scopes && audiences === row.audiences) return;
+    await queries.updateClient(db, { id: c.id, secretHash, scopes, audiences });
+  }));
 }
 
 /** The user's id and scopes when the password matches, else `undefined`. */

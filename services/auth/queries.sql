@@ -10,12 +10,16 @@ select username from users;
 -- params: id, username, passwordHash, scopes
 insert into users (id, username, password_hash, scopes) values ($1, $2, $3, $4) on conflict do nothing;
 
--- name: listClientIds :many
-select id from clients;
+-- name: listClients :many
+select id, secret_hash, scopes, audiences from clients;
 
 -- name: insertClient :exec
 -- params: id, secretHash, scopes, audiences
 insert into clients (id, secret_hash, scopes, audiences) values ($1, $2, $3, $4) on conflict do nothing;
+
+-- name: updateClient :exec
+-- params: id, secretHash, scopes, audiences
+update clients set secret_hash = $2, scopes = $3, audiences = $4 where id = $1;
 
 -- name: getUser :one
 -- params: username

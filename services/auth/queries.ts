@@ -25,16 +25,19 @@ export async function insertUser(
   await q.query(INSERT_USER_SQL, [params.id, params.username, params.passwordHash, params.scopes], options);
 }
 
-const LIST_CLIENT_IDS_SQL = "select id from clients";
+const LIST_CLIENTS_SQL = "select id, secret_hash, scopes, audiences from clients";
 
-/** A row of `listClientIds`. */
-export type ListClientIdsRow = {
+/** A row of `listClients`. */
+export type ListClientsRow = {
   id: string;
+  secret_hash: string;
+  scopes: string;
+  audiences: string;
 };
 
-/** Runs `listClientIds` (services/auth/queries.sql:14). */
-export async function listClientIds(q: Queryable, options?: QueryOptions): Promise<ListClientIdsRow[]> {
-  return await q.query<ListClientIdsRow>(LIST_CLIENT_IDS_SQL, [], options);
+/** Runs `listClients` (services/auth/queries.sql:14). */
+export async function listClients(q: Queryable, options?: QueryOptions): Promise<ListClientsRow[]> {
+  return await q.query<ListClientsRow>(LIST_CLIENTS_SQL, [], options);
 }
 
 const INSERT_CLIENT_SQL =
@@ -49,6 +52,17 @@ export async function insertClient(
   await q.query(INSERT_CLIENT_SQL, [params.id, params.secretHash, params.scopes, params.audiences], options);
 }
 
+const UPDATE_CLIENT_SQL = "update clients set secret_hash = $2, scopes = $3, audiences = $4 where id = $1";
+
+/** Runs `updateClient` (services/auth/queries.sql:22). */
+export async function updateClient(
+  q: Queryable,
+  params: { id: string; secretHash: string; scopes: string; audiences: string },
+  options?: QueryOptions,
+): Promise<void> {
+  await q.query(UPDATE_CLIENT_SQL, [params.id, params.secretHash, params.scopes, params.audiences], options);
+}
+
 const GET_USER_SQL = "select id, password_hash, scopes from users where username = $1";
 
 /** A row of `getUser`. */
@@ -58,7 +72,7 @@ export type GetUserRow = {
   scopes: string;
 };
 
-/** Runs `getUser` (services/auth/queries.sql:22). */
+/** Runs `getUser` (services/auth/queries.sql:26). */
 export async function getUser(
   q: Queryable,
   params: { username: string },
@@ -68,8 +82,7 @@ export async function getUser(
   return row;
 }
 
-const GET_CLIENT_SQL =
-  "select secret_hash, scopes, audiences from clients where id = $1;\n\n-- Serializes key-ring writers across instances (loads that create or retire keys, and rotations).";
+const GET_CLIENT_SQL = "select secret_hash, scopes, audiences from clients where id = $1";
 
 /** A row of `getClient`. */
 export type GetClientRow = {
@@ -78,7 +91,7 @@ export type GetClientRow = {
   audiences: string;
 };
 
-/** Runs `getClient` (services/auth/queries.sql:26). */
+/** Runs `getClient` (services/auth/queries.sql:30). */
 export async function getClient(
   q: Queryable,
   params: { id: string },
@@ -90,7 +103,7 @@ export async function getClient(
 
 const LOCK_KEY_RING_SQL = "select pg_advisory_xact_lock(7347001)";
 
-/** Runs `lockKeyRing` (services/auth/queries.sql:30). */
+/** Runs `lockKeyRing` (services/auth/queries.sql:34). */
 export async function lockKeyRing(q: Queryable, options?: QueryOptions): Promise<void> {
   await q.query(LOCK_KEY_RING_SQL, [], options);
 }
@@ -98,7 +111,7 @@ export async function lockKeyRing(q: Queryable, options?: QueryOptions): Promise
 const RETIRE_EXPIRED_KEYS_SQL =
   "update signing_keys set retired_at = now(), private_jwk = null, private_enc = null, private_iv = null\nwhere retired_at is null and retires_at <= now()";
 
-/** Runs `retireExpiredKeys` (services/auth/queries.sql:33). */
+/** Runs `retireExpiredKeys` (services/auth/queries.sql:37). */
 export async function retireExpiredKeys(q: Queryable, options?: QueryOptions): Promise<void> {
   await q.query(RETIRE_EXPIRED_KEYS_SQL, [], options);
 }
@@ -116,20 +129,20 @@ export type LiveKeysRow = {
   retires_ms: number | null;
 };
 
-/** Runs `liveKeys` (services/auth/queries.sql:38). */
+/** Runs `liveKeys` (services/auth/queries.sql:42). */
 export async function liveKeys(q: Queryable, options?: QueryOptions): Promise<LiveKeysRow[]> {
   return await q.query<LiveKeysRow>(LIVE_KEYS_SQL, [], options);
 }
 
 const INSERT_KEY_SQL =
-  "insert into signing_keys (kid, public_jwk, private_enc, private_iv, activates_at)\nvalues ($1, $2::jsonb, $3, $4, now() + $5::float8 * interval '1 second')\nreturning floor(extract(epoch from activates_at) * 1000)::float8 as activates_ms;\n\n-- Every published key without a successor yet retires `overlapSec` after the new key `kid` activates.";
+  "insert into signing_keys (kid, public_jwk, private_enc, private_iv, activates_at)\nvalues ($1, $2::jsonb, $3, $4, now() + $5::float8 * interval '1 second')\nreturning floor(extract(epoch from activates_at) * 1000)::float8 as activates_ms";
 
 /** A row of `insertKey`. */
 export type InsertKeyRow = {
   activates_ms: number;
 };
 
-/** Runs `insertKey` (services/auth/queries.sql:45). */
+/** Runs `insertKey` (services/auth/queries.sql:49). */
 export async function insertKey(
   q: Queryable,
   params: { kid: string; publicJwk: unknown; privateEnc: string; privateIv: string; leadSec: number },
@@ -154,7 +167,7 @@ export type ScheduleRetirementRow = {
   retires_ms: number;
 };
 
-/** Runs `scheduleRetirement` (services/auth/queries.sql:53). */
+/** Runs `scheduleRetirement` (services/auth/queries.sql:57). */
 export async function scheduleRetirement(
   q: Queryable,
   params: { kid: string; overlapSec: number },
@@ -164,7 +177,7 @@ export async function scheduleRetirement(
 }
 
 const LIST_ALL_KEYS_SQL =
-  "select kid, floor(extract(epoch from created_at) * 1000)::float8 as created_ms,\n       floor(extract(epoch from activates_at) * 1000)::float8 as activates_ms,\n       floor(extract(epoch from retires_at) * 1000)::float8 as retires_ms,\n       floor(extract(epoch from retired_at) * 1000)::float8 as retired_ms\nfrom signing_keys order by activates_at desc, created_at desc;\n\n-- Rows from before encryption at rest.";
+  "select kid, floor(extract(epoch from created_at) * 1000)::float8 as created_ms,\n       floor(extract(epoch from activates_at) * 1000)::float8 as activates_ms,\n       floor(extract(epoch from retires_at) * 1000)::float8 as retires_ms,\n       floor(extract(epoch from retired_at) * 1000)::float8 as retired_ms\nfrom signing_keys order by activates_at desc, created_at desc";
 
 /** A row of `listAllKeys`. */
 export type ListAllKeysRow = {
@@ -175,7 +188,7 @@ export type ListAllKeysRow = {
   retired_ms: number | null;
 };
 
-/** Runs `listAllKeys` (services/auth/queries.sql:60). */
+/** Runs `listAllKeys` (services/auth/queries.sql:64). */
 export async function listAllKeys(q: Queryable, options?: QueryOptions): Promise<ListAllKeysRow[]> {
   return await q.query<ListAllKeysRow>(LIST_ALL_KEYS_SQL, [], options);
 }
@@ -189,14 +202,14 @@ export type PlaintextKeysRow = {
   private_jwk: unknown;
 };
 
-/** Runs `plaintextKeys` (services/auth/queries.sql:69). */
+/** Runs `plaintextKeys` (services/auth/queries.sql:73). */
 export async function plaintextKeys(q: Queryable, options?: QueryOptions): Promise<PlaintextKeysRow[]> {
   return await q.query<PlaintextKeysRow>(PLAINTEXT_KEYS_SQL, [], options);
 }
 
 const SEAL_KEY_SQL = "update signing_keys set private_enc = $2, private_iv = $3, private_jwk = null where kid = $1";
 
-/** Runs `sealKey` (services/auth/queries.sql:73). */
+/** Runs `sealKey` (services/auth/queries.sql:77). */
 export async function sealKey(
   q: Queryable,
   params: { kid: string; privateEnc: string; privateIv: string },

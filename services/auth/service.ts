@@ -7,7 +7,7 @@ import {
   requireScopes,
   staticKeySet,
 } from "@trellis/platform/auth";
-import type { Database } from "@trellis/platform/db";
+import { type Database, databaseMetrics } from "@trellis/platform/db";
 import { type Handler, HttpError, json, Router } from "@trellis/platform/http";
 import { Service } from "@trellis/platform/service";
 import type { SystemConfig } from "../shared/config.ts";
@@ -29,11 +29,20 @@ export function serviceClients(config: SystemConfig): ServiceClientSeed[] {
       scopes: ["internal"],
       audiences: ["orders", "inventory", "payments", "notifications"],
     },
-    { id: "orders", secret: config.clientSecrets.orders, scopes: ["internal"], audiences: ["inventory"] },
+    // Reconciliation: orders asks payments and notifications, inventory and payments ask orders (see reconcile.ts).
+    {
+      id: "orders",
+      secret: config.clientSecrets.orders,
+      scopes: ["internal"],
+      audiences: ["inventory", "payments", "notifications"],
+    },
+    { id: "inventory", secret: config.clientSecrets.inventory, scopes: ["internal"], audiences: ["orders"] },
+    { id: "payments", secret: config.clientSecrets.payments, scopes: ["internal"], audiences: ["orders"] },
+    // ops:dlq: the dead-letter endpoints (/admin/dlq) of every service that consumes messages.
     {
       id: "ops",
       secret: config.clientSecrets.ops,
-      scopes: ["keys:read", "keys:rotate", "ops:read"],
+      scopes: ["keys:read", "keys:rotate", "ops:read", "ops:reconcile", "ops:dlq"],
       audiences: ["auth", "orders", "inventory", "payments", "notifications"],
     },
   ];
@@ -62,7 +71,7 @@ export function createAuthService(config: SystemConfig, infra: Infra): Service {
     });
   svc.onStart("database", async () => {
     kek = await importKeyEncryptionKey(config.keys.encryptionKey, "AUTH_KEY_ENCRYPTION_KEY");
-    db = await infra.database("auth");
+    db = databaseMetrics(svc.registry, await infra.database("auth"));
     await seedAccounts(db, DEMO_USERS, serviceClients(config));
     ring = await loadKeyRing(db, kek);
   });
@@ -101,7 +110,7 @@ export function createAuthService(config: SystemConfig, infra: Infra): Service {
     return (req: Request) => Promise.resolve(guarded(req));
   };
 
-  const router = new Router()
+  const router = new Router({ service: svc.name })
     .get(
       "/.well-known/jwks.json",
       jwksHandler(() => ring.published(), { maxAgeSec: Math.min(300, Math.floor(config.keys.publishLeadSec)) }),

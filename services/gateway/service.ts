@@ -117,7 +117,7 @@ export function createGatewayService(config: SystemConfig, infra: Infra): Servic
   });
   const customer = () => currentContext()!.principal!.sub;
 
-  const router = new Router()
+  const router = new Router({ service: svc.name })
     .post(
       "/v1/orders",
       scoped("orders:write", async (req) => {

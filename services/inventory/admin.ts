@@ -1,7 +1,8 @@
 import type { Database } from "@trellis/platform/db";
 import { json, notFound, type Router } from "@trellis/platform/http";
-import { outboxHistory, type RouteGuard } from "../shared/admin.ts";
+import { outboxEntries, type RouteGuard } from "../shared/admin.ts";
 import { isOrderId } from "../shared/ids.ts";
+import * as queries from "./queries.ts";
 import { getReservation } from "./store.ts";
 
 /**
@@ -15,7 +16,7 @@ export function inventoryAdminRoutes(router: Router, db: () => Database, guard: 
     guard(async (_req, { orderId }) => {
       if (!isOrderId(orderId)) throw notFound(`no reservation for order ${orderId}`);
       const reservation = await getReservation(db(), orderId) ?? null;
-      return json({ reservation, history: await outboxHistory(db(), orderId) });
+      return json({ reservation, history: outboxEntries(await queries.outboxHistory(db(), { key: orderId })) });
     }),
   );
 }

@@ -55,8 +55,7 @@ export async function getReservation(
   return row;
 }
 
-const LOCK_RESERVATION_SQL =
-  "select order_id, status, items from reservations where order_id = $1 for update;\n\n-- Read without locks: the writes below compare-and-set on version (optimistic locking).";
+const LOCK_RESERVATION_SQL = "select order_id, status, items from reservations where order_id = $1 for update";
 
 /** A row of `lockReservation`. */
 export type LockReservationRow = {
@@ -75,8 +74,7 @@ export async function lockReservation(
   return row;
 }
 
-const READ_STOCK_SQL =
-  "select sku, stock, version from products where sku = any($1::text[]) order by sku;\n\n-- No row back means another writer changed the product since `version` was read.";
+const READ_STOCK_SQL = "select sku, stock, version from products where sku = any($1::text[]) order by sku";
 
 /** A row of `readStock`. */
 export type ReadStockRow = {
@@ -144,4 +142,117 @@ const MARK_RELEASED_SQL = "update reservations set status = 'RELEASED', updated_
 /** Runs `markReleased` (services/inventory/queries.sql:40). */
 export async function markReleased(q: Queryable, params: { orderId: string }, options?: QueryOptions): Promise<void> {
   await q.query(MARK_RELEASED_SQL, [params.orderId], options);
+}
+
+const RESERVED_BY_SKU_SQL =
+  "select i ->> 'sku' as sku, sum((i ->> 'quantity')::integer) as reserved\nfrom reservations r cross join lateral jsonb_array_elements(r.items) i\nwhere r.status = 'RESERVED' and ($1::text[] is null or i ->> 'sku' = any($1::text[]))\ngroup by 1";
+
+/** A row of `reservedBySku`. */
+export type ReservedBySkuRow = {
+  sku: string;
+  reserved: string;
+};
+
+/** Runs `reservedBySku` (services/inventory/queries.sql:48). */
+export async function reservedBySku(
+  q: Queryable,
+  params: { skus: string[] | null },
+  options?: QueryOptions,
+): Promise<ReservedBySkuRow[]> {
+  return await q.query<ReservedBySkuRow>(RESERVED_BY_SKU_SQL, [params.skus], options);
+}
+
+const SETTLED_RESERVATIONS_SQL =
+  "select order_id, updated_at::text as updated_at_text from reservations where status = 'RESERVED'\n  and updated_at <= now() - $1::double precision * interval '1 millisecond'\n  and updated_at >= now() - $2::double precision * interval '1 millisecond'\n  and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))\norder by updated_at, order_id limit $3";
+
+/** A row of `settledReservations`. */
+export type SettledReservationsRow = {
+  order_id: string;
+  updated_at_text: string;
+};
+
+/** Runs `settledReservations` (services/inventory/queries.sql:58). */
+export async function settledReservations(
+  q: Queryable,
+  params: {
+    graceMs: number;
+    lookbackMs: number;
+    limit: string | number | bigint;
+    afterAt: string | null;
+    afterOrderId: string | null;
+  },
+  options?: QueryOptions,
+): Promise<SettledReservationsRow[]> {
+  return await q.query<SettledReservationsRow>(SETTLED_RESERVATIONS_SQL, [
+    params.graceMs,
+    params.lookbackMs,
+    params.limit,
+    params.afterAt,
+    params.afterOrderId,
+  ], options);
+}
+
+const LIST_COUNTED_PRODUCTS_SQL =
+  "select sku, stock, units_held from products where units_held is not null order by sku";
+
+/** A row of `listCountedProducts`. */
+export type ListCountedProductsRow = {
+  sku: string;
+  stock: number;
+  units_held: number;
+};
+
+/** Runs `listCountedProducts` (services/inventory/queries.sql:67). */
+export async function listCountedProducts(q: Queryable, options?: QueryOptions): Promise<ListCountedProductsRow[]> {
+  return await q.query<ListCountedProductsRow>(LIST_COUNTED_PRODUCTS_SQL, [], options);
+}
+
+const LOCK_PRODUCT_COUNT_SQL = "select stock, units_held from products where sku = $1 for update";
+
+/** A row of `lockProductCount`. */
+export type LockProductCountRow = {
+  stock: number;
+  units_held: number | null;
+};
+
+/** Runs `lockProductCount` (services/inventory/queries.sql:71). */
+export async function lockProductCount(
+  q: Queryable,
+  params: { sku: string },
+  options?: QueryOptions,
+): Promise<LockProductCountRow | undefined> {
+  const [row] = await q.query<LockProductCountRow>(LOCK_PRODUCT_COUNT_SQL, [params.sku], options);
+  return row;
+}
+
+const SET_STOCK_SQL = "update products set stock = $2, version = version + 1 where sku = $1";
+
+/** Runs `setStock` (services/inventory/queries.sql:75). */
+export async function setStock(
+  q: Queryable,
+  params: { sku: string; stock: number },
+  options?: QueryOptions,
+): Promise<void> {
+  await q.query(SET_STOCK_SQL, [params.sku, params.stock], options);
+}
+
+const OUTBOX_HISTORY_SQL =
+  "select id::text as id, topic, payload, created_at, published_at from outbox where key = $1 order by seq";
+
+/** A row of `outboxHistory`. */
+export type OutboxHistoryRow = {
+  id: string;
+  topic: string;
+  payload: string;
+  created_at: Date;
+  published_at: Date | null;
+};
+
+/** Runs `outboxHistory` (services/inventory/queries.sql:81). */
+export async function outboxHistory(
+  q: Queryable,
+  params: { key: string },
+  options?: QueryOptions,
+): Promise<OutboxHistoryRow[]> {
+  return await q.query<OutboxHistoryRow>(OUTBOX_HISTORY_SQL, [params.key], options);
 }

@@ -1,17 +1,19 @@
-import type { Database } from "@trellis/platform/db";
+import { type Database, databaseMetrics } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
-import { MessageRouter } from "@trellis/platform/messaging";
+import { deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
-import { Service } from "@trellis/platform/service";
 import { Router } from "@trellis/platform/http";
+import { Service } from "@trellis/platform/service";
 import { adminGuard } from "../shared/admin.ts";
 import { inventoryAdminRoutes } from "./admin.ts";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
+import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { getReservation, listProducts, release, reserve } from "./store.ts";
+import { inventoryChecks } from "./reconcile.ts";
+import { ordersLookup, reconcileService } from "../shared/reconcile.ts";
 
 /**
  * The inventory service: reserves and releases stock on commands from the order saga, replies with events through
@@ -21,7 +23,7 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
   const svc = new Service({ name: "inventory", hostname: config.hostname, port: config.ports.inventory });
   let db: Database;
   svc.onStart("database", async () => {
-    db = await infra.database("inventory", { with: [OUTBOX_MIGRATIONS] });
+    db = databaseMetrics(svc.registry, await infra.database("inventory", { with: [OUTBOX_MIGRATIONS] }));
   });
   svc.check("database", (signal) => db.ping(signal));
   relayFor(svc, () => db, () => infra.events());
@@ -35,7 +37,18 @@ export function createInventoryService(config: SystemConfig, infra: Infra): Serv
     }, { group: "inventory" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  svc.handle(inventoryAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "inventory")).handler);
+  const admin = inventoryAdminRoutes(
+    new Router({ service: svc.name }),
+    () => db,
+    adminGuard(config, jwks, "inventory"),
+  );
+  reconcileService(svc, config, jwks, admin, inventoryChecks(() => db, ordersLookup(svc, config, "inventory")));
+  svc.handle(
+    deadLetterAdmin({
+      verifier: verifierFor(config, jwks, "inventory"),
+      sources: [{ topic: `${Topics.inventoryCommands}.dlq`, bus: () => infra.events() }],
+    })(admin.handler),
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.inventoryGrpc,
     audience: "inventory",

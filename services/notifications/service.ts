@@ -1,6 +1,6 @@
 import { authenticate } from "@trellis/platform/auth";
 import { chain, notFound, Router } from "@trellis/platform/http";
-import { MessageRouter } from "@trellis/platform/messaging";
+import { deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
 import { Service } from "@trellis/platform/service";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Notices } from "../shared/events.ts";
@@ -53,11 +53,15 @@ export function createNotificationsService(config: SystemConfig, infra: Infra): 
   }, { group: "notifications" });
   receipts.attach(svc, { check: "jobs" });
   const verifier = verifierFor(config, jwksFor(svc, config), "notifications");
-  const router = new Router().get("/receipts/:orderId", async (_req, { orderId }) => {
+  const dlq = deadLetterAdmin({
+    verifier,
+    sources: [{ topic: `${Notices.orderConfirmed}.dlq`, bus: () => infra.jobs() }],
+  });
+  const router = new Router({ service: svc.name }).get("/receipts/:orderId", async (_req, { orderId }) => {
     if (!isOrderId(orderId)) throw notFound(`no receipt for order ${orderId}`);
     const found = await storage.get(receiptKey(orderId));
     if (!found) throw notFound(`no receipt for order ${orderId}`);
     return new Response(found.body, { headers: { "content-type": found.info.contentType } });
   });
-  return svc.handle(chain(authenticate(verifier))(router.handler));
+  return svc.handle(chain(dlq, authenticate(verifier))(router.handler));
 }

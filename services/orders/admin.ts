@@ -1,7 +1,8 @@
 import type { Database } from "@trellis/platform/db";
 import { badRequest, json, notFound, type Router } from "@trellis/platform/http";
-import { type OutboxEntry, outboxHistory, type RouteGuard } from "../shared/admin.ts";
+import { outboxEntries, type OutboxEntry, type RouteGuard } from "../shared/admin.ts";
 import { isOrderId } from "../shared/ids.ts";
+import * as queries from "./queries.ts";
 import { getOrder, type StoredOrder } from "./store.ts";
 
 /** An order whose saga is still PENDING past its deadline: the sweep has not reached it (or cannot). */
@@ -15,14 +16,10 @@ export interface StuckOrder {
 
 /** Orders PENDING past their deadline, most overdue first. */
 export async function stuckOrders(db: Database, limit: number): Promise<StuckOrder[]> {
-  const rows = await db.query<{ id: string; step: StoredOrder["step"]; deadline_at: Date; overdue_ms: string }>(
-    `select id, step, deadline_at, (extract(epoch from now() - deadline_at) * 1000)::bigint as overdue_ms
-       from orders where status = 'PENDING' and deadline_at < now() order by deadline_at limit $1`,
-    [limit],
-  );
+  const rows = await queries.stuckOrders(db, { limit });
   return rows.map((r) => ({
     id: r.id,
-    step: r.step,
+    step: r.step as StoredOrder["step"],
     deadlineAt: r.deadline_at.toISOString(),
     overdueMs: Number(r.overdue_ms),
   }));
@@ -59,7 +56,10 @@ export function ordersAdminRoutes(router: Router, db: () => Database, guard: Rou
         const order = await getOrder(db(), id);
         if (!order) throw notFound(`order ${id} not found`);
         const { paymentToken: _token, ...shown } = order;
-        const view: OrderAdminView = { order: shown, history: await outboxHistory(db(), id) };
+        const view: OrderAdminView = {
+          order: shown,
+          history: outboxEntries(await queries.outboxHistory(db(), { key: id })),
+        };
         return json(view);
       }),
     );

@@ -134,8 +134,7 @@ export async function lockOrder(
   return row;
 }
 
-const SET_ORDER_STATE_SQL =
-  "update orders set status = $2, step = $3, reason = $4, updated_at = now() where id = $1;\n\n-- The oldest PENDING order past its deadline that nobody else holds, with the database's clock (which set it).";
+const SET_ORDER_STATE_SQL = "update orders set status = $2, step = $3, reason = $4, updated_at = now() where id = $1";
 
 /** Runs `setOrderState` (services/orders/queries.sql:26). */
 export async function setOrderState(
@@ -170,4 +169,134 @@ export type LockOverdueOrderRow = {
 export async function lockOverdueOrder(q: Queryable, options?: QueryOptions): Promise<LockOverdueOrderRow | undefined> {
   const [row] = await q.query<LockOverdueOrderRow>(LOCK_OVERDUE_ORDER_SQL, [], options);
   return row;
+}
+
+const LOCK_ORDER_WITH_CLOCK_SQL = "select *, now() as db_now from orders where id = $1 for update";
+
+/** A row of `lockOrderWithClock`. */
+export type LockOrderWithClockRow = {
+  id: string;
+  customer_id: string;
+  items: unknown;
+  total_cents: string;
+  payment_token: string;
+  status: string;
+  step: string;
+  reason: string;
+  idempotency_key: string | null;
+  created_at: Date;
+  updated_at: Date;
+  deadline_at: Date;
+  db_now: Date;
+};
+
+/** Runs `lockOrderWithClock` (services/orders/queries.sql:40). */
+export async function lockOrderWithClock(
+  q: Queryable,
+  params: { id: string },
+  options?: QueryOptions,
+): Promise<LockOrderWithClockRow | undefined> {
+  const [row] = await q.query<LockOrderWithClockRow>(LOCK_ORDER_WITH_CLOCK_SQL, [params.id], options);
+  return row;
+}
+
+const SETTLED_CONFIRMED_ORDERS_SQL =
+  "select *, updated_at::text as updated_at_text from orders where status = 'CONFIRMED'\n  and updated_at <= now() - $1::double precision * interval '1 millisecond'\n  and updated_at >= now() - $2::double precision * interval '1 millisecond'\n  and ($4::text is null or (updated_at, id) > ($4::text::timestamptz, $5::text))\norder by updated_at, id limit $3";
+
+/** A row of `settledConfirmedOrders`. */
+export type SettledConfirmedOrdersRow = {
+  id: string;
+  customer_id: string;
+  items: unknown;
+  total_cents: string;
+  payment_token: string;
+  status: string;
+  step: string;
+  reason: string;
+  idempotency_key: string | null;
+  created_at: Date;
+  updated_at: Date;
+  deadline_at: Date;
+  updated_at_text: string;
+};
+
+/** Runs `settledConfirmedOrders` (services/orders/queries.sql:47). */
+export async function settledConfirmedOrders(
+  q: Queryable,
+  params: {
+    graceMs: number;
+    lookbackMs: number;
+    limit: string | number | bigint;
+    afterAt: string | null;
+    afterId: string | null;
+  },
+  options?: QueryOptions,
+): Promise<SettledConfirmedOrdersRow[]> {
+  return await q.query<SettledConfirmedOrdersRow>(SETTLED_CONFIRMED_ORDERS_SQL, [
+    params.graceMs,
+    params.lookbackMs,
+    params.limit,
+    params.afterAt,
+    params.afterId,
+  ], options);
+}
+
+const PENDING_PAST_DEADLINE_SQL =
+  "select id, step, extract(epoch from now() - deadline_at)::float8 as late_s from orders\nwhere status = 'PENDING' and deadline_at <= now() - $1::double precision * interval '1 millisecond'\norder by deadline_at limit $2";
+
+/** A row of `pendingPastDeadline`. */
+export type PendingPastDeadlineRow = {
+  id: string;
+  step: string;
+  late_s: number;
+};
+
+/** Runs `pendingPastDeadline` (services/orders/queries.sql:56). */
+export async function pendingPastDeadline(
+  q: Queryable,
+  params: { graceMs: number; limit: string | number | bigint },
+  options?: QueryOptions,
+): Promise<PendingPastDeadlineRow[]> {
+  return await q.query<PendingPastDeadlineRow>(PENDING_PAST_DEADLINE_SQL, [params.graceMs, params.limit], options);
+}
+
+const STUCK_ORDERS_SQL =
+  "select id, step, deadline_at, (extract(epoch from now() - deadline_at) * 1000)::bigint as overdue_ms\nfrom orders where status = 'PENDING' and deadline_at < now() order by deadline_at limit $1";
+
+/** A row of `stuckOrders`. */
+export type StuckOrdersRow = {
+  id: string;
+  step: string;
+  deadline_at: Date;
+  overdue_ms: string;
+};
+
+/** Runs `stuckOrders` (services/orders/queries.sql:64). */
+export async function stuckOrders(
+  q: Queryable,
+  params: { limit: string | number | bigint },
+  options?: QueryOptions,
+): Promise<StuckOrdersRow[]> {
+  return await q.query<StuckOrdersRow>(STUCK_ORDERS_SQL, [params.limit], options);
+}
+
+const OUTBOX_HISTORY_SQL =
+  "select id::text as id, topic, payload, created_at, published_at from outbox where key = $1 order by seq";
+
+/** A row of `outboxHistory`. */
+export type OutboxHistoryRow = {
+  id: string;
+  topic: string;
+  payload: string;
+  created_at: Date;
+  published_at: Date | null;
+};
+
+/** Runs `outboxHistory` (services/orders/queries.sql:71). */
+export async function outboxHistory(
+  q: Queryable,
+  params: { key: string },
+  options?: QueryOptions,
+): Promise<OutboxHistoryRow[]> {
+  return await q.query<OutboxHistoryRow>(OUTBOX_HISTORY_SQL, [params.key], options);
 }

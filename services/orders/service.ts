@@ -1,7 +1,6 @@
-import { Counter } from "prom-client";
-import type { Database } from "@trellis/platform/db";
+import { type Database, databaseMetrics } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
-import { checkBus, MessageRouter } from "@trellis/platform/messaging";
+import { checkBus, deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
 import {
   clientMetrics,
   createGrpcClient,
@@ -12,8 +11,8 @@ import {
   serviceTokens,
 } from "@trellis/platform/grpc";
 import type { Principal } from "@trellis/platform/context";
-import { Service } from "@trellis/platform/service";
 import { Router } from "@trellis/platform/http";
+import { Service } from "@trellis/platform/service";
 import { InventoryServiceService } from "../../proto/gen/trellis/inventory/v1/inventory.ts";
 import { type Order as OrderMessage, OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import type { SystemConfig } from "../shared/config.ts";
@@ -25,7 +24,10 @@ import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { adminGuard } from "../shared/admin.ts";
 import { ordersAdminRoutes } from "./admin.ts";
 import { applyReply, createOrder, getOrder, type StoredOrder } from "./store.ts";
+import { ordersChecks, ordersPeers } from "./reconcile.ts";
+import { reconcileService } from "../shared/reconcile.ts";
 import { startDeadlineSweeper } from "./sweeper.ts";
+import { sagaMetrics } from "./metrics.ts";
 
 const REPLY_TYPES = [
   "inventory.reserved.v1",
@@ -47,20 +49,15 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   const svc = new Service({ name: "orders", hostname: config.hostname, port: config.ports.orders });
   let db: Database;
   svc.onStart("database", async () => {
-    db = await infra.database("orders", { with: [OUTBOX_MIGRATIONS] });
+    db = databaseMetrics(svc.registry, await infra.database("orders", { with: [OUTBOX_MIGRATIONS] }));
   });
   svc.check("database", (signal) => db.ping(signal));
-  const deadlines = new Counter({
-    name: "orders_deadline_exceeded_total",
-    help: "Orders cancelled because their saga was still PENDING at the deadline, by the step it was stuck in.",
-    labelNames: ["step"] as const,
-    registers: [svc.registry],
-  });
+  const sagas = sagaMetrics(svc, () => db);
   svc.onStart("deadline sweeper", () => {
     const sweeper = startDeadlineSweeper(db, {
       intervalMs: config.orders.sweepMs,
       logger: svc.logger,
-      onExpired: (e) => deadlines.inc({ step: e.step }),
+      onExpired: (e) => sagas.expired(e),
     });
     svc.onStop("deadline sweeper", () => sweeper.stop());
     return Promise.resolve();
@@ -72,7 +69,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   for (const topic of [Topics.inventoryEvents, Topics.paymentEvents]) {
     saga.subscribe(topic, async (msg) => {
       const event = decodeEvent(msg, REPLY_TYPES);
-      const outcome = await applyReply(db, msg.id, event);
+      const outcome = await applyReply(db, msg.id, event, sagas.applied);
       svc.logger.info("saga step", { type: event.type, orderId: event.orderId, outcome });
     }, { group: `orders-saga.${topic}` });
   }
@@ -94,7 +91,17 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
   });
   svc.onStop("inventory client", () => Promise.resolve(inventory.close()));
   const jwks = jwksFor(svc, config);
-  svc.handle(ordersAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "orders")).handler);
+  const admin = ordersAdminRoutes(new Router({ service: svc.name }), () => db, adminGuard(config, jwks, "orders"));
+  reconcileService(svc, config, jwks, admin, ordersChecks(() => db, ordersPeers(svc, config, inventory)));
+  svc.handle(
+    deadLetterAdmin({
+      verifier: verifierFor(config, jwks, "orders"),
+      sources: [Topics.inventoryEvents, Topics.paymentEvents].map((t) => ({
+        topic: `${t}.dlq`,
+        bus: () => infra.events(),
+      })),
+    })(admin.handler),
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.ordersGrpc,
     audience: "orders",
@@ -111,7 +118,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
         const unknown = skus.filter((s) => !price.has(s));
         if (unknown.length > 0) throw new InvalidArgumentError(`unknown product: ${unknown.join(", ")}`);
         const totalCents = req.items.reduce((sum, i) => sum + price.get(i.sku)! * i.quantity, 0);
-        const { order } = await createOrder(db, {
+        const { order, created } = await createOrder(db, {
           customerId: req.customerId,
           items: req.items.map((i) => ({ sku: i.sku, quantity: i.quantity })),
           totalCents,
@@ -119,6 +126,7 @@ export function createOrdersService(config: SystemConfig, infra: Infra): Service
           idempotencyKey: req.idempotencyKey || undefined,
           deadlineMs: config.orders.deadlineMs,
         });
+        if (created) sagas.started();
         return toMessage(order);
       },
       getOrder: async (req, ctx) => {

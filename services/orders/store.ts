@@ -1,3 +1,4 @@
+import { inSpan } from "@trellis/platform/telemetry";
 import type { Database, Tx } from "@trellis/platform/db";
 import { claimOnce } from "@trellis/platform/outbox";
 import { type InventoryEvent, type Item, type PaymentEvent, publishEvent } from "../shared/events.ts";
@@ -105,7 +106,8 @@ async function applyDecision(tx: Tx, order: Order, decision: Decision): Promise<
 /**
  * Applies a reply from inventory or payments to its order's saga, once per message id: the state change and the
  * messages it publishes commit together. A reply that only triggers a compensation (a reservation or charge arriving
- * for an order already cancelled) answers `compensated`.
+ * for an order already cancelled) answers `compensated`. `onCommitted` learns the order as it was and the decision
+ * applied, once the transaction committed (for the saga's metrics).
  *
  * @example
  * ```ts ignore
@@ -117,16 +119,27 @@ export async function applyReply(
   db: Database,
   messageId: string,
   event: InventoryEvent | PaymentEvent,
+  onCommitted?: (before: StoredOrder, decision: Decision) => void,
 ): Promise<"applied" | "compensated" | "duplicate" | "ignored" | "unknown-order"> {
-  return await db.transaction(async (tx) => {
-    if (!(await claimOnce(tx, "orders-saga", messageId))) return "duplicate";
-    const row = await queries.lockOrder(tx, { id: event.orderId });
-    if (!row) return "unknown-order";
-    const order = fromRow(row);
-    const decision = advance(order, event);
-    if (!decision.order && decision.publish.length === 0) return "ignored";
-    await applyDecision(tx, order, decision);
-    return decision.order ? "applied" : "compensated";
+  const attributes = { "order.id": event.orderId, "saga.event": event.type };
+  return await inSpan(`saga ${event.type}`, { attributes }, async (span) => {
+    let committed: { before: StoredOrder; decision: Decision } | undefined;
+    const outcome = await db.transaction(async (tx) => {
+      committed = undefined;
+      if (!(await claimOnce(tx, "orders-saga", messageId))) return "duplicate";
+      const row = await queries.lockOrder(tx, { id: event.orderId });
+      if (!row) return "unknown-order";
+      const order = fromRow(row);
+      const decision = advance(order, event);
+      span?.setAttributes({ "saga.step": order.step, "saga.next_step": decision.order?.step ?? order.step });
+      if (!decision.order && decision.publish.length === 0) return "ignored";
+      await applyDecision(tx, order, decision);
+      committed = { before: order, decision };
+      return decision.order ? "applied" : "compensated";
+    });
+    span?.setAttribute("saga.outcome", outcome);
+    if (committed) onCommitted?.(committed.before, committed.decision);
+    return outcome;
   });
 }
 

@@ -1,7 +1,8 @@
 import type { Database } from "@trellis/platform/db";
 import { json, notFound, type Router } from "@trellis/platform/http";
-import { outboxHistory, type RouteGuard } from "../shared/admin.ts";
+import { outboxEntries, type RouteGuard } from "../shared/admin.ts";
 import { isOrderId } from "../shared/ids.ts";
+import * as queries from "./queries.ts";
 import { getPayment } from "./store.ts";
 
 /**
@@ -15,7 +16,7 @@ export function paymentsAdminRoutes(router: Router, db: () => Database, guard: R
     guard(async (_req, { orderId }) => {
       if (!isOrderId(orderId)) throw notFound(`no payment for order ${orderId}`);
       const payment = await getPayment(db(), orderId) ?? null;
-      return json({ payment, history: await outboxHistory(db(), orderId) });
+      return json({ payment, history: outboxEntries(await queries.outboxHistory(db(), { key: orderId })) });
     }),
   );
 }

@@ -25,7 +25,7 @@ export async function getPayment(
 }
 
 const LOCK_PAYMENT_SQL =
-  "select order_id, status, amount_cents, provider_ref, reason, refund_ref from payments where order_id = $1 for update;\n\n-- A second answer for the same order keeps the first (a redelivered command).";
+  "select order_id, status, amount_cents, provider_ref, reason, refund_ref from payments where order_id = $1 for update";
 
 /** A row of `lockPayment`. */
 export type LockPaymentRow = {
@@ -93,4 +93,56 @@ export async function markRefunded(
   options?: QueryOptions,
 ): Promise<void> {
   await q.query(MARK_REFUNDED_SQL, [params.orderId, params.reason, params.refundRef], options);
+}
+
+const SETTLED_CHARGES_SQL =
+  "select order_id, amount_cents, updated_at::text as updated_at_text from payments where status = 'SUCCEEDED'\n  and updated_at <= now() - $1::double precision * interval '1 millisecond'\n  and updated_at >= now() - $2::double precision * interval '1 millisecond'\n  and ($4::text is null or (updated_at, order_id) > ($4::text::timestamptz, $5::text))\norder by updated_at, order_id limit $3";
+
+/** A row of `settledCharges`. */
+export type SettledChargesRow = {
+  order_id: string;
+  amount_cents: string;
+  updated_at_text: string;
+};
+
+/** Runs `settledCharges` (services/payments/queries.sql:34). */
+export async function settledCharges(
+  q: Queryable,
+  params: {
+    graceMs: number;
+    lookbackMs: number;
+    limit: string | number | bigint;
+    afterAt: string | null;
+    afterOrderId: string | null;
+  },
+  options?: QueryOptions,
+): Promise<SettledChargesRow[]> {
+  return await q.query<SettledChargesRow>(SETTLED_CHARGES_SQL, [
+    params.graceMs,
+    params.lookbackMs,
+    params.limit,
+    params.afterAt,
+    params.afterOrderId,
+  ], options);
+}
+
+const OUTBOX_HISTORY_SQL =
+  "select id::text as id, topic, payload, created_at, published_at from outbox where key = $1 order by seq";
+
+/** A row of `outboxHistory`. */
+export type OutboxHistoryRow = {
+  id: string;
+  topic: string;
+  payload: string;
+  created_at: Date;
+  published_at: Date | null;
+};
+
+/** Runs `outboxHistory` (services/payments/queries.sql:44). */
+export async function outboxHistory(
+  q: Queryable,
+  params: { key: string },
+  options?: QueryOptions,
+): Promise<OutboxHistoryRow[]> {
+  return await q.query<OutboxHistoryRow>(OUTBOX_HISTORY_SQL, [params.key], options);
 }

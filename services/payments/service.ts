@@ -1,20 +1,22 @@
-import type { Database } from "@trellis/platform/db";
+import { type Database, databaseMetrics } from "@trellis/platform/db";
 import { OUTBOX_MIGRATIONS, relayFor } from "@trellis/platform/outbox";
-import { MessageRouter } from "@trellis/platform/messaging";
+import { deadLetterAdmin, MessageRouter } from "@trellis/platform/messaging";
 import { implement, NotFoundError } from "@trellis/platform/grpc";
 import { currentContext } from "@trellis/platform/context";
-import { Service } from "@trellis/platform/service";
 import { Router } from "@trellis/platform/http";
+import { Service } from "@trellis/platform/service";
 import { adminGuard } from "../shared/admin.ts";
 import { paymentsAdminRoutes } from "./admin.ts";
 import { PaymentsServiceService } from "../../proto/gen/trellis/payments/v1/payments.ts";
 import type { SystemConfig } from "../shared/config.ts";
 import { decodeEvent, Topics } from "../shared/events.ts";
 import type { Infra } from "../shared/infra.ts";
-import { jwksFor, serveInternalGrpc } from "../shared/wiring.ts";
+import { jwksFor, serveInternalGrpc, verifierFor } from "../shared/wiring.ts";
 import { type PaymentProvider, simulatedProvider } from "./provider.ts";
 import { handleCharge, handleRefund } from "./commands.ts";
 import { getPayment } from "./store.ts";
+import { paymentsChecks } from "./reconcile.ts";
+import { ordersLookup, reconcileService } from "../shared/reconcile.ts";
 
 /**
  * The payments service: charges orders through a payment provider on commands from the order saga (a transient
@@ -32,7 +34,7 @@ export function createPaymentsService(
   const svc = new Service({ name: "payments", hostname: config.hostname, port: config.ports.payments });
   let db: Database;
   svc.onStart("database", async () => {
-    db = await infra.database("payments", { with: [OUTBOX_MIGRATIONS] });
+    db = databaseMetrics(svc.registry, await infra.database("payments", { with: [OUTBOX_MIGRATIONS] }));
   });
   svc.check("database", (signal) => db.ping(signal));
   relayFor(svc, () => db, () => infra.events());
@@ -47,7 +49,14 @@ export function createPaymentsService(
     }, { group: "payments" })
     .attach(svc, { check: "events" });
   const jwks = jwksFor(svc, config);
-  svc.handle(paymentsAdminRoutes(new Router(), () => db, adminGuard(config, jwks, "payments")).handler);
+  const admin = paymentsAdminRoutes(new Router({ service: svc.name }), () => db, adminGuard(config, jwks, "payments"));
+  reconcileService(svc, config, jwks, admin, paymentsChecks(() => db, provider, ordersLookup(svc, config, "payments")));
+  svc.handle(
+    deadLetterAdmin({
+      verifier: verifierFor(config, jwks, "payments"),
+      sources: [{ topic: `${Topics.paymentCommands}.dlq`, bus: () => infra.events() }],
+    })(admin.handler),
+  );
   serveInternalGrpc(svc, config, jwks, {
     port: config.ports.paymentsGrpc,
     audience: "payments",

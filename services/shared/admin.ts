@@ -1,6 +1,6 @@
 import { authenticate, type RemoteJwks, requireScopes } from "@trellis/platform/auth";
-import type { Database } from "@trellis/platform/db";
 import { chain, type RouteHandler } from "@trellis/platform/http";
+import type { OutboxHistoryRow } from "../orders/queries.ts";
 import type { SystemConfig } from "./config.ts";
 import { verifierFor } from "./wiring.ts";
 
@@ -33,20 +33,12 @@ export interface OutboxEntry {
 }
 
 /**
- * The messages the service's outbox holds for `key`, oldest first: for an order, the saga messages this service sent
- * about it. The relay deletes published rows after its retention (an hour by default), so older history is gone.
+ * The messages a service's outbox holds for a key, oldest first, from the rows of its `outboxHistory` query: for an
+ * order, the saga messages the service sent about it. Each service's queries.sql holds the same statement over the
+ * SDK's outbox table (in every service's database), so their row types are one. The relay deletes published rows
+ * after its retention (an hour by default), so older history is gone.
  */
-export async function outboxHistory(db: Database, key: string): Promise<OutboxEntry[]> {
-  const rows = await db.query<{
-    id: string;
-    topic: string;
-    payload: string;
-    created_at: Date;
-    published_at: Date | null;
-  }>(
-    "select id::text as id, topic, payload, created_at, published_at from outbox where key = $1 order by seq",
-    [key],
-  );
+export function outboxEntries(rows: readonly OutboxHistoryRow[]): OutboxEntry[] {
   return rows.map((r) => {
     let payload: unknown = r.payload;
     try {

@@ -1,4 +1,5 @@
 import { secret } from "@trellis/platform/config";
+import { registerSecret } from "@trellis/platform/log";
 
 /** Everything the six services need to find each other and their infrastructure. */
 export interface SystemConfig {
@@ -58,6 +59,12 @@ export interface SystemConfig {
     /** Milliseconds between sweeps for orders past their deadline (`ORDER_SWEEP_MS`). @default {5000} */
     sweepMs: number;
   };
+  /**
+   * Seconds between scheduled reconciliation runs (repairing) in each service that owns checks
+   * (`RECONCILE_INTERVAL_S`); 0 turns the schedule off (runs on demand through `POST /admin/reconcile` only).
+   * @default {300}
+   */
+  reconcileIntervalS: number;
   /** Gateway rate limit per user: a burst of `burst` requests, refilled at `perSec`. */
   rateLimit: { burst: number; perSec: number };
   /** The gateway's `Idempotency-Key` records, kept in its database. */
@@ -85,7 +92,7 @@ export interface SystemConfig {
 }
 
 /** Services that call others with client-credentials tokens. */
-export type ServiceClient = "gateway" | "orders" | "ops";
+export type ServiceClient = "gateway" | "orders" | "inventory" | "payments" | "ops";
 
 /**
  * The development key-encryption key, used when `AUTH_KEY_ENCRYPTION_KEY` is not set. It is public (it is in this
@@ -123,6 +130,8 @@ const PORT_ENV: Record<keyof SystemConfig["ports"], string> = {
  */
 export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): SystemConfig {
   const hostname = env.TRELLIS_HOST ?? "127.0.0.1";
+  // The database password travels inside DATABASE_URL, not through secret(): keep it out of the logs all the same.
+  registerSecret(URL.parse(env.DATABASE_URL ?? "")?.password ?? "");
   const ports = { ...DEFAULT_PORTS };
   for (const [k, name] of Object.entries(PORT_ENV) as [keyof SystemConfig["ports"], string][]) {
     if (env[name] !== undefined) ports[k] = intIn(env, name, 0, 65535);
@@ -142,6 +151,8 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     clientSecrets: {
       gateway: secret("GATEWAY_CLIENT_SECRET", { env, fallback: "dev-only-gateway-secret" }),
       orders: secret("ORDERS_CLIENT_SECRET", { env, fallback: "dev-only-orders-secret" }),
+      inventory: secret("INVENTORY_CLIENT_SECRET", { env, fallback: "dev-only-inventory-secret" }),
+      payments: secret("PAYMENTS_CLIENT_SECRET", { env, fallback: "dev-only-payments-secret" }),
       ops: secret("OPS_CLIENT_SECRET", { env, fallback: "dev-only-ops-secret" }),
     },
     keys: {
@@ -161,6 +172,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
       deadlineMs: numIn(env, "ORDER_DEADLINE_MS", 1, 7 * 86_400_000, 60_000),
       sweepMs: numIn(env, "ORDER_SWEEP_MS", 10, 3_600_000, 5_000),
     },
+    reconcileIntervalS: reconcileInterval(env),
     rateLimit: {
       burst: numIn(env, "GATEWAY_RATE_LIMIT_BURST", 1, 1_000_000, 2_000),
       perSec: numIn(env, "GATEWAY_RATE_LIMIT_PER_SEC", 1, 1_000_000, 1_000),
@@ -229,6 +241,14 @@ function aes256Key(name: string, value: string): string {
     throw new RangeError(`Cannot use ${name}: it must be base64 of 32 random bytes (e.g. \`openssl rand -base64 32\`)`);
   }
   return value;
+}
+
+/** `RECONCILE_INTERVAL_S`; an empty value is refused, since it would read as 0 and turn the schedule off unsaid. */
+function reconcileInterval(env: Record<string, string | undefined>): number {
+  if (env.RECONCILE_INTERVAL_S?.trim() === "") {
+    throw new RangeError(`Cannot use RECONCILE_INTERVAL_S="": it must be a number of seconds from 0 (off) to 604800`);
+  }
+  return numIn(env, "RECONCILE_INTERVAL_S", 0, 7 * 86_400, 300);
 }
 
 function numIn(env: Record<string, string | undefined>, name: string, min: number, max: number, dflt: number): number {

@@ -70,3 +70,21 @@ Deno.test("loadConfig() reads the gateway's idempotency TTL and lease, defaultin
     );
   }
 });
+
+Deno.test("loadConfig() reads RECONCILE_INTERVAL_S (0 = on demand only), defaulting to 300", () => {
+  assert.equal(loadConfig({}).reconcileIntervalS, 300);
+  assert.equal(loadConfig({ RECONCILE_INTERVAL_S: "0" }).reconcileIntervalS, 0);
+  assert.equal(loadConfig({ RECONCILE_INTERVAL_S: "2.5" }).reconcileIntervalS, 2.5);
+});
+
+Deno.test("loadConfig() refuses a RECONCILE_INTERVAL_S that is not a number of seconds in range, in one line", () => {
+  for (const bad of ["often", "-1", "", "Infinity", String(8 * 86_400)]) {
+    assert.throws(
+      () => loadConfig({ RECONCILE_INTERVAL_S: bad }),
+      (err) =>
+        err instanceof RangeError && err.message.startsWith("Cannot use RECONCILE_INTERVAL_S=") &&
+        !err.message.includes("\n"),
+      bad,
+    );
+  }
+});

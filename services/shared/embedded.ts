@@ -1,5 +1,5 @@
 import { createPglite, type Database } from "@trellis/platform/db";
-import { createMemoryBroker } from "@trellis/platform/messaging";
+import { createMemoryBroker, tracePubSub } from "@trellis/platform/messaging";
 import { localStore } from "@trellis/platform/storage";
 import { connectServiceDatabase, type Infra, migrateService, once } from "./infra.ts";
 
@@ -10,9 +10,9 @@ import { connectServiceDatabase, type Infra, migrateService, once } from "./infr
  */
 export function embeddedInfra(options: { storageDir: string; databaseUrl?: string }): Infra {
   const pglite = once(() => createPglite());
-  const events = createMemoryBroker();
-  const jobs = createMemoryBroker();
-  const notices = createMemoryBroker();
+  const events = tracePubSub(createMemoryBroker(), "memory");
+  const jobs = tracePubSub(createMemoryBroker(), "memory");
+  const notices = tracePubSub(createMemoryBroker(), "memory");
   const dbs: Database[] = [];
   const storage = localStore(options.storageDir);
   let closing: Promise<void> | undefined;

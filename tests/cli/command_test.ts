@@ -27,8 +27,8 @@ Deno.test("parseInput() takes the command's flags and the common ones, and refus
 Deno.test("helpOf() shows usage, summary and every flag with its placeholder", () => {
   const help = helpOf(show);
   assert.match(help, /^Usage: trellis dlq show <id> \[flags\]\n\nShows one\.\n/);
-  assert.match(help, /\n  --limit <n>\s+at most n\n/);
-  assert.match(help, /\n  -h, --help\s+show this help/);
+  assert.match(help, /\n {2}--limit <n>\s+at most n\n/);
+  assert.match(help, /\n {2}-h, --help\s+show this help/);
 });
 
 Deno.test("table() pads columns to the widest cell, right-aligns numbers and shows nothing as –", () => {

@@ -4,7 +4,8 @@ import type { Database } from "@trellis/platform/db";
 import { waitUntil, within } from "@trellis/platform/testing";
 import { embeddedSystem } from "../support/system.ts";
 import { ApiClient } from "../e2e/scenarios.ts";
-import { opsContractServer, type Recorded } from "./ops_contract_server.ts";
+import { Topics } from "../../services/shared/events.ts";
+import type { Infra } from "../../services/shared/infra.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const entry = `${root}cli/trellis.ts`;
@@ -14,6 +15,9 @@ interface Run {
   stdout: string;
   stderr: string;
 }
+
+/** Where `TRELLIS_CLI_TRANSCRIPT` names a file, the commands `trellis` ran and what they printed are appended to it. */
+const transcript = Deno.env.get("TRELLIS_CLI_TRANSCRIPT");
 
 /** Runs the CLI as a subprocess, as an operator would, with `env` over this process's environment. */
 async function trellis(args: string[], env: Record<string, string>): Promise<Run> {
@@ -32,6 +36,17 @@ async function trellis(args: string[], env: Record<string, string>): Promise<Run
   );
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Appends one run to the transcript (when asked for), as an operator's terminal would show it. */
+async function record(args: string[], run: Run): Promise<void> {
+  if (!transcript) return;
+  const shown = args.map((a) => /^[\w@.:=/-]+$/.test(a) ? a : `'${a}'`).join(" ");
+  await Deno.writeTextFile(
+    transcript,
+    `$ trellis ${shown}\n${run.stdout}${run.stderr}[exit ${run.code}]\n\n`,
+    { append: true },
+  );
 }
 
 function ok(run: Run): Run {
@@ -58,19 +73,25 @@ async function tmux(socket: string, ...args: string[]): Promise<string> {
 }
 
 Deno.test("the trellis CLI operates a running system: health, migrations, keys, orders, config, dead letters, reconciliation and top", async (t) => {
-  let ordersDb: Database | undefined;
-  // No deadline sweep after the one at start, so an order the test leaves PENDING past its deadline stays stuck.
+  const dbs: Partial<Record<string, Database>> = {};
+  let events: Infra["events"] | undefined;
+  // No deadline sweep after the one at start and no scheduled reconciliation, so an order the test leaves PENDING past
+  // its deadline stays stuck and drift stays until the CLI repairs it.
   await using sys = await embeddedSystem({
-    env: { ORDER_SWEEP_MS: "3600000" },
-    wrap: (infra) => ({
-      ...infra,
-      async database(service, options) {
-        const db = await infra.database(service, options);
-        if (service === "orders") ordersDb = db;
-        return db;
-      },
-    }),
+    env: { ORDER_SWEEP_MS: "3600000", RECONCILE_INTERVAL_S: "0" },
+    wrap: (infra) => {
+      events = () => infra.events();
+      return {
+        ...infra,
+        async database(service, options) {
+          const db = await infra.database(service, options);
+          dbs[service] = db;
+          return db;
+        },
+      };
+    },
   });
+  const ordersDb = dbs.orders;
   const p = sys.config.ports;
   const prefix = `tcli${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
   const databaseUrl = Deno.env.get("DATABASE_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -240,11 +261,15 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
         [["keys", "delete"], /unknown command "keys delete"/],
         [["health", "--verbose"], /Unknown option '--verbose'/],
         [["dlq", "show"], /missing argument <id>/],
-        [["dlq", "redrive", "--rate", "fast", "dl-1"], /--rate must be a number/],
+        [["dlq", "redrive", "--rate", "fast", "inventory.commands.dlq@1"], /--rate must be a number/],
+        [["dlq", "show", "dl-1"], /is not a dead-letter id/],
+        [["dlq", "purge", "--all"], /add --yes/],
+        [["reconcile", "--service", "gateway"], /--service must be one of orders, inventory, payments/],
         [["health", "--url", "orders"], /--url must be name=http/],
       ] as const;
-      const [helpRun, ...runs] = await Promise.all([
+      const [helpRun, reconcileHelp, ...runs] = await Promise.all([
         trellis(["dlq", "redrive", "--help"], env),
+        trellis(["reconcile", "--help"], env),
         ...cases.map(([args]) => trellis([...args], env)),
       ]);
       runs.forEach((run, i) => {
@@ -255,74 +280,134 @@ Deno.test("the trellis CLI operates a running system: health, migrations, keys, 
       const help = ok(helpRun).stdout;
       assert.match(help, /^Usage: trellis dlq redrive \[id\.\.\.\] \[flags\]/);
       assert.match(help, /--rate <n>/);
+      assert.match(ok(reconcileHelp).stdout, /\n {2}3 {2}dry run: drift was found/);
     },
   );
 
   await t.step(
-    "dlq and reconcile speak the management contract over HTTP with an ops token (against a stand-in server)",
+    "reconcile finds drift injected with SQL in orders and inventory (exit 3), --repair fixes it (exit 0), the next run is clean",
     async () => {
-      await using standin = opsContractServer("orders");
-      const url = ["--url", `orders=${standin.url}`];
-      const only = [...url, "--service", "orders"];
-      const sent = (path: string, match: (r: Recorded) => boolean = () => true) =>
-        standin.requests.filter((r) => r.path === path && match(r));
-      const [listRun, filteredRun, shownRun, missing] = await within(
-        Promise.all([
-          trellis(["dlq", "list", ...url], env),
-          trellis(["dlq", "list", ...only, "--source", "trellis.payments.commands", "--json"], env),
-          trellis(["dlq", "show", "dl-1", ...only], env),
-          trellis(["dlq", "show", "dl-9", ...only], env),
-        ]),
-        120_000,
-        "the dlq list and show runs",
+      const api = await ApiClient.login(sys.endpoints);
+      const { id } = await api.placeOrder([{ sku: "mug-blue", quantity: 1 }]);
+      assert.equal((await api.settle(id)).status, "CONFIRMED");
+      assert.equal((await api.receipt(id)).status, 200);
+      await dbs.orders!.query(
+        `update orders set status = 'PENDING', step = 'CHARGING', deadline_at = now() - interval '1 hour' where id = $1`,
+        [id],
       );
+      await dbs.inventory!.query("update products set stock = stock + 5 where sku = 'kettle'");
+      const run = async (args: string[]) => {
+        const r = await trellis(args, env);
+        await record(args, r);
+        return r;
+      };
+
+      const [dry, dryJson] = await Promise.all([run(["reconcile"]), trellis(["reconcile", "--json"], env)]);
+      assert.equal(dry.code, 3, `${dry.stdout}${dry.stderr}`);
+      const lines = dry.stdout.split("\n");
+      assert.match(lines[0], /^SERVICE\s+CHECK\s+FOUND\s+REPAIRED\s+SKIPPED\s+FAILED$/);
+      assert.ok(lines.some((l) => /^orders\s+pending-past-deadline\s+1\s+0\s+0\s+0$/.test(l)), dry.stdout);
+      assert.ok(lines.some((l) => /^inventory\s+stock-disagrees-with-reservations\s+1\s+0\s+0\s+0$/.test(l)));
+      assert.ok(lines.some((l) => /^payments\s+charge-for-ended-order\s+0\s+0\s+0\s+0$/.test(l)), dry.stdout);
+      assert.ok(lines.some((l) => new RegExp(`^orders\\s+pending-past-deadline\\s+${id}\\s+found\\s+\\S`).test(l)));
+      assert.ok(
+        lines.some((l) => /^inventory\s+stock-disagrees-with-reservations\s+kettle\s+found\s+stock is/.test(l)),
+      );
+      assert.match(dry.stdout, /\ndry run of 3 services: found 2, repaired 0, skipped 0, failed 0; nothing changed/);
+      assert.equal(dryJson.code, 3);
+      const json = JSON.parse(dryJson.stdout);
+      assert.equal(json.clean, false);
+      assert.deepEqual(json.reports.map((r: { service: string; mode: string }) => [r.service, r.mode]), [
+        ["orders", "dry-run"],
+        ["inventory", "dry-run"],
+        ["payments", "dry-run"],
+      ]);
+      assert.equal(json.reports.reduce((n: number, r: { totals: { found: number } }) => n + r.totals.found, 0), 2);
+      const [status] = await dbs.orders!.query<{ status: string }>("select status from orders where id = $1", [id]);
+      assert.equal(status.status, "PENDING", "a dry run changes nothing");
+
+      const repaired = await run(["reconcile", "--repair"]);
+      assert.equal(repaired.code, 0, `${repaired.stdout}${repaired.stderr}`);
+      assert.match(repaired.stdout, new RegExp(`\\norders\\s+pending-past-deadline\\s+${id}\\s+repaired\\s`));
+      assert.match(repaired.stdout, /\ninventory\s+stock-disagrees-with-reservations\s+kettle\s+repaired\s/);
+      assert.match(repaired.stdout, /\nrepair of 3 services: found 2, repaired 2, skipped 0, failed 0\n$/);
+      // The cancelled order's compensations (release, refund) travel as messages; the next run waits for them to land.
+      await waitUntil(
+        async () => {
+          const [r] = await dbs.inventory!.query<{ status: string }>(
+            "select status from reservations where order_id = $1",
+            [id],
+          );
+          return r?.status === "RELEASED";
+        },
+        15_000,
+        "the reservation of the cancelled order released",
+      );
+
+      const [clean, last] = await Promise.all([
+        run(["reconcile"]),
+        trellis(["reconcile", "--last", "--service", "inventory", "--json"], env),
+      ]);
+      assert.equal(clean.code, 0, `${clean.stdout}${clean.stderr}`);
+      assert.doesNotMatch(clean.stdout, /\nDrift\n/);
+      assert.match(clean.stdout, /\ndry run of 3 services: found 0, repaired 0, skipped 0, failed 0\n$/);
+      assert.equal(last.code, 0, last.stderr);
+      assert.deepEqual(JSON.parse(last.stdout).reports.map((r: { service: string }) => r.service), ["inventory"]);
+    },
+  );
+
+  await t.step(
+    "a poison command in inventory's dead-letter queue is listed, shown, redriven (back with redrives 1) and purged",
+    async () => {
+      const poisonId = `poison-${crypto.randomUUID()}`;
+      const payload = '{"type":"inventory.reserve.v1"}';
+      // Not a valid command: its schema error is not retryable, so the router dead-letters it at once.
+      await (await events!()).publish(Topics.inventoryCommands, {
+        id: poisonId,
+        key: "o-poison",
+        payload: new TextEncoder().encode(payload),
+      });
+      type Letter = { id: string; service: string; messageId: string; redrives: number; sourceTopic: string };
+      const mine = async (): Promise<Letter[]> =>
+        (JSON.parse(ok(await trellis(["dlq", "list", "--json"], env)).stdout).letters as Letter[])
+          .filter((l) => l.messageId === poisonId);
+      let letters: Letter[] = [];
+      await waitUntil(async () => (letters = await mine()).length === 1, 20_000, "the poison command in the DLQ", 100);
+      const [letter] = letters;
+      assert.equal(letter.service, "inventory");
+      assert.equal(letter.sourceTopic, Topics.inventoryCommands);
+
+      const [listRun, shownRun, notFound] = await Promise.all([
+        trellis(["dlq", "list"], env),
+        trellis(["dlq", "show", letter.id], env),
+        trellis(["dlq", "show", `${Topics.inventoryCommands}.dlq@999999`], env),
+      ]);
       const list = ok(listRun).stdout.split("\n");
-      assert.match(list[0], /^SERVICE\s+ID\s+SOURCE\s+ERROR\s+ATTEMPTS\s+DEADAT$/);
-      assert.match(list[1], /^orders\s+dl-1\s+trellis\.inventory\.commands\s+SchemaError/);
-      assert.equal(list.filter(Boolean).length, 3, "inventory, payments and notifications serve no letters yet");
-      assert.deepEqual(JSON.parse(ok(filteredRun).stdout).letters.map((l: { id: string }) => l.id), ["dl-2"]);
-      assert.equal(
-        sent("/admin/dlq", (r) => r.query.source === "trellis.payments.commands" && r.query.limit === "100").length,
-        1,
-      );
+      assert.match(list[0], /^SERVICE\s+ID\s+SOURCE\s+ERROR\s+ATTEMPTS\s+FAILED AT\s+REDRIVES$/);
+      assert.match(list[1], new RegExp(`^inventory\\s+${letter.id}\\s+inventory\\.commands\\s+\\S.*\\s0$`));
+      assert.equal(list.filter(Boolean).length, 2, listRun.stdout);
       const shown = ok(shownRun).stdout;
-      assert.match(shown, /^service:\s+orders\n/);
-      assert.match(shown, /attempts:\s+5/);
-      assert.match(shown, /payload:\n\s+type:\s+inventory\.reserve\.v1/);
-      assert.equal(missing.code, 1);
-      assert.match(oneLineError(missing), /dl-9/);
+      assert.match(shown, /^service:\s+inventory\n/);
+      assert.match(shown, new RegExp(`\\nmessageId:\\s+${poisonId}\\n`));
+      assert.match(shown, /\nerror:\s+\S/);
+      assert.match(shown, /\npayload \(utf-8\):\n {2}\{\n {4}"type": "inventory\.reserve\.v1"\n {2}\}\n$/);
+      assert.equal(notFound.code, 1);
+      assert.match(oneLineError(notFound), /no dead letter/);
 
-      const [byId, byFilter, purged, dryRun] = await within(
-        Promise.all([
-          trellis(["dlq", "redrive", "dl-1", "dl-2", ...only, "--rate", "5"], env),
-          trellis(["dlq", "redrive", "--error", "Timeout", ...only, "--json"], env),
-          trellis(["dlq", "purge", "--all", "--yes", ...only], env),
-          trellis(["reconcile", ...url], env),
-        ]),
-        120_000,
-        "the redrive, purge and reconcile runs",
+      // Back to the consumer, which fails on it again: dead-lettered a second time (a new id), one redrive counted.
+      assert.match(
+        ok(await trellis(["dlq", "redrive", letter.id, "--rate", "50"], env)).stdout,
+        /^redriven 1 \(inventory 1\)\n$/,
       );
-      assert.match(ok(byId).stdout, /^redriven 2 \(orders 2\)\n$/);
-      assert.deepEqual(sent("/admin/dlq/redrive", (r) => "ids" in (r.body as object)).map((r) => r.body), [
-        { ratePerSec: 5, ids: ["dl-1", "dl-2"] },
-      ]);
-      assert.equal(JSON.parse(ok(byFilter).stdout).redriven, 1);
-      assert.deepEqual(sent("/admin/dlq/redrive", (r) => "filter" in (r.body as object)).map((r) => r.body), [
-        { filter: { error: "Timeout" } },
-      ]);
-      assert.match(ok(purged).stdout, /^purged 2/);
-      assert.deepEqual(sent("/admin/dlq/purge").map((r) => r.body), [{ all: true }]);
-
-      const dry = ok(dryRun).stdout;
-      assert.match(dry, /^mode:\s+dry-run\n/);
-      assert.match(dry, /orders-pending-past-deadline\s+1\s+0/);
-      assert.deepEqual(sent("/admin/reconcile").map((r) => r.body), [{ repair: false }]);
-      const repaired = JSON.parse(ok(await trellis(["reconcile", "--repair", "--json", ...url], env)).stdout);
-      assert.equal(repaired.mode, "repair");
-      assert.equal(repaired.checks[0].repaired, 1);
-      assert.deepEqual(sent("/admin/reconcile").map((r) => r.body), [{ repair: false }, { repair: true }]);
-      const last = JSON.parse(ok(await trellis(["reconcile", "--last", "--json", ...url], env)).stdout);
-      assert.deepEqual(last, repaired);
+      await waitUntil(
+        async () => (letters = await mine()).some((l) => l.redrives === 1),
+        20_000,
+        "the redriven command back in the DLQ",
+        100,
+      );
+      assert.deepEqual(letters.map((l) => l.redrives), [1]);
+      assert.match(ok(await trellis(["dlq", "purge", letters[0].id], env)).stdout, /^purged 1 \(inventory 1\)\n$/);
+      assert.match(ok(await trellis(["dlq", "list"], env)).stdout, /^no dead letters\n$/);
     },
   );
 

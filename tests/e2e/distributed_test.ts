@@ -1,11 +1,25 @@
 import assert from "node:assert/strict";
 import { startCluster } from "../support/cluster.ts";
+import { createKafkaPubSub } from "@trellis/platform/messaging";
+import { Topics } from "../../services/shared/events.ts";
+import { deadLetterScenario } from "./dead_letters.ts";
 import { orderScenarios } from "./scenarios.ts";
 
 Deno.test("distributed mode: six processes on Postgres, Kafka and NATS confirm, cancel and refuse orders, then stop cleanly on SIGTERM", async (t) => {
   await using cluster = await startCluster();
   try {
     await orderScenarios(t, cluster.endpoints);
+    const kafka = createKafkaPubSub({ brokers: (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",") });
+    try {
+      await deadLetterScenario(t, {
+        auth: cluster.endpoints.auth,
+        inventory: cluster.procs.find((p) => p.name === "inventory")!.url,
+        opsSecret: Deno.env.get("OPS_CLIENT_SECRET") ?? "dev-only-ops-secret",
+        publishCommand: (msg) => kafka.publish(cluster.topicPrefix + Topics.inventoryCommands, msg),
+      });
+    } finally {
+      await kafka.close();
+    }
   } catch (err) {
     for (const p of cluster.procs) console.error(`--- ${p.name} ---\n${await cluster.tail(p.name)}`);
     throw err;

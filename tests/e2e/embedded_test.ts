@@ -1,10 +1,20 @@
 import assert from "node:assert/strict";
 import { embeddedSystem } from "../support/system.ts";
+import type { Infra } from "../../services/shared/infra.ts";
+import { Topics } from "../../services/shared/events.ts";
+import { deadLetterScenario } from "./dead_letters.ts";
 import { orderScenarios } from "./scenarios.ts";
 
 Deno.test("embedded mode: orders confirm, cancel for stock, cancel for payment, and bad input is refused", async (t) => {
-  await using env = await embeddedSystem();
+  let infra: Infra | undefined;
+  await using env = await embeddedSystem({ wrap: (i) => infra = i });
   await orderScenarios(t, env.endpoints);
+  await deadLetterScenario(t, {
+    auth: env.endpoints.auth,
+    inventory: env.system.services.inventory.url,
+    opsSecret: env.config.clientSecrets.ops,
+    publishCommand: async (msg) => await (await infra!.events()).publish(Topics.inventoryCommands, msg),
+  });
   await t.step(
     "the gRPC interceptors counted those calls on both ends' /metrics, and every breaker is closed",
     async () => {

@@ -210,8 +210,9 @@ Deno.test("deno task up restarts a SIGKILLed service and deno task down stops ev
   await using env = await setup();
   const pids: Record<string, number> = {};
 
+  let up: ScriptRun;
   await t.step("up.sh starts six supervised services that answer /readyz", async () => {
-    const up = await env.script("up", 240_000);
+    up = await env.script("up", 240_000);
     console.log(`up.sh took ${up.seconds.toFixed(1)} s`);
     assert.equal(up.code, 0, up.out);
     assert.match(up.out, /supervisor… started \(pid \d+\)/);
@@ -223,6 +224,20 @@ Deno.test("deno task up restarts a SIGKILLed service and deno task down stops ev
     }
     for (const name of SERVICES) assert.equal(await readyz(env.urls[name]), 200, `${name} /readyz`);
   });
+
+  await t.step(
+    "the services are traced by default, to the receiver the supervisor serves, each under its name",
+    async () => {
+      const traces = `http://127.0.0.1:${env.env.TRACES_PORT}/api/traces`;
+      assert.match(up.out, new RegExp(`Traces: ${traces.replaceAll(".", "\\.")}`));
+      const exported = async (service: string) => {
+        const res = await fetch(`${traces}?service=${service}&limit=1`);
+        return res.ok && (await res.json()).traces.length === 1;
+      };
+      // Every /readyz the scripts sent is a server span of its service (OTEL_SERVICE_NAME names the process).
+      for (const name of SERVICES) await waitUntil(() => exported(name), 30_000, `a trace of ${name}`, 200);
+    },
+  );
 
   await t.step("a second up.sh finds the supervisor running and starts nothing", async () => {
     const again = await env.script("up", 60_000);

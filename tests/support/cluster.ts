@@ -50,7 +50,14 @@ export async function startCluster(options: ClusterOptions = {}) {
   const spawn = async (name: string): Promise<Proc> => {
     const log = `${storageDir}/${name}.log`;
     const args = ["run", "-A", `${root}services/${name}/main.ts`];
-    const spawnOptions = { cwd: root, env, stdin: "null", stdout: "piped", stderr: "piped" } as const;
+    // Each process names itself to OpenTelemetry (the resource's service.name), when a test turns tracing on.
+    const spawnOptions = {
+      cwd: root,
+      env: { OTEL_SERVICE_NAME: name, ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    } as const;
     const child = network && name === options.isolate
       ? network.spawn(Deno.execPath(), args, spawnOptions)
       : new Deno.Command(Deno.execPath(), { args, ...spawnOptions }).spawn();

@@ -20,8 +20,8 @@ export interface ClusterEnv {
  */
 export function clusterEnv(storageDir: string, overrides: Record<string, string> = {}): ClusterEnv {
   const id = `t${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
-  const [gateway, auth, orders, ordersGrpc, inventory, inventoryGrpc, payments, paymentsGrpc, notifications] =
-    freePorts(9);
+  const [gateway, auth, orders, ordersGrpc, inventory, inventoryGrpc, payments, paymentsGrpc, notifications, traces] =
+    freePorts(10);
   const databaseUrl = overrides.DATABASE_URL ?? Deno.env.get("DATABASE_URL") ??
     "postgres://postgres@127.0.0.1:5432/postgres";
   const env: Record<string, string> = {
@@ -34,6 +34,8 @@ export function clusterEnv(storageDir: string, overrides: Record<string, string>
     PAYMENTS_PORT: String(payments),
     PAYMENTS_GRPC_PORT: String(paymentsGrpc),
     NOTIFICATIONS_PORT: String(notifications),
+    // Where `deno task up` serves its trace receiver (the services ignore it).
+    TRACES_PORT: String(traces),
     DATABASE_URL: databaseUrl,
     DATABASE_PREFIX: id,
     TOPIC_PREFIX: `${id}.`,

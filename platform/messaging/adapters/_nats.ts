@@ -38,6 +38,8 @@ export const NATS_HEADER_HEADROOM = 8 * 1024;
  */
 export const NatsMessageHeaders = Object.freeze({
   id: "Nats-Msg-Id",
+  /** The message's id where `Nats-Msg-Id` is a deduplication id of its own (a redriven message on JetStream). */
+  messageId: "Trellis-Msg-Id",
   key: "Trellis-Key",
   timestamp: "Trellis-Timestamp",
   /** Where a request stored in a JetStream stream is answered (the NATS reply subject does not survive storage). */
@@ -104,12 +106,14 @@ export function decodeNatsMessage(
 ): Message {
   const headers: Record<string, string> = {};
   let id: string | undefined;
+  let messageId: string | undefined;
   let key: string | undefined;
   let timestamp: number | undefined;
   if (raw) {
     for (const [k, values] of raw) {
       const v = values[0] ?? "";
       if (k === NatsMessageHeaders.id) id = v;
+      else if (k === NatsMessageHeaders.messageId) messageId = v;
       else if (k === NatsMessageHeaders.key) key = v;
       else if (k === NatsMessageHeaders.timestamp) timestamp = Number(v) || undefined;
       else if (k !== NatsMessageHeaders.replyTo) headers[k] = v;
@@ -117,7 +121,14 @@ export function decodeNatsMessage(
   }
   // A plain view, not the Node `Buffer` subclass the transport hands out, so every adapter delivers the same type.
   const payload = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return { id: id ?? crypto.randomUUID(), key, headers, payload, attempt, timestamp: timestamp ?? Date.now() };
+  return {
+    id: messageId ?? id ?? crypto.randomUUID(),
+    key,
+    headers,
+    payload,
+    attempt,
+    timestamp: timestamp ?? Date.now(),
+  };
 }
 
 /**

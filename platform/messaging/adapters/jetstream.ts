@@ -38,6 +38,8 @@ import {
 import { natsFeatures } from "./nats.ts";
 import { assertRequestOptions, requestDeadline, requestExpired } from "./_request.ts";
 import { sharedProbe } from "./_probe.ts";
+import type { DeadLetterStore } from "../dlq/dead_letter_store.ts";
+import { jetStreamDeadLetterStore } from "../dlq/jetstream_store.ts";
 import { assertSendable, assertTopic, concurrencyOf, positiveInteger } from "./_arguments.ts";
 
 /**
@@ -126,6 +128,8 @@ export interface JetStreamPubSub extends PubSub {
   ensureStream(topic: string): Promise<string>;
   /** A PING round trip, then a JetStream account info request: see {@linkcode PubSub.ping}. */
   ping(signal?: AbortSignal): Promise<void>;
+  /** Reads a topic's stream by sequence and deletes messages from it, for the dead-letter operations. */
+  readonly deadLetters: DeadLetterStore;
   /** A request stored in the stream, answered over core NATS: see {@linkcode createJetStreamPubSub}. */
   request(topic: string, msg: OutgoingMessage, options?: RequestOptions): Promise<Message>;
 }
@@ -368,7 +372,15 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
     for (const k in headers) h.set(k, headers[k]);
     h.set(NatsMessageHeaders.timestamp, String(Date.now()));
     if (out.key !== undefined) h.set(NatsMessageHeaders.key, out.key);
-    const options = { msgID: out.id ?? crypto.randomUUID(), headers: h };
+    let msgID = out.id ?? crypto.randomUUID();
+    const redrives = headers["dlq-redrives"];
+    if (redrives !== undefined) {
+      // A redriven message keeps its id, but the stream would drop it as a duplicate within the duplicate window:
+      // the stream deduplicates on a per-redrive id, and the message's own id travels beside it.
+      h.set(NatsMessageHeaders.messageId, msgID);
+      msgID = `${msgID}.redrive-${redrives}`;
+    }
+    const options = { msgID, headers: h };
     const send = () => js.publish(topic, out.payload, options);
     const acked = (ready.has(topic) ? endOfTurn() : ensureStream(topic)).then(send);
     publishing++;
@@ -386,6 +398,7 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
 
   return {
     features,
+    deadLetters: jetStreamDeadLetterStore(jsm),
     ping(signal?: AbortSignal): Promise<void> {
       if (closing) return Promise.reject(new Error("Cannot ping as the JetStream adapter is closed"));
       return roundTrip(signal);
@@ -526,6 +539,11 @@ export async function createJetStreamPubSub(options: JetStreamPubSubOptions = {}
 
       let closed: Promise<void> | undefined;
       const subscription: Subscription = {
+        async lag() {
+          // Messages the durable consumer has not delivered yet plus those delivered and not acknowledged.
+          const info = await consumer.info(true);
+          return [{ topic, partition: "", messages: info.num_pending + info.num_ack_pending }];
+        },
         close() {
           closed ??= (async () => {
             stopping.abort();

@@ -22,6 +22,8 @@ import {
   concurrencyOf,
   positiveInteger,
 } from "./_arguments.ts";
+import type { DeadLetterStore } from "../dlq/dead_letter_store.ts";
+import { memoryDeadLetterStore } from "../dlq/memory_store.ts";
 
 /**
  * What the in-memory broker guarantees; see {@linkcode createMemoryBroker}.
@@ -89,6 +91,8 @@ export interface MemoryBroker extends PubSub {
   ping(signal?: AbortSignal): Promise<void>;
   /** Sends a request through the topic's groups: see {@linkcode createMemoryBroker} and `Publisher.request`. */
   request(topic: string, msg: OutgoingMessage, options?: RequestOptions): Promise<Message>;
+  /** Reads and removes retained messages, for the dead-letter operations (`openDeadLetterQueue`). */
+  readonly deadLetters: DeadLetterStore;
 }
 
 interface Delivery {
@@ -186,6 +190,8 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
   const subscriptions = new Set<Subscription>();
   /** Requests in the topic logs whose caller still waits, by their log entry: the others are dropped unhandled. */
   const waiting = new WeakSet<Message>();
+  /** Messages removed from their topic by the dead-letter operations: kept in the log (offsets stay), never delivered. */
+  const removed = new WeakSet<Message>();
   const requests = new Set<(err: unknown) => void>();
   let anonymous = 0;
   let closing: Promise<void> | undefined;
@@ -281,6 +287,7 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
         if (g.cursor < t.base) g.cursor = t.base;
         if (g.cursor >= t.base + t.log.length) break;
         const msg = t.log[g.cursor++ - t.base];
+        if (removed.has(msg)) continue;
         d = { msg, attempt: 1 };
         if (msg.key !== undefined) {
           const queue = g.busyKeys.get(msg.key);
@@ -304,6 +311,7 @@ export function createMemoryBroker(options: MemoryBrokerOptions = {}): MemoryBro
 
   const broker: MemoryBroker = {
     features,
+    deadLetters: memoryDeadLetterStore((name) => topics.get(name), removed),
 
     ping(signal?: AbortSignal): Promise<void> {
       if (signal?.aborted) return Promise.reject(signal.reason);

@@ -1,6 +1,7 @@
 import { delay } from "../../async/mod.ts";
 import { ContextHeaders, newRequestId, runWithContext } from "../../context/mod.ts";
 import type { Message, Publisher, Subscriber } from "../message.ts";
+import { redrivenHeaders } from "../dlq/_redriven.ts";
 
 /**
  * Headers the `deadLetter()` middleware adds to a dead letter, and {@linkcode redrive} counts redrives in.
@@ -242,16 +243,6 @@ export async function redrive(options: RedriveOptions): Promise<RedriveResult> {
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }
-}
-
-function redrivenHeaders(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (!k.startsWith("dlq-") && k !== ContextHeaders.deadline) out[k] = v;
-  }
-  const previous = Number(headers[DeadLetterHeaders.redrives]);
-  out[DeadLetterHeaders.redrives] = String(Number.isInteger(previous) && previous > 0 ? previous + 1 : 1);
-  return out;
 }
 
 const systemClock: RedriveClock = { now: () => Date.now(), sleep: delay };

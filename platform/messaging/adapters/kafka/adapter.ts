@@ -6,6 +6,7 @@ import { assertSendable, assertTopic, concurrencyOf, positiveInteger } from "../
 import { sharedProbe } from "../_probe.ts";
 import type { FetchedRecord, KafkaClient } from "./driver.ts";
 import { superviseConsumer } from "./engine.ts";
+import { kafkaDeadLetterStore } from "../../dlq/kafka_store.ts";
 import {
   type EnsureTopicsOptions,
   kafkaConsumerSettings,
@@ -107,6 +108,7 @@ export function createKafkaAdapter<R extends FetchedRecord>(
   return {
     features,
     subscribe,
+    deadLetters: kafkaDeadLetterStore(client),
 
     ping(signal?: AbortSignal): Promise<void> {
       if (closing) return Promise.reject(new Error("Cannot ping as the Kafka adapter is closed"));

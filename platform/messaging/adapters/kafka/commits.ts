@@ -46,6 +46,8 @@ export class PartitionProgress<R extends FetchedRecord> {
   #head = 0;
   /** Offset after the last record taken; lower offsets are a refetch after a rejoin, and skipped. */
   #next: bigint | undefined;
+  /** The partition's high watermark as the driver last fetched it, when the driver tells. */
+  highWatermark: bigint | undefined;
 
   constructor(readonly topic: string, readonly partition: number, stopping: AbortSignal) {
     this.cancelled = AbortSignal.any([this.revoked.signal, stopping]);
@@ -54,6 +56,13 @@ export class PartitionProgress<R extends FetchedRecord> {
   /** Records taken and not yet behind the commit position. */
   get held(): number {
     return this.#taken.length - this.#head;
+  }
+
+  /** Messages of the partition not handled yet: beyond the last taken, plus those taken and still held. */
+  get lag(): number | undefined {
+    if (this.highWatermark === undefined || this.#next === undefined) return undefined;
+    const beyond = this.highWatermark - this.#next;
+    return Number(beyond > 0n ? beyond : 0n) + this.held;
   }
 
   /** Takes `record`, or returns `undefined` when its offset was taken already (the client fetched it again). */

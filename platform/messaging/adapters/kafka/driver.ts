@@ -67,6 +67,8 @@ export interface DriverSink<R extends FetchedRecord> {
   fail(error: unknown): void;
   /** Payload bytes the engine can still take before `maxBufferedBytes` (at least 1). */
   byteRoom(): number;
+  /** The partition's high watermark as last fetched, for the consumer's lag; drivers that cannot tell never call it. */
+  highWatermark?(topic: string, partition: number, offset: bigint): void;
 }
 
 /**
@@ -119,6 +121,8 @@ export interface KafkaClient<R extends FetchedRecord = FetchedRecord> {
   listTopics(): Promise<string[]>;
   /** One metadata round trip to a broker. */
   roundTrip(): Promise<unknown>;
+  /** Each partition's earliest retained offset (`low`) and the offset the next record gets (`high`). */
+  offsets(topic: string): Promise<{ partition: number; low: bigint; high: bigint }[]>;
   /** A fresh consumer in `group` reporting to `sink`. */
   consumer(group: string, sink: DriverSink<R>): ConsumerDriver<R>;
   /** Flushes sends under way and disconnects the producer and admin client. */

@@ -2,7 +2,7 @@ import type { Logger } from "../../../log/mod.ts";
 import { backoffDelay, type BackoffOptions, delay } from "../../../async/mod.ts";
 import { handleInContext } from "../../context_propagation.ts";
 import type { Limiter } from "../../limiter.ts";
-import type { MessageHandler, Subscription } from "../../message.ts";
+import type { ConsumerLag, MessageHandler, Subscription } from "../../message.ts";
 import { CommitBatcher, PartitionProgress, type Taken } from "./commits.ts";
 import type { ConsumerDriver, DriverSink, FetchedRecord } from "./driver.ts";
 import { Lanes } from "./lanes.ts";
@@ -92,12 +92,18 @@ class Supervisor<R extends FetchedRecord> implements Subscription {
   readonly #topics: Set<string>;
   readonly #running: Promise<void>;
   #closed: Promise<void> | undefined;
+  /** The consumer running now, whose partitions' lag {@linkcode Supervisor.lag} reports. */
+  #session: ConsumerSession<R> | undefined;
 
   constructor(options: ConsumerEngineOptions<R>) {
     this.#o = options;
     this.ready = this.#ready.promise;
     this.#topics = new Set(options.pattern ? [] : [options.topic]);
     this.#running = this.#supervise();
+  }
+
+  lag(): Promise<readonly ConsumerLag[]> {
+    return Promise.resolve(this.#session?.lag() ?? []);
   }
 
   close(): Promise<void> {
@@ -141,7 +147,9 @@ class Supervisor<R extends FetchedRecord> implements Subscription {
       }
       live = true;
       this.#ready.resolve();
+      this.#session = session;
       const outcome = await this.#watch(session);
+      this.#session = undefined;
       await session?.stop();
       if (stopping.aborted) return;
       if (outcome.kind === "topics") {
@@ -300,6 +308,21 @@ class ConsumerSession<R extends FetchedRecord> implements DriverSink<R> {
     // Lanes outlive partition ownership: a record fetched again after its partition came back queues behind its
     // own still-running copy.
     this.#lanes.push(key === undefined ? undefined : `${record.topic}\0${record.partition}\0${key}`, taken);
+  }
+
+  highWatermark(topic: string, partition: number, offset: bigint): void {
+    const p = this.#partitions.get(`${topic}\0${partition}`);
+    if (p) p.highWatermark = offset;
+  }
+
+  /** The lag of every owned partition whose high watermark the driver told. */
+  lag(): ConsumerLag[] {
+    const out: ConsumerLag[] = [];
+    for (const p of this.#partitions.values()) {
+      const messages = p.lag;
+      if (messages !== undefined) out.push({ topic: p.topic, partition: String(p.partition), messages });
+    }
+    return out;
   }
 
   assigned(partitions: Iterable<{ topic: string; partition: number }>): void {

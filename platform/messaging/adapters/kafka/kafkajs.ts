@@ -127,6 +127,12 @@ function kafkajsClient(settings: KafkaClientSettings): KafkaClient {
     listTopics: async () => (await getAdmin()).listTopics(),
     // A metadata request to a broker (kafkajs connects the admin client first if it is not connected).
     roundTrip: async () => (await getAdmin()).describeCluster(),
+    offsets: async (topic) =>
+      (await (await getAdmin()).fetchTopicOffsets(topic)).map((p) => ({
+        partition: p.partition,
+        low: BigInt(p.low),
+        high: BigInt(p.high),
+      })),
     consumer: (group, sink) =>
       new KafkajsDriver(kafka.consumer({ groupId: group, ...settings.consumer }), sink, settings.consumer),
     async close() {
@@ -247,6 +253,7 @@ class KafkajsDriver implements ConsumerDriver<FetchedRecord> {
     const { batch, resolveOffset, isRunning, isStale } = payload;
     if (!isRunning() || isStale()) return;
     const { topic, partition, messages } = batch;
+    this.#sink.highWatermark?.(topic, partition, BigInt(batch.highWatermark));
     let taken: string | undefined;
     let slab: Slab | undefined;
     try {

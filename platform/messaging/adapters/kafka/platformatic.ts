@@ -118,6 +118,7 @@ function platformaticClient(settings: KafkaClientSettings): KafkaClient<Platform
     listTopics: () => getAdmin().listTopics(),
     // A metadata request for no topic, sent to the broker even when cached metadata is fresh.
     roundTrip: () => getAdmin().metadata({ topics: [], forceUpdate: true }),
+    offsets: (topic) => offsets(getAdmin(), topic),
     consumer: (group, sink) =>
       new PlatformaticDriver(
         new Consumer<string, Buffer, string, string>({
@@ -144,6 +145,19 @@ function platformaticClient(settings: KafkaClientSettings): KafkaClient<Platform
       await admin?.close();
     },
   };
+}
+
+/** Each partition's earliest (`ListOffsets` timestamp -2) and next (-1) offset. */
+async function offsets(a: Admin, topic: string): Promise<{ partition: number; low: bigint; high: bigint }[]> {
+  const { topics: meta } = await a.metadata({ topics: [topic], forceUpdate: true });
+  const count = meta.get(topic)?.partitionsCount ?? 0;
+  const at = async (timestamp: bigint) => {
+    const partitions = Array.from({ length: count }, (_, partitionIndex) => ({ partitionIndex, timestamp }));
+    const [listed] = await a.listOffsets({ topics: [{ name: topic, partitions }] });
+    return new Map((listed?.partitions ?? []).map((p) => [p.partitionIndex, p.offset]));
+  };
+  const [low, high] = await Promise.all([at(-2n), at(-1n)]);
+  return [...high].map(([partition, h]) => ({ partition, low: low.get(partition) ?? 0n, high: h }));
 }
 
 async function ensureTopics(a: Admin, topics: string[], partitions: number, replicas: number): Promise<void> {

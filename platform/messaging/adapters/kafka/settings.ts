@@ -1,6 +1,7 @@
 import type { Logger } from "../../../log/mod.ts";
 import type { BackoffOptions } from "../../../async/mod.ts";
 import type { Features, PubSub } from "../../message.ts";
+import type { DeadLetterStore } from "../../dlq/dead_letter_store.ts";
 import { positiveInteger } from "../_arguments.ts";
 
 /**
@@ -187,6 +188,8 @@ export interface KafkaPubSub extends PubSub {
   ensureTopics(topics: string[], options?: EnsureTopicsOptions): Promise<void>;
   /** A metadata round trip to a broker: see {@linkcode PubSub.ping}. */
   ping(signal?: AbortSignal): Promise<void>;
+  /** Reads topics through throwaway groups and marks letters handled, for the dead-letter operations. */
+  readonly deadLetters: DeadLetterStore;
 }
 
 /**
