@@ -9,6 +9,7 @@ import {
   currentContext,
   isValidRequestId,
   newRequestId,
+  openContext,
   remainingMs,
   runWithContext,
 } from "./context.ts";
@@ -314,4 +315,56 @@ Deno.test("contextFromHeaders() takes the trace id from a valid incoming tracepa
     assert.equal(ctx.traceId, c.traceId, String(c.traceparent));
     dispose();
   }
+});
+
+Deno.test("openContext() reads a parent given as an object (a Request) only when the context's signal is read, and aborts with it", async () => {
+  const controller = new AbortController();
+  let reads = 0;
+  const source = {
+    get signal() {
+      reads++;
+      return controller.signal;
+    },
+  };
+  const ended: unknown[] = [];
+  const ctx = openContext(new Headers({ "x-request-id": "r-9" }), {
+    defaultBudgetMs: 60_000,
+    signal: source,
+    onEnd: (why) => ended.push(why),
+  });
+  try {
+    assert.equal(ctx.requestId, "r-9");
+    assert.equal(reads, 0);
+    const signal = ctx.signal;
+    assert.equal(reads, 1);
+    controller.abort(new Error("client went away"));
+    const reason = await within(aborted(signal), 1_000, "the context to abort with its parent");
+    assert.equal((reason as Error).message, "client went away");
+    assert.deepEqual(ended, [reason]);
+  } finally {
+    ctx.dispose();
+    ctx.dispose();
+  }
+});
+
+Deno.test("openContext() ends at its deadline without its signal being read, and not at all once disposed", async () => {
+  const ended: unknown[] = [];
+  const early = openContext(new Headers(), { defaultBudgetMs: 10, onEnd: (why) => ended.push(why) });
+  const disposed = openContext(new Headers(), { defaultBudgetMs: 10, onEnd: () => ended.push("disposed one") });
+  disposed.dispose();
+  try {
+    await within(new Promise((r) => setTimeout(r, 40)), 1_000, "the deadlines to pass");
+    assert.equal(ended.length, 1);
+    assert.equal((ended[0] as DOMException).name, "TimeoutError");
+    assert.equal(early.signal.aborted, true);
+    assert.equal(disposed.signal.aborted, false);
+  } finally {
+    early.dispose();
+  }
+});
+
+Deno.test("runWithContext() passes its extra arguments to the function", () => {
+  const ctx = ctxOf({ requestId: "r-args" });
+  const out = runWithContext(ctx, (a: number, b: string) => `${currentContext()?.requestId} ${a} ${b}`, 1, "two");
+  assert.equal(out, "r-args 1 two");
 });

@@ -28,3 +28,18 @@ Deno.test("DeadlineTimer fires a deadline already in the past on the next tick",
 Deno.test("DeadlineTimer refuses a tick that is not positive", () => {
   assert.throws(() => new DeadlineTimer(0), RangeError);
 });
+
+Deno.test("DeadlineTimer.add() expires an entry once at its deadline, and delete() removes one before it", async () => {
+  const timer = new DeadlineTimer(2);
+  const expired: string[] = [];
+  const due = { deadline: Date.now() + 10, expire: () => expired.push("due") };
+  const removed = { deadline: Date.now() + 10, expire: () => expired.push("removed") };
+  timer.add(due);
+  timer.add(removed);
+  assert.equal(timer.delete(removed), true);
+  assert.equal(timer.delete(removed), false);
+  await within(new Promise((r) => setTimeout(r, 30)), 1_000, "the deadline to pass");
+  assert.deepEqual(expired, ["due"]);
+  assert.equal(timer.delete(due), false);
+  assert.equal(timer.size, 0);
+});

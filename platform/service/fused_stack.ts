@@ -1,4 +1,4 @@
-import { type Context, contextFromHeaders, parseTraceparent, runWithContext } from "../context/mod.ts";
+import { type Context, type OpenContext, openContext, runWithContext } from "../context/mod.ts";
 import { activeTraceparent, tracingEnabled } from "../telemetry/mod.ts";
 import { errorResponse, type Handler, HttpError, invoke, knownBodyBytes, pathnameOf } from "../http/mod.ts";
 import type { Logger } from "../log/mod.ts";
@@ -56,8 +56,7 @@ class Exchange {
   readonly #accessLine: AccessLineWriter | undefined;
   readonly #red: RedCounters;
   readonly #start: number;
-  readonly #ctx: Context;
-  readonly #dispose: () => void;
+  readonly #ctx: OpenContext;
   #settled = false;
 
   constructor(
@@ -73,31 +72,30 @@ class Exchange {
     this.#logger = logger;
     this.#accessLine = accessLine;
     this.#red = red;
-    const headers = req.headers;
-    const incoming = headers.get("traceparent");
-    const { ctx, dispose } = contextFromHeaders(
-      // The trace is parsed once, below, not again by the context.
-      (name) => name === "traceparent" ? null : headers.get(name),
-      { defaultBudgetMs, signal: () => req.signal, onEnd: this.#timedOut },
-    );
+    // The request itself is the parent signal's source: its `signal` is read only if the context's is.
+    const ctx = openContext(req.headers, { defaultBudgetMs, signal: req, onEnd: this.#timedOut });
     this.#ctx = ctx;
-    this.#dispose = dispose;
-    // As tracing(): the caller's trace (when its traceparent is valid) or a new one, and a new span for this hop.
-    const parent = parseTraceparent(incoming);
+    // As tracing(): the caller's trace (the context keeps a traceparent's trace id only when it is valid, by the same
+    // W3C rules as tracing()) or a new one, and a new span for this hop.
     const spanId = randomHex(8, ZERO_SPAN);
     // With tracing on (OTEL_DENO=true), Deno's server span, which already continued the caller's trace, is this hop.
     const active = tracingEnabled ? activeTraceparent() : undefined;
+    const incoming = ctx.traceparent;
     if (active) {
       ctx.traceId = active.slice(3, 35);
       ctx.traceparent = active;
-    } else if (parent) {
-      ctx.traceId = parent.traceId;
-      ctx.traceparent = `00-${parent.traceId}-${spanId}-${parent.sampled ? "01" : "00"}`;
+    } else if (ctx.traceId !== undefined && incoming !== undefined) {
+      ctx.traceparent = `00-${ctx.traceId}-${spanId}-${sampled(incoming) ? "01" : "00"}`;
     } else {
       ctx.traceId = randomHex(16, ZERO_TRACE);
       ctx.traceparent = `00-${ctx.traceId}-${spanId}-01`;
     }
-    runWithContext(ctx, () => invoke(inner, req).then(this.#onResponse, this.#onError));
+    runWithContext(ctx, start, this, inner, req);
+  }
+
+  /** The handler's outcome, reacted to once. */
+  settle(pending: Promise<Response>): void {
+    pending.then(this.#onResponse, this.#onError);
   }
 
   readonly #onResponse = (res: Response): void => {
@@ -131,7 +129,7 @@ class Exchange {
 
   /** The stack itself failed (a log sink threw): the server's `onError` answers 500, and the request never hangs. */
   #fail(err: unknown): void {
-    this.#dispose();
+    this.#ctx.dispose();
     if (this.#settled) return;
     this.#settled = true;
     this.answered.reject(err);
@@ -149,11 +147,11 @@ class Exchange {
 
   #answer(res: Response): void {
     if (this.#settled) {
-      this.#dispose();
+      this.#ctx.dispose();
       return;
     }
     this.#settled = true;
-    this.#dispose();
+    this.#ctx.dispose();
     try {
       this.answered.resolve(withHeaders(res, this.#ctx, true));
     } catch (err) {
@@ -165,7 +163,7 @@ class Exchange {
   readonly #timedOut = (): void => {
     if (this.#settled) return;
     this.#settled = true;
-    this.#dispose();
+    this.#ctx.dispose();
     const ctx = this.#ctx;
     this.answered.resolve(withHeaders(runWithContext(ctx, () => errorResponse(deadlineExceeded())), ctx, false));
   };
@@ -177,6 +175,16 @@ class Exchange {
  * response) is copied first, sharing its body. `full` is false for the deadline's 504, which `requestContext()`
  * answers from outside the other layers.
  */
+/** Runs the handler inside the context: a shared function, not a closure per request. */
+function start(exchange: Exchange, inner: Handler, req: Request): void {
+  exchange.settle(invoke(inner, req));
+}
+
+/** The sampled flag of a valid `traceparent` (its flags are the two hex digits at 53). */
+function sampled(traceparent: string): boolean {
+  return (parseInt(traceparent.slice(53, 55), 16) & 1) === 1;
+}
+
 function withHeaders(res: Response, ctx: Context, full: boolean): Response {
   try {
     setHeaders(res.headers, ctx, full);
