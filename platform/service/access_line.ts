@@ -1,9 +1,13 @@
 import { bufferedStdout, type Level, type Logger } from "../log/mod.ts";
 
-/** Writes one access line: the fields of `accessLog()`'s line, plus the request id and trace id of the context. */
+/**
+ * Writes one access line: the fields of `accessLog()`'s line, plus the request id, trace id and span id (this hop's,
+ * as the context's `traceparent` names it) of the context.
+ */
 export type AccessLineWriter = (
   requestId: string,
   traceId: string | undefined,
+  spanId: string | undefined,
   method: string,
   route: string,
   status: number,
@@ -36,7 +40,7 @@ export function templateAccessLine(
   const routes = new Map<string, string>();
   let lastMs = 0;
   let lastIso = "";
-  const writer: AccessLineWriter = (requestId, traceId, method, route, status, ms, bytes) => {
+  const writer: AccessLineWriter = (requestId, traceId, spanId, method, route, status, ms, bytes) => {
     const now = Date.now();
     if (now !== lastMs) {
       lastMs = now;
@@ -51,7 +55,9 @@ export function templateAccessLine(
     const rid = PLAIN.test(requestId) ? `"${requestId}"` : JSON.stringify(requestId);
     const trace = traceId === undefined
       ? ""
-      : `,"traceId":${PLAIN.test(traceId) ? `"${traceId}"` : JSON.stringify(traceId)}`;
+      : `,"traceId":${PLAIN.test(traceId) ? `"${traceId}"` : JSON.stringify(traceId)}${
+        spanId === undefined ? "" : `,"spanId":${PLAIN.test(spanId) ? `"${spanId}"` : JSON.stringify(spanId)}`
+      }`;
     const m = SAFE_METHODS.has(method) ? `"${method}"` : JSON.stringify(method);
     write(
       `{"ts":"${lastIso}${head}${rid}${trace},"method":${m},"route":${r},"status":${status},"ms":${ms}${
@@ -65,6 +71,6 @@ export function templateAccessLine(
 
 /** The access line through any {@linkcode Logger}, as `accessLog()` writes it (call inside the request context). */
 export function loggerAccessLine(logger: Logger): AccessLineWriter {
-  return (_requestId, _traceId, method, route, status, ms, bytes) =>
+  return (_requestId, _traceId, _spanId, method, route, status, ms, bytes) =>
     logger.info("request", { method, route, status, ms, bytes });
 }

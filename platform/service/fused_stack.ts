@@ -142,7 +142,16 @@ class Exchange {
     const route = ctx.route ?? "unmatched";
     const method = this.#req.method;
     this.#red.record(method, route, status, ms / 1000);
-    this.#accessLine?.(ctx.requestId, ctx.traceId, method, route, status, Math.round(ms * 100) / 100, bytes);
+    this.#accessLine?.(
+      ctx.requestId,
+      ctx.traceId,
+      ctx.traceparent?.slice(36, 52),
+      method,
+      route,
+      status,
+      Math.round(ms * 100) / 100,
+      bytes,
+    );
   }
 
   #answer(res: Response): void {

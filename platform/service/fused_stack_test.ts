@@ -299,16 +299,19 @@ Deno.test("the template access line is byte for byte the default logger's line",
     signal: new AbortController().signal,
     traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
   };
+  const spanId = "00f067aa0ba902b7";
   const cases: [string, string, number, number, number | undefined, string | undefined][] = [
     ["GET", "/v1/orders/:id", 200, 0.12, 12, ctx.traceId],
     ["PROPFIND", 'odd "route"\n', 500, 1234.5, undefined, undefined],
   ];
   for (const [method, route, status, ms, bytes, traceId] of cases) {
-    const c = { ...ctx, traceId };
+    const span = traceId && spanId;
+    const c = { ...ctx, traceId, traceparent: traceId && `00-${traceId}-${spanId}-01` };
     // Both within the same millisecond or retried: the timestamp is the only field that may differ.
-    write(c.requestId, traceId, method, route, status, ms, bytes);
-    runWithContext(c, () => loggerAccessLine(logger)(c.requestId, traceId, method, route, status, ms, bytes));
+    write(c.requestId, traceId, span, method, route, status, ms, bytes);
+    runWithContext(c, () => loggerAccessLine(logger)(c.requestId, traceId, span, method, route, status, ms, bytes));
   }
+  assert.match(templated[0], /"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7"/);
   const noTs = (l: string) => l.replace(/^\{"ts":"[^"]+"/, '{"ts":"<ts>"');
   assert.deepEqual(templated.map(noTs), logged.map(noTs));
   for (const l of templated) assert.match(l, /^\{"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"/);
