@@ -3,6 +3,7 @@ import { createLogger } from "../../log/mod.ts";
 import { createMemoryBroker } from "../adapters/memory.ts";
 import { openDeadLetterQueue } from "../dlq/dead_letter_queue.ts";
 import type { OutgoingMessage } from "../message.ts";
+import { within } from "../../testing/mod.ts";
 import { DeadLetterHeaders } from "./dead_letter_queue.ts";
 
 // What the dlq conformance suite (platform/messaging/dlq/_conformance.ts) leaves out: a redrive counting on from an
@@ -38,8 +39,8 @@ Deno.test("a redrive counts on in dlq-redrives and drops the dlq-* headers and t
 
     deepStrictEqual(await queue.redrive({ ratePerSec: 1000 }), 2);
 
-    const back = [];
-    for await (const l of bus.deadLetters.scan(source)) back.push(l.message);
+    const stored = await within(Array.fromAsync(bus.deadLetters.scan(source)), 2_000, "the source topic read back");
+    const back = stored.map((l) => l.message);
     deepStrictEqual(back.map((m) => [m.id, m.key, m.headers]), [
       ["a", "key-a", { "x-request-id": "r-a", [DeadLetterHeaders.redrives]: "1" }],
       ["b", "key-b", { "x-request-id": "r-b", [DeadLetterHeaders.redrives]: "2" }],
