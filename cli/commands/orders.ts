@@ -1,16 +1,8 @@
+import type { OutboxEntry } from "../../services/shared/admin.ts";
 import { isOrderId } from "../../services/shared/ids.ts";
 import { type Command, UsageError } from "../command.ts";
 import { type Cli, RemoteError } from "../context.ts";
 import { describe, table } from "../table.ts";
-
-interface HistoryEntry {
-  id: string;
-  topic: string;
-  type: string;
-  createdAt: string;
-  publishedAt: string | null;
-  payload: unknown;
-}
 
 /** Everything the system holds about one order, gathered from the services that own each part. */
 export interface OrderReport {
@@ -19,7 +11,7 @@ export interface OrderReport {
   payment: Record<string, unknown> | null;
   receipt: Record<string, unknown> | null;
   /** The saga's messages from the outboxes of orders, inventory and payments, in the order they were written. */
-  history: (HistoryEntry & { service: string })[];
+  history: (OutboxEntry & { service: string })[];
 }
 
 /** `null` for a 404 (the part does not exist yet), the body otherwise. */
@@ -35,12 +27,12 @@ async function optional(call: Promise<unknown>): Promise<unknown> {
 /** Gathers an order's report: orders, inventory, payments (management routes) and notifications (its receipt). */
 export async function orderReport(cli: Cli, id: string): Promise<OrderReport> {
   const [o, inv, pay, receipt] = await Promise.all([
-    cli.call("orders", `/admin/orders/${id}`) as Promise<{ order: Record<string, unknown>; history: HistoryEntry[] }>,
+    cli.call("orders", `/admin/orders/${id}`) as Promise<{ order: Record<string, unknown>; history: OutboxEntry[] }>,
     optional(cli.call("inventory", `/admin/reservations/${id}`)) as Promise<
-      { reservation: Record<string, unknown> | null; history: HistoryEntry[] } | null
+      { reservation: Record<string, unknown> | null; history: OutboxEntry[] } | null
     >,
     optional(cli.call("payments", `/admin/payments/${id}`)) as Promise<
-      { payment: Record<string, unknown> | null; history: HistoryEntry[] } | null
+      { payment: Record<string, unknown> | null; history: OutboxEntry[] } | null
     >,
     optional(cli.call("notifications", `/receipts/${id}`)) as Promise<Record<string, unknown> | null>,
   ]);

@@ -1,3 +1,4 @@
+import type { ReconcileReport } from "@trellis/platform/reconcile";
 import { type Command, stringFlag, UsageError } from "../command.ts";
 import { type Cli, reason, RemoteError, type ServiceName } from "../context.ts";
 import { Progress } from "../progress.ts";
@@ -9,41 +10,9 @@ export const RECONCILE_SERVICES: readonly ServiceName[] = ["orders", "inventory"
 /** Exit code of a dry run that found drift, so scripts can tell "drift" from "broken" (1) and "bad input" (2). */
 export const EXIT_DRIFT = 3;
 
-/** One drift in a report, as `POST /admin/reconcile` answers it. */
-export interface Drift {
-  subject: string;
-  detail: string;
-  outcome: "found" | "repaired" | "skipped" | "failed";
-  error?: string;
-}
+/** A service's reconciliation report, as `POST /admin/reconcile` answers it. */
+export type Report = ReconcileReport;
 
-export interface Counts {
-  found: number;
-  repaired: number;
-  skipped: number;
-  failed: number;
-}
-
-export interface CheckPart extends Counts {
-  name: string;
-  description: string;
-  error?: string;
-  drifts: Drift[];
-}
-
-/** A service's reconciliation report (`ReconcileReport` of `@trellis/platform/reconcile`). */
-export interface Report {
-  service: string;
-  mode: "dry-run" | "repair";
-  startedAt: string;
-  finishedAt: string;
-  durationMs: number;
-  clean: boolean;
-  totals: Counts;
-  checks: CheckPart[];
-}
-
-/** What one service gave: its report, nothing yet (`--last` before any run), or the error calling it. */
 export type Outcome = { service: ServiceName; report: Report } | { service: ServiceName; report: null; error?: string };
 
 export const reconcile: Command = {
@@ -130,7 +99,7 @@ function render(outcomes: readonly Outcome[], repair: boolean | undefined): stri
   const checkRows: unknown[][] = [];
   const driftRows: unknown[][] = [];
   const problems: string[] = [];
-  const totals: Counts = { found: 0, repaired: 0, skipped: 0, failed: 0 };
+  const totals: ReconcileReport["totals"] = { found: 0, repaired: 0, skipped: 0, failed: 0 };
   for (const o of outcomes) {
     if (!o.report) {
       problems.push("error" in o && o.error !== undefined ? `${o.service}: ${o.error}` : `${o.service}: no run yet`);

@@ -4,7 +4,7 @@
  * service's consumers (guards, middleware, drain) with {@linkcode checkBus} for readiness, and the dead-letter
  * operations ({@linkcode openDeadLetterQueue}: list, inspect, redrive, purge on the in-memory broker, JetStream and
  * Kafka) with their management endpoints ({@linkcode deadLetterAdmin}). Related packages have their own front
- * doors: `@trellis/platform/messaging/middleware` (consumer middleware and dead-letter tools),
+ * doors: `@trellis/platform/messaging/middleware` (consumer middleware and the dead-letter headers),
  * `@trellis/platform/messaging/schema` (the event schema language), `@trellis/platform/messaging/kafka-platformatic`
  * (the second Kafka client) and `@trellis/platform/messaging/testing` (the conformance suite).
  *

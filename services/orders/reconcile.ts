@@ -10,6 +10,7 @@ import { askEach, type CheckWindow, ScanCursor, unlessNotFound, windowOf } from 
 import { resilienceFor } from "../shared/resilience.ts";
 import * as queries from "./queries.ts";
 import { expire, type Order } from "./saga.ts";
+import { orderFromRow } from "./store.ts";
 
 /**
  * What the orders service's checks need to know from the other services, each through the read API that service
@@ -65,24 +66,6 @@ export function ordersPeers(
       if (res.status === 404) return false;
       throw new Error(`notifications answered ${res.status} for the receipt of order ${orderId}`);
     },
-  };
-}
-
-type Row = queries.LockOrderWithClockRow | queries.SettledConfirmedOrdersRow;
-
-// The check constraints of migrations/orders hold status and step to the saga's values, and items is the array
-// createOrder() stored.
-function toOrder(r: Row): Order {
-  return {
-    id: r.id,
-    customerId: r.customer_id,
-    items: r.items as Item[],
-    totalCents: Number(r.total_cents),
-    paymentToken: r.payment_token,
-    status: r.status as Order["status"],
-    step: r.step as Order["step"],
-    reason: r.reason,
-    deadlineAt: r.deadline_at.toISOString(),
   };
 }
 
@@ -150,7 +133,7 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
         return await db().transaction(async (tx) => {
           const row = await queries.lockOrderWithClock(tx, { id: drift.subject });
           if (row?.status !== "CONFIRMED") return "skipped";
-          await publishEvent(tx, command(toOrder(row)));
+          await publishEvent(tx, command(orderFromRow(row)));
           return "repaired";
         });
       },
@@ -172,7 +155,7 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
         return await db().transaction(async (tx) => {
           const row = await queries.lockOrderWithClock(tx, { id: drift.subject });
           if (!row) return "skipped";
-          const order = toOrder(row);
+          const order = orderFromRow(row);
           const decision = expire(order, row.db_now);
           if (!decision.order) return "skipped";
           await queries.setOrderState(tx, {

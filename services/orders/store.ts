@@ -11,9 +11,14 @@ export interface StoredOrder extends Order {
   updatedAt: string;
 }
 
-// Every query of an order reads `select *`, so one row type fits them all; the check constraints of migrations/orders
-// hold status and step to the saga's values, and items is the array createOrder() stored.
-function fromRow(r: queries.GetOrderRow): StoredOrder {
+/** The columns of the orders table every generated `select *` row type has (getOrder, lockOrderWithClock, ...). */
+export type OrderColumns = Omit<queries.GetOrderRow, "idempotency_key">;
+
+/**
+ * An order as stored, from a row of any query that reads `select *` from orders. The check constraints of
+ * migrations/orders hold status and step to the saga's values, and items is the array createOrder() stored.
+ */
+export function orderFromRow(r: OrderColumns): StoredOrder {
   return {
     id: r.id,
     customerId: r.customer_id,
@@ -77,9 +82,9 @@ export async function createOrder(db: Database, input: NewOrder): Promise<{ orde
         customerId: input.customerId,
         idempotencyKey: input.idempotencyKey!,
       });
-      return { order: fromRow(existing!), created: false };
+      return { order: orderFromRow(existing!), created: false };
     }
-    const order = fromRow(row);
+    const order = orderFromRow(row);
     await publishAll(tx, order.id, startSaga(order));
     return { order, created: true };
   });
@@ -88,7 +93,7 @@ export async function createOrder(db: Database, input: NewOrder): Promise<{ orde
 /** The order with this id, or `undefined`. */
 export async function getOrder(db: Database, id: string): Promise<StoredOrder | undefined> {
   const row = await queries.getOrder(db, { id });
-  return row ? fromRow(row) : undefined;
+  return row ? orderFromRow(row) : undefined;
 }
 
 async function applyDecision(tx: Tx, order: Order, decision: Decision): Promise<void> {
@@ -129,7 +134,7 @@ export async function applyReply(
       if (!(await claimOnce(tx, "orders-saga", messageId))) return "duplicate";
       const row = await queries.lockOrder(tx, { id: event.orderId });
       if (!row) return "unknown-order";
-      const order = fromRow(row);
+      const order = orderFromRow(row);
       const decision = advance(order, event);
       span?.setAttributes({ "saga.step": order.step, "saga.next_step": decision.order?.step ?? order.step });
       if (!decision.order && decision.publish.length === 0) return "ignored";
@@ -168,7 +173,7 @@ export async function expireOverdue(db: Database, limit = 100): Promise<ExpiredO
     const one = await db.transaction(async (tx) => {
       const row = await queries.lockOverdueOrder(tx);
       if (!row) return undefined;
-      const order = fromRow(row);
+      const order = orderFromRow(row);
       const decision = expire(order, row.db_now);
       if (!decision.order) return undefined;
       await applyDecision(tx, order, decision);

@@ -1,6 +1,6 @@
 import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
 import { createLogger } from "../../log/mod.ts";
-import { listDeadLetters } from "./dead_letter_queue.ts";
+import { openDeadLetterQueue } from "../dlq/dead_letter_queue.ts";
 import { createKafkaPubSub } from "../adapters/kafka/kafkajs.ts";
 import { createMemoryBroker } from "../adapters/memory.ts";
 import type { Message, Publisher } from "../message.ts";
@@ -132,15 +132,15 @@ Deno.test({
       await bus.publish(topic, { id: "after", key: "order-1", payload: text("{}") });
       strictEqual(await within(next.promise, 30_000, "the message behind the poison one on Kafka"), "after");
       deepStrictEqual(attempts, [1, 2, 3]);
-      const [letter, ...rest] = await listDeadLetters(bus, `${topic}.dlq`, { limit: 1 });
+      const [letter, ...rest] = await openDeadLetterQueue(bus, `${topic}.dlq`).list();
       strictEqual(rest.length, 0);
-      strictEqual(letter.id, "poison");
+      strictEqual(letter.messageId, "poison");
       strictEqual(letter.key, "order-1");
       strictEqual(letter.sourceTopic, topic);
       strictEqual(letter.attempts, 3);
       strictEqual(letter.error, "Error: always fails");
       ok(letter.failedAt && !Number.isNaN(Date.parse(letter.failedAt)));
-      strictEqual(letter.bytes, 1);
+      strictEqual(letter.payload.byteLength, 1);
     } finally {
       await bus.close();
     }

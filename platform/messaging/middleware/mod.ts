@@ -1,6 +1,7 @@
 /**
  * Consumer middleware on the `MessageHandler` shape (`(next) => handler`, composed with
- * `chainHandlers`), and the dead-letter operations that go with `deadLetter`. The idempotent-consumer middleware is
+ * `chainHandlers`), and the headers `deadLetter` adds (the dead-letter operations are `openDeadLetterQueue` in
+ * `@trellis/platform/messaging`). The idempotent-consumer middleware is
  * `inbox` in `@trellis/platform/outbox`: it claims the message id in the same transaction as the handler's effect.
  *
  * @example Wire a consumer's middleware in one place
@@ -24,5 +25,4 @@ export * from "./timeout.ts";
 export * from "./retry.ts";
 export * from "./dead_letter.ts";
 export * from "./concurrency_limit.ts";
-// The operations on what deadLetter() produced, so `mod.ts` of the package needs one line for both.
 export * from "./dead_letter_queue.ts";
