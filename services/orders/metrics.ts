@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram } from "prom-client";
 import type { Database } from "@trellis/platform/db";
 import type { Service } from "@trellis/platform/service";
+import * as queries from "./queries.ts";
 import type { Decision, SagaStep } from "./saga.ts";
 import type { ExpiredOrder, StoredOrder } from "./store.ts";
 
@@ -53,12 +54,8 @@ export function sagaMetrics(svc: Service, db: () => Database): SagaMetrics {
     async collect() {
       const signal = AbortSignal.timeout(1_000);
       try {
-        const [row] = await db().query<{ n: string }>(
-          "select count(*) as n from orders where status = 'PENDING' and deadline_at < now()",
-          [],
-          { signal },
-        );
-        this.set(Number(row.n));
+        const row = await queries.countPendingPastDeadline(db(), { signal });
+        this.set(Number(row!.n));
       } catch {
         this.set(Number.NaN);
       }

@@ -69,3 +69,8 @@ from orders where status = 'PENDING' and deadline_at < now() order by deadline_a
 -- params: key
 -- nonnull: id
 select id::text as id, topic, payload, created_at, published_at from outbox where key = $1 order by seq;
+
+-- How many orders are still PENDING past their deadline (the orders_sagas_past_deadline gauge, services/orders/metrics.ts).
+-- name: countPendingPastDeadline :one
+-- nonnull: n
+select count(*) as n from orders where status = 'PENDING' and deadline_at < now();

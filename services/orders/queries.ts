@@ -300,3 +300,20 @@ export async function outboxHistory(
 ): Promise<OutboxHistoryRow[]> {
   return await q.query<OutboxHistoryRow>(OUTBOX_HISTORY_SQL, [params.key], options);
 }
+
+const COUNT_PENDING_PAST_DEADLINE_SQL =
+  "select count(*) as n from orders where status = 'PENDING' and deadline_at < now()";
+
+/** A row of `countPendingPastDeadline`. */
+export type CountPendingPastDeadlineRow = {
+  n: string;
+};
+
+/** Runs `countPendingPastDeadline` (services/orders/queries.sql:76). */
+export async function countPendingPastDeadline(
+  q: Queryable,
+  options?: QueryOptions,
+): Promise<CountPendingPastDeadlineRow | undefined> {
+  const [row] = await q.query<CountPendingPastDeadlineRow>(COUNT_PENDING_PAST_DEADLINE_SQL, [], options);
+  return row;
+}
