@@ -91,7 +91,10 @@ export type GrpcClient<D> =
   & { [K in keyof D]: (request: RequestOf<D[K]>, options?: CallOptions) => Promise<ResponseOf<D[K]>> }
   & Disposable
   & {
-    /** Closes the channel; calls in flight fail with `CANCELLED`/`UNAVAILABLE`. Idempotent. */
+    /**
+     * Closes the channel, dropping its connections without an HTTP/2 GOAWAY; calls in flight fail with
+     * `CANCELLED`/`UNAVAILABLE`. Idempotent.
+     */
     close(): void;
   };
 
