@@ -9,6 +9,7 @@ import {
   type ServiceDefinition,
   type ServiceError,
 } from "@grpc/grpc-js";
+import type { Duplex } from "node:stream";
 import type { RetryOptions } from "../async/mod.ts";
 import type { ResiliencePolicy } from "../resilience/mod.ts";
 import { abortError } from "./_abort.ts";
@@ -90,7 +91,10 @@ export type GrpcClient<D> =
   & { [K in keyof D]: (request: RequestOf<D[K]>, options?: CallOptions) => Promise<ResponseOf<D[K]>> }
   & Disposable
   & {
-    /** Closes the channel; calls in flight fail with `CANCELLED`/`UNAVAILABLE`. Idempotent. */
+    /**
+     * Closes the channel, dropping its connections without an HTTP/2 GOAWAY; calls in flight fail with
+     * `CANCELLED`/`UNAVAILABLE`. Idempotent.
+     */
     close(): void;
   };
 
@@ -137,11 +141,24 @@ export function createGrpcClient<D extends ServiceDefinition>(
     ...(options.interceptors ?? []),
     retryCalls({ ...options.retry, idempotent: options.idempotent, policy: options.policy }),
   );
-  const client = new Client(address, options.credentials ?? credentials.createInsecure(), options.channelOptions);
+  const sockets = new Set<Duplex>();
+  const client = new Client(
+    address,
+    keepingSockets(options.credentials ?? credentials.createInsecure(), sockets),
+    options.channelOptions,
+  );
   let closed = false;
+  // grpc-js closes a channel's HTTP/2 sessions with session.close(), which sends a GOAWAY; a Deno 2.9 server that
+  // receives one answers with its own and can abort in nghttp2 (`find_stream_on_goaway_func` assertion, free(): invalid
+  // pointer, or SIGSEGV; https://github.com/denoland/deno/issues/36788) — the called service crashing because its
+  // caller stopped. So close() ends the connections plainly first and closes the channel only once every socket (and so
+  // its session, which then has nothing left to send) is gone.
   const close = () => {
+    if (closed) return;
     closed = true;
-    client.close();
+    const gone = [...sockets].map(dropSocket);
+    sockets.clear();
+    Promise.all(gone).then(() => client.close());
   };
   const send = intercept(function send(call: OutgoingCall): Promise<unknown> {
     if (closed) return Promise.reject(new UnavailableError(`client for ${address} is closed`));
@@ -185,6 +202,45 @@ function unary(
     });
     const onAbort = () => call.cancel();
     signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Wraps `inner` so that every connection its channel opens is added to `sockets` (and leaves it on close), for
+ * {@linkcode createGrpcClient}'s close(). Channels with these credentials share no subchannel with other clients'.
+ */
+function keepingSockets(inner: ChannelCredentials, sockets: Set<Duplex>): ChannelCredentials {
+  // grpc-js's internal connector hook (1.14): each subchannel asks its credentials for a connector, which turns the TCP
+  // socket into the one the HTTP/2 session runs on.
+  type Connector = { connect(socket: Duplex): Promise<{ socket: Duplex; secure: boolean }> };
+  type Internals = {
+    _createSecureConnector(...args: unknown[]): Connector;
+    _equals(other: ChannelCredentials): boolean;
+  };
+  const base = inner as unknown as Internals;
+  const wrapped = Object.create(inner) as Internals;
+  wrapped._equals = (other) => other === (wrapped as unknown as ChannelCredentials);
+  wrapped._createSecureConnector = (...args) => {
+    const connector = base._createSecureConnector.apply(inner, args);
+    return Object.assign(Object.create(connector), {
+      async connect(socket: Duplex) {
+        const result = await connector.connect(socket);
+        sockets.add(result.socket);
+        result.socket.once("close", () => sockets.delete(result.socket));
+        return result;
+      },
+    });
+  };
+  return wrapped as unknown as ChannelCredentials;
+}
+
+/** Closes a connection without an HTTP/2 frame; resolves once its HTTP/2 session has seen it close. */
+function dropSocket(socket: Duplex): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    // The session's own 'close' handlers run after the socket's; let them finish before grpc-js touches it.
+    socket.once("close", () => setTimeout(resolve, 0));
+    socket.destroy();
   });
 }
 

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import type { Metadata } from "@grpc/grpc-js";
 import { type Context, runWithContext } from "../context/mod.ts";
-import { within } from "../testing/mod.ts";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { waitUntil, within } from "../testing/mod.ts";
 import { OrdersServiceService } from "../../proto/gen/trellis/orders/v1/orders.ts";
 import { GET, ORDER } from "./testdata/order.ts";
 import { createGrpcClient } from "./client.ts";
@@ -199,4 +201,31 @@ Deno.test("a call to a port nobody listens on fails with UnavailableError and th
   // grpc-js 1.14 leaves a failed subchannel's reconnect backoff timer running after its channel closes
   // (Subchannel.unref() stops CONNECTING/READY, not TRANSIENT_FAILURE); it fires once, here after 10 ms.
   await new Promise((resolve) => setTimeout(resolve, 50));
+});
+
+// A Deno 2.9 server that receives a GOAWAY can abort in nghttp2 (https://github.com/denoland/deno/issues/36788), so a
+// stopping caller must not send one: close() ends its connections plainly. A bare node:http2 server sees the frames.
+Deno.test("close() ends the client's connections without sending its server an HTTP/2 GOAWAY", async () => {
+  const seen = { sessions: 0, goaways: 0, closed: 0 };
+  const server = http2.createServer();
+  server.on("session", (session) => {
+    seen.sessions++;
+    session.on("goaway", () => seen.goaways++);
+    session.on("close", () => seen.closed++);
+  });
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "5", "grpc-message": "no orders here" }));
+    stream.end();
+  });
+  await within(new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve)), 5_000, "the server to listen");
+  try {
+    const client = createGrpcClient(OrdersServiceService, `127.0.0.1:${(server.address() as AddressInfo).port}`);
+    await assert.rejects(client.getOrder(GET), GrpcError);
+    client.close();
+    await waitUntil(() => seen.closed === 1, 5_000, "the client's connection to close");
+    assert.deepEqual(seen, { sessions: 1, goaways: 0, closed: 1 });
+  } finally {
+    await within(new Promise((resolve) => server.close(resolve)), 5_000, "the server to close");
+  }
 });

@@ -301,14 +301,19 @@ interface Drain {
   running: Set<() => void>;
 }
 
-/** Ends a socket (FIN after pending writes, no HTTP/2 frame), destroying it if the peer has not closed within 1 s. */
+/**
+ * Ends a socket (FIN after pending writes, no HTTP/2 frame), destroying it if the peer has not closed within 1 s;
+ * resolves once its HTTP/2 session has seen it close.
+ */
 function endSocket(socket: Socket): Promise<void> {
   if (socket.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => socket.destroy(), 1_000);
     socket.once("close", () => {
       clearTimeout(timer);
-      resolve();
+      // The HTTP/2 session's 'close' handlers (grpc-js forgets the session there) run after the socket's; let them
+      // finish, or forceShutdown() would still find the session and destroy it, sending a GOAWAY.
+      setTimeout(resolve, 0);
     });
     socket.end();
   });
