@@ -136,6 +136,8 @@ class PostgresDatabase implements Database {
    * {@linkcode PostgresTransaction}).
    */
   closures = 0;
+  /** When a pool connection last closed (`performance.now()`), so close() can outwait the driver's reconnect timer. */
+  #lastClosureAt = Number.NEGATIVE_INFINITY;
   readonly #channels = new Map<string, Channel>();
   /**
    * One per pooled connection: a pool query or a transaction holds one while the driver runs it, so the driver
@@ -165,7 +167,10 @@ class PostgresDatabase implements Database {
         connect_timeout: options.connectTimeout / 1000,
         connection: { application_name: options.applicationName },
         onnotice: () => {},
-        onclose: () => void this.closures++,
+        onclose: () => {
+          this.closures++;
+          this.#lastClosureAt = performance.now();
+        },
         backoff: reconnectDelaySeconds,
         keep_alive: options.keepAliveMs / 1000,
       });
@@ -274,8 +279,14 @@ class PostgresDatabase implements Database {
       for (const timer of [...this.#silent.values(), ...this.#retries]) clearTimeout(timer);
       this.#silent.clear();
       this.#retries.clear();
+      // After an outage the driver may hold a reconnect (at most reconnectDelaySeconds' 1 s away) on a timer it keeps
+      // to itself and end() does not clear; it fires once and finds the pool ended. When a pool connection closed in
+      // the last 10 s (not counting the closes end() itself causes), outwait that timer, so a database closed soon
+      // after an outage leaves none behind. A database that saw no outage closes at once.
+      const recentOutage = performance.now() - this.#lastClosureAt < 10_000;
       await this.sql.end({ timeout: 5 });
       await Promise.all([...this.#cancels, ...this.#retired]);
+      if (recentOutage) await new Promise((resolve) => setTimeout(resolve, 1_050));
     })();
     return this.#closing;
   }
