@@ -183,9 +183,11 @@ export async function startComponent(kind: ComponentKind, options: ComponentOpti
       // would take it for a live server; wait until whoever adopted the orphans has reaped them.
       await waitUntil(() => targets.every((pid) => !exists(pid)), 30_000, `the killed ${kind} processes to be reaped`);
     },
-    pause() {
-      signalAll("SIGSTOP");
-      return Promise.resolve();
+    async pause() {
+      const targets = signalAll("SIGSTOP");
+      // kill() returns before every thread has stopped (on a busy machine a Go server's threads can still answer for
+      // a few milliseconds), so wait until the kernel reports each thread stopped.
+      await waitUntil(() => targets.every(stopped), 10_000, `the private ${kind} to stop after SIGSTOP`);
     },
     resume() {
       signalAll("SIGCONT");
@@ -282,6 +284,21 @@ function exists(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** Whether every thread of `pid` is stopped (state `T` in /proc); a process that is gone counts as stopped. */
+function stopped(pid: number): boolean {
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
+      // The state follows the command name, which is in parentheses and may itself hold spaces or parentheses.
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (state !== "T" && state !== "t") return false;
+    }
+    return true;
+  } catch {
+    return !exists(pid);
   }
 }
 
