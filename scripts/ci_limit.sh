@@ -23,6 +23,36 @@ status=${PIPESTATUS[0]}
 if { [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; } && grep -q 'timeout: sending signal TERM' "$log"; then
   echo
   echo "CI limit of ${limit_s} s reached: the test run was killed."
+  if grep -qE '^\./[^ ]+ => ' "$log"; then
+    # A --parallel run: Deno prints a test only once it ended ("./<file> => <name> ... ok"; a step as
+    # "<test> ... <step> ... ok"), so a test still running shows only through Deno's notice
+    # "'<name>' has been running for over (1m0s)", given once it has run for a minute.
+    mapfile -t running < <(awk -v q="'" '
+      { sub(/timeout: sending signal.*$/, "") }
+      substr($0, 1, 1) == q && (at = index($0, q " has been running for over ")) > 1 {
+        name = substr($0, 2, at - 2)
+        if (!(name in slow)) order[++n] = name
+        slow[name] = 1; next
+      }
+      /^\.\/[^ ]+ => .* \.\.\. (ok|FAILED|ignored)/ {
+        name = $0; sub(/^\.\/[^ ]+ => /, "", name); sub(/ \.\.\. (ok|FAILED|ignored).*$/, "", name)
+        delete slow[name]; file = $0; sub(/ => .*$/, "", file); last = file; next
+      }
+      END { print last; for (i = 1; i <= n; i++) if (order[i] in slow) print order[i] }
+    ' "$log")
+    echo "Tests ran in parallel (Deno names a running test only once it has run for a minute)."
+    if [ ${#running[@]} -gt 1 ]; then
+      for name in "${running[@]:1}"; do echo "Still running: ${name}"; done
+    else
+      echo "No test had run for a minute."
+    fi
+    [ -z "${running[0]}" ] || echo "Last result from: ${running[0]}"
+    # Top-level results only: a step's line holds its test's name and " ... " once more.
+    passed=$(grep -cE '^\./[^ ]+ => ([^.]|\.[^.]|\.\.[^.])* \.\.\. ok' "$log")
+    failed=$(grep -cE '^\./[^ ]+ => ([^.]|\.[^.]|\.\.[^.])* \.\.\. FAILED' "$log")
+    echo "${passed} passed, $((failed + 1)) failed"
+    exit 1
+  fi
   # Tests run one after another: a test that started shows as "<name> ..." (steps indented) until a line
   # "<name> ... ok|FAILED|ignored" ends it.
   mapfile -t running < <(awk '

@@ -1,7 +1,8 @@
 /**
  * scripts/ci_limit.sh, the time limit `.ci/run` puts on the whole test run, against a tiny fixture file whose last test
  * never ends: a 5 s limit kills the run and its child processes, names the file, test and step that were running,
- * and still ends with one "N passed, N failed" line and a non-zero exit.
+ * and still ends with one "N passed, N failed" line and a non-zero exit; a --parallel run (Deno prints a test there
+ * only once it ended) names the test Deno reported running for over a minute.
  */
 import assert from "node:assert/strict";
 import { waitUntil, within } from "@trellis/platform/testing";
@@ -10,7 +11,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 const FIXTURE = "tests/infra/fixtures/hangs.ts";
 
 /** Runs ci_limit.sh with `args` from the repository root; its exit code and output lines. */
-async function ciLimit(args: string[], env: Record<string, string> = {}) {
+async function ciLimit(args: string[], env: Record<string, string> = {}, boundMs = 60_000) {
   const out = await within(
     new Deno.Command("bash", {
       args: ["scripts/ci_limit.sh", ...args],
@@ -20,7 +21,7 @@ async function ciLimit(args: string[], env: Record<string, string> = {}) {
       stderr: "piped",
     })
       .output(),
-    60_000,
+    boundMs,
     `ci_limit.sh ${args.join(" ")}`,
   );
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
@@ -54,6 +55,27 @@ Deno.test("ci_limit.sh kills a run past its limit, names the file, test and step
 
     const sleeper = Number(await Deno.readTextFile(pidFile));
     assert.ok(sleeper > 0, `the fixture wrote no pid: ${run.text}`);
+    await waitUntil(() => !alive(sleeper), 5_000, `the fixture's sleep (pid ${sleeper}) to be killed with the run`);
+  } finally {
+    await Deno.remove(pidFile);
+  }
+});
+
+Deno.test("ci_limit.sh kills a --parallel run past its limit, names the test Deno reported running for over a minute, and fails", async () => {
+  // Deno prints a test of a parallel run only once it ended, and names one still running only after a minute.
+  const pidFile = await Deno.makeTempFile({ prefix: "trellis-ci-limit-" });
+  try {
+    const run = await ciLimit(
+      ["70", Deno.execPath(), "test", "-A", "--parallel", FIXTURE],
+      { HANG_PID_FILE: pidFile },
+      120_000,
+    );
+    assert.equal(run.code, 1, run.text);
+    assert.ok(run.lines.includes("CI limit of 70 s reached: the test run was killed."), run.text);
+    assert.ok(run.lines.includes("Still running: a test that never ends"), run.text);
+    assert.ok(run.lines.includes(`Last result from: ./${FIXTURE}`), run.text);
+    assert.equal(run.lines.at(-1), "1 passed, 2 failed", "the passing test, the failing one and the one killed");
+    const sleeper = Number(await Deno.readTextFile(pidFile));
     await waitUntil(() => !alive(sleeper), 5_000, `the fixture's sleep (pid ${sleeper}) to be killed with the run`);
   } finally {
     await Deno.remove(pidFile);
