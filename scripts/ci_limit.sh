@@ -48,33 +48,32 @@ if { [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; } && grep -q 'timeout: send
     fi
     [ -z "${running[0]}" ] || echo "Last result from: ${running[0]}"
     # Top-level results only: a step's line holds its test's name and " ... " once more.
-    passed=$(grep -cE '^\./[^ ]+ => ([^.]|\.[^.]|\.\.[^.])* \.\.\. ok' "$log")
-    failed=$(grep -cE '^\./[^ ]+ => ([^.]|\.[^.]|\.\.[^.])* \.\.\. FAILED' "$log")
-    echo "${passed} passed, $((failed + 1)) failed"
-    exit 1
-  fi
-  # Tests run one after another: a test that started shows as "<name> ..." (steps indented) until a line
-  # "<name> ... ok|FAILED|ignored" ends it.
-  mapfile -t running < <(awk '
-    { sub(/timeout: sending signal.*$/, "") }
-    function name_of(line) { sub(/^ +/, "", line); sub(/ \.\.\.( .*)?$/, "", line); return line }
-    /^running [0-9]+ tests? from / { file = $0; sub(/^running [0-9]+ tests? from /, "", file); test = ""; step = ""; next }
-    /^[^ ].* \.\.\. *$/ { test = name_of($0); step = ""; next }
-    /^ +.* \.\.\. *$/ { step = name_of($0); next }
-    /^[^ ].* \.\.\. (ok|FAILED|ignored)/ { if (name_of($0) == test) { test = ""; step = "" }; next }
-    /^ +.* \.\.\. (ok|FAILED|ignored)/ { if (name_of($0) == step) step = ""; next }
-    END { print file; print test; print step }
-  ' "$log")
-  if [ -z "${running[0]}" ]; then
-    echo "No test file had started."
+    result='^\./[^ ]+ => ([^.]|\.[^.]|\.\.[^.])* \.\.\. '
   else
-    echo "Still running: ${running[0]}"
-    echo "  test: ${running[1]:-(none: the file was between tests)}"
-    [ -z "${running[2]}" ] || echo "  step: ${running[2]}"
+    # Tests run one after another: a test that started shows as "<name> ..." (steps indented) until a line
+    # "<name> ... ok|FAILED|ignored" ends it.
+    mapfile -t running < <(awk '
+      { sub(/timeout: sending signal.*$/, "") }
+      function name_of(line) { sub(/^ +/, "", line); sub(/ \.\.\.( .*)?$/, "", line); return line }
+      /^running [0-9]+ tests? from / { file = $0; sub(/^running [0-9]+ tests? from /, "", file); test = ""; step = ""; next }
+      /^[^ ].* \.\.\. *$/ { test = name_of($0); step = ""; next }
+      /^ +.* \.\.\. *$/ { step = name_of($0); next }
+      /^[^ ].* \.\.\. (ok|FAILED|ignored)/ { if (name_of($0) == test) { test = ""; step = "" }; next }
+      /^ +.* \.\.\. (ok|FAILED|ignored)/ { if (name_of($0) == step) step = ""; next }
+      END { print file; print test; print step }
+    ' "$log")
+    if [ -z "${running[0]}" ]; then
+      echo "No test file had started."
+    else
+      echo "Still running: ${running[0]}"
+      echo "  test: ${running[1]:-(none: the file was between tests)}"
+      [ -z "${running[2]}" ] || echo "  step: ${running[2]}"
+    fi
+    # Top-level results only: steps are indented.
+    result='^[^ ].* \.\.\. '
   fi
-  # Top-level results only: steps are indented.
-  passed=$(grep -cE '^[^ ].* \.\.\. ok' "$log")
-  failed=$(grep -cE '^[^ ].* \.\.\. FAILED' "$log")
+  passed=$(grep -cE "${result}ok" "$log")
+  failed=$(grep -cE "${result}FAILED" "$log")
   echo "${passed} passed, $((failed + 1)) failed"
   exit 1
 fi
