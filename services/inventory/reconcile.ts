@@ -1,6 +1,13 @@
 import type { Database, Queryable } from "@trellis/platform/db";
 import { type Check, defineCheck } from "@trellis/platform/reconcile";
-import { askEach, type CheckWindow, endedOrder, type OrderLookup, ScanCursor, windowOf } from "../shared/reconcile.ts";
+import {
+  type CheckWindow,
+  endedOrder,
+  type OrderLookup,
+  rowsOfEndedOrders,
+  ScanCursor,
+  windowOf,
+} from "../shared/reconcile.ts";
 import * as queries from "./queries.ts";
 import { release } from "./store.ts";
 
@@ -29,22 +36,16 @@ export function inventoryChecks(db: () => Database, order: OrderLookup, window: 
       name: "reserved-for-ended-order",
       description: "stock RESERVED for an order that is CANCELLED or unknown",
       async find(signal) {
-        const [afterAt, afterOrderId] = cursor.after;
-        const rows = await queries.settledReservations(db(), {
-          graceMs: w.graceMs,
-          lookbackMs: w.lookbackMs,
-          limit: w.limit,
-          afterAt,
-          afterOrderId,
-        });
-        cursor.advance(rows, w.limit, (r) => [r.updated_at_text, r.order_id]);
-        const seen = await askEach(rows, signal, async (r, s) => ({
-          id: r.order_id,
-          ended: await endedOrder(order, r.order_id, w.graceMs, s),
-        }));
-        return seen.filter((s) => s.ended).map((s) => ({
-          subject: s.id,
-          detail: `stock RESERVED for an order ${s.ended}`,
+        const found = await rowsOfEndedOrders(
+          (page) => queries.settledReservations(db(), page),
+          cursor,
+          w,
+          order,
+          signal,
+        );
+        return found.map(({ row, ended }) => ({
+          subject: row.order_id,
+          detail: `stock RESERVED for an order ${ended}`,
         }));
       },
       async repair(drift, signal) {

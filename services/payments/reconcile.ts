@@ -1,6 +1,13 @@
 import type { Database } from "@trellis/platform/db";
 import { type Check, defineCheck } from "@trellis/platform/reconcile";
-import { askEach, type CheckWindow, endedOrder, type OrderLookup, ScanCursor, windowOf } from "../shared/reconcile.ts";
+import {
+  type CheckWindow,
+  endedOrder,
+  type OrderLookup,
+  rowsOfEndedOrders,
+  ScanCursor,
+  windowOf,
+} from "../shared/reconcile.ts";
 import { handleRefund } from "./commands.ts";
 import type { PaymentProvider } from "./provider.ts";
 import * as queries from "./queries.ts";
@@ -27,23 +34,11 @@ export function paymentsChecks(
       name: "charge-for-ended-order",
       description: "SUCCEEDED charges for an order that is CANCELLED or unknown",
       async find(signal) {
-        const [afterAt, afterOrderId] = cursor.after;
-        const rows = await queries.settledCharges(db(), {
-          graceMs: w.graceMs,
-          lookbackMs: w.lookbackMs,
-          limit: w.limit,
-          afterAt,
-          afterOrderId,
-        });
-        cursor.advance(rows, w.limit, (r) => [r.updated_at_text, r.order_id]);
-        const seen = await askEach(rows, signal, async (r, s) => ({
-          r,
-          ended: await endedOrder(order, r.order_id, w.graceMs, s),
-        }));
-        return seen.filter((s) => s.ended).map(({ r, ended }) => ({
-          subject: r.order_id,
-          detail: `charge of ${Number(r.amount_cents)} cents SUCCEEDED for an order ${ended}`,
-          ended: ended!,
+        const found = await rowsOfEndedOrders((page) => queries.settledCharges(db(), page), cursor, w, order, signal);
+        return found.map(({ row, ended }) => ({
+          subject: row.order_id,
+          detail: `charge of ${Number(row.amount_cents)} cents SUCCEEDED for an order ${ended}`,
+          ended,
         }));
       },
       async repair(drift, signal) {

@@ -149,3 +149,35 @@ export async function endedOrder(
   if (o.status === "CANCELLED" && Date.now() - Date.parse(o.updatedAt) >= graceMs) return "CANCELLED";
   return undefined;
 }
+
+/** The bounds a paged scan of rows with an order id queries (generated query parameters; see {@linkcode ScanCursor}). */
+export interface ScanPage {
+  graceMs: number;
+  lookbackMs: number;
+  limit: number;
+  afterAt: string | null;
+  afterOrderId: string | null;
+}
+
+/**
+ * The next page of a scan for rows kept for an order (a reservation, a charge) whose order has ended: reads the page
+ * after `cursor` with `read`, moves the cursor on, asks the orders service about each row's order
+ * ({@linkcode endedOrder}) and answers the rows whose order ended, each with how.
+ */
+export async function rowsOfEndedOrders<R extends { order_id: string; updated_at_text: string }>(
+  read: (page: ScanPage) => Promise<R[]>,
+  cursor: ScanCursor,
+  window: Required<CheckWindow>,
+  order: OrderLookup,
+  signal: AbortSignal,
+): Promise<{ row: R; ended: string }[]> {
+  const [afterAt, afterOrderId] = cursor.after;
+  const { graceMs, lookbackMs, limit } = window;
+  const rows = await read({ graceMs, lookbackMs, limit, afterAt, afterOrderId });
+  cursor.advance(rows, limit, (r) => [r.updated_at_text, r.order_id]);
+  const seen = await askEach(rows, signal, async (row, s) => ({
+    row,
+    ended: await endedOrder(order, row.order_id, graceMs, s),
+  }));
+  return seen.flatMap(({ row, ended }) => ended ? [{ row, ended }] : []);
+}
