@@ -1,7 +1,8 @@
 import { BinaryReader, type WireType } from "@bufbuild/protobuf/wire";
 
 /**
- * An attribute value as OTLP carries it, flattened to JSON (64-bit integers become numbers, bytes hex).
+ * An attribute value as OTLP carries it, flattened to JSON: a 64-bit integer becomes a number, or its exact decimal
+ * string when it lies outside ±(2^53 - 1) where a number would round it; bytes become hex.
  *
  * @example Read a span's status code attribute
  * ```ts
@@ -54,6 +55,13 @@ function fields(bytes: Uint8Array, each: (no: number, r: BinaryReader, type: Wir
     const [no, type] = r.tag();
     if (each(no, r, type) === false) r.skip(type, no);
   }
+}
+
+/** A 64-bit integer attribute: a number when exact as one, else its decimal string. */
+function integer(value: bigint | string | number): number | string {
+  if (typeof value === "number") return value;
+  const n = BigInt(value);
+  return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
 }
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -179,7 +187,7 @@ function anyValue(bytes: Uint8Array): AttributeValue {
         value = r.bool();
         break;
       case 3:
-        value = Number(r.int64());
+        value = integer(r.int64());
         break;
       case 4:
         value = r.double();
@@ -252,7 +260,7 @@ function jsonValue(v: Json): AttributeValue {
   if (!v || typeof v !== "object") return null;
   if ("stringValue" in v) return String(v.stringValue);
   if ("boolValue" in v) return Boolean(v.boolValue);
-  if ("intValue" in v) return Number(v.intValue);
+  if ("intValue" in v) return integer(v.intValue);
   if ("doubleValue" in v) return Number(v.doubleValue);
   if ("arrayValue" in v) return (v.arrayValue?.values ?? []).map(jsonValue);
   if ("kvlistValue" in v) return jsonAttributes(v.kvlistValue?.values);

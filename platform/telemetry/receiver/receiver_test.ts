@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { waitUntil, within } from "../../testing/mod.ts";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { decodeExport } from "./otlp.ts";
 import { startTraceReceiver } from "./receiver.ts";
 
 const child = new URL("./testdata/spans_child.ts", import.meta.url).pathname;
@@ -91,4 +93,46 @@ Deno.test("the store keeps only the last maxTraces traces, evicting the one upda
   send(a);
   send(c);
   assert.deepEqual(receiver.store.traces().map((t) => t.traceId), [c, a]);
+});
+
+Deno.test("a 64-bit integer attribute stays exact: a number within ±(2^53 - 1), its decimal string beyond", () => {
+  const values = { small: -42n, edge: 9007199254740991n, big: 9007199254740993n, negative: -(2n ** 63n) };
+  const expected = { small: -42, edge: 9007199254740991, big: "9007199254740993", negative: "-9223372036854775808" };
+
+  // OTLP's JSON mapping carries int64 as a string.
+  const json = decodeExport(
+    new TextEncoder().encode(JSON.stringify({
+      resourceSpans: [{
+        scopeSpans: [{
+          spans: [{
+            traceId: "a".repeat(32),
+            spanId: "b".repeat(16),
+            name: "x",
+            attributes: Object.entries(values).map(([key, v]) => ({ key, value: { intValue: String(v) } })),
+          }],
+        }],
+      }],
+    })),
+    "application/json",
+  );
+  assert.deepEqual(json[0].attributes, expected);
+
+  // Protobuf: ExportTraceServiceRequest.resource_spans(1).scope_spans(2).spans(2), Span.attributes(9) of
+  // KeyValue{key(1), value(2): AnyValue{int_value(3)}}.
+  const span = new BinaryWriter()
+    .tag(1, WireType.LengthDelimited).bytes(new Uint8Array(16).fill(0xaa))
+    .tag(2, WireType.LengthDelimited).bytes(new Uint8Array(8).fill(0xbb))
+    .tag(5, WireType.LengthDelimited).string("x");
+  for (const [key, v] of Object.entries(values)) {
+    const any = new BinaryWriter().tag(3, WireType.Varint).int64(v).finish();
+    span.tag(9, WireType.LengthDelimited).bytes(
+      new BinaryWriter().tag(1, WireType.LengthDelimited).string(key).tag(2, WireType.LengthDelimited).bytes(any)
+        .finish(),
+    );
+  }
+  const scope = new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(span.finish()).finish();
+  const resource = new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(scope).finish();
+  const body = new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(resource).finish();
+  const proto = decodeExport(body, "application/x-protobuf");
+  assert.deepEqual(proto[0].attributes, expected);
 });
