@@ -16,7 +16,7 @@ import { startCluster } from "../tests/support/cluster.ts";
 import { clusterEnv } from "../tests/support/ports.ts";
 import { ApiClient } from "../tests/e2e/scenarios.ts";
 import { TextLineStream, within } from "@trellis/platform/testing";
-import { cpuMs, rssMb } from "./bench/proc.ts";
+import { cpuMs, processTree, rssMb } from "./bench/proc.ts";
 import { cpuModel, loadavg, median } from "./wrk.ts";
 
 const args = Deno.args;
@@ -104,11 +104,14 @@ if (mode !== "distributed") {
       outside.push((performance.now() - t0) / 1000);
       inside.push(reported);
       await sleep(5_000);
+      // Unless OTEL_DENO is set, dev.ts serves the trace receiver and runs the system in a child process: count both.
+      const tree = await Promise.all((await processTree(child.pid)).map(rssMb));
+      const rss = `${tree.reduce((a, b) => a + b, 0).toFixed(1)} MB (${tree.map((m) => m.toFixed(1)).join(" + ")})`;
       console.log(
         `embedded (${args.includes("--postgres") ? "Postgres" : "PGlite"}) start ${n + 1}: spawn→ready ${
           outside.at(-1)!.toFixed(2)
         } s, dev.ts reports ${reported} s, ` +
-          `RSS 5 s after ready ${(await rssMb(child.pid)).toFixed(1)} MB (load ${await loadavg()})`,
+          `RSS 5 s after ready ${rss} (load ${await loadavg()})`,
       );
     } finally {
       child.kill("SIGTERM");

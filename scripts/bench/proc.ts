@@ -18,3 +18,19 @@ export async function rssMb(pid: number): Promise<number> {
   const kb = status.match(/^VmRSS:\s+(\d+) kB/m)?.[1];
   return kb === undefined ? Number.NaN : Number(kb) / 1024;
 }
+
+/** `pid` and its descendants (from the parent ids in /proc/<pid>/stat), parents first. */
+export async function processTree(pid: number): Promise<number[]> {
+  const parentOf = new Map<number, number>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`).catch(() => "");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (Number.isInteger(ppid)) parentOf.set(Number(entry.name), ppid);
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [child, parent] of parentOf) if (parent === tree[i]) tree.push(child);
+  }
+  return tree;
+}
