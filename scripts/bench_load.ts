@@ -233,10 +233,12 @@ async function runStep(
   const pg0 = await backendCpu(admin, dbNames);
   const peakBacklog: Record<string, number> = {};
   // The services with an outbox (auth and the gateway have none).
-  const outboxes = (await Promise.all(Object.entries(pools).map(async ([s, sql]) => {
-    const [{ has }] = await sql<{ has: boolean }[]>`select to_regclass('outbox') is not null as has`;
-    return has ? [[s, sql] as const] : [];
-  }))).flat();
+  const outboxes = (await Promise.all(
+    Object.entries(pools).map(async ([s, sql]) => {
+      const [{ has }] = await sql<{ has: boolean }[]>`select to_regclass('outbox') is not null as has`;
+      return has ? [[s, sql] as const] : [];
+    }),
+  )).flat();
   const sampleBacklog = async () => {
     await Promise.all(outboxes.map(async ([s, sql]) => {
       const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
