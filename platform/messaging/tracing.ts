@@ -7,8 +7,9 @@ import type { MessageHandler, PubSub } from "./message.ts";
  * the message's (so the consumer's span is its child), each delivery a CONSUMER span `process <topic>` continuing the
  * message's `traceparent`, attributed to the service in scope when `subscribe` was called (`withService`, as
  * `MessageRouter.attach` does). A request is a CLIENT span `request <topic>` lasting until the reply (or the error,
- * a timeout or no responder, recorded with status ERROR); the responder's `process <topic>` span is its child. Spans carry `messaging.system` (`system`), `messaging.destination.name` and
- * `messaging.message.id`; a failed publish or handler sets status ERROR. With tracing off it returns `bus` itself.
+ * a timeout or no responder, recorded with status ERROR); the responder's `process <topic>` span is its child. Spans
+ * carry `messaging.system` (`system`), `messaging.destination.name` and `messaging.message.id`; a failed publish or
+ * handler sets status ERROR. With tracing off it returns `bus` itself.
  *
  * @example Trace an in-memory bus
  * ```ts

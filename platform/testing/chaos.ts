@@ -287,14 +287,17 @@ function exists(pid: number): boolean {
   }
 }
 
-/** Whether every thread of `pid` is stopped (state `T` in /proc); a process that is gone counts as stopped. */
+/**
+ * Whether every thread of `pid` is stopped (state `T` in /proc). A process that is gone or exited (a zombie: a Postgres
+ * backend that ended as its paused postmaster stopped, so nobody reaps it) counts as stopped.
+ */
 function stopped(pid: number): boolean {
   try {
     for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
       const stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
       // The state follows the command name, which is in parentheses and may itself hold spaces or parentheses.
       const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (state !== "T" && state !== "t") return false;
+      if (state !== "T" && state !== "t" && state !== "Z" && state !== "X") return false;
     }
     return true;
   } catch {

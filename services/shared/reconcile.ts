@@ -150,7 +150,7 @@ export async function endedOrder(
   return undefined;
 }
 
-/** The bounds a paged scan of rows with an order id queries (generated query parameters; see {@linkcode ScanCursor}). */
+/** The bounds of one page of a scan of rows with an order id, as the generated queries take them. */
 export interface ScanPage {
   graceMs: number;
   lookbackMs: number;
