@@ -50,10 +50,10 @@ from reservations r cross join lateral jsonb_array_elements(r.items) i
 where r.status = 'RESERVED' and ($1::text[] is null or i ->> 'sku' = any($1::text[]))
 group by 1;
 
--- A page of the RESERVED reservations last changed between lookbackMs and graceMs ago, after (afterAt, afterOrderId)
+-- A page of the RESERVED reservations last changed between lookbackMs and graceMs ago, after (afterAt, afterId)
 -- when set (afterAt: updated_at as the database's text, read back as updated_at_text).
 -- name: settledReservations :many
--- params: graceMs, lookbackMs, limit, afterAt?, afterOrderId?
+-- params: graceMs, lookbackMs, limit, afterAt?, afterId?
 -- nonnull: updated_at_text
 select order_id, updated_at::text as updated_at_text from reservations where status = 'RESERVED'
   and updated_at <= now() - $1::double precision * interval '1 millisecond'

@@ -179,7 +179,7 @@ export async function settledReservations(
     lookbackMs: number;
     limit: string | number | bigint;
     afterAt: string | null;
-    afterOrderId: string | null;
+    afterId: string | null;
   },
   options?: QueryOptions,
 ): Promise<SettledReservationsRow[]> {
@@ -188,7 +188,7 @@ export async function settledReservations(
     params.lookbackMs,
     params.limit,
     params.afterAt,
-    params.afterOrderId,
+    params.afterId,
   ], options);
 }
 

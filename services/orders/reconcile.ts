@@ -69,23 +69,6 @@ export function ordersPeers(
   };
 }
 
-/** A page of the CONFIRMED orders last changed between `lookbackMs` and `graceMs` ago, after `cursor`. */
-async function settledConfirmed(
-  db: Database,
-  w: Required<CheckWindow>,
-  cursor: ScanCursor,
-): Promise<queries.SettledConfirmedOrdersRow[]> {
-  const [afterAt, afterId] = cursor.after;
-  const rows = await queries.settledConfirmedOrders(db, {
-    graceMs: w.graceMs,
-    lookbackMs: w.lookbackMs,
-    limit: w.limit,
-    afterAt,
-    afterId,
-  });
-  return cursor.advance(rows, w.limit, (r) => [r.updated_at_text, r.id]);
-}
-
 /**
  * The orders service's reconciliation checks. Orders owns the saga, so it owns the repairs that finish or undo one:
  *
@@ -103,6 +86,9 @@ async function settledConfirmed(
  */
 export function ordersChecks(db: () => Database, peers: OrdersPeers, window: CheckWindow = {}): Check[] {
   const w = windowOf(window);
+  // A page of the CONFIRMED orders last changed between lookbackMs and graceMs ago, after `cursor`.
+  const settledConfirmed = (cursor: ScanCursor) =>
+    cursor.page(w, (p) => queries.settledConfirmedOrders(db(), p), (r) => [r.updated_at_text, r.id]);
   const confirmedAgainstPeer = (
     name: string,
     what: "reservation" | "charge",
@@ -115,7 +101,7 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
       name,
       description: `CONFIRMED orders whose ${what} is missing or not ${expected}`,
       async find(signal) {
-        const rows = await settledConfirmed(db(), w, cursor);
+        const rows = await settledConfirmed(cursor);
         const seen = await askEach(rows, signal, async (r, s) => ({ r, peer: await lookup(r.id, s) }));
         return seen.filter(({ peer }) => peer?.status !== expected).map(({ r, peer }) => ({
           subject: r.id,
@@ -197,7 +183,7 @@ export function ordersChecks(db: () => Database, peers: OrdersPeers, window: Che
       name: "confirmed-without-receipt",
       description: "CONFIRMED orders with no receipt in the notifications service",
       async find(signal) {
-        const rows = await settledConfirmed(db(), w, receiptCursor);
+        const rows = await settledConfirmed(receiptCursor);
         const seen = await askEach(rows, signal, async (r, s) => ({ r, has: await peers.hasReceipt(r.id, s) }));
         return seen.filter(({ has }) => !has).map(({ r }) => ({
           subject: r.id,

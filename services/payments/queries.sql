@@ -26,10 +26,10 @@ update payments set status = 'REFUNDED', reason = $2, refund_ref = $3, updated_a
 
 -- The reconciliation check (services/payments/reconcile.ts) and the management route (services/payments/admin.ts).
 
--- A page of the SUCCEEDED charges last changed between lookbackMs and graceMs ago, after (afterAt, afterOrderId)
+-- A page of the SUCCEEDED charges last changed between lookbackMs and graceMs ago, after (afterAt, afterId)
 -- when set (afterAt: updated_at as the database's text, read back as updated_at_text).
 -- name: settledCharges :many
--- params: graceMs, lookbackMs, limit, afterAt?, afterOrderId?
+-- params: graceMs, lookbackMs, limit, afterAt?, afterId?
 -- nonnull: updated_at_text
 select order_id, amount_cents, updated_at::text as updated_at_text from payments where status = 'SUCCEEDED'
   and updated_at <= now() - $1::double precision * interval '1 millisecond'

@@ -113,7 +113,7 @@ export async function settledCharges(
     lookbackMs: number;
     limit: string | number | bigint;
     afterAt: string | null;
-    afterOrderId: string | null;
+    afterId: string | null;
   },
   options?: QueryOptions,
 ): Promise<SettledChargesRow[]> {
@@ -122,7 +122,7 @@ export async function settledCharges(
     params.lookbackMs,
     params.limit,
     params.afterAt,
-    params.afterOrderId,
+    params.afterId,
   ], options);
 }
 

@@ -59,22 +59,38 @@ export async function askEach<T, R>(
  * by `(updated_at, id)`) and start over after the last page, instead of looking at the same oldest rows each time.
  */
 export class ScanCursor {
+  /**
+   * Where the last page ended, `[updated_at, id]`; unset to start from the beginning of the window. The time is the
+   * database's own text (`updated_at::text`, bound back as `$n::text::timestamptz`): a `Date`, which the driver makes
+   * of anything bound as a timestamp, would drop its microseconds and read rows twice.
+   */
   #after: [string, string] | undefined;
 
   /**
-   * The bounds to query after: `[updated_at, id]`, or nulls to start from the beginning of the window. The time is
-   * the database's own text (`updated_at::text`, bound back as `$n::text::timestamptz`): a `Date`, which the driver
-   * makes of anything bound as a timestamp, would drop its microseconds and read rows twice.
+   * Reads the next page of the window with `read` (a generated query taking {@linkcode ScanPage}) and records where it
+   * ended, `key` giving a row's `[updated_at text, id]`: a short page means the end was reached, so the next scan
+   * starts over.
    */
-  get after(): [string | null, string | null] {
-    return this.#after ?? [null, null];
-  }
-
-  /** Records the page just read: a short page means the end was reached, so the next scan starts over. */
-  advance<R>(rows: R[], limit: number, key: (row: R) => [string, string]): R[] {
+  async page<R>(
+    window: Required<CheckWindow>,
+    read: (page: ScanPage) => Promise<R[]>,
+    key: (row: R) => [string, string],
+  ): Promise<R[]> {
+    const [afterAt, afterId] = this.#after ?? [null, null];
+    const { graceMs, lookbackMs, limit } = window;
+    const rows = await read({ graceMs, lookbackMs, limit, afterAt, afterId });
     this.#after = rows.length < limit ? undefined : key(rows[rows.length - 1]);
     return rows;
   }
+}
+
+/** The bounds of one page of a scan ({@linkcode ScanCursor.page}), as the generated queries take them. */
+export interface ScanPage {
+  graceMs: number;
+  lookbackMs: number;
+  limit: number;
+  afterAt: string | null;
+  afterId: string | null;
 }
 
 /** How far back and how many rows a check looks at, and how old a record must be before it counts as drift. */
@@ -150,15 +166,6 @@ export async function endedOrder(
   return undefined;
 }
 
-/** The bounds of one page of a scan of rows with an order id, as the generated queries take them. */
-export interface ScanPage {
-  graceMs: number;
-  lookbackMs: number;
-  limit: number;
-  afterAt: string | null;
-  afterOrderId: string | null;
-}
-
 /**
  * The next page of a scan for rows kept for an order (a reservation, a charge) whose order has ended: reads the page
  * after `cursor` with `read`, moves the cursor on, asks the orders service about each row's order
@@ -171,13 +178,10 @@ export async function rowsOfEndedOrders<R extends { order_id: string; updated_at
   order: OrderLookup,
   signal: AbortSignal,
 ): Promise<{ row: R; ended: string }[]> {
-  const [afterAt, afterOrderId] = cursor.after;
-  const { graceMs, lookbackMs, limit } = window;
-  const rows = await read({ graceMs, lookbackMs, limit, afterAt, afterOrderId });
-  cursor.advance(rows, limit, (r) => [r.updated_at_text, r.order_id]);
+  const rows = await cursor.page(window, read, (r) => [r.updated_at_text, r.order_id]);
   const seen = await askEach(rows, signal, async (row, s) => ({
     row,
-    ended: await endedOrder(order, row.order_id, graceMs, s),
+    ended: await endedOrder(order, row.order_id, window.graceMs, s),
   }));
   return seen.flatMap(({ row, ended }) => ended ? [{ row, ended }] : []);
 }
