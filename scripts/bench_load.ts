@@ -174,6 +174,13 @@ async function main() {
       `bench:load mode=${opts.mode} cpu=${await cpuModel()} cores=${navigator.hardwareConcurrency} ` +
         `postgres fsync=${fsync} synchronous_commit=${sync}`,
     );
+    // The databases whose outbox backlog is sampled (auth and the gateway have none).
+    const outboxes: Outboxes = (await Promise.all(
+      Object.entries(pools).map(async ([s, sql]) => {
+        const [{ has }] = await sql<{ has: boolean }[]>`select to_regclass('outbox') is not null as has`;
+        return has ? [[s, sql] as const] : [];
+      }),
+    )).flat();
     // One user places every order: stock enough for the whole ladder, so no saga is cancelled for want of tea.
     await pools.inventory`update products set stock = 100000000 where sku = 'tea-sencha'`;
     let api = await ApiClient.login(target.endpoints);
@@ -205,7 +212,7 @@ async function main() {
     const steps: StepFigures[] = [];
     for (const rate of opts.rates) {
       api = await ApiClient.login(target.endpoints); // a fresh token per step: user tokens live 15 minutes
-      const step = await runStep(rate, api, target, pools, admin, dbNames, opts);
+      const step = await runStep(rate, api, target, pools, outboxes, admin, dbNames, opts);
       steps.push(step);
       console.log(formatStep(step));
       if (step.stop) break;
@@ -217,11 +224,15 @@ async function main() {
   }
 }
 
+/** Each service whose database has an outbox, with its pool. */
+type Outboxes = (readonly [string, postgres.Sql])[];
+
 async function runStep(
   rate: number,
   api: ApiClient,
   target: Target,
   pools: Record<string, postgres.Sql>,
+  outboxes: Outboxes,
   admin: postgres.Sql,
   dbNames: string[],
   opts: ReturnType<typeof parseArgs>,
@@ -232,13 +243,6 @@ async function runStep(
   const cpu0 = await Promise.all(target.pids.map((p) => cpuMs(p.pid)));
   const pg0 = await backendCpu(admin, dbNames);
   const peakBacklog: Record<string, number> = {};
-  // The services with an outbox (auth and the gateway have none).
-  const outboxes = (await Promise.all(
-    Object.entries(pools).map(async ([s, sql]) => {
-      const [{ has }] = await sql<{ has: boolean }[]>`select to_regclass('outbox') is not null as has`;
-      return has ? [[s, sql] as const] : [];
-    }),
-  )).flat();
   const sampleBacklog = async () => {
     await Promise.all(outboxes.map(async ([s, sql]) => {
       const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
